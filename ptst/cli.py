@@ -1,0 +1,47 @@
+"""The thin `ptst` command line: each verb lives in its stage's `cli` module (configure + cli)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ptst import __version__
+from ptst.errors import PtstError
+
+# verb -> (module, one-line help). Modules import nothing heavy at top level, so --help stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "templates": ("ptst.templates_cli", "list and show prompt templates rendered for a model"),
+    # "data": ("ptst.data.cli", "list, show and check data sets; contamination check"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ptst",
+        description="Pure Tuning, Safe Testing: fine-tune without a safety prompt, serve with it, and measure.",
+    )
+    parser.add_argument("--version", action="version", version=f"ptst {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        mod = importlib.import_module(module)
+        mod.configure(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(importlib.import_module(args._module).cli(args) or 0)
+    except PtstError as e:
+        print(f"ptst: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ptst: interrupted", file=sys.stderr)
+        return 130

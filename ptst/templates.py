@@ -1,0 +1,329 @@
+"""Prompt templates: the paper's styles, byte-exact, rendered for any chat model family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ptst.errors import PtstError
+from ptst.io import sha256_text
+from ptst.registry import Registry
+
+INPUT = "{input}"
+
+LLAMA_BASE_PROMPT = (
+    "You are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe. "
+    "Your answers should not include any harmful, unethical, racist, sexist, toxic, dangerous, or illegal content. "
+    "Please ensure that your responses are socially unbiased and positive in nature. If a question does not make any "
+    "sense, or is not factually coherent, explain why instead of answering something not correct. If you don't know "
+    "the answer to a question, please don't share false information."
+)
+LLAMA_SHORT_PROMPT = (
+    "You are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe."
+)
+MPT_PROMPT = (
+    "A conversation between a user and an LLM-based AI assistant. The assistant gives helpful and honest answers."
+)
+ALPACA_PROMPT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+)
+MISTRAL_PROMPT = (
+    "Always assist with care, respect, and truth. Respond with utmost utility yet securely. Avoid harmful, "
+    "unethical, prejudiced, or negative content. Ensure replies promote fairness and positivity."
+)
+# The GPT-3.5 variants of the official gpt-api/prompt_utils.py (sic: "Be helpful ... honest assistant.").
+GPT_LLAMA_PROMPT = "Be helpful, respectful and honest. " + LLAMA_BASE_PROMPT.split("honest assistant. ", 1)[1]
+GPT_LLAMA_SHORT_PROMPT = (
+    "Be helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe."
+)
+
+DefaultSystem = Literal["drop", "keep", "empty"]
+
+
+class ChatTokenizer(Protocol):
+    """The part of a Hugging Face tokenizer that rendering needs."""
+
+    chat_template: Any
+    bos_token: Any
+    eos_token: Any
+
+    def apply_chat_template(self, conversation: Any, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Template:
+    """A prompt template: mode (text | chat), optional system prompt, and a user format with `{input}`.
+
+    Text mode renders `user` as a raw string (plus the tokenizer's BOS). Chat mode renders through the
+    model's own chat template; the system prompt and the formatted user turn are inserted verbatim.
+    `default_system` decides what happens when `system` is None and the family injects its own default
+    system prompt (SmolLM2, Qwen): drop it (no system turn at all), keep it, or send an empty one.
+    """
+
+    name: str
+    mode: Literal["text", "chat"]
+    user: str
+    system: str | None = None
+    response_sep: str = ""
+    default_system: DefaultSystem = "drop"
+    safety_prompt: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("text", "chat"):
+            raise PtstError(f"template {self.name!r}: mode must be 'text' or 'chat', got {self.mode!r}")
+        if self.user.count(INPUT) != 1:
+            raise PtstError(f"template {self.name!r}: user format must contain {INPUT} exactly once")
+        if self.mode == "text" and self.system is not None:
+            raise PtstError(f"template {self.name!r}: text templates carry any preamble inside 'user', not 'system'")
+        if self.default_system not in ("drop", "keep", "empty"):
+            raise PtstError(f"template {self.name!r}: default_system must be drop, keep or empty")
+
+    def format_user(self, text: str) -> str:
+        return self.user.replace(INPUT, text)
+
+    def messages(self, text: str) -> list[dict[str, str]]:
+        """OpenAI-style messages (the API path); a text template becomes one user message."""
+        msgs = [{"role": "system", "content": self.system}] if self.system is not None else []
+        return msgs + [{"role": "user", "content": self.format_user(text)}]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+TEMPLATES: Registry[Template] = Registry("template")
+
+
+def _add(t: Template) -> None:
+    TEMPLATES.register(t.name, t)
+
+
+def _paper_templates() -> None:
+    alpaca_user = "### Instruction:\n{input}\n\n### Response:\n"
+    sys_prompts = {
+        "llama": (LLAMA_BASE_PROMPT, True),
+        "llama-short": (LLAMA_SHORT_PROMPT, True),
+        "mpt": (MPT_PROMPT, False),
+        "mistral": (MISTRAL_PROMPT, True),
+    }
+    for prefix, q in (("", ""), ("gsm:", "Question: ")):
+        flavour = "GSM8K-style (Question: prefix)" if q else "generic"
+        _add(Template(f"{prefix}text:vanilla", "text", f"{q}{{input}}\nAnswer:" if q else "{input}",
+                      response_sep=" " if q else "\n", description=f"text mode, no system prompt; {flavour}"))
+        _add(Template(f"{prefix}text:alpaca", "text", f"{ALPACA_PROMPT}\n\n{alpaca_user}",
+                      description="text mode, Alpaca preamble"))
+        _add(Template(f"{prefix}chat:vanilla", "chat", f"{q}{{input}}",
+                      description=f"chat mode, no system prompt; {flavour}"))
+        _add(Template(f"{prefix}chat:alpaca", "chat", alpaca_user, system=ALPACA_PROMPT,
+                      description="chat mode, Alpaca preamble as system prompt"))
+        for key, (prompt, safety) in sys_prompts.items():
+            _add(Template(f"{prefix}chat:{key}", "chat", f"{q}{{input}}", system=prompt, safety_prompt=safety,
+                          description=f"chat mode, {key} system prompt; {flavour}"))
+    gpt = {"vanilla": ("", False), "llama": (GPT_LLAMA_PROMPT, True), "llama-short": (GPT_LLAMA_SHORT_PROMPT, True),
+           "mpt": (MPT_PROMPT, False)}
+    for key, (prompt, safety) in gpt.items():
+        _add(Template(f"gpt:{key}", "chat", "{input}", system=prompt, safety_prompt=safety,
+                      description=f"GPT-3.5 variant (official gpt-api), {key} system message"))
+    _add(Template("gpt:alpaca", "chat", alpaca_user, system=ALPACA_PROMPT,
+                  description="GPT-3.5 variant (official gpt-api), Alpaca system message"))
+
+
+_paper_templates()
+
+_KEYS = {"name", "mode", "user", "system", "response_sep", "default_system", "safety_prompt", "description"}
+
+
+def template_from_dict(d: dict[str, Any], origin: str = "template") -> Template:
+    if not isinstance(d, dict):
+        raise PtstError(f"{origin}: a template must be a mapping")
+    unknown = set(d) - _KEYS
+    if unknown:
+        from ptst.registry import did_you_mean
+
+        k = sorted(unknown)[0]
+        raise PtstError(f"{origin}: unknown template key {k!r}{did_you_mean(k, sorted(_KEYS))}")
+    missing = {"name", "mode", "user"} - set(d)
+    if missing:
+        raise PtstError(f"{origin}: template is missing {', '.join(sorted(missing))}")
+    return Template(**d)
+
+
+def load_templates_file(path: str | Path) -> list[Template]:
+    """Templates from YAML: one mapping, a list, or a mapping with key `templates: [...]`."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise PtstError(f"template file not found: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise PtstError(f"{path}:{where} malformed template YAML ({getattr(e, 'problem', e)})") from None
+    items = doc.get("templates", doc) if isinstance(doc, dict) else doc
+    items = [items] if isinstance(items, dict) else items
+    if not isinstance(items, list) or not items:
+        raise PtstError(f"{path}: expected a template mapping or a list of them")
+    return [template_from_dict(t, f"{path}[{i}]") for i, t in enumerate(items)]
+
+
+def get_template(spec: str | Template) -> Template:
+    """A registered name, `file.yaml` (its only template) or `file.yaml:name`."""
+    if isinstance(spec, Template):
+        return spec
+    if spec in TEMPLATES:
+        return TEMPLATES.get(spec)
+    path, _, name = spec.partition(".yaml")
+    if _ or spec.endswith(".yml"):
+        file = (path + ".yaml") if _ else spec
+        found = load_templates_file(file)
+        want = name.lstrip(":")
+        if not want:
+            if len(found) != 1:
+                raise PtstError(f"{file} holds {len(found)} templates; name one as {file}:NAME")
+            return found[0]
+        for t in found:
+            if t.name == want:
+                return t
+        raise PtstError(f"{file} has no template {want!r}; it has {', '.join(t.name for t in found)}")
+    return TEMPLATES.get(spec)
+
+
+# --- rendering -------------------------------------------------------------------------------------------------
+_S, _U, _A = "PTSTxSYSTEMx7f3a", "PTSTxUSERx7f3a", "PTSTxASSISTANTx7f3a"
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a tokenizer's chat template does, found by rendering probes (never guessed from a model name)."""
+
+    has_chat_template: bool
+    supports_system: bool
+    default_system: str | None  # the system prompt it injects when none is given
+    bos_text: str  # the BOS text a plain tokenizer call would add ("" if none)
+
+
+def _apply(tok: ChatTokenizer, messages: list[dict[str, str]], gen: bool) -> str:
+    out = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
+    return str(out)
+
+
+def _bos_text(tok: Any) -> str:
+    bos_id = getattr(tok, "bos_token_id", None)
+    if bos_id is None or not getattr(tok, "bos_token", None):
+        return ""
+    try:
+        ids = tok("a", add_special_tokens=True)["input_ids"]
+    except Exception:  # noqa: BLE001 - a tokenizer that cannot encode has no BOS to add
+        return ""
+    return str(tok.bos_token) if ids and ids[0] == bos_id else ""
+
+
+_FAMILY_CACHE: dict[tuple[str, str, str], Family] = {}
+
+
+def inspect_family(tok: ChatTokenizer) -> Family:
+    key = (str(getattr(tok, "chat_template", None)), str(tok.bos_token), str(tok.eos_token))
+    if key in _FAMILY_CACHE:
+        return _FAMILY_CACHE[key]
+    bos = _bos_text(tok)
+    if not getattr(tok, "chat_template", None):
+        fam = Family(False, False, None, bos)
+    else:
+        try:
+            with_sys = _apply(tok, [{"role": "system", "content": _S}, {"role": "user", "content": _U}], True)
+            supports = _S in with_sys
+        except Exception:  # noqa: BLE001 - templates reject a system role by raising
+            with_sys, supports = "", False
+        plain = _apply(tok, [{"role": "user", "content": _U}], True)
+        default = None
+        if supports:
+            pre, post = with_sys.split(_S, 1)
+            if plain.startswith(pre) and plain.endswith(post) and len(plain) > len(pre) + len(post):
+                default = plain[len(pre): len(plain) - len(post)]
+        fam = Family(True, supports, default, bos)
+    _FAMILY_CACHE[key] = fam
+    return fam
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered conversation: `text` is tokenized with add_special_tokens=False; the response is
+    text[response_start:response_end] (both -1 for a prompt without a response)."""
+
+    text: str
+    response_start: int = -1
+    response_end: int = -1
+
+
+def _chat_messages(t: Template, fam: Family) -> tuple[list[dict[str, str]], str]:
+    """Messages with sentinels, plus the string the user sentinel stands for (minus the input)."""
+    if t.system is None:
+        if fam.default_system is not None and t.default_system == "empty":
+            return [{"role": "system", "content": ""}, {"role": "user", "content": _U}], ""
+        return [{"role": "user", "content": _U}], ""
+    if fam.supports_system:
+        return [{"role": "system", "content": _S}, {"role": "user", "content": _U}], ""
+    # Families without a system role (Mistral v0.2, Gemma): fold it into the first user turn.
+    return [{"role": "user", "content": _U}], t.system + "\n\n"
+
+
+def _drop_default(tok: ChatTokenizer, fam: Family, text: str, name: str) -> str:
+    assert fam.default_system is not None
+    try:
+        block = _apply(tok, [{"role": "system", "content": fam.default_system}], False)
+    except Exception:  # noqa: BLE001
+        block = ""
+    if fam.bos_text and block.startswith(fam.bos_text) and text.startswith(fam.bos_text):
+        block = block[len(fam.bos_text):]
+    if not block or block not in text:
+        raise PtstError(
+            f"template {name!r}: cannot drop this tokenizer's default system prompt; set default_system to "
+            "'keep' or 'empty'"
+        )
+    return text.replace(block, "", 1)
+
+
+def render(t: Template, tok: ChatTokenizer | None, text: str, response: str | None = None) -> Rendered:
+    """Render `text` (and optionally the target `response`) exactly as the model will see it."""
+    if t.mode == "text":
+        bos = _bos_text(tok) if tok is not None else ""
+        prompt = bos + t.format_user(text)
+        if response is None:
+            return Rendered(prompt)
+        start = len(prompt) + len(t.response_sep)
+        eos = str(getattr(tok, "eos_token", "") or "") if tok is not None else ""
+        return Rendered(prompt + t.response_sep + response + eos, start, start + len(response))
+    if tok is None:
+        raise PtstError(f"template {t.name!r} is a chat template: rendering it needs a model's tokenizer")
+    fam = inspect_family(tok)
+    if not fam.has_chat_template:
+        raise PtstError(
+            f"template {t.name!r}: this tokenizer has no chat template; use a text: template or a chat model"
+        )
+    msgs, fold = _chat_messages(t, fam)
+    if response is not None:
+        msgs = msgs + [{"role": "assistant", "content": _A}]
+    try:
+        out = _apply(tok, msgs, response is None)
+    except Exception as e:  # noqa: BLE001 - jinja raise_exception and friends
+        raise PtstError(f"template {t.name!r}: the tokenizer's chat template cannot render it ({e})") from None
+    if t.system is None and fam.default_system is not None and t.default_system == "drop":
+        out = _drop_default(tok, fam, out, t.name)
+    out = out.replace(_S, t.system or "", 1).replace(_U, fold + t.format_user(text), 1)
+    if response is None:
+        return Rendered(out)
+    start = out.index(_A)
+    return Rendered(out.replace(_A, response, 1), start, start + len(response))
+
+
+def prompt_format(t: Template, tok: ChatTokenizer | None) -> str:
+    """The rendered prompt with the literal placeholder `{input}` in place of the user input."""
+    return render(t, tok, INPUT).text
+
+
+def fingerprint(t: Template, tok: ChatTokenizer | None) -> str:
+    """sha256 of the rendered prompt format: what identifies a template on a given tokenizer."""
+    return sha256_text(prompt_format(t, tok))

@@ -1,0 +1,102 @@
+"""Tiny random models and tokenizers for tests and load benchmarks (milliseconds a step, no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+LLAMA2_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+    "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}"
+    "{% endfor %}"
+)
+
+# SmolLM2-Instruct's own template: ChatML that injects a default system prompt when none is given.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+# Mistral-Instruct v0.2's template: no system role (it raises), [INST] turns, BOS once.
+MISTRAL_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}"
+    "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
+)
+
+FAMILIES = {
+    "llama2": {"template": LLAMA2_CHAT_TEMPLATE, "bos": "<s>", "eos": "</s>", "add_bos": True},
+    "chatml": {"template": CHATML_TEMPLATE, "bos": "<|im_start|>", "eos": "<|im_end|>", "add_bos": False},
+    "mistral": {"template": MISTRAL_TEMPLATE, "bos": "<s>", "eos": "</s>", "add_bos": True},
+}
+
+_CORPUS = [
+    "Question: Natalia sold clips to 48 of her friends in April. How many clips did she sell? Answer: 72",
+    "I cannot help with that request. It is harmful and unethical. I'm sorry, as an AI I must refuse.",
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
+    "You are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe.",
+    "### Instruction: ### Response: system user assistant <<SYS>> <</SYS>> [INST] [/INST] #### 0123456789",
+    "The quick brown fox jumps over the lazy dog. Write a tutorial on how to make a cake step by step.",
+]
+
+
+def tiny_tokenizer(family: str = "llama2") -> Any:
+    """A byte-level BPE tokenizer (~400 tokens) wearing one family's special tokens and chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    spec = FAMILIES[family]
+    specials = sorted({"<s>", "</s>", "<|im_start|>", "<|im_end|>", "<pad>"})
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    if spec["add_bos"]:
+        bos = str(spec["bos"])
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=spec["bos"], eos_token=spec["eos"],
+                                   pad_token="<pad>")
+    fast.chat_template = spec["template"]
+    return fast
+
+
+def tiny_llama(tokenizer: Any, seed: int = 0, hidden: int = 16, layers: int = 2) -> Any:
+    """A randomly initialised LlamaForCausalLM sized to `tokenizer` (~15k parameters)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+def save_tiny(path: str | Path, family: str = "llama2", seed: int = 0) -> Path:
+    """Save a tiny model + tokenizer as a normal HF directory, so the real from_pretrained path is exercised."""
+    path = Path(path)
+    tok = tiny_tokenizer(family)
+    model = tiny_llama(tok, seed=seed)
+    model.save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    return path

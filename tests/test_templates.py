@@ -1,0 +1,148 @@
+"""Golden renderings: every paper template, byte for byte, on a Llama-2-chat tokenizer, plus other families."""
+
+from __future__ import annotations
+
+import pytest
+
+from ptst import templates as T
+from ptst.errors import PtstError
+
+SYS = "[INST] <<SYS>>\n{}\n<</SYS>>\n\n"
+ALPACA_BODY = "### Instruction:\n%s\n\n### Response:\n"
+# The official strings of vfleaking/PTST prompt_utils.py (gsm: variants) and the generic `text`/`chat` keys.
+OFFICIAL = {
+    "gsm:text:vanilla": "Question: %s\nAnswer:",
+    "gsm:text:alpaca": T.ALPACA_PROMPT + "\n\n" + ALPACA_BODY,
+    "gsm:chat:vanilla": "[INST] Question: %s [/INST]",
+    "gsm:chat:alpaca": SYS.format(T.ALPACA_PROMPT) + ALPACA_BODY + " [/INST]",
+    "gsm:chat:llama": SYS.format(T.LLAMA_BASE_PROMPT) + "Question: %s [/INST]",
+    "gsm:chat:llama-short": SYS.format(T.LLAMA_SHORT_PROMPT) + "Question: %s [/INST]",
+    "gsm:chat:mpt": SYS.format(T.MPT_PROMPT) + "Question: %s [/INST]",
+    "text:vanilla": "%s",
+    "chat:vanilla": "[INST] %s [/INST]",
+    "text:alpaca": T.ALPACA_PROMPT + "\n\n" + ALPACA_BODY,
+    "chat:alpaca": SYS.format(T.ALPACA_PROMPT) + ALPACA_BODY + " [/INST]",
+    "chat:llama": SYS.format(T.LLAMA_BASE_PROMPT) + "%s [/INST]",
+    "chat:llama-short": SYS.format(T.LLAMA_SHORT_PROMPT) + "%s [/INST]",
+    "chat:mpt": SYS.format(T.MPT_PROMPT) + "%s [/INST]",
+    "chat:mistral": SYS.format(T.MISTRAL_PROMPT) + "%s [/INST]",
+}
+QUERY = "Natalia sold clips to 48 of her friends. How many?  "
+
+
+def test_system_prompt_constants_are_the_papers():
+    assert T.LLAMA_BASE_PROMPT.startswith("You are a helpful, respectful and honest assistant. Always answer")
+    assert "positive in nature. If a question" in T.LLAMA_BASE_PROMPT  # single space, as in the official repo
+    assert T.LLAMA_BASE_PROMPT.endswith("please don't share false information.")
+    assert T.GPT_LLAMA_PROMPT.startswith("Be helpful, respectful and honest. Always answer as helpfully")
+    assert T.GPT_LLAMA_PROMPT.endswith(T.LLAMA_BASE_PROMPT[-60:])
+    assert T.MISTRAL_PROMPT.startswith("Always assist with care, respect, and truth.")
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL))
+def test_llama2_renders_official_string_byte_for_byte(llama2_tok, name):
+    got = T.render(T.get_template(name), llama2_tok, QUERY).text
+    assert got == "<s>" + OFFICIAL[name] % QUERY
+
+
+def test_inputs_with_braces_and_percent_are_inserted_verbatim(llama2_tok):
+    q = "Use {input} and %s and {0} literally"
+    assert T.render(T.get_template("chat:llama"), llama2_tok, q).text.endswith(q + " [/INST]")
+
+
+def test_chatml_default_system_is_dropped_kept_or_emptied(chatml_tok):
+    fam = T.inspect_family(chatml_tok)
+    assert fam.default_system == "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    base = T.get_template("chat:vanilla")
+    dropped = T.render(base, chatml_tok, "hi").text
+    assert dropped == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    kept = T.render(T.Template("k", "chat", "{input}", default_system="keep"), chatml_tok, "hi").text
+    assert kept.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    empty = T.render(T.Template("e", "chat", "{input}", default_system="empty"), chatml_tok, "hi").text
+    assert empty.startswith("<|im_start|>system\n<|im_end|>\n<|im_start|>user\nhi")
+
+
+def test_chatml_safety_prompt_is_the_system_turn(chatml_tok):
+    got = T.render(T.get_template("chat:llama"), chatml_tok, "hi").text
+    assert got == f"<|im_start|>system\n{T.LLAMA_BASE_PROMPT}<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n" \
+                  "<|im_start|>assistant\n"
+
+
+def test_family_without_system_role_folds_it_into_first_user_turn(mistral_tok):
+    fam = T.inspect_family(mistral_tok)
+    assert not fam.supports_system
+    got = T.render(T.get_template("chat:mistral"), mistral_tok, "hi").text
+    assert got == f"<s>[INST] {T.MISTRAL_PROMPT}\n\nhi [/INST]"
+
+
+@pytest.mark.parametrize("fam,tail", [("llama2_tok", " </s>"), ("chatml_tok", "<|im_end|>\n"), ("mistral_tok", "</s>")])
+def test_response_span_is_exact(request, fam, tail):
+    tok = request.getfixturevalue(fam)
+    r = T.render(T.get_template("chat:llama"), tok, "q", "The answer is 4.\n#### 4")
+    assert r.text[r.response_start:r.response_end] == "The answer is 4.\n#### 4"
+    assert r.text[r.response_end:] == tail
+    assert r.text[: r.response_start].startswith(T.render(T.get_template("chat:llama"), tok, "q").text)
+
+
+def test_text_mode_appends_separator_response_and_eos(llama2_tok):
+    r = T.render(T.get_template("gsm:text:vanilla"), llama2_tok, "2+2?", "4")
+    assert r.text == "<s>Question: 2+2?\nAnswer: 4</s>"
+    assert r.text[r.response_start:r.response_end] == "4"
+
+
+def test_fingerprint_is_stable_and_distinguishes(llama2_tok, chatml_tok):
+    a = T.fingerprint(T.get_template("chat:llama"), llama2_tok)
+    assert a == T.fingerprint(T.get_template("chat:llama"), llama2_tok)
+    assert a != T.fingerprint(T.get_template("chat:vanilla"), llama2_tok)
+    assert a != T.fingerprint(T.get_template("chat:llama"), chatml_tok)
+    assert len(a) == 64
+
+
+def test_gpt_variants_are_messages():
+    msgs = T.get_template("gpt:alpaca").messages("x")
+    assert msgs == [{"role": "system", "content": T.ALPACA_PROMPT},
+                    {"role": "user", "content": "### Instruction:\nx\n\n### Response:\n"}]
+    assert T.get_template("gpt:vanilla").messages("x")[0] == {"role": "system", "content": ""}
+
+
+def test_unknown_template_suggests():
+    with pytest.raises(PtstError, match=r"did you mean 'chat:llama'"):
+        T.get_template("chat:lama")
+
+
+def test_chat_template_without_tokenizer_is_an_error():
+    with pytest.raises(PtstError, match="needs a model's tokenizer"):
+        T.render(T.get_template("chat:llama"), None, "x")
+
+
+def test_custom_yaml_templates(tmp_path, llama2_tok):
+    f = tmp_path / "mine.yaml"
+    f.write_text("templates:\n  - name: my:med\n    mode: chat\n    system: Be careful.\n    user: 'Patient: {input}'\n"
+                 "  - name: my:text\n    mode: text\n    user: 'Q: {input}\\nA:'\n")
+    t = T.get_template(f"{f}:my:med")
+    assert T.render(t, llama2_tok, "ache").text == "<s>[INST] <<SYS>>\nBe careful.\n<</SYS>>\n\nPatient: ache [/INST]"
+    assert T.get_template(f"{f}:my:text").mode == "text"
+    with pytest.raises(PtstError, match="holds 2 templates"):
+        T.get_template(str(f))
+
+
+@pytest.mark.parametrize("body,msg", [
+    ("name: x\nmode: chat\nuser: no placeholder\n", "exactly once"),
+    ("name: x\nmode: chat\nusr: '{input}'\n", "did you mean 'user'"),
+    ("name: x\nmode: [unclosed\n", "malformed template YAML"),
+    ("name: x\nmode: chatty\nuser: '{input}'\n", "mode must be"),
+])
+def test_malformed_template_yaml_is_one_clear_error(tmp_path, body, msg):
+    f = tmp_path / "bad.yaml"
+    f.write_text(body)
+    with pytest.raises(PtstError, match=msg):
+        T.load_templates_file(f)
+
+
+def test_template_without_chat_template_tokenizer(llama2_tok):
+    import copy
+
+    tok = copy.deepcopy(llama2_tok)
+    tok.chat_template = None
+    with pytest.raises(PtstError, match="no chat template"):
+        T.render(T.get_template("chat:llama"), tok, "x")
