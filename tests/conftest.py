@@ -15,7 +15,8 @@ SHARED_DATA = Path(os.environ.get("PTST_SHARED_DATA", REPO.parent / "shared" / "
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Unit tests never touch ~/.cache; slow tests share one cache so the GGUF is dequantised once per run."""
-    monkeypatch.setenv("PTST_CACHE_DIR", os.environ.get("PTST_TEST_CACHE", str(tmp_path_factory.getbasetemp() / "cache")))
+    default = str(tmp_path_factory.getbasetemp() / "cache")
+    monkeypatch.setenv("PTST_CACHE_DIR", os.environ.get("PTST_TEST_CACHE", default))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
 

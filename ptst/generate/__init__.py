@@ -1,0 +1,1 @@
+"""Generation stage: render prompts under a test template and produce answers with a backend."""
