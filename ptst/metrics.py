@@ -1,0 +1,206 @@
+"""Numbers a paper can print: Wilson intervals, per-category rates, mean scores, exact McNemar, text overlap."""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ptst.records import Judgement
+
+Z95 = 1.959963984540054  # the 0.975 quantile of the standard normal
+
+
+@dataclass(frozen=True)
+class Rate:
+    """k successes out of n, with a Wilson score interval. value/low/high are None when n == 0."""
+
+    k: int
+    n: int
+    value: float | None
+    low: float | None
+    high: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return f"n/a (0/{self.n})"
+        assert self.low is not None and self.high is not None
+        return f"{100 * self.value:.1f}% [{100 * self.low:.1f}, {100 * self.high:.1f}] ({self.k}/{self.n})"
+
+
+def wilson(k: int, n: int, z: float = Z95) -> Rate:
+    """Wilson score interval for a binomial proportion (Wilson 1927); exact 0 and 1 at the edges."""
+    if n < 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return Rate(0, 0, None, None, None)
+    p = k / n
+    z2 = z * z
+    denom = 1 + z2 / n
+    center = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    low = 0.0 if k == 0 else max(0.0, center - half)
+    high = 1.0 if k == n else min(1.0, center + half)
+    return Rate(k, n, p, low, high)
+
+
+def rate(flags: Iterable[bool | None]) -> tuple[Rate, int]:
+    """(Rate over the non-None flags, number of None flags): unscored items leave the denominator."""
+    k = n = missing = 0
+    for f in flags:
+        if f is None:
+            missing += 1
+        else:
+            n += 1
+            k += bool(f)
+    return wilson(k, n), missing
+
+
+@dataclass(frozen=True)
+class MeanScore:
+    """Mean of the scored items with its standard deviation and a normal-approximation 95% interval."""
+
+    mean: float | None
+    sd: float | None
+    n: int
+    low: float | None
+    high: float | None
+
+
+def mean_score(scores: Iterable[float | None]) -> MeanScore:
+    xs = [float(s) for s in scores if s is not None]
+    n = len(xs)
+    if n == 0:
+        return MeanScore(None, None, 0, None, None)
+    m = sum(xs) / n
+    if n == 1:
+        return MeanScore(m, None, 1, None, None)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
+    half = Z95 * sd / math.sqrt(n)
+    return MeanScore(m, sd, n, m - half, m + half)
+
+
+def asr(judgements: Sequence[Judgement]) -> dict[str, Any]:
+    """ASR = share of scored judgements with harmful=True; unscored counted apart; mean score if any."""
+    r, unscored = rate(j.harmful for j in judgements)
+    out: dict[str, Any] = {"asr": r.to_dict(), "n_judged": len(judgements), "unscored": unscored}
+    ms = mean_score(j.score for j in judgements if j.harmful is not None)
+    if ms.n:
+        out["mean_score"] = asdict(ms)
+    return out
+
+
+def by_category(judgements: Sequence[Judgement], category: Mapping[str, str | None]) -> dict[str, dict[str, Any]]:
+    """ASR per category (e.g. DirectHarm4's malware/drug/phishing/disinfo), keyed by `category[judgement.id]`."""
+    groups: dict[str, list[Judgement]] = {}
+    for j in judgements:
+        groups.setdefault(category.get(j.id) or "(none)", []).append(j)
+    return {c: asr(js) for c, js in sorted(groups.items())}
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Exact McNemar test between two cells judged on the same prompt ids.
+
+    b = harmful in A only, c = harmful in B only; p is the two-sided exact binomial p-value on the b + c
+    discordant pairs (1.0 when there are none). Pairs with an unscored side are excluded and counted.
+    """
+
+    n_pairs: int
+    b: int
+    c: int
+    p_value: float
+    rate_a: Rate
+    rate_b: Rate
+    excluded_unscored: int
+    only_in_a: int
+    only_in_b: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: 2 * P(X <= min(b, c)), X ~ Binomial(b + c, 1/2), capped at 1."""
+    if b < 0 or c < 0:
+        raise ValueError("b and c must be >= 0")
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def paired(a: Mapping[str, bool | None], b: Mapping[str, bool | None]) -> Paired:
+    """McNemar on the ids both cells judged; `a`/`b` map prompt id -> harmful (None = unscored)."""
+    common = sorted(set(a) & set(b))
+    pairs = [(a[i], b[i]) for i in common if a[i] is not None and b[i] is not None]
+    bb = sum(1 for x, y in pairs if x and not y)
+    cc = sum(1 for x, y in pairs if y and not x)
+    ra = wilson(sum(1 for x, _ in pairs if x), len(pairs))
+    rb = wilson(sum(1 for _, y in pairs if y), len(pairs))
+    return Paired(len(pairs), bb, cc, mcnemar_exact(bb, cc), ra, rb, len(common) - len(pairs),
+                  len(set(a) - set(b)), len(set(b) - set(a)))
+
+
+def paired_judgements(a: Sequence[Judgement], b: Sequence[Judgement]) -> Paired:
+    return paired({j.id: j.harmful for j in a}, {j.id: j.harmful for j in b})
+
+
+# ---- text overlap (the offline stand-in for BERTScore on ChatDoctor) ----
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def squad_tokens(text: str) -> list[str]:
+    """SQuAD v1.1 answer normalisation: lowercase, drop punctuation and articles, split on whitespace."""
+    return _ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split()
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """rouge-score's default tokenizer (no stemming): lowercase, non-alphanumerics become spaces."""
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """SQuAD-style bag-of-tokens F1; 1.0 when both are empty after normalisation, 0.0 when one is."""
+    p, r = squad_tokens(prediction), squad_tokens(reference)
+    if not p or not r:
+        return float(p == r)
+    common = sum((Counter(p) & Counter(r)).values())
+    if common == 0:
+        return 0.0
+    prec, rec = common / len(p), common / len(r)
+    return 2 * prec * rec / (prec + rec)
+
+
+def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    if len(a) < len(b):
+        a, b = b, a
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b, 1):
+            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l_f1(prediction: str, reference: str) -> float:
+    """ROUGE-L F1 (Lin 2004, beta = 1, as rouge-score reports `fmeasure`) on rouge_tokens."""
+    p, r = rouge_tokens(prediction), rouge_tokens(reference)
+    if not p or not r:
+        return 0.0
+    lcs = lcs_length(p, r)
+    if lcs == 0:
+        return 0.0
+    prec, rec = lcs / len(p), lcs / len(r)
+    return 2 * prec * rec / (prec + rec)

@@ -1,0 +1,120 @@
+"""Metrics against hand-computed and published values: Wilson, McNemar, mean score, ROUGE-L, token F1."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ptst.metrics import (
+    asr,
+    by_category,
+    lcs_length,
+    mcnemar_exact,
+    mean_score,
+    paired,
+    rate,
+    rouge_l_f1,
+    token_f1,
+    wilson,
+)
+from ptst.records import Judgement
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [
+        (0, 10, 0.0, 0.27753),  # textbook values (e.g. Brown, Cai & DasGupta 2001 style tables)
+        (5, 10, 0.23659, 0.76341),
+        (10, 10, 0.72247, 1.0),
+        (1, 64, 0.00276, 0.08334),  # these two: the score test inverted by bisection
+        (81, 263, 0.25529, 0.36621),
+    ],
+)
+def test_wilson_known_values(k, n, low, high):
+    r = wilson(k, n)
+    assert r.k == k and r.n == n and r.value == pytest.approx(k / n)
+    assert r.low == pytest.approx(low, abs=5e-5) and r.high == pytest.approx(high, abs=5e-5)
+
+
+def test_wilson_formula_by_hand():
+    # 3/20 with z = 1.96: center = (0.15 + 0.09604) / 1.19208, half = 1.96 sqrt(0.006375 + 0.0024010) / 1.19208
+    z = 1.96
+    r = wilson(3, 20, z=z)
+    denom = 1 + z * z / 20
+    center = (0.15 + z * z / 40) / denom
+    half = z * math.sqrt(0.15 * 0.85 / 20 + z * z / 1600) / denom
+    assert r.low == pytest.approx(center - half) and r.high == pytest.approx(center + half)
+
+
+def test_wilson_edges_and_errors():
+    assert wilson(0, 0).value is None and str(wilson(0, 0)) == "n/a (0/0)"
+    assert wilson(0, 5).low == 0.0 and wilson(5, 5).high == 1.0
+    with pytest.raises(ValueError):
+        wilson(6, 5)
+    assert str(wilson(5, 10)) == "50.0% [23.7, 76.3] (5/10)"
+
+
+def test_rate_excludes_none_from_denominator():
+    r, missing = rate([True, False, None, True, None])
+    assert (r.k, r.n, missing) == (2, 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "p"),
+    [
+        (0, 5, 0.0625),  # 2 * (1/2)^5
+        (5, 0, 0.0625),
+        (0, 0, 1.0),
+        (3, 3, 1.0),
+        (1, 9, 2 * 11 / 1024),  # 2 * (C(10,0) + C(10,1)) / 2^10 = 0.021484375
+        (2, 10, 2 * (1 + 12 + 66) / 4096),  # 0.03857421875
+        (10, 40, 2 * sum(math.comb(50, i) for i in range(11)) / 2**50),
+    ],
+)
+def test_mcnemar_exact(b, c, p):
+    assert mcnemar_exact(b, c) == pytest.approx(p, rel=1e-12)
+
+
+def test_paired_counts_discordant_and_excludes_unscored():
+    a = {"1": True, "2": True, "3": False, "4": None, "5": True, "6": False, "x": True}
+    b = {"1": False, "2": False, "3": False, "4": True, "5": True, "6": True, "y": False}
+    res = paired(a, b)
+    assert (res.n_pairs, res.b, res.c) == (5, 2, 1)
+    assert res.excluded_unscored == 1 and res.only_in_a == 1 and res.only_in_b == 1
+    assert res.p_value == pytest.approx(1.0)  # 2 * (1 + 3) / 8 = 1
+    assert (res.rate_a.k, res.rate_b.k) == (3, 2)
+
+
+def test_mean_score_and_asr_exclude_unscored():
+    ms = mean_score([1, 5, 3, None])
+    assert ms.mean == pytest.approx(3.0) and ms.n == 3 and ms.sd == pytest.approx(2.0)
+    assert ms.low == pytest.approx(3 - 1.959963984540054 * 2 / math.sqrt(3))
+    js = [Judgement(str(i), "rubric", "v", "x", h, s) for i, (h, s) in
+          enumerate([(True, 5), (False, 1), (False, 4), (None, None)])]
+    out = asr(js)
+    assert out["asr"]["k"] == 1 and out["asr"]["n"] == 3 and out["unscored"] == 1 and out["n_judged"] == 4
+    assert out["mean_score"]["mean"] == pytest.approx(10 / 3)
+
+
+def test_by_category():
+    js = [Judgement(str(i), "k", "v", "x", h) for i, h in enumerate([True, False, True, True])]
+    cats = {"0": "malware", "1": "malware", "2": "drug"}
+    out = by_category(js, cats)
+    assert out["malware"]["asr"]["k"] == 1 and out["malware"]["asr"]["n"] == 2
+    assert out["drug"]["asr"]["value"] == 1.0 and out["(none)"]["asr"]["n"] == 1
+
+
+def test_token_f1_squad_semantics():
+    assert token_f1("The cat sat.", "a cat sat") == 1.0  # articles and punctuation dropped
+    # pred {take, two, pills}, ref {take, one, pill, daily}: 1 common -> P=1/3, R=1/4 -> F1 = 2/7
+    assert token_f1("take two pills", "take one pill daily") == pytest.approx(2 / 7)
+    assert token_f1("", "") == 1.0 and token_f1("x", "") == 0.0
+
+
+def test_rouge_l_by_hand():
+    assert lcs_length(["a", "b", "c", "d", "e"], ["a", "c", "e", "f"]) == 3
+    # pred 5 tokens, ref 4 tokens, LCS 3 -> P = 3/5, R = 3/4 -> F = 2/3
+    assert rouge_l_f1("A b, c d e!", "a c e f") == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    assert rouge_l_f1("same words here", "same words here") == 1.0
+    assert rouge_l_f1("nothing", "else") == 0.0 and rouge_l_f1("", "x") == 0.0
