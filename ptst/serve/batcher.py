@@ -1,0 +1,143 @@
+"""Dynamic batching: a bounded queue drained by one worker thread into `Backend.generate` calls.
+
+Requests arriving within `max_wait_s` of the first waiting one (up to `max_batch`) share a forward pass; requests
+with different decoding settings are grouped and run as separate calls, oldest group first.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from ptst.generate.base import Backend, Completion, Decoding, PromptItem
+
+log = logging.getLogger("ptst.serve")
+
+
+class QueueFull(Exception):
+    """The queue holds `max_queue` requests already; `retry_after` is an estimate in whole seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"queue full, retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class Closing(Exception):
+    """The server is shutting down and admits no new work."""
+
+
+@dataclass
+class Job:
+    item: PromptItem
+    decoding: Decoding
+    future: Future[Completion] = field(default_factory=Future)
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    items: int = 0
+    seconds_ewma: float = 0.0  # smoothed wall time of one generate call, for Retry-After
+    largest: int = 0
+
+
+class Batcher:
+    """Thread-safe: `submit` from any thread (the event loop), one daemon thread runs the backend."""
+
+    def __init__(self, backend: Backend, max_batch: int = 16, max_wait_s: float = 0.01, max_queue: int = 256) -> None:
+        self.backend = backend
+        self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
+        self.stats = BatchStats()
+        self._queue: deque[Job] = deque()
+        self._cv = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def queued(self) -> int:
+        with self._cv:
+            return len(self._queue)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ptst-batcher", daemon=True)
+            self._thread.start()
+
+    def submit(self, item: PromptItem, decoding: Decoding) -> Job:
+        """Admit a request or raise QueueFull / Closing at once (never blocks the caller)."""
+        job = Job(item, decoding)
+        with self._cv:
+            if self._closing:
+                raise Closing("server is shutting down")
+            if len(self._queue) >= self.max_queue:
+                raise QueueFull(self._retry_after(len(self._queue)))
+            self._queue.append(job)
+            self._cv.notify()
+        return job
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Stop admitting work, finish everything already queued, then stop the worker."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _retry_after(self, queued: int) -> int:
+        batches_ahead = queued // self.max_batch + 1
+        return max(1, min(60, math.ceil(batches_ahead * max(self.stats.seconds_ewma, 0.1))))
+
+    def _take(self) -> list[Job] | None:
+        """Block for a first job, then gather more until the batch is full or `max_wait_s` has passed."""
+        with self._cv:
+            while not self._queue and not self._closing:
+                self._cv.wait()
+            if not self._queue:
+                return None
+            deadline = self._queue[0].enqueued + self.max_wait_s
+            while len(self._queue) < self.max_batch and not self._closing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(left)
+            n = min(self.max_batch, len(self._queue))
+            return [self._queue.popleft() for _ in range(n)]
+
+    def _run(self) -> None:
+        while (jobs := self._take()) is not None:
+            # Requests whose client went away before their batch started are skipped, not generated.
+            live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+            groups: dict[Decoding, list[Job]] = {}
+            for j in live:
+                groups.setdefault(j.decoding, []).append(j)
+            for decoding, group in groups.items():
+                self._generate(decoding, group)
+
+    def _generate(self, decoding: Decoding, group: list[Job]) -> None:
+        start = time.monotonic()
+        try:
+            outs = self.backend.generate([j.item for j in group], decoding)
+            if len(outs) != len(group):
+                raise RuntimeError(f"backend returned {len(outs)} completions for {len(group)} prompts")
+        except Exception as e:  # noqa: BLE001 - one bad batch fails its requests, never the worker
+            log.exception("generate failed for a batch of %d", len(group))
+            for j in group:
+                j.future.set_exception(e)
+            return
+        took = time.monotonic() - start
+        s = self.stats
+        s.batches, s.items, s.largest = s.batches + 1, s.items + len(group), max(s.largest, len(group))
+        s.seconds_ewma = took if s.batches == 1 else 0.8 * s.seconds_ewma + 0.2 * took
+        log.debug("batch of %d in %.3fs (queue %d)", len(group), took, self.queued)
+        for j, out in zip(group, outs, strict=True):
+            j.future.set_result(out)

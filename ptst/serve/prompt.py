@@ -1,0 +1,115 @@
+"""Server-side prompt assembly: the client-system-message policy and multi-turn rendering under the test template.
+
+The rendered prompt always comes from the configured template: its system prompt first, its user format around
+every user turn, the model's own chat template around everything. For a single user message this is
+byte-identical to `ptst.templates.render` (the same text the evaluation stage feeds the model).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ptst.errors import PtstError
+from ptst.records import Message
+from ptst.serve.protocol import invalid
+from ptst.templates import ChatTokenizer, Template, _drop_default, inspect_family, render
+
+_S = "PTSTxSYSTEMx7f3a"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What the model is given: the effective system text (None: no system turn) and alternating turns."""
+
+    system: str | None
+    turns: tuple[Message, ...]
+
+    def messages(self) -> list[Message]:
+        head = [{"role": "system", "content": self.system}] if self.system is not None else []
+        return head + [dict(m) for m in self.turns]
+
+
+def _client_extra(template_system: str | None, texts: list[str]) -> str:
+    """The client's system text minus a copy of the template's own prompt (clients that already send it,
+    like ptst's own OpenAI backend, must not get it twice): prepending is idempotent."""
+    extra = "\n\n".join(texts)
+    if template_system:
+        if extra == template_system:
+            return ""
+        if extra.startswith(template_system + "\n\n"):
+            return extra[len(template_system) + 2:]
+    return extra
+
+
+def apply_policy(t: Template, messages: Sequence[Message], policy: str) -> Conversation:
+    """Merge client system messages into the template's system prompt per `policy` (prepend | reject | ignore).
+
+    prepend: template prompt first, then a blank line, then the client's system text, in one system turn.
+    reject: any client system text (other than an exact copy of the template's prompt) is a 400.
+    ignore: client system messages are dropped.
+    """
+    texts = [m["content"] for m in messages if m["role"] == "system"]
+    turns = tuple(m for m in messages if m["role"] != "system")
+    check_turns(turns)
+    extra = _client_extra(t.system, texts)
+    if not extra or policy == "ignore":
+        return Conversation(t.system, turns)
+    if policy == "reject":
+        raise invalid(f"client system messages are not accepted: this server enforces template {t.name!r} and its "
+                      "system prompt (system policy 'reject')", "messages", "system_message_not_allowed")
+    if t.mode == "text":
+        raise invalid(f"template {t.name!r} is a text template with no system turn to append a client system "
+                      "message to; drop it (or run the server with --system-policy ignore)", "messages",
+                      "system_message_not_allowed")
+    return Conversation(f"{t.system}\n\n{extra}" if t.system else extra, turns)
+
+
+def check_turns(turns: Sequence[Message]) -> None:
+    if not turns:
+        raise invalid("messages must contain at least one user message", "messages")
+    for i, m in enumerate(turns):
+        want = "user" if i % 2 == 0 else "assistant"
+        if m["role"] != want:
+            raise invalid("after system messages, roles must alternate user/assistant starting with user; "
+                          f"turn {i} is {m['role']!r}", "messages")
+    if turns[-1]["role"] != "user":
+        raise invalid("the last message must be from the user (assistant prefill is not supported)", "messages")
+
+
+def render_conversation(t: Template, tok: ChatTokenizer | None, conv: Conversation) -> str:
+    """The exact prompt text (tokenized with add_special_tokens=False) for `conv` under template `t`."""
+    if t.mode == "text":
+        if len(conv.turns) != 1:
+            raise invalid(f"template {t.name!r} is a text template: it renders a single user message, got "
+                          f"{len(conv.turns)} turns", "messages")
+        return render(t, tok, conv.turns[0]["content"]).text
+    if tok is None:
+        raise PtstError(f"template {t.name!r} is a chat template: rendering it needs a model's tokenizer")
+    fam = inspect_family(tok)
+    if not fam.has_chat_template:
+        raise PtstError(f"template {t.name!r}: this tokenizer has no chat template; use a text: template")
+    msgs: list[Message] = []
+    fold = ""
+    if conv.system is None:
+        if fam.default_system is not None and t.default_system == "empty":
+            msgs.append({"role": "system", "content": ""})
+    elif fam.supports_system:
+        msgs.append({"role": "system", "content": _S})
+    else:  # no system role (Mistral v0.2, Gemma): fold it into the first user turn, as `render` does
+        fold = conv.system + "\n\n"
+    fills = {_S: conv.system or ""}
+    for i, m in enumerate(conv.turns):
+        key = f"PTSTx{m['role'].upper()}{i}x7f3a"
+        msgs.append({"role": m["role"], "content": key})
+        fills[key] = (fold if i == 0 else "") + t.format_user(m["content"]) if m["role"] == "user" else m["content"]
+    try:
+        out = str(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
+    except Exception as e:  # noqa: BLE001 - jinja raise_exception and friends
+        raise invalid(f"the model's chat template cannot render this conversation ({e})", "messages") from None
+    if conv.system is None and fam.default_system is not None and t.default_system == "drop":
+        out = _drop_default(tok, fam, out, t.name)
+    # One pass, so text a client wrote that looks like a placeholder is never substituted.
+    pattern = re.compile("|".join(re.escape(k) for k in fills))
+    return pattern.sub(lambda mt: fills[mt.group(0)], out)
