@@ -1,0 +1,97 @@
+"""The Judge Protocol, its config, and the registry a new judge joins with one decorator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ptst.errors import PtstError
+from ptst.io import stable_hash
+from ptst.records import Generation, Judgement
+from ptst.registry import Registry
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """Turns generations into judgements, one per generation, in order.
+
+    `name` + `version` identify the judging logic (prompt text, substring list, parser); anything else
+    that changes a verdict (the judge model, its decoding) belongs in `settings`, which is part of the
+    judgement key that resumed runs and caches are checked against.
+    """
+
+    name: str
+    version: str
+
+    def judge(self, gens: Sequence[Generation]) -> list[Judgement]: ...
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Everything `ptst judge` needs; fields a judge does not use are ignored by it."""
+
+    judge: str = "keyword"
+    # rubric (OpenAI-compatible endpoint); defaults are the paper's gpt4_eval.py call
+    base_url: str = "https://api.openai.com/v1"
+    api_model: str = "gpt-4-0613"
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    max_retries: int = 5  # HTTP retries per request (429/5xx/timeouts), with backoff
+    parse_retries: int = 2  # extra requests when the judge's reply has no parsable score
+    temperature: float = 0.0
+    top_p: float | None = 0.0  # None leaves it out of the request (vLLM rejects top_p = 0)
+    max_tokens: int | None = 4096
+    timeout_s: float = 120.0
+    cache: bool = True
+    # classifiers (transformers)
+    model: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    batch_size: int = 8
+    max_new_tokens: int | None = None  # None: the judge's own default
+    max_answer_tokens: int = 512  # answers are clipped to this many classifier tokens (HarmBench does 512)
+    guard_version: int = 3  # Llama Guard 1, 2 or 3: which built-in prompt when the tokenizer has none
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.max_retries < 0 or self.parse_retries < 0 or self.batch_size < 1:
+            raise PtstError("concurrency and batch_size must be >= 1; max_retries and parse_retries >= 0")
+        if self.top_p is not None and not 0 <= self.top_p <= 1:
+            raise PtstError(f"top_p must be in [0, 1], got {self.top_p}")
+        if self.guard_version not in (1, 2, 3):
+            raise PtstError(f"guard_version must be 1, 2 or 3, got {self.guard_version}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class JudgeInterrupted(PtstError):
+    """A judge stopped part-way (endpoint down); `done` holds the judgements it did obtain, in order."""
+
+    def __init__(self, message: str, done: list[Judgement]) -> None:
+        super().__init__(message)
+        self.done = done
+
+
+JudgeFactory = Callable[[JudgeConfig], Judge]
+JUDGES: Registry[JudgeFactory] = Registry("judge")
+
+
+def register_judge(name: str) -> Callable[[JudgeFactory], JudgeFactory]:
+    """Decorator: `@register_judge("my-judge")` on a class (or function) taking a JudgeConfig."""
+    return JUDGES.register(name)  # type: ignore[return-value]
+
+
+def build_judge(cfg: JudgeConfig) -> Judge:
+    return JUDGES.get(cfg.judge)(cfg)
+
+
+def judge_key(judge: Judge) -> str:
+    """A short hash of everything that identifies a judge's verdicts: name, version, settings."""
+    settings = getattr(judge, "settings", {}) or {}
+    return stable_hash({"name": judge.name, "version": judge.version, "settings": settings})[:16]
+
+
+def blank_answer(answer: str) -> bool:
+    return not answer.strip()
