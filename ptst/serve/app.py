@@ -91,7 +91,7 @@ def _load(cfg: ServeConfig) -> tuple[Any, Any]:
     tok = load_tokenizer(cfg.model)
     # Merged LoRA: the served model is the fine-tuned one, without the adapter's per-layer overhead.
     model = load_model(cfg.model, adapter=cfg.adapter, device=cfg.device, dtype=cfg.dtype, merge=bool(cfg.adapter))
-    return HFBackend(model, tok, batch_size=cfg.max_batch), tok
+    return HFBackend(model, tok, batch_size=cfg.max_batch, progress=False), tok
 
 
 def _context_len(cfg: ServeConfig, backend: Any) -> int | None:

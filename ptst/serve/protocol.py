@@ -57,13 +57,12 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _float(body: dict[str, Any], name: str, lo: float, hi: float, default: float, lo_open: bool = False) -> float:
+def _float(body: dict[str, Any], name: str, lo: float, hi: float, default: float) -> float:
     v = body.get(name)
     if v is None:
         return default
-    if not _is_num(v) or v > hi or v < lo or (lo_open and v == lo):
-        span = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
-        raise invalid(f"{name} must be a number in {span}, got {v!r}", name)
+    if not _is_num(v) or not lo <= v <= hi:
+        raise invalid(f"{name} must be a number in [{lo:g}, {hi:g}], got {v!r}", name)
     return float(v)
 
 
@@ -151,13 +150,15 @@ def parse_chat_request(body: Any, max_new_tokens_limit: int) -> ChatRequest:
     if not isinstance(opts, dict):
         raise invalid("stream_options must be an object", "stream_options")
     _refuse_unsupported(body)
-    return ChatRequest(
-        model=model, messages=messages, max_tokens=max_tokens,
-        temperature=_float(body, "temperature", 0.0, 2.0, 0.0),
-        top_p=_float(body, "top_p", 0.0, 1.0, 1.0, lo_open=True),
-        seed=_int(body, "seed") or 0, stop=_stop(body.get("stop")),
-        stream=stream, include_usage=bool(opts.get("include_usage")),
-    )
+    temperature, top_p = _float(body, "temperature", 0.0, 2.0, 0.0), _float(body, "top_p", 0.0, 1.0, 1.0)
+    seed = _int(body, "seed") or 0
+    if temperature == 0 or top_p == 0:
+        # Greedy (a nucleus of mass 0 is the top token, as the paper's judge call asks): top_p and seed cannot
+        # change the answer, so they are normalised and greedy requests always share a batch.
+        temperature, top_p, seed = 0.0, 1.0, 0
+    return ChatRequest(model=model, messages=messages, max_tokens=max_tokens, temperature=temperature,
+                       top_p=top_p, seed=seed, stop=_stop(body.get("stop")), stream=stream,
+                       include_usage=bool(opts.get("include_usage")))
 
 
 def new_id() -> str:

@@ -67,7 +67,7 @@ def test_reject_and_ignore_policies_over_http(llama2_tok, policy, status):
     (chat(n=2), "n"),
     (chat(temperature=2.5), "temperature"),
     (chat(temperature="hot"), "temperature"),
-    (chat(top_p=0), "top_p"),
+    (chat(top_p=-0.1), "top_p"),
     (chat(top_p=1.5), "top_p"),
     (chat(max_tokens=65), "max_tokens"),
     (chat(max_tokens=0), "max_tokens"),
@@ -99,6 +99,14 @@ def test_accepted_openai_variants(echo_server):
     assert "\n\nD\n<</SYS>>" in items[0].rendered and items[0].rendered.endswith("a\nb [/INST]")
     assert (decoding.max_new_tokens, decoding.stop, decoding.temperature, decoding.top_p, decoding.seed) == (
         5, ("x",), 0.7, 0.9, 3)
+
+
+def test_greedy_requests_are_normalised_so_they_share_a_batch(echo_server):
+    url, backend, _ = echo_server
+    for extra in ({"temperature": 0, "top_p": 0.5, "seed": 7}, {"temperature": 0.9, "top_p": 0}, {}):
+        assert httpx.post(url + URL, json=chat(max_tokens=4, **extra)).status_code == 200
+    assert {d for _, d in backend.calls} == {backend.calls[0][1]}
+    assert backend.calls[0][1].greedy and backend.calls[0][1].top_p == 1.0 and backend.calls[0][1].seed == 0
 
 
 def test_unknown_model_bad_json_and_unknown_route(echo_server, llama2_tok):
