@@ -13,7 +13,7 @@ from ptst.errors import PtstError
 COMMANDS: dict[str, tuple[str, str]] = {
     "templates": ("ptst.templates_cli", "list and show prompt templates rendered for a model"),
     "serve": ("ptst.serve.cli", "serve a model over the OpenAI API with the test template enforced"),
-    # "data": ("ptst.data.cli", "list, show and check data sets; contamination check"),
+    "data": ("ptst.data.cli", "list, show and check data sets; contamination check"),
 }
 
 
