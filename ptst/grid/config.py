@@ -1,0 +1,99 @@
+"""The grid's YAML config as typed frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ptst.errors import PtstError
+
+KINDS = ("safety", "helpfulness", "over-refusal")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """One evaluation set. `kind` decides what is computed: safety → judges (ASR, refusal); helpfulness →
+    `scorer` (gsm8k, arc, chatdoctor); over-refusal → refusal rate on benign prompts (xstest)."""
+
+    data: str
+    kind: str = "safety"
+    split: str | None = None
+    limit: int | None = None
+    scorer: str | None = None
+    max_new_tokens: int | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise PtstError(f"eval {self.data!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind == "helpfulness" and not self.scorer:
+            raise PtstError(f"eval {self.data!r}: a helpfulness eval needs a scorer (gsm8k, arc, chatdoctor)")
+        if self.limit is not None and self.limit < 1:
+            raise PtstError(f"eval {self.data!r}: limit must be >= 1")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.data.replace(":", "-").replace("/", "-")
+
+
+@dataclass(frozen=True)
+class AlignSpec:
+    """Optional safety-alignment stage run before the grid (for models that ship unaligned, like SmolLM2)."""
+
+    safety: str = "safety"
+    n_safety: int = 400
+    benign: str = "gsm8k"
+    benign_split: str = "train"
+    n_benign: int = 400
+    templates: list[str] = field(default_factory=lambda: ["chat:vanilla", "chat:llama"])
+    train: dict[str, Any] = field(default_factory=dict)
+    heldout: str = "strongreject"
+    heldout_limit: int = 64
+    overrefusal: str = "xstest"
+    overrefusal_limit: int = 64
+    decontaminate: list[str] = field(default_factory=lambda: ["advbench", "directharm4", "xstest", "strongreject"])
+
+    def __post_init__(self) -> None:
+        if not self.templates:
+            raise PtstError("align.templates must name at least one template")
+        if self.n_safety < 1:
+            raise PtstError("align.n_safety must be >= 1")
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """One experiment: model (+ alignment), fine-tuning data, the template lists, evaluations, judges, seeds."""
+
+    name: str
+    model: str
+    train_templates: list[str]
+    test_templates: list[str]
+    evals: list[EvalSpec]
+    train: dict[str, Any] = field(default_factory=dict)
+    align: AlignSpec | None = None
+    judges: list[str] = field(default_factory=lambda: ["keyword"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    checkpoints: list[int] = field(default_factory=list)
+    baseline: bool = True
+    decoding: dict[str, Any] = field(default_factory=dict)
+    generate: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None
+    eval_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise PtstError("grid name must be a non-empty name without '/'")
+        if not self.train_templates:
+            raise PtstError("train_templates is empty: name at least one training template")
+        if not self.test_templates:
+            raise PtstError("test_templates is empty: name at least one test template")
+        if not self.evals:
+            raise PtstError("evals is empty: name at least one evaluation set")
+        if not self.seeds:
+            raise PtstError("seeds is empty")
+        labels = [e.label for e in self.evals]
+        if len(set(labels)) != len(labels):
+            raise PtstError(f"two evals share a name: {labels}; give them distinct `name`s")
+        for dup, what in ((self.train_templates, "train_templates"), (self.test_templates, "test_templates")):
+            if len(set(dup)) != len(dup):
+                raise PtstError(f"{what} lists a template twice")

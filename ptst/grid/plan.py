@@ -1,0 +1,75 @@
+"""Expand a GridConfig into cells: training cells (plus the no-fine-tuning baseline) × test templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ptst.errors import PtstError
+from ptst.grid.config import GridConfig
+
+BASE = "base"
+
+
+def slug(template: str) -> str:
+    """A directory-safe name for a template: `gsm:chat:llama` -> `gsm-chat-llama`."""
+    return template.replace(":", "-").replace("/", "-").replace(".yaml", "")
+
+
+@dataclass(frozen=True)
+class EvalCell:
+    train_cell: str
+    train_template: str | None  # None = no fine-tuning
+    test_template: str
+    seed: int
+    checkpoint: int | None = None
+
+    @property
+    def id(self) -> str:
+        step = f"@step-{self.checkpoint}" if self.checkpoint is not None else ""
+        return f"{slug(self.test_template)}{step}"
+
+    @property
+    def path(self) -> str:
+        return f"{self.train_cell}/eval/{self.id}"
+
+
+@dataclass(frozen=True)
+class TrainCell:
+    id: str
+    template: str | None  # None = the baseline (no fine-tuning)
+    seed: int
+    evals: tuple[EvalCell, ...]
+
+
+def expand(cfg: GridConfig) -> list[TrainCell]:
+    cells: list[TrainCell] = []
+    if cfg.baseline:
+        evals = tuple(EvalCell(BASE, None, t, cfg.seeds[0]) for t in cfg.test_templates)
+        cells.append(TrainCell(BASE, None, cfg.seeds[0], evals))
+    for seed in cfg.seeds:
+        for tt in cfg.train_templates:
+            cid = f"{slug(tt)}.s{seed}"
+            evals = [EvalCell(cid, tt, t, seed) for t in cfg.test_templates]
+            evals += [EvalCell(cid, tt, t, seed, step) for step in cfg.checkpoints for t in cfg.test_templates]
+            cells.append(TrainCell(cid, tt, seed, tuple(evals)))
+    return cells
+
+
+def select(cells: list[TrainCell], shard: str | None = None, cell: str | None = None) -> list[TrainCell]:
+    """`--shard i/n` takes every n-th training cell starting at i (0-based); `--cell ID` takes one."""
+    if cell is not None:
+        chosen = [c for c in cells if c.id == cell]
+        if not chosen:
+            from ptst.registry import did_you_mean
+
+            raise PtstError(f"no cell {cell!r} in this grid{did_you_mean(cell, [c.id for c in cells])}")
+        return chosen
+    if shard is None:
+        return cells
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise PtstError(f"--shard must look like i/n (e.g. 0/4), got {shard!r}") from None
+    if not 0 <= i < n:
+        raise PtstError(f"--shard {shard}: need 0 <= i < n")
+    return [c for k, c in enumerate(cells) if k % n == i]
