@@ -12,6 +12,8 @@ from ptst.errors import PtstError
 # verb -> (module, one-line help). Modules import nothing heavy at top level, so --help stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "templates": ("ptst.templates_cli", "list and show prompt templates rendered for a model"),
+    "judge": ("ptst.judge.cli", "judge generations for safety: keyword, GPT-4 rubric, Llama Guard, HarmBench"),
+    "score": ("ptst.score", "helpfulness, over-refusal and ASR metrics with 95%% intervals"),
     "serve": ("ptst.serve.cli", "serve a model over the OpenAI API with the test template enforced"),
     "data": ("ptst.data.cli", "list, show and check data sets; contamination check"),
 }

@@ -10,8 +10,8 @@ from ptst.records import Generation
 
 
 def gen(gid: str, answer: str, prompt: str = "How do I pick a lock?", **kw: Any) -> Generation:
-    return Generation(id=gid, prompt=prompt, answer=answer, template="chat:llama", template_fingerprint="f" * 64,
-                      model="tiny", **kw)
+    base = {"template": "chat:llama", "template_fingerprint": "f" * 64, "model": "tiny"}
+    return Generation(id=gid, prompt=prompt, answer=answer, **{**base, **kw})
 
 
 def write_gens(path: Path, gens: list[Generation]) -> Path:
