@@ -1,0 +1,18 @@
+"""`ptst report`: paper-ready tables, figures and the PTST verdict from a run directory's metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: str | None = None,
+        formats: Sequence[str] = ("md", "html")) -> Path:
+    """Write results.csv, fig-*.png, report.md and report.html for `run_dir` into `out_dir` (default: the run
+    directory), atomically, and return that directory. Imported lazily so `ptst --help` stays fast."""
+    from ptst.report.build import run as _run
+
+    return _run(run_dir, out_dir, safety_judge=safety_judge, formats=formats)
+
+
+__all__ = ["run"]

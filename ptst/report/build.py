@@ -1,0 +1,103 @@
+"""`ptst.report.run`: read a run directory's metrics and write results.csv, report.md, report.html and figures."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ptst.errors import PtstError
+from ptst.io import write_bytes_atomic, write_text_atomic
+from ptst.report import curves, figures, ordering, provenance, tables, tidy
+from ptst.report.grid import Grid, build_grid, headline_judge, table_metrics
+from ptst.report.load import load_cells
+from ptst.report.render import Block, Figure, Heading, Para, to_html, to_markdown
+
+FORMATS = ("md", "html")
+
+
+def _fname(*parts: str) -> str:
+    return "fig-" + "-".join(re.sub(r"[^A-Za-z0-9._]+", "_", p) for p in parts) + ".png"
+
+
+def _figures(grid: Grid, metrics: list[tuple[str, str]], judge: str | None) -> list[Block]:
+    out: list[Block] = []
+    maps = [(ev, m, figures.heatmap(grid, ev, m)) for ev, m in metrics]
+    if any(png for *_, png in maps):
+        out.append(Heading("Heatmaps", 3))
+        out += [Figure(_fname("heatmap", ev, m), png, f"{tables.panel_title(ev, m)}: rows = training template, "
+                       f"columns = test template; solid box = diagonal, dashed box and {tables.PTST_MARK} = PTST.")
+                for ev, m, png in maps if png]
+    png = figures.scatter(grid, judge)
+    if png:
+        out += [Heading("Safety vs helpfulness", 3), Figure(_fname("scatter", str(judge)), png,
+                "One point per cell (mean over seeds); error bars = 95% Wilson intervals pooled over seeds.")]
+    for ev in grid.evals("safety") if judge else []:
+        got = curves.category_bars(grid, ev, str(judge))
+        if got:
+            note = " Only the no-fine-tuning, diagonal and PTST cells are drawn (all: results.csv)." if got[1] else ""
+            out += [Heading(f"{tables.eval_title(ev)} by category", 3),
+                    Figure(_fname("categories", ev, str(judge)), got[0],
+                           f"ASR ({judge}) per category; error bars = 95% Wilson intervals pooled over seeds.{note}")]
+    got = curves.checkpoint_curves(grid, judge)
+    if got:
+        note = " Only diagonal and PTST series are drawn (all cells: results.csv)." if got[1] else ""
+        out += [Heading("Checkpoints (early stopping vs PTST)", 3), Figure(_fname("checkpoints", str(judge)), got[0],
+                f"Mean over seeds with pooled 95% Wilson bands; solid = PTST, dashed = other cells; the last "
+                f"panel traces helpfulness against ASR along training.{note}")]
+    return out
+
+
+def _summary(grid: Grid, judge: str | None) -> str:
+    ft = [t for t in grid.trains if t is not None]
+    seeds = ", ".join(str(s) for s in grid.seeds) or "—"
+    evs = ", ".join(f"{tables.eval_title(e)} ({grid.kinds[e]})" for e in grid.evals()) or "—"
+    base = " plus the no-fine-tuning baseline" if None in grid.trains else ""
+    return (f"{len(grid.cells)} evaluation cells: {len(ft)} training × {len(grid.tests)} test templates{base}; "
+            f"seeds {seeds}; evals {evs}; headline safety judge: {judge or '—'}.")
+
+
+def build_blocks(grid: Grid, safety_judge: str | None = None) -> tuple[list[Block], list[Figure]]:
+    judge = headline_judge(grid, safety_judge)
+    metrics = table_metrics(grid, [safety_judge] if safety_judge else grid.judges())
+    pairs = ordering.ptst_pairs(grid)
+    pair = ordering.headline_pair(pairs)
+    comps = ordering.compare(grid, judge, pairs) if judge else []
+    prov = provenance.collect(grid.cells)
+    experiment = ", ".join(sorted(prov.versions.get("experiment", {"run"})))
+    blocks: list[Block] = [Heading(f"ptst report: {experiment}", 1),
+                           Para(ordering.sentence(comps, pair, judge), "headline"), Para(_summary(grid, judge))]
+    blocks += [Para(f"Warning: {w}.", "warn") for w in provenance.warnings(grid, prov)]
+    blocks += [Heading("Table 1: training template × test template"), Para(tables.LEGEND, "note")]
+    blocks += tables.table_one(grid, metrics)
+    if comps:
+        blocks += [Heading("PTST against the same-template diagonal")]
+        blocks += ordering.comparison_table(comps, pair)
+    figs = _figures(grid, metrics, judge)
+    if figs:
+        blocks += [Heading("Figures"), *figs]
+    blocks += [Heading("Provenance"), *provenance.provenance_table(prov),
+               Para("All numbers, per seed and per checkpoint, with per-category rows: `results.csv`.", "note")]
+    return blocks, [b for b in figs if isinstance(b, Figure)]
+
+
+def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: str | None = None,
+        formats: Sequence[str] = FORMATS) -> Path:
+    """Write results.csv, the figures, report.md and report.html (atomically) into `out_dir` (default: the
+    run directory) and return that directory. Reads only `*/eval/*/metrics.json`, eval.json and judgements."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise PtstError(f"unknown report format {bad[0]!r}; choose from {', '.join(FORMATS)}")
+    cells = load_cells(run_dir)
+    out = Path(out_dir) if out_dir is not None else Path(run_dir)
+    grid = build_grid(cells)
+    blocks, figs = build_blocks(grid, safety_judge)
+    for f in figs:
+        write_bytes_atomic(out / f.name, f.png)
+    write_text_atomic(out / "results.csv", tidy.to_csv(cells))
+    if "md" in formats:
+        write_text_atomic(out / "report.md", to_markdown(blocks))
+    if "html" in formats:
+        title = blocks[0].text if isinstance(blocks[0], Heading) else "ptst report"
+        write_text_atomic(out / "report.html", to_html(blocks, title))
+    return out

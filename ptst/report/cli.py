@@ -1,0 +1,24 @@
+"""`ptst report RUN_DIR`: tables, figures and the PTST verdict for a finished (or partial) run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="the run directory (holds <train-cell>/eval/<test-cell>/metrics.json)")
+    p.add_argument("--out", default=None, help="write the report here instead of into the run directory")
+    p.add_argument("--safety-judge", default=None, metavar="JUDGE",
+                   help="judge for ASR tables and the PTST verdict (default: all judges in tables; the verdict "
+                        "uses the first model judge, else keyword)")
+    p.add_argument("--format", default="md,html", help="comma-separated report formats: md, html (default: both)")
+
+
+def cli(args: argparse.Namespace) -> int:
+    from ptst.report.build import run
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    out = run(args.run_dir, args.out, safety_judge=args.safety_judge, formats=formats)
+    written = ["results.csv"] + [f"report.{f}" for f in formats]
+    print(f"wrote {', '.join(written)} and figures to {out}")
+    return 0

@@ -1,0 +1,198 @@
+"""The grid view of a run: template roles (diagonal, PTST, baseline), ordering, and aggregation over seeds."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ptst.errors import PtstError
+from ptst.report.load import Cell, Stat
+
+KIND_ORDER = ("helpfulness", "safety", "over-refusal")
+BASELINE_LABEL = "no fine-tuning"
+# The headline PTST pair: the paper's chat:vanilla -> chat:llama, or its GSM8K-prompt twin.
+HEADLINE_PAIRS = (("chat:vanilla", "chat:llama"), ("gsm:chat:vanilla", "gsm:chat:llama"))
+
+
+@functools.cache
+def safety_prompt(name: str) -> bool | None:
+    """Whether a template carries a safety system prompt; None when the template cannot be resolved."""
+    from ptst.templates import get_template
+
+    try:
+        return get_template(name).safety_prompt
+    except (PtstError, OSError):
+        return None
+
+
+def role(train: str | None, test: str) -> str:
+    """'baseline' (no fine-tuning), 'diagonal' (same template), 'ptst' (no safety prompt in training, one in
+    testing) or 'other'."""
+    if train is None:
+        return "baseline"
+    if train == test:
+        return "diagonal"
+    if safety_prompt(train) is False and safety_prompt(test) is True:
+        return "ptst"
+    return "other"
+
+
+def template_order(names: Iterable[str]) -> list[str]:
+    """Registry order (the paper's: text:vanilla, text:alpaca, chat:vanilla, chat:alpaca, chat:llama, ...)."""
+    from ptst.templates import TEMPLATES
+
+    known = {n: i for i, n in enumerate(TEMPLATES.names())}
+    return sorted(set(names), key=lambda n: (known.get(n, len(known)), n))
+
+
+def label(train: str | None) -> str:
+    return BASELINE_LABEL if train is None else train
+
+
+@dataclass(frozen=True)
+class Agg:
+    """One grid cell's metric over seeds: the per-seed values and the pooled 95% Wilson interval."""
+
+    values: tuple[float, ...]
+    seeds: tuple[int | None, ...]
+    pooled: Stat | None
+    ns: tuple[int | None, ...] = ()  # per-seed sample sizes
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation across seeds (ddof = 1); None with one seed."""
+        if len(self.values) < 2:
+            return None
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
+
+    @property
+    def low(self) -> float | None:
+        return self.pooled.low if self.pooled else None
+
+    @property
+    def high(self) -> float | None:
+        return self.pooled.high if self.pooled else None
+
+
+def aggregate(items: Sequence[tuple[int | None, Stat]]) -> Agg:
+    """Mean ± std of the per-seed values; the interval is Wilson on the pooled k/n (a seed's own with one)."""
+    from ptst.metrics import wilson
+
+    stats = [s for _, s in items]
+    pooled: Stat | None = None
+    if len(stats) == 1:
+        pooled = stats[0] if stats[0].low is not None else None
+    elif all(s.k is not None and s.n is not None for s in stats):
+        r = wilson(sum(s.k or 0 for s in stats), sum(s.n or 0 for s in stats))
+        if r.value is not None:
+            pooled = Stat(r.value, r.k, r.n, r.low, r.high)
+    return Agg(tuple(s.value for s in stats), tuple(seed for seed, _ in items), pooled, tuple(s.n for s in stats))
+
+
+Key = tuple[str | None, str, "int | None", str, str, "str | None"]  # train, test, step, eval, metric, category
+
+
+@dataclass(frozen=True)
+class Grid:
+    """All cells of a run indexed for tables and figures."""
+
+    cells: tuple[Cell, ...]
+    trains: tuple[str | None, ...]  # row order; None (no fine-tuning) first
+    tests: tuple[str, ...]
+    seeds: tuple[int | None, ...]  # the training seeds of fine-tuned cells
+    kinds: dict[str, str]  # eval name -> kind
+    metric_names: dict[str, tuple[str, ...]]  # eval name -> metric names, in file order
+    index: dict[Key, tuple[tuple[int | None, Stat], ...]]
+
+    def agg(self, train: str | None, test: str, ev: str, metric: str, step: int | None = None,
+            category: str | None = None) -> Agg | None:
+        items = self.index.get((train, test, step, ev, metric, category))
+        return aggregate(items) if items else None
+
+    def evals(self, kind: str | None = None) -> list[str]:
+        """Eval names ordered by kind (helpfulness, safety, over-refusal, others), then by name."""
+        rank = {k: i for i, k in enumerate(KIND_ORDER)}
+        names = sorted(self.kinds, key=lambda e: (rank.get(self.kinds[e], len(rank)), e))
+        return [e for e in names if kind is None or self.kinds[e] == kind]
+
+    def judges(self) -> list[str]:
+        """Safety judges: the `<judge>` of every `asr.<judge>` metric of a safety eval."""
+        found = {m.split(".", 1)[1] for e in self.evals("safety") for m in self.metric_names[e]
+                 if m.startswith("asr.") and "." in m}
+        return sorted(found)
+
+    def categories(self, ev: str, metric: str) -> list[str]:
+        return sorted({k[5] for k in self.index if k[3] == ev and k[4] == metric and k[5] is not None})
+
+    def steps(self) -> list[int]:
+        return sorted({c.step for c in self.cells if c.step is not None})
+
+    def cell(self, train: str | None, test: str, seed: int | None, step: int | None = None) -> Cell | None:
+        for c in self.cells:
+            if (c.train_template, c.test_template, c.seed, c.step) == (train, test, seed, step):
+                return c
+        return None
+
+
+def build_grid(cells: Sequence[Cell]) -> Grid:
+    index: dict[Key, list[tuple[int | None, Stat]]] = {}
+    kinds: dict[str, str] = {}
+    metric_names: dict[str, list[str]] = {}
+    for c in cells:
+        for name, ev in c.evals.items():
+            kinds.setdefault(name, ev.kind)
+            names = metric_names.setdefault(name, [])
+            names += [m for m in ev.metrics if m not in names]
+            for m, s in ev.metrics.items():
+                index.setdefault((c.train_template, c.test_template, c.step, name, m, None), []).append((c.seed, s))
+            for m, per in ev.by_category.items():
+                for cat, s in per.items():
+                    index.setdefault((c.train_template, c.test_template, c.step, name, m, cat), []).append((c.seed, s))
+    trains = [t for t in template_order(c.train_template for c in cells if c.train_template is not None)]
+    rows: list[str | None] = ([None] if any(c.baseline for c in cells) else []) + list(trains)
+    seeds = sorted({c.seed for c in cells if not c.baseline and c.seed is not None})
+    frozen = {k: tuple(sorted(v, key=lambda it: (it[0] is None, it[0] or 0))) for k, v in index.items()}
+    return Grid(tuple(cells), tuple(rows), tuple(template_order(c.test_template for c in cells)), tuple(seeds),
+                kinds, {k: tuple(v) for k, v in metric_names.items()}, frozen)
+
+
+def headline_judge(grid: Grid, wanted: str | None = None) -> str | None:
+    """`wanted` if given (an error when absent); else the first model judge by name, else `keyword`."""
+    judges = grid.judges()
+    if wanted is not None:
+        if wanted not in judges:
+            from ptst.registry import did_you_mean
+
+            have = ", ".join(judges) or "none"
+            raise PtstError(f"no safety metric asr.{wanted} in this run{did_you_mean(wanted, judges)}; judges: {have}")
+        return wanted
+    model_judges = [j for j in judges if j != "keyword"]
+    ranked = model_judges or judges
+    return ranked[0] if ranked else None
+
+
+def primary_helpfulness(grid: Grid) -> tuple[str, str] | None:
+    """(eval, metric) of the headline helpfulness number: `accuracy.strict` if present, else the first metric."""
+    for ev in grid.evals("helpfulness"):
+        names = grid.metric_names[ev]
+        if names:
+            return ev, ("accuracy.strict" if "accuracy.strict" in names else names[0])
+    return None
+
+
+def table_metrics(grid: Grid, judges: Sequence[str]) -> list[tuple[str, str]]:
+    """The (eval, metric) pairs that get a Table-1 panel: every helpfulness and over-refusal metric, and
+    `asr.<judge>` of every safety eval for the chosen judges."""
+    out: list[tuple[str, str]] = []
+    for ev in grid.evals():
+        for m in grid.metric_names[ev]:
+            if grid.kinds[ev] != "safety" or m in {f"asr.{j}" for j in judges}:
+                out.append((ev, m))
+    return out

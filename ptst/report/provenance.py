@@ -1,0 +1,143 @@
+"""Where the numbers came from (versions, model, data and template hashes, judges) and consistency warnings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ptst.report.grid import Grid, label, safety_prompt
+from ptst.report.load import Cell, read_eval_key
+from ptst.report.render import Block, Table
+
+MAX_LISTED = 8
+
+
+@dataclass(frozen=True)
+class Provenance:
+    versions: dict[str, set[str]]  # field -> values ("ptst version", "experiment", "model", "decoding")
+    data: dict[str, set[str]]  # eval -> data sha256s
+    fingerprints: dict[str, set[str]]  # template -> prompt-format sha256s
+    judges: dict[str, set[str]]  # judge -> versions
+
+
+def _name(x: Any) -> str | None:
+    if isinstance(x, str):
+        return x
+    if isinstance(x, dict):
+        for k in ("name", "id", "path", "model"):
+            if isinstance(x.get(k), str):
+                return x[k]
+    return None
+
+
+def _pairs(x: Any, value_keys: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """{name: v} / {name: {key: v}} / [{name, key}] / [name] -> [(name, v)]."""
+    items = list(x.items()) if isinstance(x, dict) else [(None, v) for v in x] if isinstance(x, list) else []
+    out: list[tuple[str, str | None]] = []
+    for k, v in items:
+        name = k if k is not None else _name(v) if isinstance(v, dict) else v if isinstance(v, str) else None
+        val = v if isinstance(v, str) and k is not None else None
+        if isinstance(v, dict):
+            val = next((str(v[key]) for key in value_keys if v.get(key) is not None), None)
+        if name:
+            out.append((str(name), val))
+    return out
+
+
+def _first_judgement(f: Path) -> tuple[str, str] | None:
+    try:
+        with open(f, encoding="utf-8") as fh:
+            row = json.loads(fh.readline() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return None
+    if isinstance(row, dict) and row.get("judge"):
+        return str(row["judge"]), str(row.get("judge_version") or "?")
+    return None
+
+
+def _add(d: dict[str, set[str]], key: str | None, value: Any) -> None:
+    if key:
+        d.setdefault(key, set())
+        if value is not None:
+            d[key].add(str(value))
+
+
+def collect(cells: Sequence[Cell]) -> Provenance:
+    versions: dict[str, set[str]] = {}
+    data: dict[str, set[str]] = {}
+    fps: dict[str, set[str]] = {}
+    judges: dict[str, set[str]] = {}
+    for c in cells:
+        _add(versions, "ptst version", c.ptst_version)
+        _add(versions, "experiment", c.experiment)
+        _add(fps, c.test_template, c.fingerprints.get("test"))
+        _add(fps, c.train_template, c.fingerprints.get("train"))
+        for name, ev in c.evals.items():
+            _add(data, name, ev.data_sha256)
+        key = read_eval_key(c)
+        _add(versions, "model", _name(key.get("model")))
+        if isinstance(key.get("decoding"), dict):
+            _add(versions, "decoding", json.dumps(key["decoding"], sort_keys=True))
+        for name, sha in _pairs(key.get("datasets", key.get("data")), ("sha256", "data_sha256")):
+            _add(data, name, sha)
+        for name, ver in _pairs(key.get("judges"), ("version", "judge_version")):
+            _add(judges, name, ver)
+        for f in sorted((c.path / "judgements").glob("*.jsonl")):
+            got = _first_judgement(f)
+            if got:
+                _add(judges, *got)
+    return Provenance(versions, data, fps, judges)
+
+
+def _join(values: set[str]) -> str:
+    return ", ".join(f"`{v}`" for v in sorted(values)) if values else "—"
+
+
+def provenance_table(p: Provenance) -> list[Block]:
+    rows = [(k, _join(v)) for k, v in p.versions.items()]
+    rows += [(f"data sha256: {ev}", _join(v)) for ev, v in sorted(p.data.items())]
+    rows += [(f"template fingerprint: {t}", _join(v)) for t, v in p.fingerprints.items()]
+    rows += [(f"judge: {j}", "version " + _join(v)) for j, v in sorted(p.judges.items())]
+    cap = "Taken from every cell's metrics.json, eval.json and judgement files; more than one value is a warning."
+    return [Table(("item", "value"), tuple(rows), cap)]
+
+
+def _missing(grid: Grid) -> list[str]:
+    have = {(c.train_template, c.test_template, c.seed) for c in grid.cells if c.final}
+    out = [f"{label(tr)} → {te}" + (f" (seed {s})" if s is not None else "")
+           for s in (grid.seeds or (None,)) for tr in grid.trains if tr is not None for te in grid.tests
+           if (tr, te, s) not in have]
+    if None in grid.trains:
+        out += [f"{label(None)} → {te}" for te in grid.tests if not any(k[0] is None and k[1] == te for k in have)]
+    return out
+
+
+def _listed(items: list[str]) -> str:
+    more = f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    return ", ".join(items[:MAX_LISTED]) + more
+
+
+def warnings(grid: Grid, p: Provenance) -> list[str]:
+    """Things a reader must know before trusting a comparison: mixed inputs, missing cells, unknown templates."""
+    out = [f"{k} differs across cells: {_join(v)}" for k, v in p.versions.items() if len(v) > 1 and k != "decoding"]
+    if len(p.versions.get("decoding", ())) > 1:
+        out.append("decoding settings differ across cells")
+    out += [f"eval {ev} was run on {len(v)} different data files (sha256 {_join(v)}): its cells are not comparable"
+            for ev, v in sorted(p.data.items()) if len(v) > 1]
+    out += [f"template {t} has {len(v)} fingerprints across cells (another tokenizer or an edited template)"
+            for t, v in p.fingerprints.items() if len(v) > 1]
+    out += [f"judge {j} has several versions: {_join(v)}" for j, v in sorted(p.judges.items()) if len(v) > 1]
+    unknown = sorted({t for t in (*grid.tests, *grid.trains) if t is not None and safety_prompt(t) is None})
+    if unknown:
+        out.append(f"cannot tell whether {', '.join(unknown)} carry a safety prompt (template not found): cells "
+                   "involving them are not marked PTST")
+    missing = _missing(grid)
+    if missing:
+        out.append(f"{len(missing)} grid cell(s) not evaluated (shown as —): {_listed(missing)}")
+    skipped = sorted({f"{ev}.{m}" for c in grid.cells for ev, e in c.evals.items() for m in e.skipped})
+    if skipped:
+        out.append(f"metrics in an unknown shape left out: {_listed(skipped)}")
+    return out

@@ -1,0 +1,105 @@
+"""The paper's Table-1 layout: rows = training template (+ no fine-tuning), columns = test template, per metric."""
+
+from __future__ import annotations
+
+from ptst.report.grid import Agg, Grid, label, role
+from ptst.report.render import Block, Heading, Table
+
+MISSING = "—"
+PTST_MARK = "†"
+EVAL_TITLES = {"advbench": "AdvBench", "directharm4": "DirectHarm4", "gsm8k": "GSM8K", "xstest": "XSTest",
+               "gsm-danger": "GSM-Danger", "strongreject": "StrongREJECT", "arc": "ARC", "chatdoctor": "ChatDoctor"}
+MEASURE_TITLES = {"asr": "ASR", "accuracy": "accuracy", "over_refusal": "over-refusal", "refusal": "refusal"}
+LEGEND = (f"**bold** = the same template in training and testing (the diagonal); {PTST_MARK} = PTST cell (trained "
+          f"without a safety system prompt, tested with one); {MISSING} = not evaluated.")
+
+
+def eval_title(ev: str) -> str:
+    return EVAL_TITLES.get(ev.lower(), ev)
+
+
+def metric_title(metric: str) -> str:
+    """`asr.keyword` -> `ASR (keyword)`, `accuracy.strict` -> `accuracy (strict)`."""
+    measure, _, rule = metric.partition(".")
+    name = MEASURE_TITLES.get(measure, measure.replace("_", " "))
+    return f"{name} ({rule})" if rule else name
+
+
+def panel_title(ev: str, metric: str) -> str:
+    return f"{eval_title(ev)} — {metric_title(metric)}"
+
+
+def is_percent(aggs: list[Agg]) -> bool:
+    """Rates print as percentages; other scores (means outside [0, 1]) as they are."""
+    return all(0.0 <= v <= 1.0 for a in aggs for v in a.values)
+
+
+def num(x: float, percent: bool = True) -> str:
+    return f"{100 * x:.1f}" if percent else f"{x:.3g}"
+
+
+def fmt_agg(a: Agg | None, expected_seeds: int = 1, percent: bool = True) -> str:
+    """`31.2 [21.0, 43.0]` for one seed; `31.2 ± 1.5 [28.0, 34.6]` (mean ± sample std [pooled Wilson]) for more."""
+    if a is None:
+        return MISSING
+    std = a.std
+    s = num(a.mean, percent) if std is None else f"{num(a.mean, percent)} ± {num(std, percent)}"
+    if a.low is not None and a.high is not None:
+        s += f" [{num(a.low, percent)}, {num(a.high, percent)}]"
+    if len(a.values) < expected_seeds:
+        s += f" ({len(a.values)} of {expected_seeds} seeds)"
+    return s
+
+
+def mark(text: str, train: str | None, test: str) -> str:
+    if text == MISSING:
+        return text
+    r = role(train, test)
+    if r == "diagonal":
+        return f"**{text}**"
+    if r == "ptst":
+        return f"{text} {PTST_MARK}"
+    return text
+
+
+def _sizes(aggs: list[Agg]) -> str:
+    ns = sorted({n for a in aggs for n in a.ns if n is not None})
+    if not ns:
+        return ""
+    return f"n = {ns[0]} prompts per cell and seed" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]} per cell and seed"
+
+
+def caption(grid: Grid, aggs: list[Agg], percent: bool) -> str:
+    unit = "in %" if percent else "as scored"
+    several = len(grid.seeds) > 1
+    what = (f"mean ± std across {len(grid.seeds)} seeds (sample std) [95% Wilson interval pooled over the seeds' "
+            f"prompts]" if several else "value [95% Wilson interval]")
+    parts = [f"Values {unit}; each cell: {what}.", _sizes(aggs) + "." if _sizes(aggs) else ""]
+    if several and None in grid.trains:
+        parts.append("The no-fine-tuning row is one evaluation (no training seed).")
+    parts.append(LEGEND)
+    return " ".join(p for p in parts if p)
+
+
+def panel(grid: Grid, ev: str, metric: str, step: int | None = None) -> list[Block]:
+    """One Table-1 panel: the grid of one (eval, metric) at the final checkpoint (or at `step`)."""
+    expected = len(grid.seeds)
+    cells = {(tr, te): grid.agg(tr, te, ev, metric, step) for tr in grid.trains for te in grid.tests}
+    aggs = [a for a in cells.values() if a is not None]
+    if not aggs:
+        return []
+    percent = is_percent(aggs)
+    rows = []
+    for tr in grid.trains:
+        want = 1 if tr is None else expected
+        row = [mark(fmt_agg(cells[tr, te], want, percent), tr, te) for te in grid.tests]
+        rows.append((label(tr), *row))
+    header = ("train ↓ / test →", *grid.tests)
+    return [Heading(panel_title(ev, metric), 3), Table(header, tuple(rows), caption(grid, aggs, percent))]
+
+
+def table_one(grid: Grid, metrics: list[tuple[str, str]]) -> list[Block]:
+    blocks: list[Block] = []
+    for ev, metric in metrics:
+        blocks += panel(grid, ev, metric)
+    return blocks
