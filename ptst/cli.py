@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("ptst.score", "helpfulness, over-refusal and ASR metrics with 95%% intervals"),
     "serve": ("ptst.serve.cli", "serve a model over the OpenAI API with the test template enforced"),
     "data": ("ptst.data.cli", "list, show and check data sets; contamination check"),
+    "report": ("ptst.report.cli", "tables, figures and the PTST verdict (results.csv, report.md, report.html)"),
 }
 
 
