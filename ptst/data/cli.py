@@ -46,7 +46,7 @@ def _list(args: argparse.Namespace) -> int:
     from ptst.data import DATASETS
     from ptst.data.sources import find_local
 
-    out = []
+    out: list[dict[str, Any]] = []
     for name in DATASETS:
         spec = DATASETS.get(name)
         files = spec.all_files()
@@ -106,10 +106,10 @@ def _show(args: argparse.Namespace) -> int:
 
 def check_files(names: list[str], data_dir: str | None) -> list[dict[str, Any]]:
     """One record per registered file: ok / mismatch / unpinned (no pinned sha256) / missing."""
-    from ptst.data import DATASETS, EXTRA_FILES
+    from ptst.data import DATASETS, EXTRA_FILES, FileSpec
     from ptst.data.sources import file_sha256, find_local
 
-    files = {}
+    files: dict[str, FileSpec] = {}
     for name in names or list(DATASETS):
         for f in DATASETS.get(name).all_files():
             files.setdefault(f.path, f)

@@ -75,7 +75,7 @@ def verify(path: Path, f: FileSpec) -> str:
     if f.sha256 is not None and got != f.sha256:
         raise PtstError(
             f"checksum mismatch: {path} has sha256 {got}, expected {f.sha256} (a different or modified file; "
-            f"delete it to re-download, see `ptst data check`, or load your copy as a custom file, e.g. csv:{path})"
+            "delete it to re-download, see `ptst data check`, or load a modified copy as jsonl:/json:/csv:PATH)"
         )
     return got
 
