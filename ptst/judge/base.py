@@ -21,8 +21,11 @@ class Judge(Protocol):
     judgement key that resumed runs and caches are checked against.
     """
 
-    name: str
-    version: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
 
     def judge(self, gens: Sequence[Generation]) -> list[Judgement]: ...
 
@@ -39,7 +42,7 @@ class JudgeConfig:
     concurrency: int = 8
     max_retries: int = 5  # HTTP retries per request (429/5xx/timeouts), with backoff
     parse_retries: int = 2  # extra requests when the judge's reply has no parsable score
-    temperature: float = 0.0
+    temperature: float | None = 0.0  # None leaves it out (some reasoning models accept no temperature)
     top_p: float | None = 0.0  # None leaves it out of the request (vLLM rejects top_p = 0)
     max_tokens: int | None = 4096
     timeout_s: float = 120.0

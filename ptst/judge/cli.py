@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ptst.judge.base import JudgeConfig
 
 BUILTIN = ["keyword", "keyword-prefix", "rubric", "llama-guard", "harmbench"]
 
@@ -18,6 +23,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     api.add_argument("--concurrency", type=int, default=8)
     api.add_argument("--max-retries", type=int, default=5, help="HTTP retries per request (429/5xx/timeouts)")
     api.add_argument("--parse-retries", type=int, default=2, help="re-asks when a reply has no '#thescore: N'")
+    api.add_argument("--temperature", default="0", help="temperature sent (paper: 0); 'none' omits it")
     api.add_argument("--top-p", default="0", help="top_p sent (paper: 0); 'none' omits it (vLLM needs > 0)")
     api.add_argument("--max-tokens", default="4096", help="max_tokens sent (paper: 4096); 'none' omits it")
     api.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk judgement cache")
@@ -31,23 +37,24 @@ def configure(p: argparse.ArgumentParser) -> None:
     cls.add_argument("--max-new-tokens", type=int, default=None)
 
 
-def _opt_number(text: str, kind: type) -> object:
+def _opt_number(text: str, kind: Callable[[str], Any]) -> Any:
     return None if str(text).lower() in ("none", "null", "") else kind(text)
 
 
-def config_from_args(args: argparse.Namespace) -> object:
+def config_from_args(args: argparse.Namespace) -> JudgeConfig:
     from ptst.errors import PtstError
     from ptst.judge.base import JudgeConfig
 
     try:
-        top_p, max_tokens = _opt_number(args.top_p, float), _opt_number(args.max_tokens, int)
+        sampling = {"temperature": _opt_number(args.temperature, float), "top_p": _opt_number(args.top_p, float),
+                    "max_tokens": _opt_number(args.max_tokens, int)}
     except ValueError:
-        raise PtstError("--top-p takes a number in [0, 1] or 'none'; --max-tokens an integer or 'none'") from None
+        raise PtstError("--temperature/--top-p take a number or 'none'; --max-tokens an integer or 'none'") from None
     return JudgeConfig(judge=args.judge, base_url=args.base_url, api_model=args.api_model,
                        api_key_env=args.api_key_env, concurrency=args.concurrency, max_retries=args.max_retries,
-                       parse_retries=args.parse_retries, top_p=top_p, max_tokens=max_tokens,  # type: ignore[arg-type]
-                       cache=not args.no_cache, model=args.model, device=args.device, dtype=args.dtype,
-                       batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, guard_version=args.guard_version)
+                       parse_retries=args.parse_retries, cache=not args.no_cache, model=args.model,
+                       device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+                       max_new_tokens=args.max_new_tokens, guard_version=args.guard_version, **sampling)
 
 
 def cli(args: argparse.Namespace) -> int:
@@ -55,7 +62,7 @@ def cli(args: argparse.Namespace) -> int:
     from ptst.judge import JUDGES, read_judgements, run
 
     JUDGES.get(args.judge)  # an unknown name fails here, with "did you mean"
-    out = run(config_from_args(args), args.generations, args.out)  # type: ignore[arg-type]
+    out = run(config_from_args(args), args.generations, args.out)
     js = read_judgements(out)
     summary = metrics.asr(js)
     r = metrics.Rate(**summary["asr"])

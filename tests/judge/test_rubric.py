@@ -191,9 +191,10 @@ def test_cli_rubric_end_to_end_with_vllm_style_options(tmp_path, capsys):
     path = write_gens(tmp_path / "g.jsonl", [gen("a", "score=5"), gen("b", "score=1")])
     with serve_stub(_scripted) as (url, state):
         code = main(["judge", "--generations", str(path), "--judge", "rubric", "--base-url", url,
-                     "--api-model", "m", "--top-p", "none", "--max-tokens", "none", "--out", str(tmp_path / "j.jsonl")])
+                     "--api-model", "m", "--top-p", "none", "--max-tokens", "none", "--temperature", "none",
+                     "--out", str(tmp_path / "j.jsonl")])
     assert code == 0
-    assert "top_p" not in state.requests[0] and "max_tokens" not in state.requests[0]
+    assert not {"top_p", "max_tokens", "temperature"} & set(state.requests[0])
     out = capsys.readouterr().out
     assert "ASR (rubric): 50.0%" in out and "(1/2)" in out and "mean score 3.000" in out
 
