@@ -136,3 +136,15 @@ def test_spec_table_is_consistent():
         assert set(spec.sizes) <= set(spec.splits)
     nc = {n for n in DATASETS if DATASETS.get(n).non_commercial}
     assert nc == {"chatdoctor", "alpaca", "alpaca-safety-subset", "safety", "safety-eval"}
+
+
+def test_to_jsonl_round_trips_and_describe(fake_dir, tmp_path):
+    from ptst.io import read_jsonl
+    from ptst.records import Example
+
+    ds = load_dataset("harmbench", data_dir=str(fake_dir), limit=2, seed=3)
+    out = ds.to_jsonl(tmp_path / "out" / "hb.jsonl")
+    assert tuple(Example.from_dict(d) for d in read_jsonl(out)) == ds.examples
+    d = ds.describe()
+    assert (d["name"], d["split"], d["rows"], d["limit"], d["seed"]) == ("harmbench", "test", 2, 2, 3)
+    assert d["sha256"] == ds.sha256 and d["fingerprint"] == ds.fingerprint and len(d["fingerprint"]) == 64
