@@ -12,6 +12,8 @@ from ptst.errors import PtstError
 # verb -> (module, one-line help). Modules import nothing heavy at top level, so --help stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "templates": ("ptst.templates_cli", "list and show prompt templates rendered for a model"),
+    "train": ("ptst.train.cli", "fine-tune a model (LoRA or full) under one prompt template; response-only loss"),
+    "export": ("ptst.train.export", "export a fine-tuning set for a hosted API (OpenAI chat JSONL + cost)"),
     "judge": ("ptst.judge.cli", "judge generations for safety: keyword, GPT-4 rubric, Llama Guard, HarmBench"),
     "score": ("ptst.score", "helpfulness, over-refusal and ASR metrics with 95%% intervals"),
     "serve": ("ptst.serve.cli", "serve a model over the OpenAI API with the test template enforced"),

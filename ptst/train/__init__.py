@@ -1,0 +1,17 @@
+"""Training stage: response-only LoRA / full fine-tuning of a causal LM under one prompt template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ptst.train.config import LoraConfig, MixSpec, TrainConfig, load_train_config
+
+__all__ = ["LoraConfig", "MixSpec", "TrainConfig", "load_train_config", "run"]
+
+
+def run(cfg: TrainConfig, out_dir: str | Path, **kwargs: Any) -> Path:
+    """Train `cfg` into `out_dir` and return it; see `ptst.train.runner.run` for the keyword options."""
+    from ptst.train.runner import run as _run
+
+    return _run(cfg, out_dir, **kwargs)

@@ -1,0 +1,143 @@
+"""The trainable model: base LM (+ PEFT LoRA), the response-only loss module, and saving. Imported lazily."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ptst.errors import PtstError
+
+
+def resolve_precision(precision: str, device_type: str) -> str:
+    """auto -> bf16 where the hardware has fast bf16 (CUDA with bf16, CPUs with AVX512-BF16/AMX), else fp32."""
+    if precision == "fp16" and device_type != "cuda":
+        raise PtstError("precision fp16 needs a CUDA GPU; use bf16 or fp32 on CPU")
+    if precision != "auto":
+        return precision
+    if device_type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    mkldnn_bf16 = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return "bf16" if device_type == "cpu" and mkldnn_bf16 is not None and mkldnn_bf16() else "fp32"
+
+
+def autocast(precision: str, device_type: str) -> Any:
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def load_trainable(cfg: Any, precision: str, base_ref: str) -> Any:
+    """The base model with LoRA injected (or fully trainable with `full`), in train mode.
+
+    With LoRA the frozen base weights are stored in the compute dtype (no per-step casts; PEFT keeps the adapter
+    weights in fp32); full fine-tuning keeps fp32 master weights and relies on autocast."""
+    from transformers import AutoModelForCausalLM
+
+    from ptst.models import materialize, resolve
+
+    dtype = torch.float32
+    if not cfg.full and precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    try:
+        model = AutoModelForCausalLM.from_pretrained(materialize(resolve(cfg.model)), dtype=dtype,
+                                                     use_safetensors=True)
+    except OSError as e:
+        raise PtstError(f"cannot load model {cfg.model!r}: {str(e).splitlines()[0]}") from None
+    model.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.full:
+        model.requires_grad_(True)
+        return model.train()
+    from peft import LoraConfig, get_peft_model
+
+    targets: Any = "all-linear" if cfg.lora.targets == ("all-linear",) else list(cfg.lora.targets)
+    torch.manual_seed(cfg.seed)  # LoRA A matrices are randomly initialised: seed them
+    pc = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets,
+                    bias="none", task_type="CAUSAL_LM", base_model_name_or_path=base_ref)
+    try:
+        peft_model = get_peft_model(model, pc)
+    except ValueError as e:
+        raise PtstError(f"lora.targets {','.join(cfg.lora.targets)}: {str(e).splitlines()[0][:300]}") from None
+    peft_model.peft_config["default"].base_model_name_or_path = base_ref
+    return peft_model.train()
+
+
+class ResponseLoss(torch.nn.Module):
+    """Summed next-token cross-entropy over the trained positions only.
+
+    Runs the decoder to hidden states, gathers the positions that predict a trained token and applies the LM
+    head to those rows alone: with a 49k vocabulary the full logits tensor costs more than the decoder. A
+    module of its own so that DDP / FSDP see one forward."""
+
+    def __init__(self, lm: Any) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def core(self) -> Any:
+        return self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
+
+    def forward(self, input_ids: torch.Tensor, gather: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        core = self.core()
+        hidden = core.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state
+        rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, gather)
+        logits = core.get_output_embeddings()(rows)
+        cap = getattr(core.config, "final_logit_softcapping", None)
+        if cap:  # Gemma-2 style soft-capping, as the model's own forward does
+            logits = torch.tanh(logits / cap) * cap
+        return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
+def trainable_state(lm: Any) -> dict[str, torch.Tensor]:
+    return {n: p.detach().to("cpu", copy=True).contiguous() for n, p in lm.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(lm: Any, state: dict[str, torch.Tensor]) -> None:
+    params = dict(lm.named_parameters())
+    missing = [n for n, p in params.items() if p.requires_grad and n not in state]
+    if missing or any(n not in params for n in state):
+        raise PtstError(f"checkpoint does not match this model ({len(missing)} trainable tensors missing)")
+    with torch.no_grad():
+        for n, t in state.items():
+            params[n].copy_(t)
+
+
+def save_final(lm: Any, tok: Any, out: Path, full: bool) -> None:
+    """`adapter/` (PEFT, loadable with PeftModel.from_pretrained) or, for full fine-tuning, `model/` with the
+    tokenizer, written to a temporary directory and renamed into place."""
+    import os
+    import shutil
+
+    dst = out / ("model" if full else "adapter")
+    tmp = out / f".{dst.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    lm.save_pretrained(tmp, safe_serialization=True)
+    if full:
+        tok.save_pretrained(tmp)
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(tmp, dst)
+
+
+def weights_sha256(model_dir: Path) -> str:
+    """sha256 of a full model's weights: the single file's, or of the sorted shard hashes."""
+    from ptst.io import sha256_file, stable_hash
+
+    shards = sorted(model_dir.glob("*.safetensors"))
+    if len(shards) == 1:
+        return sha256_file(shards[0])
+    return stable_hash({p.name: sha256_file(p) for p in shards})
+
+
+def count_params(lm: Any) -> dict[str, int]:
+    core = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    emb = core.get_input_embeddings().weight.numel()
+    total = sum(p.numel() for p in lm.parameters())
+    trainable = sum(p.numel() for p in lm.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable, "embedding": emb}
+
+
+def read_adapter_config(adapter_dir: Path) -> dict[str, Any]:
+    return dict(json.loads((adapter_dir / "adapter_config.json").read_text()))

@@ -1,0 +1,165 @@
+"""`run(cfg, out_dir)`: the run-directory contract of the training stage; spec.json is written last (= done)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ptst.errors import PtstError
+from ptst.train.config import TrainConfig, identity
+
+RUN_FILES = ("spec.json", "config.yaml", "train_log.jsonl", "adapter", "model", "checkpoints", ".adapter.tmp",
+             ".model.tmp")
+
+
+def _say(msg: str, main: bool = True) -> None:
+    if main:
+        print(f"ptst train: {msg}", file=sys.stderr, flush=True)
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:3])
+    return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+def dir_state(out: Path, cfg: TrainConfig) -> tuple[str, str]:
+    """('new' | 'done' | 'partial' | 'different', detail) for the run directory `out`."""
+    from ptst.config import from_dict, read_yaml
+
+    if not (out / "config.yaml").exists():
+        leftovers = [n for n in RUN_FILES if (out / n).exists()]
+        return ("different", f"run files without config.yaml: {', '.join(leftovers)}") if leftovers else ("new", "")
+    try:
+        old = identity(from_dict(TrainConfig, read_yaml(out / "config.yaml"), str(out / "config.yaml")))
+    except PtstError as e:
+        return "different", f"unreadable config.yaml ({e})"
+    if old != identity(cfg):
+        return "different", _diff(old, identity(cfg))
+    return ("done", "") if (out / "spec.json").exists() else ("partial", "")
+
+
+def _check_dir(out: Path, cfg: TrainConfig, overwrite: bool, resume: bool) -> tuple[str, Path | None]:
+    """Decide what to do with `out`: 'skip', 'fresh' or 'resume' (with its checkpoint); refuse the rest."""
+    from ptst.train.checkpoint import latest
+
+    if overwrite and resume:
+        raise PtstError("--overwrite and --resume contradict each other; pick one")
+    if out.exists() and not out.is_dir():
+        raise PtstError(f"--out {out} exists and is not a directory")
+    state, detail = dir_state(out, cfg)
+    if overwrite:
+        return "fresh", None
+    if state == "done":
+        return "skip", None
+    if state == "different":
+        raise PtstError(f"{out} holds a different training run ({detail}); pass --overwrite to replace it "
+                        "or choose another --out")
+    ckpt = latest(out) if state == "partial" else None
+    if ckpt is not None and not resume:
+        raise PtstError(f"{out} holds an unfinished run of this config (last checkpoint {ckpt.name}); pass "
+                        "--resume to continue it or --overwrite to start over")
+    return ("resume", ckpt) if ckpt is not None else ("fresh", None)
+
+
+def _clean(out: Path) -> None:
+    """Remove what a training run writes (and nothing else: a run directory may hold later stages' files)."""
+    for name in RUN_FILES:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def _trim_log(out: Path, step: int) -> None:
+    """Drop log rows written after the checkpoint we resume from: they will be written again."""
+    from ptst.io import iter_jsonl, repair_jsonl, write_jsonl_atomic
+
+    path = out / "train_log.jsonl"
+    if path.exists():
+        repair_jsonl(path)
+        write_jsonl_atomic(path, [r for r in iter_jsonl(path) if int(r.get("step", 0)) <= step])
+
+
+def base_ref(model: str) -> str:
+    """What adapter_config.json names as the base: the alias / hub id, or a local path made absolute."""
+    from ptst.models import ALIASES
+
+    p = Path(model).expanduser()
+    return model if model in ALIASES or not p.exists() else str(p.resolve())
+
+
+def run(cfg: TrainConfig, out_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
+        progress: bool | None = None) -> Path:
+    """Train `cfg` into `out_dir`. A finished identical run is a no-op; a different one is refused unless
+    `overwrite`; `resume` continues an unfinished one from its latest checkpoint. Every input is checked before
+    anything is written. `progress`: show a progress bar (default: when stderr is a terminal)."""
+    from accelerate import Accelerator, PartialState
+
+    from ptst.models import load_tokenizer
+    from ptst.train.encode import build_train_set
+    from ptst.train.model import load_trainable, resolve_precision
+
+    out = Path(out_dir)
+    main = PartialState().is_main_process
+    action, ckpt = _check_dir(out, cfg, overwrite, resume)
+    if action == "skip":
+        _say(f"{out} already holds this finished run (spec.json); nothing to do", main)
+        return out
+    started = time.time()
+    tok = load_tokenizer(cfg.model)
+    data = build_train_set(cfg, tok)
+    precision = resolve_precision(cfg.precision, PartialState().device.type)
+    acc = Accelerator(mixed_precision="fp16" if precision == "fp16" else "no")
+    lm = load_trainable(cfg, precision, base_ref(cfg.model))
+    if main:
+        _start_dir(out, cfg, ckpt)
+    acc.wait_for_everyone()
+    _report_data(data, cfg, ckpt, main)
+    from ptst.train.loop import train_loop
+
+    show = sys.stderr.isatty() if progress is None else progress
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    result = train_loop(cfg, data, lm, out, acc, precision, pad, ckpt, show)
+    acc.wait_for_everyone()
+    if main:
+        _finish(out, cfg, tok, lm, data, result, precision, acc.num_processes, time.time() - started)
+    acc.wait_for_everyone()
+    return out
+
+
+def _start_dir(out: Path, cfg: TrainConfig, ckpt: Path | None) -> None:
+    from ptst.config import dump_yaml
+    from ptst.io import write_text_atomic
+
+    if ckpt is None:
+        _clean(out)
+    else:
+        _trim_log(out, int(ckpt.name.split("-")[1]))
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "config.yaml", dump_yaml(cfg))
+
+
+def _report_data(data: Any, cfg: TrainConfig, ckpt: Path | None, main: bool) -> None:
+    for p in data.parts:
+        dropped = f", {p.n_dropped_truncated} dropped (response cut by max_len)" if p.n_dropped_truncated else ""
+        _say(f"{p.data}: {p.n_used} examples under {p.template}, {p.response_tokens} response tokens{dropped}", main)
+    if ckpt is not None:
+        _say(f"resuming from {ckpt}", main)
+
+
+def _finish(out: Path, cfg: TrainConfig, tok: Any, lm: Any, data: Any, result: Any, precision: str, world: int,
+            wall: float) -> None:
+    from ptst.io import write_json_atomic
+    from ptst.train.model import save_final
+    from ptst.train.spec import build_spec
+
+    save_final(lm, tok, out, cfg.full)
+    spec = build_spec(cfg, out, lm, data, result, precision, world, wall)
+    write_json_atomic(out / "spec.json", spec)
+    _say(f"done: {result.steps} steps, final loss {result.progress.last_loss:.4f}, "
+         f"{result.progress.elapsed_s:.1f}s -> {out}")

@@ -1,0 +1,158 @@
+"""The run directory contract: the exact file set, spec.json, no-op / refusal / overwrite / resume, mixing, and
+bad input that leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ptst.errors import PtstError
+from ptst.train import MixSpec, run
+
+
+def files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+ADAPTER = {"adapter_config.json", "adapter_model.safetensors", "README.md"}
+
+
+def test_exact_file_set(make_cfg, tmp_path):
+    out = run(make_cfg(epochs=3, save_every=2), tmp_path / "run")  # 9 steps: checkpoints 2, 4, 6, 8; keep 2
+    ckpt = {"trainable.safetensors", "state.pt"} | {f"adapter/{f}" for f in ADAPTER}
+    want = {"spec.json", "config.yaml", "train_log.jsonl"} | {f"adapter/{f}" for f in ADAPTER}
+    want |= {f"checkpoints/step-{n}/{f}" for n in (6, 8) for f in ckpt}
+    assert files(out) == want
+
+
+def test_spec_records_what_identifies_the_model(make_cfg, tmp_path, data_file, tiny_model_dir):
+    from ptst.io import sha256_file, sha256_text
+    from ptst.models import adapter_hash, load_tokenizer, model_id
+    from ptst.templates import fingerprint, get_template, render
+
+    cfg = make_cfg(limit=10)
+    out = run(cfg, tmp_path / "run")
+    spec = json.loads((out / "spec.json").read_text())
+    tok = load_tokenizer(str(tiny_model_dir))
+    t = get_template("chat:vanilla")
+    assert spec["base_model_id"] == model_id(str(tiny_model_dir))
+    assert spec["model_id"] == f"{spec['base_model_id']}+lora:{spec['adapter_sha256'][:16]}"
+    assert spec["adapter_sha256"] == adapter_hash(out / "adapter")
+    assert spec["template"]["name"] == "chat:vanilla"
+    assert spec["template"]["fingerprint"] == fingerprint(t, tok)
+    assert spec["template"]["train_format_sha256"] == sha256_text(render(t, tok, "{input}", "{response}").text)
+    d = spec["data"]
+    assert (d["sha256"], d["limit"], d["seed"], d["examples"]) == (sha256_file(data_file), 10, 0, 10)
+    assert spec["examples"] == 10 and spec["mix"] == []
+    assert 0 < spec["response_tokens"] < spec["total_tokens"]
+    assert spec["steps"] == 6 and spec["trained_response_tokens"] == 2 * spec["response_tokens"]
+    h = spec["hyperparameters"]
+    assert (h["lr"], h["epochs"], h["effective_batch_size"], h["lora"]["targets"]) == (0.01, 2, 4, ["all-linear"])
+    assert spec["final_loss"] == json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])["loss"]
+    assert spec["ptst_version"] and spec["wall_time_s"] > 0
+
+
+def test_finished_identical_run_is_a_no_op_that_says_so(make_cfg, tmp_path, capsys):
+    cfg = make_cfg()
+    out = run(cfg, tmp_path / "run")
+    stamp = (out / "spec.json").stat().st_mtime_ns
+    capsys.readouterr()
+    run(make_cfg(save_every=5), out)  # an operational knob does not make it a different run
+    assert "nothing to do" in capsys.readouterr().err
+    assert (out / "spec.json").stat().st_mtime_ns == stamp
+
+
+def test_different_run_is_refused_unless_overwrite(make_cfg, tmp_path):
+    out = run(make_cfg(), tmp_path / "run")
+    spec = (out / "spec.json").read_text()
+    with pytest.raises(PtstError, match=r"different training run \(lr: 0.01 -> 0.02\).*--overwrite"):
+        run(make_cfg(lr=0.02), out)
+    assert (out / "spec.json").read_text() == spec
+    run(make_cfg(lr=0.02), out, overwrite=True)
+    assert json.loads((out / "spec.json").read_text())["hyperparameters"]["lr"] == 0.02
+
+
+def test_overwrite_leaves_other_stages_files_alone(make_cfg, tmp_path):
+    out = run(make_cfg(), tmp_path / "run")
+    (out / "generations").mkdir()
+    (out / "generations" / "advbench.jsonl").write_text("{}\n")
+    run(make_cfg(lr=0.02), out, overwrite=True)
+    assert (out / "generations" / "advbench.jsonl").exists()
+
+
+def test_unfinished_run_needs_resume_or_overwrite(make_cfg, tmp_path, monkeypatch):
+    import ptst.train.loop as loop
+
+    cfg = make_cfg(epochs=3, save_every=2)
+    real = loop._one_step
+    count = {"n": 0}
+
+    def die(*a, **k):
+        count["n"] += 1
+        if count["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(loop, "_one_step", die)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "run")
+    monkeypatch.setattr(loop, "_one_step", real)
+    with pytest.raises(PtstError, match="unfinished run.*step-2.*--resume"):
+        run(cfg, tmp_path / "run")
+    with pytest.raises(PtstError, match="contradict"):
+        run(cfg, tmp_path / "run", resume=True, overwrite=True)
+    run(cfg, tmp_path / "run", resume=True)
+    assert (tmp_path / "run" / "spec.json").exists()
+
+
+def test_leftover_run_files_without_config_are_refused(make_cfg, tmp_path):
+    (tmp_path / "run" / "adapter").mkdir(parents=True)
+    with pytest.raises(PtstError, match="run files without config.yaml: adapter"):
+        run(make_cfg(), tmp_path / "run")
+
+
+def test_mix_is_shuffled_in_with_its_own_template_and_recorded(make_cfg, tmp_path, safety_file, tiny_model_dir):
+    from ptst.models import load_tokenizer
+    from ptst.templates import fingerprint, get_template
+
+    cfg = make_cfg(mix=(MixSpec(f"jsonl:{safety_file}", 4, "chat:llama"),))
+    out = run(cfg, tmp_path / "run")
+    spec = json.loads((out / "spec.json").read_text())
+    [mix] = spec["mix"]
+    tok = load_tokenizer(str(tiny_model_dir))
+    assert (mix["n"], mix["examples"], mix["template"]) == (4, 4, "chat:llama")
+    assert mix["fingerprint"] == fingerprint(get_template("chat:llama"), tok) != spec["template"]["fingerprint"]
+    assert spec["examples"] == 12 + 4
+
+
+def test_mix_asking_for_more_than_the_set_has_is_refused(make_cfg, tmp_path, safety_file):
+    with pytest.raises(PtstError, match="has only 6 examples"):
+        run(make_cfg(mix=(MixSpec(f"jsonl:{safety_file}", 50),)), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_mix_set_is_refused_before_anything_is_written(make_cfg, tmp_path):
+    with pytest.raises(PtstError, match="safty"):
+        run(make_cfg(mix=(MixSpec("safty", 5),)), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_no_usable_examples_writes_nothing(make_cfg, tmp_path):
+    with pytest.raises(PtstError, match="no usable examples"):
+        run(make_cfg(max_len=10), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_template_the_tokenizer_cannot_render_writes_nothing(make_cfg, tmp_path):
+    from ptst.testing import tiny_llama, tiny_tokenizer
+
+    tok = tiny_tokenizer("llama2")
+    tiny_llama(tok).save_pretrained(tmp_path / "m")
+    tok.chat_template = None
+    tok.save_pretrained(tmp_path / "m")
+    with pytest.raises(PtstError, match="no chat template"):
+        run(make_cfg(model=str(tmp_path / "m")), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    run(make_cfg(model=str(tmp_path / "m"), template="gsm:text:vanilla", epochs=1), tmp_path / "run")
