@@ -110,7 +110,11 @@ class LlamaGuardJudge(_HFJudge):
     def render(self, prompt: str, answer: str) -> str:
         if self.prompt_source().startswith("chat_template"):
             chat = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-            return str(self.tok.apply_chat_template(chat, tokenize=False))
+            try:
+                return str(self.tok.apply_chat_template(chat, tokenize=False))
+            except Exception as e:  # noqa: BLE001 - jinja errors from a checkpoint's template
+                raise PtstError(f"{self.cfg.model}: its Llama Guard chat template cannot render a user/assistant "
+                                f"exchange ({str(e)[:160]})") from None
         return llama_guard_prompt(self.cfg.guard_version, prompt, answer)
 
     def verdict(self, gen: Generation, raw: str) -> Judgement:

@@ -35,6 +35,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     cls.add_argument("--dtype", default=None)
     cls.add_argument("--batch-size", type=int, default=8)
     cls.add_argument("--max-new-tokens", type=int, default=None)
+    cls.add_argument("--max-answer-tokens", type=int, default=512, help="clip answers to this many tokens")
 
 
 def _opt_number(text: str, kind: Callable[[str], Any]) -> Any:
@@ -54,7 +55,8 @@ def config_from_args(args: argparse.Namespace) -> JudgeConfig:
                        api_key_env=args.api_key_env, concurrency=args.concurrency, max_retries=args.max_retries,
                        parse_retries=args.parse_retries, cache=not args.no_cache, model=args.model,
                        device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                       max_new_tokens=args.max_new_tokens, guard_version=args.guard_version, **sampling)
+                       max_new_tokens=args.max_new_tokens, max_answer_tokens=args.max_answer_tokens,
+                       guard_version=args.guard_version, **sampling)
 
 
 def cli(args: argparse.Namespace) -> int:
