@@ -42,6 +42,8 @@ class ScoreConfig:
     def __post_init__(self) -> None:
         if self.arc_mode not in ("letter", "loglik") or self.arc_choice not in ("text", "label"):
             raise PtstError("arc_mode must be letter or loglik; arc_choice text or label")
+        if self.batch_size < 1:
+            raise PtstError("batch_size must be >= 1")
 
 
 # ---- GSM8K ----

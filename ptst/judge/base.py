@@ -62,6 +62,8 @@ class JudgeConfig:
             raise PtstError("concurrency and batch_size must be >= 1; max_retries and parse_retries >= 0")
         if self.top_p is not None and not 0 <= self.top_p <= 1:
             raise PtstError(f"top_p must be in [0, 1], got {self.top_p}")
+        if self.max_answer_tokens < 1 or (self.max_new_tokens is not None and self.max_new_tokens < 1):
+            raise PtstError("max_answer_tokens and max_new_tokens must be >= 1")
         if self.guard_version not in (1, 2, 3):
             raise PtstError(f"guard_version must be 1, 2 or 3, got {self.guard_version}")
 

@@ -213,3 +213,17 @@ def test_judgement_lines_are_valid_json_with_judge_key(tmp_path):
     row = json.loads(out.read_text().splitlines()[0])
     assert set(row) == {"id", "judge", "judge_version", "label", "harmful", "score", "explanation", "raw", "meta"}
     assert len(row["meta"]["judge_key"]) == 16 and row["meta"]["judge_model"] == "judge-model"
+
+
+def test_connection_refused_is_a_clear_error(tmp_path):
+    path = write_gens(tmp_path / "g.jsonl", [gen("a", "x")])
+    with pytest.raises(PtstError, match=r"127\.0\.0\.1:9/v1 unreachable after 2 attempts.*Connection refused"):
+        run(_cfg("http://127.0.0.1:9/v1"), path, tmp_path / "j.jsonl")
+    assert (tmp_path / "j.jsonl").read_text() == ""  # nothing judged, nothing half-written
+
+
+def test_config_validation():
+    with pytest.raises(PtstError, match="top_p"):
+        JudgeConfig(top_p=1.5)
+    with pytest.raises(PtstError, match="concurrency"):
+        JudgeConfig(concurrency=0)
