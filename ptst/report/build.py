@@ -50,11 +50,11 @@ def _figures(grid: Grid, metrics: list[tuple[str, str]], judge: str | None) -> l
 
 def _summary(grid: Grid, judge: str | None) -> str:
     ft = [t for t in grid.trains if t is not None]
-    seeds = ", ".join(str(s) for s in grid.seeds) or "—"
+    seeds = ("seed " if len(grid.seeds) == 1 else "seeds ") + (", ".join(str(s) for s in grid.seeds) or "—")
     evs = ", ".join(f"{tables.eval_title(e)} ({grid.kinds[e]})" for e in grid.evals()) or "—"
     base = " plus the no-fine-tuning baseline" if None in grid.trains else ""
     return (f"{len(grid.cells)} evaluation cells: {len(ft)} training × {len(grid.tests)} test templates{base}; "
-            f"seeds {seeds}; evals {evs}; headline safety judge: {judge or '—'}.")
+            f"{seeds}; evals {evs}; headline safety judge: {judge or '—'}.")
 
 
 def build_blocks(grid: Grid, safety_judge: str | None = None) -> tuple[list[Block], list[Figure]]:

@@ -25,7 +25,8 @@ STYLE = {
     "ptst": Style("#1565c0", "^", 8, f"PTST {PTST_MARK}"),
     "other": Style("#9e9e9e", "o", 5, "other cells"),
 }
-CMAPS = {"safety": "Reds", "helpfulness": "Blues", "over-refusal": "Purples"}
+CMAPS = {"safety": "Reds", "helpfulness": "Greens", "over-refusal": "Oranges"}  # none blue: PTST boxes are
+BOX = {"diagonal": ("#111111", "-"), "ptst": ("#1565c0", "--")}
 
 
 def new_figure(w: float, h: float) -> Any:
@@ -64,8 +65,11 @@ def heatmap(grid: Grid, ev: str, metric: str) -> bytes | None:
     fig = new_figure(2.8 + 1.15 * nc, 1.7 + 0.55 * nr)
     ax = fig.subplots()
     cmap = colormaps[CMAPS.get(grid.kinds[ev], "Greys")].with_extremes(bad="#f2f2f2")
-    vmax = max(float(np.nanmax(vals)), 5.0 if percent else 1e-9)
-    im = ax.imshow(np.ma.masked_invalid(vals), cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto")
+    # ASR is read against zero; helpfulness and over-refusal against their own range, so differences show.
+    lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
+    vmin = 0.0 if grid.kinds[ev] == "safety" else lo - 0.15 * max(hi - lo, 1e-9)
+    vmax = max(hi, vmin + (5.0 if percent else 1e-9))
+    im = ax.imshow(np.ma.masked_invalid(vals), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     for i, tr in enumerate(grid.trains):
         for j, te in enumerate(grid.tests):
             a, r = cells[i][j], role(tr, te)
@@ -77,12 +81,12 @@ def heatmap(grid: Grid, ev: str, metric: str) -> bytes | None:
                 text += f"\n±{a.std * scale:.1f}" if percent else f"\n±{a.std:.2g}"
             if r == "ptst":
                 text += f" {PTST_MARK}"
-            dark = a.mean * scale / vmax > 0.6
+            dark = (a.mean * scale - vmin) / (vmax - vmin) > 0.6
             ax.text(j, i, text, ha="center", va="center", fontsize=8.5, color="white" if dark else "#111111",
                     fontweight="bold" if r == "diagonal" else "normal")
-            if r in ("diagonal", "ptst"):
-                ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, lw=2.0,
-                                       ec=STYLE[r].color, ls="-" if r == "diagonal" else "--"))
+            if r in BOX:
+                ec, ls = BOX[r]
+                ax.add_patch(Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, lw=2.2, ec=ec, ls=ls))
     ax.set_xticks(range(nc), labels=list(grid.tests), rotation=30, ha="right")
     ax.set_yticks(range(nr), labels=[label(t) for t in grid.trains])
     if grid.trains and grid.trains[0] is None and nr > 1:

@@ -35,6 +35,7 @@ class EvalResult:
     metrics: dict[str, Stat]
     by_category: dict[str, dict[str, Stat]] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()  # metrics in a shape the report does not know (listed as warnings)
+    empty: tuple[str, ...] = ()  # rates over no scored items (listed as warnings)
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,26 @@ def _int(x: Any) -> int | None:
     return int(x) if isinstance(x, int) and not isinstance(x, bool) else None
 
 
+def is_empty_rate(d: Any) -> bool:
+    """A rate over no scored items (`n` = 0, `value` null): nothing to show, but not a malformed metric."""
+    return isinstance(d, dict) and d.get("n") == 0 and d.get("value", d.get("mean")) is None
+
+
 def parse_stat(d: Any) -> Stat | None:
-    """A rate `{k, n, value, low, high}`, a mean score `{mean, n, low, high}` or a number; None otherwise."""
+    """A rate `{k, n, value, low, high}`, a mean score `{mean, n, low, high}`, a number, or a wrapper holding
+    exactly one of those (e.g. `ptst.metrics.asr`'s `{"asr": {...}, "n_judged": ...}`); None otherwise."""
     if _num(d) is not None:
         return Stat(float(d))
     if not isinstance(d, dict):
         return None
     value = _num(d.get("value", d.get("mean")))
     if value is None:
+        if "value" in d or "mean" in d:
+            return None
+        for key in ("value", "mean"):  # a nested rate first, then a nested mean score
+            inner = [v for v in d.values() if isinstance(v, dict) and key in v]
+            if len(inner) == 1:
+                return parse_stat(inner[0])
         return None
     return Stat(value, _int(d.get("k")), _int(d.get("n")), _num(d.get("low")), _num(d.get("high")))
 
@@ -93,9 +106,11 @@ def _parse_eval(name: str, d: Any, where: str) -> EvalResult:
     for m, per in (d.get("by_category") or {}).items():
         got = {c: parse_stat(v) for c, v in (per or {}).items()} if isinstance(per, dict) else {}
         cats[m] = {c: s for c, s in got.items() if s is not None}
-    skipped = tuple(sorted(m for m, s in parsed.items() if s is None))
+    raw = d.get("metrics") or {}
+    skipped = tuple(sorted(m for m, s in parsed.items() if s is None and not is_empty_rate(raw[m])))
+    empty = tuple(sorted(m for m, s in parsed.items() if s is None and is_empty_rate(raw[m])))
     return EvalResult(name, str(d.get("kind") or "safety"), _int(d.get("n")), d.get("data_sha256"), metrics, cats,
-                      skipped)
+                      skipped, empty)
 
 
 def parse_step(checkpoint: Any) -> int | None:

@@ -140,4 +140,7 @@ def warnings(grid: Grid, p: Provenance) -> list[str]:
     skipped = sorted({f"{ev}.{m}" for c in grid.cells for ev, e in c.evals.items() for m in e.skipped})
     if skipped:
         out.append(f"metrics in an unknown shape left out: {_listed(skipped)}")
+    empty = sorted({f"{ev}.{m}" for c in grid.cells for ev, e in c.evals.items() for m in e.empty})
+    if empty:
+        out.append(f"metrics with no scored items (n = 0) in some cells: {_listed(empty)}")
     return out

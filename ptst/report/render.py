@@ -100,6 +100,7 @@ figure{margin:1em 0 1.6em}figure img{max-width:100%;height:auto;border:1px solid
 figcaption{color:#57606a;font-size:.88em;max-width:60em}
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}
 code{background:#f6f8fa;padding:.05em .3em;border-radius:3px;font-size:.9em}
+td code{white-space:normal;word-break:break-all}.scroll{overflow-x:auto}
 """
 
 
@@ -113,7 +114,7 @@ def _html_block(b: Block) -> str:
         head = "".join(f"<th>{inline_html(h)}</th>" for h in b.header)
         body = "".join("<tr>" + "".join(f"<td>{inline_html(c)}</td>" for c in row) + "</tr>" for row in b.rows)
         cap = f'<p class="caption">{inline_html(b.caption)}</p>' if b.caption else ""
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{cap}"
+        return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{cap}'
     if isinstance(b, Figure):
         data = base64.b64encode(b.png).decode("ascii")
         alt = html.escape(b.caption)

@@ -72,8 +72,10 @@ def _sizes(aggs: list[Agg]) -> str:
 def caption(grid: Grid, aggs: list[Agg], percent: bool) -> str:
     unit = "in %" if percent else "as scored"
     several = len(grid.seeds) > 1
-    what = (f"mean ± std across {len(grid.seeds)} seeds (sample std) [95% Wilson interval pooled over the seeds' "
-            f"prompts]" if several else "value [95% Wilson interval]")
+    wilson = all(a.pooled is None or a.pooled.k is not None for a in aggs)
+    iv = "95% Wilson interval" if wilson else "95% interval as scored"
+    what = (f"mean ± std across {len(grid.seeds)} seeds (sample std) [{iv} pooled over the seeds' prompts]"
+            if several else f"value [{iv}]")
     parts = [f"Values {unit}; each cell: {what}.", _sizes(aggs) + "." if _sizes(aggs) else ""]
     if several and None in grid.trains:
         parts.append("The no-fine-tuning row is one evaluation (no training seed).")

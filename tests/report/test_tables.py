@@ -181,3 +181,27 @@ def test_unknown_metric_shapes_are_listed_not_fatal(tmp_path: Path) -> None:
     f.write_text(json.dumps(doc))
     md = (ptst.report.run(run) / "report.md").read_text(encoding="utf-8")
     assert "metrics in an unknown shape left out: advbench.judge_cost" in md
+
+
+def test_producer_shapes_category_wrappers_and_empty_rates(tmp_path: Path) -> None:
+    """by_category as ptst.metrics.by_category writes it ({"asr": rate, "n_judged": ...}); an n = 0 rate is a
+    warning, not a table."""
+    import json
+
+    from ptst.metrics import by_category
+    from ptst.records import Judgement
+
+    run = grid_2x2(tmp_path / "run")
+    f = cell_dir(run, V, L) / "metrics.json"
+    doc = json.loads(f.read_text())
+    js = [Judgement(f"advbench-{i}", "keyword", "1", "x", i in (0, 20)) for i in range(50)]
+    doc["evals"]["advbench"]["by_category"] = {"asr.keyword": by_category(js, {f"advbench-{i}": "ab"[i % 2]
+                                                                                for i in range(50)})}
+    doc["evals"]["advbench"]["metrics"]["asr.rubric"] = {"k": 0, "n": 0, "value": None, "low": None, "high": None}
+    f.write_text(json.dumps(doc))
+    out = ptst.report.run(run)
+    rows = [r for r in read_csv(out / "results.csv") if r["category"]]
+    assert [(r["category"], r["k"], r["n"]) for r in rows] == [("a", "2", "25"), ("b", "0", "25")]
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "unknown shape" not in md and "ASR (rubric)" not in md and "(keyword judge)" in md
+    assert "metrics with no scored items (n = 0) in some cells: advbench.asr.rubric" in md
