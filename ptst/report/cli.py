@@ -7,7 +7,8 @@ import argparse
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="the run directory (holds <train-cell>/eval/<test-cell>/metrics.json)")
-    p.add_argument("--out", default=None, help="write the report here instead of into the run directory")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write the report here instead of into the run directory")
     p.add_argument("--safety-judge", default=None, metavar="JUDGE",
                    help="judge for ASR tables and the PTST verdict (default: all judges in tables; the verdict "
                         "uses the first model judge, else keyword)")
