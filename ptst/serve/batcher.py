@@ -44,6 +44,7 @@ class BatchStats:
     batches: int = 0
     items: int = 0
     seconds_ewma: float = 0.0  # smoothed wall time of one generate call, for Retry-After
+    busy_s: float = 0.0  # total time spent inside generate
     largest: int = 0
 
 
@@ -138,6 +139,7 @@ class Batcher:
         s = self.stats
         s.batches, s.items, s.largest = s.batches + 1, s.items + len(group), max(s.largest, len(group))
         s.seconds_ewma = took if s.batches == 1 else 0.8 * s.seconds_ewma + 0.2 * took
+        s.busy_s += took
         log.debug("batch of %d in %.3fs (queue %d)", len(group), took, self.queued)
         for j, out in zip(group, outs, strict=True):
             j.future.set_result(out)

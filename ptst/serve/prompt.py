@@ -1,8 +1,9 @@
 """Server-side prompt assembly: the client-system-message policy and multi-turn rendering under the test template.
 
 The rendered prompt always comes from the configured template: its system prompt first, its user format around
-every user turn, the model's own chat template around everything. For a single user message this is
-byte-identical to `ptst.templates.render` (the same text the evaluation stage feeds the model).
+every user turn (applied once, even if the client already did), the model's own chat template around everything.
+For a single user message this is byte-identical to `ptst.templates.render` (what the evaluation stage feeds the
+model).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from ptst.errors import PtstError
 from ptst.records import Message
 from ptst.serve.protocol import invalid
-from ptst.templates import ChatTokenizer, Template, _drop_default, inspect_family, render
+from ptst.templates import INPUT, ChatTokenizer, Template, _drop_default, inspect_family, render
 
 _S = "PTSTxSYSTEMx7f3a"
 
@@ -41,6 +42,15 @@ def _client_extra(template_system: str | None, texts: list[str]) -> str:
         if extra.startswith(template_system + "\n\n"):
             return extra[len(template_system) + 2:]
     return extra
+
+
+def raw_input(t: Template, content: str) -> str:
+    """The user's text without the template's user format when a client already applied it (ptst's own OpenAI
+    backend sends `template.messages(x)`): wrapping is idempotent, never `Question: Question: x`."""
+    pre, _, post = t.user.partition(INPUT)
+    if (pre or post) and len(content) >= len(pre) + len(post) and content.startswith(pre) and content.endswith(post):
+        return content[len(pre): len(content) - len(post)]
+    return content
 
 
 def apply_policy(t: Template, messages: Sequence[Message], policy: str) -> Conversation:
@@ -84,7 +94,7 @@ def render_conversation(t: Template, tok: ChatTokenizer | None, conv: Conversati
         if len(conv.turns) != 1:
             raise invalid(f"template {t.name!r} is a text template: it renders a single user message, got "
                           f"{len(conv.turns)} turns", "messages")
-        return render(t, tok, conv.turns[0]["content"]).text
+        return render(t, tok, raw_input(t, conv.turns[0]["content"])).text
     if tok is None:
         raise PtstError(f"template {t.name!r} is a chat template: rendering it needs a model's tokenizer")
     fam = inspect_family(tok)
@@ -103,7 +113,8 @@ def render_conversation(t: Template, tok: ChatTokenizer | None, conv: Conversati
     for i, m in enumerate(conv.turns):
         key = f"PTSTx{m['role'].upper()}{i}x7f3a"
         msgs.append({"role": m["role"], "content": key})
-        fills[key] = (fold if i == 0 else "") + t.format_user(m["content"]) if m["role"] == "user" else m["content"]
+        user = (fold if i == 0 else "") + t.format_user(raw_input(t, m["content"]))
+        fills[key] = user if m["role"] == "user" else m["content"]
     try:
         out = str(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
     except Exception as e:  # noqa: BLE001 - jinja raise_exception and friends

@@ -26,6 +26,19 @@ def test_single_turn_is_byte_identical_to_the_evaluation_render(family, name, re
     assert got == render(t, tok, text).text
 
 
+@pytest.mark.parametrize("family", ["llama2", "chatml", "mistral"])
+@pytest.mark.parametrize("name", ["chat:llama", "gsm:chat:llama", "chat:alpaca", "gsm:chat:vanilla", "text:alpaca",
+                                  "gsm:text:vanilla"])
+def test_clients_sending_the_template_messages_get_the_same_bytes(family, name, request):
+    """ptst's OpenAI backend sends `template.messages(x)` (system prompt and user format applied): through the
+    server that must still be exactly the offline render, under every policy."""
+    tok = request.getfixturevalue(f"{family}_tok")
+    t = get_template(name)
+    for policy in ("prepend", "reject", "ignore"):
+        got = render_conversation(t, tok, apply_policy(t, t.messages("2+2?"), policy))
+        assert got == render(t, tok, "2+2?").text
+
+
 def test_prepend_keeps_safety_prompt_first_then_client_text(llama2_tok):
     msgs = [{"role": "system", "content": "Answer in French."}, *_user("hi")]
     conv = apply_policy(LLAMA, msgs, "prepend")
@@ -84,6 +97,8 @@ def test_user_format_wraps_every_user_turn(llama2_tok):
     msgs = [*_user("1+1?"), {"role": "assistant", "content": "2"}, *_user("2+2?")]
     text = render_conversation(t, llama2_tok, apply_policy(t, msgs, "prepend"))
     assert text.count("Question: ") == 2 and text.endswith("Question: 2+2? [/INST]")
+    again = [*_user("Question: 1+1?"), {"role": "assistant", "content": "2"}, *_user("Question: 2+2?")]
+    assert render_conversation(t, llama2_tok, apply_policy(t, again, "prepend")) == text  # applied once
 
 
 def test_client_text_that_looks_like_a_placeholder_stays_verbatim(llama2_tok):
