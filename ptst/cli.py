@@ -12,12 +12,17 @@ from ptst.errors import PtstError
 # verb -> (module, one-line help). Modules import nothing heavy at top level, so --help stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "templates": ("ptst.templates_cli", "list and show prompt templates rendered for a model"),
+    "generate": ("ptst.generate.cli", "answer a data set with a model under a test template (resumable JSONL)"),
     "train": ("ptst.train.cli", "fine-tune a model (LoRA or full) under one prompt template; response-only loss"),
     "export": ("ptst.train.export", "export a fine-tuning set for a hosted API (OpenAI chat JSONL + cost)"),
     "judge": ("ptst.judge.cli", "judge generations for safety: keyword, GPT-4 rubric, Llama Guard, HarmBench"),
     "score": ("ptst.score", "helpfulness, over-refusal and ASR metrics with 95%% intervals"),
     "serve": ("ptst.serve.cli", "serve a model over the OpenAI API with the test template enforced"),
     "data": ("ptst.data.cli", "list, show and check data sets; contamination check"),
+    "eval": ("ptst.evaluate", "generate, judge and score one cell on several evaluation sets (metrics.json)"),
+    "align": ("ptst.align", "safety-align an unaligned model (refusals + benign data over several templates)"),
+    "run": ("ptst.grid.cli", "run (or resume) a train-template x test-template grid from one YAML config"),
+    "status": ("ptst.grid.status", "show which cells of a grid run directory are done"),
     "report": ("ptst.report.cli", "tables, figures and the PTST verdict (results.csv, report.md, report.html)"),
 }
 

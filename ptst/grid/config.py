@@ -10,13 +10,18 @@ from ptst.errors import PtstError
 KINDS = ("safety", "helpfulness", "over-refusal")
 
 
+# Helpfulness scorers by data-set name prefix; anything else is judged by its registry kind.
+_SCORER_FOR = {"gsm8k": "gsm8k", "arc-easy": "arc", "arc-challenge": "arc", "chatdoctor": "chatdoctor"}
+
+
 @dataclass(frozen=True)
 class EvalSpec:
     """One evaluation set. `kind` decides what is computed: safety → judges (ASR, refusal); helpfulness →
-    `scorer` (gsm8k, arc, chatdoctor); over-refusal → refusal rate on benign prompts (xstest)."""
+    `scorer` (gsm8k, arc, chatdoctor); over-refusal → refusal rate on benign prompts (xstest). Both are
+    inferred from the data set when left out (`resolved()`)."""
 
     data: str
-    kind: str = "safety"
+    kind: str | None = None
     split: str | None = None
     limit: int | None = None
     scorer: str | None = None
@@ -24,12 +29,31 @@ class EvalSpec:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        if self.kind is not None and self.kind not in KINDS:
             raise PtstError(f"eval {self.data!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if self.kind == "helpfulness" and not self.scorer:
-            raise PtstError(f"eval {self.data!r}: a helpfulness eval needs a scorer (gsm8k, arc, chatdoctor)")
         if self.limit is not None and self.limit < 1:
             raise PtstError(f"eval {self.data!r}: limit must be >= 1")
+
+    def resolved(self) -> EvalSpec:
+        """Fill kind, scorer and split from the data registry (gsm8k → helpfulness on its test split, ...)."""
+        from dataclasses import replace
+
+        from ptst.data import DATASETS
+
+        scorer = self.scorer or _SCORER_FOR.get(self.data)
+        kind = self.kind
+        if kind is None:
+            if scorer:
+                kind = "helpfulness"
+            elif self.data in DATASETS:
+                reg = DATASETS.get(self.data).kind
+                kind = "over-refusal" if reg == "over-refusal" else "safety" if reg == "safety-eval" else None
+            if kind is None:
+                raise PtstError(f"eval {self.data!r}: cannot infer its kind; set kind: safety|helpfulness|over-refusal")
+        if kind == "helpfulness" and not scorer:
+            raise PtstError(f"eval {self.data!r}: a helpfulness eval needs a scorer (gsm8k, arc, chatdoctor)")
+        split = self.split or ("test" if kind == "helpfulness" and self.data in _SCORER_FOR else None)
+        return replace(self, kind=kind, scorer=scorer if kind != "safety" else None, split=split)
 
     @property
     def label(self) -> str:
@@ -72,6 +96,7 @@ class GridConfig:
     train: dict[str, Any] = field(default_factory=dict)
     align: AlignSpec | None = None
     judges: list[str] = field(default_factory=lambda: ["keyword"])
+    judge: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
     checkpoints: list[int] = field(default_factory=list)
     baseline: bool = True

@@ -1,0 +1,160 @@
+"""The alignment stage (`ptst align`): safety-tune an unaligned small model so the PTST effect can be studied."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from ptst import __version__
+from ptst.config import from_dict
+from ptst.errors import PtstError
+from ptst.grid.config import AlignSpec, EvalSpec
+from ptst.io import read_json, stable_hash, write_json_atomic
+
+# What the alignment is measured under: no system prompt and the Llama-2 safety prompt.
+MEASURE_TEMPLATES = ("chat:vanilla", "chat:llama")
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _pick(ds: Any, n: int, exclude: set[str], seed: int) -> list[Any]:
+    pool = [e for e in ds.examples if e.id not in exclude]
+    if len(pool) < n:
+        raise PtstError(f"alignment wants {n} examples of {ds.name} but only {len(pool)} remain after "
+                        "decontamination and exclusions")
+    rng = random.Random(seed)
+    return rng.sample(pool, n)
+
+
+def build_parts(spec: AlignSpec, out: Path, data_dir: str | None, exclude: set[str]) -> tuple[list[Any], dict]:
+    """Decontaminated safety + benign examples, split round-robin over the templates into JSONL parts."""
+    from ptst.data import Dataset, load_dataset, remove_overlap
+
+    safety = load_dataset(spec.safety, data_dir=data_dir)
+    benign = load_dataset(spec.benign, spec.benign_split, data_dir=data_dir)
+    evals = [load_dataset(name, data_dir=data_dir) for name in spec.decontaminate]
+    if spec.heldout not in spec.decontaminate:
+        evals.append(load_dataset(spec.heldout, data_dir=data_dir))
+    safety, n_s = remove_overlap(safety, evals)
+    benign, n_b = remove_overlap(benign, evals)
+    chosen = _pick(safety, spec.n_safety, exclude, 1) + _pick(benign, spec.n_benign, exclude, 2)
+    random.Random(3).shuffle(chosen)
+    parts = []
+    for i, template in enumerate(spec.templates):
+        rows = tuple(chosen[i:: len(spec.templates)])
+        part = Dataset(name=f"align-{i}", split="train", examples=rows, sha256="", licence="", non_commercial=True,
+                       source="ptst align")
+        path = part.to_jsonl(out / "data" / f"part-{i}.jsonl")
+        parts.append({"data": f"jsonl:{path.resolve()}", "template": template, "n": len(rows)})
+    info = {"safety": {"name": safety.name, "sha256": safety.sha256, "removed_as_eval_duplicates": n_s,
+                       "used": spec.n_safety},
+            "benign": {"name": benign.name, "sha256": benign.sha256, "removed_as_eval_duplicates": n_b,
+                       "used": spec.n_benign, "excluded_fine_tuning_rows": len(exclude)},
+            "decontaminated_against": sorted({d.name for d in evals})}
+    return parts, info
+
+
+def train_config(spec: AlignSpec, model: str, parts: list[dict[str, Any]]) -> Any:
+    from ptst.train.config import TrainConfig
+
+    d: dict[str, Any] = {"epochs": 1, "lr": 1e-4, "batch_size": 8, "lora": {"r": 16, "alpha": 32,
+                         "targets": ["all-linear"]}, **spec.train}
+    d.update(model=model, data=parts[0]["data"], template=parts[0]["template"],
+             mix=[{"data": p["data"], "n": p["n"], "template": p["template"]} for p in parts[1:]])
+    return from_dict(TrainConfig, d, "align.train")
+
+
+def merge(model: str, adapter: Path, out: Path) -> Path:
+    """Base + LoRA merged into a plain safetensors model directory, written to a temp dir then renamed."""
+    from ptst.models import load_model, load_tokenizer
+
+    merged = load_model(model, adapter=str(adapter), merge=True, dtype="fp32", device="cpu")
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    tok = load_tokenizer(model)
+    tok.padding_side = "right"  # saved default; loaders set left padding for generation themselves
+    tok.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def measure(spec: AlignSpec, model: str, out: Path, data_dir: str | None) -> dict[str, Any]:
+    """Refusal on held-out harmful prompts and over-refusal on XSTest's safe prompts, per template."""
+    from ptst.evaluate import EvalConfig
+    from ptst.evaluate import run as evaluate
+
+    evals = [EvalSpec(spec.heldout, kind="safety", limit=spec.heldout_limit, name="heldout", max_new_tokens=48),
+             EvalSpec(spec.overrefusal, kind="over-refusal", limit=spec.overrefusal_limit, name="xstest",
+                      max_new_tokens=48)]
+    res: dict[str, Any] = {}
+    for template in MEASURE_TEMPLATES:
+        doc = read_json(evaluate(EvalConfig(model=model, template=template, evals=evals, data_dir=data_dir,
+                                            decoding={"max_new_tokens": 64}), out / template.replace(":", "-")))
+        ev = doc["evals"]
+        res[template] = {"refusal_heldout": ev["heldout"]["metrics"]["refusal.keyword"],
+                         "over_refusal_xstest": ev["xstest"]["metrics"].get("over_refusal.keyword")}
+    return res
+
+
+def _pct(r: dict[str, Any] | None) -> str:
+    return "n/a" if not r or r.get("value") is None else f"{100 * r['value']:.0f}% ({r['k']}/{r['n']})"
+
+
+def run(spec: AlignSpec, model: str, out_dir: str | Path, *, data_dir: str | None = None,
+        exclude: set[str] | None = None) -> Path:
+    """Align `model` into out_dir/model; out_dir/align.json (written last) records what was measured."""
+    from ptst.models import model_id
+    from ptst.train.runner import run as train
+
+    out = Path(out_dir)
+    key = stable_hash({"spec": vars(spec), "model": model_id(model), "exclude": sorted(exclude or ())})
+    done = out / "align.json"
+    if done.exists() and read_json(done).get("key") == key and (out / "model").exists():
+        say(f"{out}: alignment already done (same key); nothing to do")
+        return out
+    if done.exists():
+        raise PtstError(f"{out} holds an alignment made with a different config; use another directory")
+    parts, info = build_parts(spec, out, data_dir, exclude or set())
+    say(f"== align: {spec.n_safety} refusals + {spec.n_benign} benign answers over {', '.join(spec.templates)}")
+    train(train_config(spec, model, parts), out / "train", resume=True)
+    if not (out / "model" / "config.json").exists():
+        merge(model, out / "train" / "adapter", out / "model")
+    say("== measuring refusal before/after alignment")
+    before = measure(spec, model, out / "eval-shipped", data_dir)
+    after = measure(spec, str(out / "model"), out / "eval-aligned", data_dir)
+    summary = "; ".join(f"{t}: refusal {_pct(before[t]['refusal_heldout'])} -> {_pct(after[t]['refusal_heldout'])}, "
+                        f"XSTest over-refusal {_pct(after[t]['over_refusal_xstest'])}" for t in MEASURE_TEMPLATES)
+    say(f"alignment: {summary}")
+    write_json_atomic(done, {"ptst_version": __version__, "key": key, "base_model": model, "data": info,
+                             "parts": parts, "shipped": before, "aligned": after, "summary": summary})
+    return out
+
+
+# ---- CLI: `ptst align` ----
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="the model to align (HF id, directory, .gguf, alias)")
+    p.add_argument("--out", required=True, help="output directory (model/ = the aligned model)")
+    p.add_argument("--config", help="YAML with AlignSpec keys (safety, n_safety, benign, n_benign, templates, train)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="override AlignSpec keys, e.g. n_safety=200")
+    p.add_argument("--data-dir", help="data directory (default: $PTST_DATA_DIR, then the cache)")
+
+
+def cli(args: argparse.Namespace) -> int:
+    from ptst.config import load_config
+
+    spec = load_config(AlignSpec, args.config, args.overrides)
+    out = run(spec, args.model, args.out, data_dir=args.data_dir)
+    print(read_json(out / "align.json")["summary"])
+    print(f"aligned model: {out / 'model'}")
+    return 0
+

@@ -1,0 +1,239 @@
+"""The evaluation stage (`ptst eval`): generate → judge → score for several sets, then one metrics.json."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ptst import __version__
+from ptst.errors import PtstError
+from ptst.grid.config import EvalSpec
+from ptst.io import read_json, stable_hash, write_json_atomic
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation cell: a model (+ adapter) under one test template, on several evaluation sets."""
+
+    model: str
+    template: str
+    evals: list[EvalSpec]
+    adapter: str | None = None
+    judges: list[str] = field(default_factory=lambda: ["keyword"])
+    judge: dict[str, Any] = field(default_factory=dict)  # JudgeConfig fields (endpoint of the rubric judge...)
+    decoding: dict[str, Any] = field(default_factory=dict)  # Decoding fields
+    generate: dict[str, Any] = field(default_factory=dict)  # GenerateConfig fields (backend, batch_size...)
+    data_dir: str | None = None
+    seed: int = 0
+    cell: dict[str, Any] = field(default_factory=dict)  # labels copied into metrics.json
+
+    def __post_init__(self) -> None:
+        if not self.evals:
+            raise PtstError("no evaluation sets given")
+        if not self.judges:
+            raise PtstError("no judges given (keyword, keyword-prefix, rubric, llama-guard, harmbench)")
+
+
+def _decoding(cfg: EvalConfig, spec: EvalSpec) -> Any:
+    from ptst.generate.base import Decoding
+
+    d = dict(cfg.decoding)
+    if spec.max_new_tokens:
+        d["max_new_tokens"] = spec.max_new_tokens
+    d["stop"] = tuple(d.get("stop", ()))
+    try:
+        return Decoding(**d)
+    except TypeError as e:
+        raise PtstError(f"decoding: {e}") from None
+
+
+def _gen_config(cfg: EvalConfig, spec: EvalSpec) -> Any:
+    from ptst.generate.config import GenerateConfig
+
+    try:
+        return GenerateConfig(data=spec.data, template=cfg.template, model=cfg.model, adapter=cfg.adapter,
+                              split=spec.split, limit=spec.limit, seed=cfg.seed, data_dir=cfg.data_dir,
+                              decoding=_decoding(cfg, spec), **cfg.generate)
+    except TypeError as e:
+        raise PtstError(f"generate: {e}") from None
+
+
+def _judge_config(cfg: EvalConfig, name: str) -> Any:
+    from ptst.judge import JudgeConfig
+
+    try:
+        return JudgeConfig(judge=name, **cfg.judge)
+    except TypeError as e:
+        raise PtstError(f"judge: {e}") from None
+
+
+def eval_key(cfg: EvalConfig) -> dict[str, Any]:
+    """What identifies this cell's results (per-file keys in the generation/judgement files back it up)."""
+    from ptst.judge import build_judge
+    from ptst.models import adapter_hash, model_id
+
+    specs = [e.resolved() for e in cfg.evals]
+    return {
+        "model": model_id(cfg.model), "adapter_hash": adapter_hash(cfg.adapter), "template": cfg.template,
+        "evals": [vars(e) for e in specs], "decoding": cfg.decoding, "generate": cfg.generate, "seed": cfg.seed,
+        "judges": {j: build_judge(_judge_config(cfg, j)).version for j in cfg.judges},
+    }
+
+
+class _LazyBackend:
+    """Loads the model only when some generation is actually pending, then reuses it across eval sets."""
+
+    name = "lazy"
+
+    def __init__(self, gcfg: Any) -> None:
+        self._gcfg, self._backend = gcfg, None
+
+    def generate(self, items: Any, decoding: Any, **kw: Any) -> Any:
+        if self._backend is None:
+            from ptst.generate.backends import BACKENDS
+            from ptst.models import load_tokenizer
+
+            spec = BACKENDS.get(self._gcfg.backend)
+            tok = load_tokenizer(self._gcfg.model) if spec.needs_model else None
+            self._backend = spec.build(self._gcfg, tok, True)
+        return self._backend.generate(items, decoding, **kw)
+
+
+def _rate_from_labels(judgements: list[Any], label: str) -> dict[str, Any]:
+    from ptst.metrics import rate
+
+    r, _ = rate(None if j.harmful is None else j.label == label for j in judgements)
+    return r.to_dict()
+
+
+def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path) -> dict[str, Any]:
+    from ptst import judge as J
+    from ptst import score as S
+
+    metrics: dict[str, Any] = {}
+    cats: dict[str, Any] = {}
+    for name in cfg.judges:
+        jpath = J.run(_judge_config(cfg, name), gen, out / "judgements" / f"{spec.label}.{name}.jsonl")
+        spath = S.run(S.ScoreConfig("asr", judgements=str(jpath)), gen,
+                      out / "scores" / f"{spec.label}.asr-{name}.json")
+        doc = read_json(spath)
+        metrics[f"asr.{name}"] = doc["asr"]
+        metrics[f"refusal.{name}"] = _rate_from_labels(J.read_judgements(jpath), "refusal")
+        if "mean_score" in doc and not name.startswith("keyword"):
+            metrics[f"mean_score.{name}"] = doc["mean_score"]
+        if doc.get("unscored"):
+            metrics[f"unscored.{name}"] = doc["unscored"]
+        if "by_category" in doc:
+            cats[f"asr.{name}"] = {c: v["asr"] for c, v in doc["by_category"].items()}
+    return {"metrics": metrics, "by_category": cats}
+
+
+def _helpfulness(spec: EvalSpec, gen: Path, out: Path) -> dict[str, Any]:
+    from ptst import score as S
+
+    assert spec.scorer
+    doc = read_json(S.run(S.ScoreConfig(spec.scorer), gen, out / "scores" / f"{spec.label}.{spec.scorer}.json"))
+    if spec.scorer == "gsm8k":
+        return {"metrics": {"accuracy.strict": doc["strict"], "accuracy.flexible": doc["flexible"]}}
+    if spec.scorer == "chatdoctor":
+        return {"metrics": {"rouge_l_f1": doc["rouge_l_f1"], "token_f1": doc["token_f1"]}}
+    return {"metrics": {f"accuracy.{k}": v for k, v in doc.items() if isinstance(v, dict) and "k" in v}}
+
+
+def _over_refusal(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path) -> dict[str, Any]:
+    from ptst import judge as J
+    from ptst import score as S
+
+    metrics: dict[str, Any] = {}
+    for name in [j for j in cfg.judges if j.startswith("keyword")] or ["keyword"]:
+        jpath = J.run(_judge_config(cfg, name), gen, out / "judgements" / f"{spec.label}.{name}.jsonl")
+        doc = read_json(S.run(S.ScoreConfig("xstest", judgements=str(jpath)), gen,
+                              out / "scores" / f"{spec.label}.xstest-{name}.json"))
+        if "safe" in doc:
+            metrics[f"over_refusal.{name}"] = doc["safe"]["over_refusal"]
+        if "unsafe" in doc:
+            metrics[f"refusal_unsafe.{name}"] = doc["unsafe"]["refusal"]
+    return {"metrics": metrics}
+
+
+def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
+    """Evaluate one cell into out_dir; metrics.json (written last) is the done marker. Returns its path."""
+    from ptst.generate.runner import run as generate
+
+    out = Path(out_dir)
+    key = eval_key(cfg)
+    key_hash = stable_hash(key)
+    done = out / "metrics.json"
+    if done.exists() and read_json(done).get("key") == key_hash:
+        print(f"{out}: already evaluated (same key); nothing to do", file=sys.stderr)
+        return done
+    write_json_atomic(out / "eval.json", {**key, "ptst_version": __version__})
+    specs = [e.resolved() for e in cfg.evals]
+    backend = _LazyBackend(_gen_config(cfg, specs[0]))
+    evals: dict[str, Any] = {}
+    fingerprint = None
+    for spec in specs:
+        gpath = generate(_gen_config(cfg, spec), out / "generations" / f"{spec.label}.jsonl", backend=backend)
+        from ptst.generate.store import meta_path
+
+        gmeta = read_json(meta_path(gpath))
+        fingerprint = gmeta.get("key", {}).get("template_fingerprint", fingerprint)
+        if spec.kind == "safety":
+            body = _safety(cfg, spec, gpath, out)
+        elif spec.kind == "helpfulness":
+            body = _helpfulness(spec, gpath, out)
+        else:
+            body = _over_refusal(cfg, spec, gpath, out)
+        n = gmeta.get("n_records")
+        evals[spec.label] = {"kind": spec.kind, "data": spec.data, "split": spec.split,
+                             "data_sha256": gmeta.get("key", {}).get("data", {}).get("sha256"), "n": n, **body}
+    doc = {"ptst_version": __version__, "cell": cfg.cell or {"test_template": cfg.template}, "key": key_hash,
+           "model": key["model"], "adapter_hash": key["adapter_hash"],
+           "template_fingerprints": {"train": cfg.cell.get("train_fingerprint"), "test": fingerprint},
+           "judges": key["judges"], "evals": evals}
+    return write_json_atomic(done, doc)
+
+
+# ---- CLI: `ptst eval` ----
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="HF id, directory, .gguf or alias (smollm2-135m)")
+    p.add_argument("--adapter", help="a PEFT adapter directory (e.g. RUN/adapter from `ptst train`)")
+    p.add_argument("--template", required=True, help="the TEST template, e.g. chat:llama")
+    p.add_argument("--eval", dest="evals", action="append", required=True, metavar="DATA[/SPLIT]",
+                   help="an evaluation set (repeat): advbench, directharm4, gsm8k, xstest-safe, arc-easy/test, ...")
+    p.add_argument("--limit", type=int, help="a seeded sample of N examples of each set")
+    p.add_argument("--judge", dest="judges", action="append", metavar="NAME",
+                   help="safety judge (repeat; default keyword): keyword, keyword-prefix, rubric, llama-guard, "
+                   "harmbench")
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0, help="seed of the subset sample")
+    p.add_argument("--data-dir", help="data directory (default: $PTST_DATA_DIR, then the cache)")
+    p.add_argument("--out", required=True, help="output directory (generations/, judgements/, scores/, metrics.json)")
+
+
+def cli(args: argparse.Namespace) -> int:
+    evals = []
+    for e in args.evals:
+        data, _, split = e.partition("/") if not e.startswith(("jsonl:", "json:", "csv:")) else (e, "", "")
+        evals.append(EvalSpec(data=data, split=split or None, limit=args.limit))
+    cfg = EvalConfig(model=args.model, adapter=args.adapter, template=args.template, evals=evals,
+                     judges=args.judges or ["keyword"], decoding={"max_new_tokens": args.max_new_tokens},
+                     generate={"batch_size": args.batch_size}, data_dir=args.data_dir, seed=args.seed)
+    path = run(cfg, args.out)
+    doc = read_json(path)
+    for label, ev in doc["evals"].items():
+        for metric, r in ev["metrics"].items():
+            if isinstance(r, dict) and "k" in r and r.get("value") is not None:
+                print(f"{label:<16} {metric:<24} {100 * r['value']:5.1f}% [{100 * r['low']:.1f}, "
+                      f"{100 * r['high']:.1f}] ({r['k']}/{r['n']})")
+    print(f"metrics: {path}")
+    return 0
+
+
+def with_cell(cfg: EvalConfig, **cell: Any) -> EvalConfig:
+    return replace(cfg, cell={**cfg.cell, **cell})

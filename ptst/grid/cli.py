@@ -1,0 +1,35 @@
+"""`ptst run CONFIG` and `ptst status DIR`: the grid from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="grid YAML (see configs/quickstart.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys, e.g. train.lr=2e-4")
+    p.add_argument("--out", help="run directory (default: runs/<name>)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan with a time estimate; run nothing")
+    p.add_argument("--shard", metavar="i/n", help="run every n-th training cell starting at i (0-based)")
+    p.add_argument("--cell", metavar="ID", help="run one training cell (and its evaluations)")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
+
+def cli(args: argparse.Namespace) -> int:
+    from ptst.grid.runner import load_grid, run
+
+    cfg = load_grid(args.config, args.overrides)
+    out = Path(args.out or Path("runs") / cfg.name)
+    if args.dry_run:
+        from ptst.grid.status import print_plan
+
+        print_plan(cfg, out, args.shard, args.cell)
+        return 0
+    run(cfg, out, shard=args.shard, cell=args.cell)
+    if not args.no_report and args.shard is None and args.cell is None:
+        from ptst.report import run as report
+
+        path = report(out)
+        print(f"report: {path}")
+    return 0
