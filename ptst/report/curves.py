@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ptst.report.figures import STYLE, new_figure, to_png
-from ptst.report.grid import Agg, Grid, label, primary_helpfulness, role, safety_prompt
+from ptst.report.grid import Agg, Grid, label, primary_helpfulness, safety_prompt
 from ptst.report.tables import PTST_MARK, eval_title, metric_title
 
 ALL_UP_TO = 6  # draw every cell up to this many; beyond it only the highlighted ones
@@ -14,21 +14,22 @@ RANK = {"baseline": 0, "diagonal": 1, "ptst": 2, "other": 3}
 PALETTE = {"baseline": "Greys", "diagonal": "Reds", "ptst": "Blues", "other": "Greens"}
 
 
-def pick_cells(pairs: list[tuple[str | None, str]]) -> tuple[list[tuple[str | None, str]], bool]:
+def pick_cells(grid: Grid, pairs: list[tuple[str | None, str]]) -> tuple[list[tuple[str | None, str]], bool]:
     """All pairs up to ALL_UP_TO; else the diagonal and PTST cells and the no-fine-tuning cells tested with a
     safety prompt, at most MAX_DRAWN. Returns (pairs, trimmed)."""
     if len(pairs) <= ALL_UP_TO:
         return pairs, False
-    keep = [p for p in pairs if role(*p) in ("diagonal", "ptst") or (p[0] is None and safety_prompt(p[1]))]
-    keep.sort(key=lambda p: RANK[role(*p)])
+    keep = [p for p in pairs if grid.role(*p) in ("diagonal", "ptst") or
+            (p[0] is None and safety_prompt(p[1], grid.safety))]
+    keep.sort(key=lambda p: RANK[grid.role(*p)])
     return keep[:MAX_DRAWN], True
 
 
-def role_colors(pairs: list[tuple[str | None, str]]) -> list[Any]:
+def role_colors(grid: Grid, pairs: list[tuple[str | None, str]]) -> list[Any]:
     """One shade per cell from its role's palette: greys = no fine-tuning, reds = diagonal, blues = PTST."""
     from matplotlib import colormaps
 
-    roles = [role(*p) for p in pairs]
+    roles = [grid.role(*p) for p in pairs]
     out = []
     for p, r in zip(pairs, roles, strict=True):
         same = [q for q, rr in zip(pairs, roles, strict=True) if rr == r]
@@ -37,8 +38,8 @@ def role_colors(pairs: list[tuple[str | None, str]]) -> list[Any]:
     return out
 
 
-def cell_name(tr: str | None, te: str) -> str:
-    r = role(tr, te)
+def cell_name(grid: Grid, tr: str | None, te: str) -> str:
+    r = grid.role(tr, te)
     suffix = f" {PTST_MARK}" if r == "ptst" else " (diagonal)" if r == "diagonal" else ""
     return f"{label(tr)} → {te}{suffix}"
 
@@ -47,7 +48,7 @@ def _bars(ax: Any, grid: Grid, ev: str, metric: str, pairs: list, cats: list[str
     import numpy as np
 
     width = 0.8 / len(pairs)
-    colors = role_colors(pairs)
+    colors = role_colors(grid, pairs)
     for k, (tr, te) in enumerate(pairs):
         aggs = [grid.agg(tr, te, ev, metric, category=c) for c in cats]
         ys = [a.mean * 100 if a else np.nan for a in aggs]
@@ -55,7 +56,7 @@ def _bars(ax: Any, grid: Grid, ev: str, metric: str, pairs: list, cats: list[str
         hi = [max(0.0, (a.high - a.mean) * 100) if a and a.high is not None else 0.0 for a in aggs]
         xs = np.arange(len(cats)) + (k - (len(pairs) - 1) / 2) * width
         ax.bar(xs, ys, width * 0.92, yerr=[lo, hi], capsize=2, color=colors[k],
-               label=cell_name(tr, te), hatch="//" if role(tr, te) == "diagonal" else None,
+               label=cell_name(grid, tr, te), hatch="//" if grid.role(tr, te) == "diagonal" else None,
                edgecolor="white", error_kw={"elinewidth": 0.8})
     ax.set_xticks(range(len(cats)), labels=cats)
     ax.set_ylabel(f"{metric_title(metric)} (%)")
@@ -70,7 +71,7 @@ def category_bars(grid: Grid, ev: str, judge: str) -> tuple[bytes, bool] | None:
         return None
     pairs = [(tr, te) for tr in grid.trains for te in grid.tests
              if any(grid.agg(tr, te, ev, metric, category=c) for c in cats)]
-    pairs, trimmed = pick_cells(pairs)
+    pairs, trimmed = pick_cells(grid, pairs)
     if not pairs:
         return None
     fig = new_figure(max(7.5, 3.2 + len(cats) * (0.5 + 0.22 * len(pairs))), 4.2)
@@ -90,14 +91,14 @@ def _series(grid: Grid, tr: str, te: str, ev: str, metric: str) -> list[tuple[in
 
 
 def _curve_panel(ax: Any, grid: Grid, pairs: list, ev: str, metric: str) -> None:
-    for (tr, te), color in zip(pairs, role_colors(pairs), strict=True):
+    for (tr, te), color in zip(pairs, role_colors(grid, pairs), strict=True):
         pts = _series(grid, tr, te, ev, metric)
         if not pts:
             continue
-        st = STYLE[role(tr, te)]
+        st = STYLE[grid.role(tr, te)]
         xs = [s for s, _ in pts]
         ax.plot(xs, [a.mean * 100 for _, a in pts], marker=st.marker, color=color, ms=5,
-                ls="-" if role(tr, te) == "ptst" else "--", label=cell_name(tr, te), alpha=0.9)
+                ls="-" if grid.role(tr, te) == "ptst" else "--", label=cell_name(grid, tr, te), alpha=0.9)
         if all(a.low is not None and a.high is not None for _, a in pts):
             ax.fill_between(xs, [a.low * 100 for _, a in pts], [a.high * 100 for _, a in pts],  # type: ignore
                             color=color, alpha=0.12, lw=0)
@@ -107,14 +108,14 @@ def _curve_panel(ax: Any, grid: Grid, pairs: list, ev: str, metric: str) -> None
 
 
 def _tradeoff_panel(ax: Any, grid: Grid, pairs: list, help_key: tuple[str, str], ev: str, metric: str) -> None:
-    for (tr, te), color in zip(pairs, role_colors(pairs), strict=True):
+    for (tr, te), color in zip(pairs, role_colors(grid, pairs), strict=True):
         hs, ss = dict(_series(grid, tr, te, *help_key)), dict(_series(grid, tr, te, ev, metric))
         steps = sorted(set(hs) & set(ss))
         if not steps:
             continue
-        st = STYLE[role(tr, te)]
+        st = STYLE[grid.role(tr, te)]
         xs, ys = [hs[s].mean * 100 for s in steps], [ss[s].mean * 100 for s in steps]
-        ax.plot(xs, ys, marker=st.marker, color=color, ms=5, ls="-" if role(tr, te) == "ptst" else "--")
+        ax.plot(xs, ys, marker=st.marker, color=color, ms=5, ls="-" if grid.role(tr, te) == "ptst" else "--")
         ax.annotate(f"step {steps[-1]}", (xs[-1], ys[-1]), textcoords="offset points", xytext=(4, 3), fontsize=7,
                     color=color)
     ax.set_xlabel(f"{eval_title(help_key[0])} {metric_title(help_key[1])} (%)")
@@ -129,8 +130,8 @@ def checkpoint_curves(grid: Grid, judge: str | None) -> tuple[bytes, bool] | Non
         return None
     found: list[tuple[str | None, str]] = sorted(
         {(c.train_template, c.test_template) for c in grid.cells if c.step is not None and c.train_template},
-        key=lambda p: (RANK[role(*p)], str(p[0]), p[1]))
-    pairs, trimmed = pick_cells(found)
+        key=lambda p: (RANK[grid.role(*p)], str(p[0]), p[1]))
+    pairs, trimmed = pick_cells(grid, found)
     help_key = primary_helpfulness(grid)
     safety = [(e, f"asr.{judge}") for e in grid.evals("safety") if f"asr.{judge}" in grid.metric_names[e]]
     panels = safety + ([help_key] if help_key else [])

@@ -6,7 +6,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from ptst.report.grid import Agg, Grid, label, primary_helpfulness, role
+from ptst.report.grid import Agg, Grid, label, primary_helpfulness
 from ptst.report.tables import PTST_MARK, eval_title, is_percent, metric_title, panel_title
 
 
@@ -72,7 +72,7 @@ def heatmap(grid: Grid, ev: str, metric: str) -> bytes | None:
     im = ax.imshow(np.ma.masked_invalid(vals), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     for i, tr in enumerate(grid.trains):
         for j, te in enumerate(grid.tests):
-            a, r = cells[i][j], role(tr, te)
+            a, r = cells[i][j], grid.role(tr, te)
             if a is None:
                 ax.text(j, i, "—", ha="center", va="center", color="#888888", fontsize=9)
                 continue
@@ -137,7 +137,7 @@ def _scatter_panel(ax: Any, grid: Grid, help_key: tuple[str, str], ev: str, metr
             h, s = grid.agg(tr, te, *help_key), grid.agg(tr, te, ev, metric)
             if h is None or s is None:
                 continue
-            r = role(tr, te)
+            r = grid.role(tr, te)
             st = STYLE[r]
             ax.errorbar([h.mean * 100], [s.mean * 100], xerr=_err(h, 100), yerr=_err(s, 100), fmt=st.marker,
                         color=st.color, ms=st.ms, elinewidth=0.9, capsize=2, alpha=0.9,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ptst.errors import PtstError
@@ -17,7 +17,7 @@ HEADLINE_PAIRS = (("chat:vanilla", "chat:llama"), ("gsm:chat:vanilla", "gsm:chat
 
 
 @functools.cache
-def safety_prompt(name: str) -> bool | None:
+def registry_safety_prompt(name: str) -> bool | None:
     """Whether a template carries a safety system prompt; None when the template cannot be resolved."""
     from ptst.templates import get_template
 
@@ -27,14 +27,32 @@ def safety_prompt(name: str) -> bool | None:
         return None
 
 
-def role(train: str | None, test: str) -> str:
+def safety_prompt(name: str, recorded: Mapping[str, bool] | None = None) -> bool | None:
+    """The flag the evaluation recorded in metrics.json (what was actually run) if any, else the registry's."""
+    if recorded and name in recorded:
+        return recorded[name]
+    return registry_safety_prompt(name)
+
+
+def recorded_safety(cells: Iterable[Cell]) -> dict[str, bool]:
+    """template -> safety-prompt flag from the cells' `train_safety_prompt` / `test_safety_prompt` labels."""
+    out: dict[str, bool] = {}
+    for c in cells:
+        for side, name in (("train", c.train_template), ("test", c.test_template)):
+            flag = c.safety.get(side)
+            if name is not None and flag is not None:
+                out.setdefault(name, flag)
+    return out
+
+
+def role(train: str | None, test: str, recorded: Mapping[str, bool] | None = None) -> str:
     """'baseline' (no fine-tuning), 'diagonal' (same template), 'ptst' (no safety prompt in training, one in
     testing) or 'other'."""
     if train is None:
         return "baseline"
     if train == test:
         return "diagonal"
-    if safety_prompt(train) is False and safety_prompt(test) is True:
+    if safety_prompt(train, recorded) is False and safety_prompt(test, recorded) is True:
         return "ptst"
     return "other"
 
@@ -110,6 +128,10 @@ class Grid:
     kinds: dict[str, str]  # eval name -> kind
     metric_names: dict[str, tuple[str, ...]]  # eval name -> metric names, in file order
     index: dict[Key, tuple[tuple[int | None, Stat], ...]]
+    safety: dict[str, bool]  # recorded safety-prompt flags (see recorded_safety)
+
+    def role(self, train: str | None, test: str) -> str:
+        return role(train, test, self.safety)
 
     def agg(self, train: str | None, test: str, ev: str, metric: str, step: int | None = None,
             category: str | None = None) -> Agg | None:
@@ -160,7 +182,7 @@ def build_grid(cells: Sequence[Cell]) -> Grid:
     seeds = sorted({c.seed for c in cells if not c.baseline and c.seed is not None})
     frozen = {k: tuple(sorted(v, key=lambda it: (it[0] is None, it[0] or 0))) for k, v in index.items()}
     return Grid(tuple(cells), tuple(rows), tuple(template_order(c.test_template for c in cells)), tuple(seeds),
-                kinds, {k: tuple(v) for k, v in metric_names.items()}, frozen)
+                kinds, {k: tuple(v) for k, v in metric_names.items()}, frozen, recorded_safety(cells))
 
 
 def headline_judge(grid: Grid, wanted: str | None = None) -> str | None:

@@ -54,6 +54,9 @@ class Cell:
     ptst_version: str | None
     fingerprints: dict[str, str | None]
     evals: dict[str, EvalResult]
+    safety: dict[str, bool | None] = field(default_factory=dict)  # recorded {"train", "test"} safety-prompt flags
+    model: str | None = None
+    judges: dict[str, str] = field(default_factory=dict)  # judge -> version, as metrics.json records them
 
     @property
     def baseline(self) -> bool:
@@ -137,12 +140,16 @@ def parse_cell(path: Path, doc: Any) -> Cell:
         train = None
     evals = {n: _parse_eval(n, e, where) for n, e in (doc.get("evals") or {}).items()}
     fps = doc.get("template_fingerprints") or {}
+    flags = {k: c.get(f"{k}_safety_prompt") for k in ("train", "test")}
+    judges: dict[Any, Any] = doc["judges"] if isinstance(doc.get("judges"), dict) else {}
     return Cell(
         path=path.parent, experiment=str(c.get("experiment") or path.parent.parent.parent.parent.name),
         train_cell=train_cell, train_template=train, test_template=str(test), seed=_int(c.get("seed")),
         checkpoint=c.get("checkpoint"), step=parse_step(c.get("checkpoint")), key=doc.get("key"),
         ptst_version=doc.get("ptst_version"), fingerprints={"train": fps.get("train"), "test": fps.get("test")},
-        evals=evals,
+        evals=evals, safety={k: v for k, v in flags.items() if isinstance(v, bool)},
+        model=doc.get("model") if isinstance(doc.get("model"), str) else None,
+        judges={str(k): str(v) for k, v in judges.items()},
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.io import iter_jsonl
-from ptst.report.grid import HEADLINE_PAIRS, Grid, role, template_order
+from ptst.report.grid import HEADLINE_PAIRS, Grid, template_order
 from ptst.report.load import Cell, Stat
 from ptst.report.render import Block, Table
 from ptst.report.tables import eval_title
@@ -48,7 +48,7 @@ class Comparison:
 def ptst_pairs(grid: Grid) -> list[tuple[str, str]]:
     """(train, test) PTST pairs with a final cell whose diagonal (test, test) exists for the same seed."""
     have = {(c.train_template, c.test_template, c.seed) for c in grid.cells if c.final}
-    pairs = {(tr, te) for tr, te, s in have if tr is not None and role(tr, te) == "ptst" and (te, te, s) in have}
+    pairs = {(tr, te) for tr, te, s in have if tr is not None and grid.role(tr, te) == "ptst" and (te, te, s) in have}
     order = {t: i for i, t in enumerate(template_order({t for p in pairs for t in p}))}
     return sorted(pairs, key=lambda p: (order[p[1]], order[p[0]]))
 

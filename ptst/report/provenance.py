@@ -78,7 +78,9 @@ def collect(cells: Sequence[Cell]) -> Provenance:
         for name, ev in c.evals.items():
             _add(data, name, ev.data_sha256)
         key = read_eval_key(c)
-        _add(versions, "model", _name(key.get("model")))
+        _add(versions, "model", _name(key.get("model")) or c.model)
+        for judge, version in c.judges.items():
+            _add(judges, judge, version)
         if isinstance(key.get("decoding"), dict):
             _add(versions, "decoding", json.dumps(key["decoding"], sort_keys=True))
         for name, sha in _pairs(key.get("datasets", key.get("data")), ("sha256", "data_sha256")):
@@ -130,7 +132,8 @@ def warnings(grid: Grid, p: Provenance) -> list[str]:
     out += [f"template {t} has {len(v)} fingerprints across cells (another tokenizer or an edited template)"
             for t, v in p.fingerprints.items() if len(v) > 1]
     out += [f"judge {j} has several versions: {_join(v)}" for j, v in sorted(p.judges.items()) if len(v) > 1]
-    unknown = sorted({t for t in (*grid.tests, *grid.trains) if t is not None and safety_prompt(t) is None})
+    names = {t for t in (*grid.tests, *grid.trains) if t is not None}
+    unknown = sorted(t for t in names if safety_prompt(t, grid.safety) is None)
     if unknown:
         out.append(f"cannot tell whether {', '.join(unknown)} carry a safety prompt (template not found): cells "
                    "involving them are not marked PTST")

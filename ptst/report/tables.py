@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ptst.report.grid import Agg, Grid, label, role
+from ptst.report.grid import Agg, Grid, label
 from ptst.report.render import Block, Heading, Table
 
 MISSING = "—"
@@ -51,10 +51,10 @@ def fmt_agg(a: Agg | None, expected_seeds: int = 1, percent: bool = True) -> str
     return s
 
 
-def mark(text: str, train: str | None, test: str) -> str:
+def mark(text: str, r: str) -> str:
+    """Bold for the diagonal, a dagger for a PTST cell (`r` is the cell's role)."""
     if text == MISSING:
         return text
-    r = role(train, test)
     if r == "diagonal":
         return f"**{text}**"
     if r == "ptst":
@@ -66,7 +66,8 @@ def _sizes(aggs: list[Agg]) -> str:
     ns = sorted({n for a in aggs for n in a.ns if n is not None})
     if not ns:
         return ""
-    return f"n = {ns[0]} prompts per cell and seed" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]} per cell and seed"
+    size = str(ns[0]) if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
+    return f"n = {size} prompts per cell and seed"
 
 
 def caption(grid: Grid, aggs: list[Agg], percent: bool) -> str:
@@ -94,7 +95,7 @@ def panel(grid: Grid, ev: str, metric: str, step: int | None = None) -> list[Blo
     rows = []
     for tr in grid.trains:
         want = 1 if tr is None else expected
-        row = [mark(fmt_agg(cells[tr, te], want, percent), tr, te) for te in grid.tests]
+        row = [mark(fmt_agg(cells[tr, te], want, percent), grid.role(tr, te)) for te in grid.tests]
         rows.append((label(tr), *row))
     header = ("train ↓ / test →", *grid.tests)
     return [Heading(panel_title(ev, metric), 3), Table(header, tuple(rows), caption(grid, aggs, percent))]

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Sequence
 
-from ptst.report.grid import role, template_order
+from ptst.report.grid import recorded_safety, role, template_order
 from ptst.report.load import Cell, Stat
 
 # The contract's columns (docs/run-layout.md), then `category` (empty on the overall row of a metric).
@@ -22,8 +22,7 @@ def _s(x: object) -> str:
     return repr(x) if isinstance(x, float) else str(x)
 
 
-def _row(c: Cell, ev: str, kind: str, metric: str, s: Stat, category: str | None) -> tuple[str, ...]:
-    ptst = role(c.train_template, c.test_template) == "ptst"
+def _row(c: Cell, ev: str, kind: str, metric: str, s: Stat, category: str | None, ptst: bool) -> tuple[str, ...]:
     return tuple(_s(x) for x in (c.experiment, c.seed, c.train_template, c.test_template, c.checkpoint, ev, kind,
                                  metric, s.k, s.n, s.value, s.low, s.high, ptst, category))
 
@@ -37,14 +36,16 @@ def rows(cells: Sequence[Cell]) -> list[tuple[str, ...]]:
         return (c.experiment, tr, order[c.test_template], c.seed if c.seed is not None else -1,
                 c.step if c.step is not None else 1 << 62)
 
+    recorded = recorded_safety(cells)
     out = []
     for c in sorted(cells, key=key):
+        ptst = role(c.train_template, c.test_template, recorded) == "ptst"
         for ev in sorted(c.evals):
             e = c.evals[ev]
             for metric, s in e.metrics.items():
-                out.append(_row(c, ev, e.kind, metric, s, None))
+                out.append(_row(c, ev, e.kind, metric, s, None, ptst))
             for metric, per in e.by_category.items():
-                out += [_row(c, ev, e.kind, metric, s, cat) for cat, s in sorted(per.items())]
+                out += [_row(c, ev, e.kind, metric, s, cat, ptst) for cat, s in sorted(per.items())]
     return out
 
 

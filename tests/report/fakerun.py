@@ -33,9 +33,12 @@ def _rate(k: int, n: int) -> dict:
 def _safety(name: str, outcomes: Sequence[bool | None], judges: Sequence[str], cats: Sequence[str] | None) -> dict:
     scored = [o for o in outcomes if o is not None]
     k, n = sum(bool(o) for o in scored), len(scored)
-    ev: dict = {"kind": "safety", "data_sha256": f"sha-{name}", "n": len(outcomes), "metrics": {}}
+    ev: dict = {"kind": "safety", "data": name, "split": None, "data_sha256": f"sha-{name}", "n": len(outcomes),
+                "metrics": {}}
     for j in judges:
         ev["metrics"].update({f"asr.{j}": _rate(k, n), f"refusal.{j}": _rate(n - k, n)})
+        if len(outcomes) > n:  # as ptst.evaluate writes it: a bare count, only when some answers were unscored
+            ev["metrics"][f"unscored.{j}"] = len(outcomes) - n
     if cats is not None:
         per: dict = {}
         for c in sorted(set(cats)):
@@ -58,12 +61,24 @@ Outcomes = dict[str, Sequence[bool | None]]
 Counts = dict[str, tuple[int, int]]
 
 
+def _flag(template: str | None) -> bool | None:
+    from ptst.errors import PtstError
+    from ptst.templates import get_template
+
+    try:
+        return None if template is None else get_template(template).safety_prompt
+    except PtstError:
+        return None
+
+
 def write_cell(run: Path, train: str | None, test: str, seed: int = 0, *, step: int | None = None,
                safety: Outcomes | None = None, helpful: Counts | None = None, over: Counts | None = None,
-               categories: dict[str, Sequence[str]] | None = None,
-               judges: Sequence[str] = ("keyword",), experiment: str = "exp", judgement_files: bool = True) -> Path:
-    """One finished evaluation cell; `safety` maps eval -> per-prompt harmful flags (ids `<eval>-<i>`), judged
-    alike by every judge in `judges`."""
+               categories: dict[str, Sequence[str]] | None = None, judges: Sequence[str] = ("keyword",),
+               experiment: str = "exp", judgement_files: bool = True,
+               safety_flags: tuple[bool | None, bool | None] | None = None) -> Path:
+    """One finished evaluation cell shaped as `ptst.evaluate` writes it; `safety` maps eval -> per-prompt harmful
+    flags (ids `<eval>-<i>`), judged alike by every judge in `judges`. The cell records the templates'
+    safety-prompt flags (from the registry unless `safety_flags` gives them), as the grid runner does."""
     d = cell_dir(run, train, test, seed, step)
     evals: dict = {}
     for name, outcomes in (safety or {}).items():
@@ -77,14 +92,18 @@ def write_cell(run: Path, train: str | None, test: str, seed: int = 0, *, step: 
         evals[name] = {"kind": "over-refusal", "data_sha256": f"sha-{name}", "n": n,
                        "metrics": {f"over_refusal.{judges[0]}": _rate(k, n)}}
     train_cell = d.parent.parent.name
+    flags = safety_flags or (_flag(train), _flag(test))
+    versions = {j: JUDGE_VERSION for j in judges}
     doc = {"ptst_version": "0.1.0",
            "cell": {"experiment": experiment, "train_template": train, "test_template": test, "seed": seed,
-                    "checkpoint": step, "train_cell": train_cell},
-           "key": f"key-{train_cell}-{d.name}",
+                    "checkpoint": step, "train_cell": train_cell, "train_fingerprint": None,
+                    "train_safety_prompt": flags[0], "test_safety_prompt": flags[1]},
+           "key": f"key-{train_cell}-{d.name}", "model": "tiny-model", "adapter_hash": None,
            "template_fingerprints": {"train": None if train is None else f"fp-{train}", "test": f"fp-{test}"},
-           "evals": evals}
+           "judges": versions, "evals": evals}
     d.mkdir(parents=True, exist_ok=True)
-    (d / "eval.json").write_text(json.dumps({"model": "tiny-model", "judges": {j: JUDGE_VERSION for j in judges},
-                                             "decoding": {"temperature": 0}}), encoding="utf-8")
+    key = {"model": "tiny-model", "adapter_hash": None, "template": test, "evals": [{"data": e} for e in evals],
+           "decoding": {"temperature": 0}, "generate": {}, "seed": 0, "judges": versions, "ptst_version": "0.1.0"}
+    (d / "eval.json").write_text(json.dumps(key), encoding="utf-8")
     (d / "metrics.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return d

@@ -205,3 +205,23 @@ def test_producer_shapes_category_wrappers_and_empty_rates(tmp_path: Path) -> No
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "unknown shape" not in md and "ASR (rubric)" not in md and "(keyword judge)" in md
     assert "metrics with no scored items (n = 0) in some cells: advbench.asr.rubric" in md
+
+
+def test_recorded_safety_flags_mark_cells_of_templates_the_registry_does_not_know(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    plain, safe = "mine.yaml:plain", "mine.yaml:safe"  # a template file the report cannot open
+    for tr, te, k in ((plain, safe, 1), (safe, safe, 9), (plain, plain, 9)):
+        write_cell(run, tr, te, safety={"advbench": flags(40, range(k))},
+                   safety_flags=(tr == safe, te == safe))
+    md = (ptst.report.run(run) / "report.md").read_text(encoding="utf-8")
+    rows = md_table(md, "AdvBench — ASR (keyword)")
+    assert rows[0] == "| train ↓ / test → | mine.yaml:plain | mine.yaml:safe |"
+    assert rows[2].endswith("| 2.5 [0.4, 12.9] † |") and "cannot tell whether" not in md
+    assert "training with mine.yaml:plain and testing with mine.yaml:safe" in md.split("\n\n")[1]
+    ptst_rows = [r for r in read_csv(tmp_path / "run" / "results.csv") if r["ptst_cell"] == "true"]
+    assert {(r["train_template"], r["test_template"]) for r in ptst_rows} == {(plain, safe)}
+    unknown = tmp_path / "unknown"
+    write_cell(unknown, plain, safe, safety={"advbench": flags(40, [1])}, safety_flags=(None, None))
+    md = (ptst.report.run(unknown) / "report.md").read_text(encoding="utf-8")
+    assert "cannot tell whether mine.yaml:plain, mine.yaml:safe carry a safety prompt" in md
+    assert not any("†" in r for r in md_table(md, "AdvBench — ASR (keyword)"))
