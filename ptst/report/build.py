@@ -57,7 +57,8 @@ def _summary(grid: Grid, judge: str | None) -> str:
             f"{seeds}; evals {evs}; headline safety judge: {judge or '—'}.")
 
 
-def build_blocks(grid: Grid, safety_judge: str | None = None) -> tuple[list[Block], list[Figure]]:
+def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | None = None,
+                 ) -> tuple[list[Block], list[Figure]]:
     judge = headline_judge(grid, safety_judge)
     metrics = table_metrics(grid, [safety_judge] if safety_judge else grid.judges())
     pairs = ordering.ptst_pairs(grid)
@@ -76,7 +77,8 @@ def build_blocks(grid: Grid, safety_judge: str | None = None) -> tuple[list[Bloc
     figs = _figures(grid, metrics, judge)
     if figs:
         blocks += [Heading("Figures"), *figs]
-    blocks += [Heading("Provenance"), *provenance.provenance_table(prov),
+    note = provenance.alignment_note(run_dir) if run_dir is not None else None
+    blocks += [Heading("Provenance"), *([Para(note)] if note else []), *provenance.provenance_table(prov),
                Para("All numbers, per seed and per checkpoint, with per-category rows: `results.csv`.", "note")]
     return blocks, [b for b in figs if isinstance(b, Figure)]
 
@@ -91,7 +93,7 @@ def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: st
     cells = load_cells(run_dir)
     out = Path(out_dir) if out_dir is not None else Path(run_dir)
     grid = build_grid(cells)
-    blocks, figs = build_blocks(grid, safety_judge)
+    blocks, figs = build_blocks(grid, safety_judge, Path(run_dir))
     for f in figs:
         write_bytes_atomic(out / f.name, f.png)
     write_text_atomic(out / "results.csv", tidy.to_csv(cells))

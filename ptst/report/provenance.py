@@ -107,6 +107,19 @@ def provenance_table(p: Provenance) -> list[Block]:
     return [Table(("item", "value"), tuple(rows), cap)]
 
 
+def alignment_note(run_dir: Path) -> str | None:
+    """The alignment stage's own summary (align/align.json), when the run aligned its model first."""
+    f = run_dir / "align" / "align.json"
+    try:
+        doc = json.loads(f.read_text(encoding="utf-8")) if f.exists() else None
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(doc, dict) or not doc.get("summary"):
+        return None
+    base = f" of `{doc['base_model']}`" if doc.get("base_model") else ""
+    return f"Alignment stage{base} before fine-tuning (align/align.json): {doc['summary']}."
+
+
 def _missing(grid: Grid) -> list[str]:
     have = {(c.train_template, c.test_template, c.seed) for c in grid.cells if c.final}
     out = [f"{label(tr)} → {te}" + (f" (seed {s})" if s is not None else "")

@@ -130,3 +130,16 @@ def test_cli_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "(did you mean 'keyword'?)" in capsys.readouterr().err
     assert main(["report", str(run), "--safety-judge", "keyword"]) == 0
     assert (run / "report.html").exists()
+
+
+def test_alignment_summary_is_quoted_in_provenance(tmp_path: Path) -> None:
+    import json
+
+    write_cell(tmp_path, V, L, safety={"advbench": flags(10, [1])})
+    (tmp_path / "align").mkdir()
+    (tmp_path / "align" / "align.json").write_text(json.dumps(
+        {"base_model": "smollm2-135m", "summary": "chat:llama: refusal 0% (0/64) -> 98% (63/64)"}))
+    md = (ptst.report.run(tmp_path) / "report.md").read_text(encoding="utf-8")
+    provenance = md.split("## Provenance", 1)[1]
+    assert ("Alignment stage of `smollm2-135m` before fine-tuning (align/align.json): chat:llama: refusal 0% (0/64) "
+            "-> 98% (63/64).") in provenance
