@@ -132,8 +132,12 @@ def checkpoint_curves(grid: Grid, judge: str | None) -> tuple[bytes, bool] | Non
         {(c.train_template, c.test_template) for c in grid.cells if c.step is not None and c.train_template},
         key=lambda p: (RANK[grid.role(*p)], str(p[0]), p[1]))
     pairs, trimmed = pick_cells(grid, found)
+    def evaluated(key: tuple[str, str] | None) -> bool:  # some checkpoint cell carries this metric
+        return key is not None and any(grid.agg(tr, te, *key, step=s) for tr, te in pairs for s in grid.steps())
+
     help_key = primary_helpfulness(grid)
-    safety = [(e, f"asr.{judge}") for e in grid.evals("safety") if f"asr.{judge}" in grid.metric_names[e]]
+    help_key = help_key if evaluated(help_key) else None
+    safety = [(e, f"asr.{judge}") for e in grid.evals("safety") if evaluated((e, f"asr.{judge}"))]
     panels = safety + ([help_key] if help_key else [])
     if not pairs or not panels:
         return None
