@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -53,9 +53,15 @@ class Completion:
     n_tokens: int | None = None
 
 
+# Called as on_done(index into items, completion) as soon as an item is finished, in the caller's thread and
+# in completion order (not input order): what lets a stage write records as they come and resume after a kill.
+OnDone = Callable[[int, Completion], None]
+
+
 class Backend(Protocol):
     """Generates one completion per item, in order."""
 
     name: str
 
-    def generate(self, items: Sequence[PromptItem], decoding: Decoding) -> list[Completion]: ...
+    def generate(self, items: Sequence[PromptItem], decoding: Decoding,
+                 on_done: OnDone | None = None) -> list[Completion]: ...

@@ -1,0 +1,62 @@
+"""The backend registry: how each named backend is built from a GenerateConfig."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ptst.generate.base import Backend
+from ptst.registry import Registry
+
+if TYPE_CHECKING:
+    from ptst.generate.config import GenerateConfig
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """`build(cfg, tokenizer, progress)`; `needs_model`: renders prompts with the model's tokenizer (hf, vllm)
+    rather than sending chat messages to an endpoint that applies its own template (openai)."""
+
+    name: str
+    build: Callable[[GenerateConfig, Any, bool], Backend]
+    needs_model: bool
+    description: str
+
+
+BACKENDS: Registry[BackendSpec] = Registry("generation backend")
+
+
+def _build_hf(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:
+    from ptst.generate.hf import HFBackend
+    from ptst.models import load_model
+
+    assert cfg.model is not None
+    model = load_model(cfg.model, adapter=cfg.adapter, device=cfg.device, dtype=cfg.dtype)
+    return HFBackend(model, tokenizer, batch_size=cfg.batch_size, progress=progress)
+
+
+def _build_vllm(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:
+    from ptst.generate.vllm_backend import VLLMBackend, import_vllm
+    from ptst.models import materialize, resolve
+
+    import_vllm()  # the clear "not installed" line before any model work
+    assert cfg.model is not None
+    return VLLMBackend(materialize(resolve(cfg.model)), tokenizer, adapter=cfg.adapter, dtype=cfg.dtype or "auto",
+                       seed=cfg.decoding.seed)
+
+
+def _build_openai(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:
+    from ptst.generate.openai_backend import OpenAIBackend
+    from ptst.openai_client import Endpoint
+
+    assert cfg.base_url is not None and cfg.api_model is not None
+    endpoint = Endpoint(base_url=cfg.base_url, model=cfg.api_model, api_key_env=cfg.api_key_env,
+                        timeout_s=cfg.timeout_s, max_retries=cfg.max_retries, concurrency=cfg.concurrency)
+    return OpenAIBackend(endpoint, progress=progress)
+
+
+BACKENDS.register("hf", BackendSpec("hf", _build_hf, True, "transformers on CPU/GPU: batched, left-padded, KV cache"))
+BACKENDS.register("vllm", BackendSpec("vllm", _build_vllm, True, "vLLM offline engine (GPU), LoRA via LoRARequest"))
+BACKENDS.register("openai", BackendSpec("openai", _build_openai, False,
+                                        "any OpenAI-compatible endpoint (OpenAI, vllm serve, ptst serve)"))

@@ -1,0 +1,169 @@
+"""`run(cfg, out_path)`: answer a data set under a test template and write resumable Generation records."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from ptst import __version__
+from ptst.errors import PtstError
+from ptst.generate.backends import BACKENDS
+from ptst.generate.base import Backend, Completion, Decoding, PromptItem
+from ptst.generate.config import GenerateConfig
+from ptst.generate.store import finalize, meta_path, open_for_resume, write_meta
+from ptst.io import JsonlAppender, stable_hash
+from ptst.records import Example, Generation
+from ptst.templates import INPUT, Template, fingerprint, get_template, render
+
+
+class DatasetLike(Protocol):
+    """What the generation stage reads from a loaded data set (ptst.data.Dataset has it)."""
+
+    name: str
+    split: str | None
+    sha256: str
+    examples: Sequence[Example]
+
+
+def say(msg: str) -> None:
+    print(f"ptst generate: {msg}", file=sys.stderr)
+
+
+def load_examples(cfg: GenerateConfig) -> DatasetLike:
+    from ptst.data import load_dataset
+
+    ds: DatasetLike = load_dataset(cfg.data, cfg.split, data_dir=cfg.data_dir, limit=cfg.limit, seed=cfg.seed)
+    return ds
+
+
+def decoding_key(d: Decoding) -> dict[str, Any]:
+    """The decoding part of the key; greedy ignores seed and top_p, so they do not split a greedy cache."""
+    k = d.to_dict()
+    if d.greedy:
+        k.pop("seed")
+        k.pop("top_p")
+    return k
+
+
+def _norm_ref(p: str) -> str:
+    return str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p.rstrip("/").lower()
+
+
+def _arch(cfg_dir: str) -> dict[str, Any] | None:
+    f = Path(cfg_dir) / "config.json"
+    if not f.is_file():
+        return None
+    c = json.loads(f.read_text())
+    return {k: c.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")}
+
+
+def check_adapter_base(adapter: str, model: str) -> None:
+    """Refuse, in one line, an adapter whose adapter_config.json names a different base model, when the two
+    names are comparable (same hub id / path, or two local checkpoints with their config.json). Otherwise
+    PEFT's own shape check at load time decides (ptst.models.apply_adapter)."""
+    from ptst.models import adapter_base, materialize, resolve
+
+    base = adapter_base(adapter)
+    if not base:
+        return
+    ref = resolve(model)
+    names = {_norm_ref(model), _norm_ref(ref.path)}
+    if ref.gguf_file:
+        names.add(_norm_ref(materialize(ref)))
+    if _norm_ref(base) in names:
+        return
+    here = materialize(ref) if ref.is_local else None
+    base_local = Path(base).expanduser().is_dir()
+    if base_local and here is not None:
+        a, b = _arch(base), _arch(here)
+        if a is not None and b is not None and a != b:
+            diff = ", ".join(f"{k} {a[k]} vs {b[k]}" for k in a if a[k] != b[k])
+            raise PtstError(f"adapter {adapter} was trained on {base}, not on {model} ({diff})")
+    elif not base_local and not ref.is_local and "/" in base:
+        raise PtstError(f"adapter {adapter} was trained on {base}, not on {model}; pass --model {base}")
+
+
+def run_key(cfg: GenerateConfig, template: Template, tok: Any, ds: DatasetLike) -> dict[str, Any]:
+    """Everything that identifies these answers; a resumed file must have been written under the same key."""
+    from ptst.models import adapter_hash, model_id, pick_device, pick_dtype
+
+    if BACKENDS.get(cfg.backend).needs_model:
+        assert cfg.model is not None
+        model = model_id(cfg.model)
+        fp = fingerprint(template, tok)
+        dtype = str(pick_dtype(cfg.dtype, pick_device(cfg.device))).removeprefix("torch.")
+    else:  # the endpoint applies its own chat template: the messages we send identify the prompt
+        model = f"{cfg.api_model}@{cfg.base_url}"
+        fp = stable_hash(template.messages(INPUT))
+        dtype = None
+    return {"model": model, "adapter_hash": adapter_hash(cfg.adapter), "template_fingerprint": fp,
+            "decoding": decoding_key(cfg.decoding), "data": {"name": ds.name, "split": ds.split, "sha256": ds.sha256},
+            "backend": cfg.backend, "dtype": dtype}
+
+
+def _check_ids(ds: DatasetLike) -> None:
+    seen: set[str] = set()
+    for ex in ds.examples:
+        if ex.id in seen:
+            raise PtstError(f"data set {ds.name}: duplicate example id {ex.id!r} (resume works by id)")
+        seen.add(ex.id)
+
+
+def _items(examples: Sequence[Example], template: Template, tok: Any) -> list[PromptItem]:
+    render_text = tok is not None or template.mode == "text"
+    return [PromptItem(ex.id, render(template, tok, ex.input).text if render_text else "",
+                       tuple(template.messages(ex.input))) for ex in examples]
+
+
+def _record(ex: Example, c: Completion, key: dict[str, Any], cfg: GenerateConfig, template: Template,
+            ds: DatasetLike) -> dict[str, Any]:
+    meta = {**ex.meta, "dataset": ds.name, "split": ds.split, "dataset_sha256": ds.sha256, "backend": cfg.backend}
+    return Generation(
+        id=ex.id, prompt=ex.input, answer=c.text, template=template.name,
+        template_fingerprint=key["template_fingerprint"], model=key["model"], adapter_hash=key["adapter_hash"],
+        decoding=cfg.decoding.to_dict(), reference=ex.reference, meta=meta, finish_reason=c.finish_reason,
+        n_tokens=c.n_tokens,
+    ).to_dict()
+
+
+def run(cfg: GenerateConfig, out_path: str | Path, *, dataset: DatasetLike | None = None,
+        backend: Backend | None = None, progress: bool = True) -> Path:
+    """Generate an answer for every example not yet in `out_path`; returns the path.
+
+    `dataset`: examples already loaded (then cfg.data/split/limit are not read). `backend`: a ready backend
+    (e.g. one loaded model reused across data sets); it must be the model cfg names, since cfg makes the key.
+    """
+    from ptst.models import load_tokenizer
+
+    out = Path(out_path)
+    ds = dataset if dataset is not None else load_examples(cfg)
+    _check_ids(ds)
+    template = get_template(cfg.template)
+    spec = BACKENDS.get(cfg.backend)
+    tok = load_tokenizer(cfg.model) if spec.needs_model and cfg.model else None
+    if cfg.adapter and cfg.model:
+        check_adapter_base(cfg.adapter, cfg.model)
+    key = run_key(cfg, template, tok, ds)
+    info = {"template": template.name, "ptst_version": __version__, "n_examples": len(ds.examples),
+            "data_spec": cfg.data}
+    done = open_for_resume(out, key, info)
+    ids = [ex.id for ex in ds.examples]
+    pending = [ex for ex in ds.examples if ex.id not in done]
+    if not pending:
+        n = finalize(out, ids)
+        write_meta(out, key, info, complete=True, n_records=n)
+        say(f"{out}: complete, all {len(ids)} answers already there; nothing to generate")
+        return out
+    if done:
+        say(f"{out}: resuming, {len(ids) - len(pending)} of {len(ids)} answers already there")
+    backend = backend if backend is not None else spec.build(cfg, tok, progress)
+    with JsonlAppender(out) as w:
+        backend.generate(_items(pending, template, tok), cfg.decoding,
+                         on_done=lambda i, c: w.write(_record(pending[i], c, key, cfg, template, ds)))
+    n = finalize(out, ids)
+    write_meta(out, key, info, complete=True, n_records=n)
+    say(f"wrote {len(pending)} answers to {out} ({n} in the file; key in {meta_path(out).name})")
+    return out

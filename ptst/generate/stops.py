@@ -1,0 +1,52 @@
+"""When an answer ends: end-of-turn token ids of a tokenizer, and stop-string truncation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# End-of-turn / end-of-text tokens of the common chat families. Only the ones a tokenizer really has count, so a
+# ChatML model stops at <|im_end|> even when its config's eos is <|endoftext|> (and the other way round).
+END_OF_TURN_TOKENS = (
+    "<|im_end|>",  # ChatML: SmolLM2, Qwen, Hermes
+    "<|eot_id|>",  # Llama 3
+    "<|eom_id|>",  # Llama 3.1 tool turns
+    "<|end|>",  # Phi-3
+    "<end_of_turn>",  # Gemma
+    "<|endoftext|>",  # GPT-2 family, Qwen base, SmolLM2
+    "<|end_of_text|>",  # Llama 3 base
+    "</s>",  # Llama 2, Mistral
+)
+
+
+def _as_list(value: Any) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, int):
+        return [value]
+    return [int(v) for v in value]
+
+
+def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
+    """The ids that end an answer: the model's and tokenizer's EOS plus end-of-turn tokens present in the vocab."""
+    ids: list[int] = []
+    gen_cfg = getattr(model, "generation_config", None)
+    ids += _as_list(getattr(gen_cfg, "eos_token_id", None))
+    ids += _as_list(getattr(tokenizer, "eos_token_id", None))
+    vocab = tokenizer.get_vocab()
+    ids += [vocab[t] for t in END_OF_TURN_TOKENS if t in vocab]
+    return sorted(set(ids))
+
+
+def truncate_at_stop(text: str, stop: Iterable[str]) -> tuple[str, bool]:
+    """Cut `text` before the earliest stop string (which is dropped, as OpenAI and vLLM do); True if one was found."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def first_stop(token_ids: Sequence[int], stops: set[int]) -> int:
+    """Index of the first stop token in `token_ids`, or -1."""
+    for i, t in enumerate(token_ids):
+        if t in stops:
+            return i
+    return -1
