@@ -1,0 +1,133 @@
+"""HFBackend: determinism across runs and batch sizes, input order, stops, max_new_tokens, sampling seeds."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ptst.errors import PtstError
+from ptst.generate.base import Decoding, PromptItem
+from ptst.generate.hf import HFBackend, left_pad, length_sorted_batches
+from ptst.generate.stops import stop_token_ids, truncate_at_stop
+from tests.generate.conftest import PROMPTS
+
+
+def items_for(tok, prompts=PROMPTS):
+    from ptst.templates import get_template, render
+
+    t = get_template("chat:llama")
+    return [PromptItem(f"q{i}", render(t, tok, p).text) for i, p in enumerate(prompts)]
+
+
+def texts(backend, items, **dec):
+    return [c.text for c in backend.generate(items, Decoding(**dec))]
+
+
+def test_length_sorted_batches_cover_every_index_once_longest_first():
+    batches = length_sorted_batches([3, 9, 1, 9, 5], 2)
+    assert batches == [[1, 3], [4, 0], [2]]
+    ids, mask = left_pad([[7, 8, 9], [5]], pad_id=0)
+    assert ids == [[7, 8, 9], [0, 0, 5]] and mask == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_greedy_is_deterministic_across_runs_and_batch_sizes(lively):
+    """With fp32 and correct left padding (masks and position ids), a prompt's greedy answer does not depend on
+    which other prompts share its batch: bs 1, 3, 4 and 16 must agree token for token on this model. (On real
+    models batching can flip a near-tie token now and then; bench_generate.py measures that agreement.)"""
+    model, tok = lively
+    items = items_for(tok)
+    ref = texts(HFBackend(model, tok, batch_size=1, progress=False), items, max_new_tokens=24)
+    assert len(set(ref)) == len(ref), "the lively model must give distinct answers, or this test proves nothing"
+    for bs in (1, 3, 4, 16):
+        assert texts(HFBackend(model, tok, batch_size=bs, progress=False), items, max_new_tokens=24) == ref
+
+
+def test_outputs_come_back_in_input_order_and_on_done_reports_indices(lively):
+    model, tok = lively
+    items = items_for(tok)
+    backend = HFBackend(model, tok, batch_size=2, progress=True)  # the progress bar path must not break it
+    seen: dict[int, str] = {}
+    out = backend.generate(items, Decoding(max_new_tokens=12), on_done=lambda i, c: seen.setdefault(i, c.text))
+    singles = [backend.generate([it], Decoding(max_new_tokens=12))[0].text for it in items]
+    assert [c.text for c in out] == singles
+    assert seen == dict(enumerate(singles))
+    rev = backend.generate(items[::-1], Decoding(max_new_tokens=12))
+    assert [c.text for c in rev] == singles[::-1]
+
+
+def test_max_new_tokens_is_respected(lively):
+    model, tok = lively
+    backend = HFBackend(model, tok, batch_size=4, progress=False)
+    items = items_for(tok)
+    short = backend.generate(items, Decoding(max_new_tokens=5))
+    longer = backend.generate(items, Decoding(max_new_tokens=20))
+    assert any(c.finish_reason == "length" for c in short)
+    for s, g in zip(short, longer, strict=True):
+        assert s.n_tokens is not None and g.n_tokens is not None
+        assert s.n_tokens <= 5 and s.finish_reason == ("length" if s.n_tokens == 5 else "stop")
+        assert s.n_tokens == min(g.n_tokens, 5)
+        # greedy: the capped answer starts the longer one (a cut multi-byte character decodes as U+FFFD)
+        assert g.text.startswith(s.text.rstrip("\ufffd"))
+
+
+def test_stops_at_an_end_of_turn_token(lively):
+    """Make a token the model really emits at step k an EOS: the answer must end there, reported as 'stop'."""
+    model, tok = lively
+    item = items_for(tok)[1]
+    full = HFBackend(model, tok, progress=False)
+    ids = tok(full.generate([item], Decoding(max_new_tokens=16))[0].text, add_special_tokens=False)["input_ids"]
+    k = 5
+    m2 = copy.deepcopy(model)
+    m2.generation_config.eos_token_id = [tok.eos_token_id, ids[k]]
+    k = ids.index(ids[k])  # its first occurrence is where generation must stop
+    c = HFBackend(m2, tok, progress=False).generate([item], Decoding(max_new_tokens=16))[0]
+    assert (c.finish_reason, c.n_tokens) == ("stop", k + 1)
+    assert c.text == tok.decode(ids[:k], skip_special_tokens=True)
+
+
+def test_stop_strings_truncate_the_answer(lively):
+    model, tok = lively
+    backend = HFBackend(model, tok, batch_size=3, progress=False)
+    items = items_for(tok)
+    full = backend.generate(items, Decoding(max_new_tokens=20))
+    target = full[3].text
+    stop = target[6:9]
+    cut = target.find(stop)
+    out = backend.generate(items, Decoding(max_new_tokens=20, stop=(stop,)))
+    assert out[3].text == target[:cut] and out[3].finish_reason == "stop"
+    assert out[3].n_tokens is not None and out[3].n_tokens < 20
+    for f, o in zip(full, out, strict=True):  # every other answer is its unstopped answer cut at the same string
+        assert o.text == truncate_at_stop(f.text, [stop])[0]
+
+
+def test_sampling_is_seeded_and_leaves_the_callers_rng_alone(lively):
+    import torch
+
+    model, tok = lively
+    backend = HFBackend(model, tok, batch_size=3, progress=False)
+    items = items_for(tok)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = texts(backend, items, max_new_tokens=12, temperature=1.0, seed=7)
+    assert torch.equal(torch.rand(3), expected)
+    assert texts(backend, items, max_new_tokens=12, temperature=1.0, seed=7) == a
+    assert texts(backend, items, max_new_tokens=12, temperature=1.0, seed=8) != a
+    assert a != texts(backend, items, max_new_tokens=12)
+
+
+def test_empty_prompt_and_bad_batch_size_are_clear_errors(lively):
+    model, tok = lively
+    with pytest.raises(PtstError, match="empty"):
+        HFBackend(model, tok, progress=False).generate([PromptItem("x", "")], Decoding(max_new_tokens=2))
+    with pytest.raises(PtstError, match="batch_size"):
+        HFBackend(model, tok, batch_size=0)
+    assert HFBackend(model, tok, progress=False).generate([], Decoding()) == []
+
+
+def test_stop_token_ids_include_end_of_turn_tokens(llama2_tok, chatml_tok):
+    im_end = chatml_tok.convert_tokens_to_ids("<|im_end|>")
+    assert im_end in stop_token_ids(chatml_tok)
+    assert llama2_tok.eos_token_id in stop_token_ids(llama2_tok)
+    assert chatml_tok.convert_tokens_to_ids("<pad>") not in stop_token_ids(chatml_tok)
