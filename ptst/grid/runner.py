@@ -74,8 +74,12 @@ def _model(cfg: GridConfig, root: Path) -> str:
 
 def preflight(cfg: GridConfig, root: Path, cells: list[TrainCell]) -> None:
     """Refuse, before any work, a run directory whose existing results were made by a different config."""
+    from ptst.data import load_dataset
     from ptst.train.runner import dir_state
 
+    for spec in (e.resolved() for e in cfg.evals):  # every input must be there before hours of training
+        load_dataset(spec.data, spec.split, data_dir=cfg.data_dir, limit=spec.limit, seed=cfg.eval_seed)
+    finetune_ids(cfg)
     model = _model(cfg, root)
     if cfg.align is not None and not (root / "align" / "align.json").exists():
         return  # nothing downstream can exist yet
