@@ -65,13 +65,14 @@ def _prompt(i: int) -> str:
     return f"Request {i}: explain {topics[i % len(topics)]} to a beginner in a few sentences."
 
 
-async def _one(client: Any, i: int, max_tokens: int) -> tuple[float, int, int]:
+async def _one(client: Any, i: int, max_tokens: int) -> tuple[float, int, int, int]:
+    """(latency s, status, completion tokens, prompt tokens) of one request."""
     body = {"model": "bench", "max_tokens": max_tokens, "messages": [{"role": "user", "content": _prompt(i)}]}
     t0 = time.perf_counter()
     r = await client.post("/v1/chat/completions", json=body)
     took = time.perf_counter() - t0
-    tokens = r.json()["usage"]["completion_tokens"] if r.status_code == 200 else 0
-    return took, r.status_code, tokens
+    use = r.json()["usage"] if r.status_code == 200 else {}
+    return took, r.status_code, use.get("completion_tokens", 0), use.get("prompt_tokens", 0)
 
 
 async def _load(url: str, n: int, max_tokens: int) -> dict[str, Any]:
@@ -87,7 +88,8 @@ async def _load(url: str, n: int, max_tokens: int) -> dict[str, Any]:
     q = statistics.quantiles(lat, n=100, method="inclusive")
     return {"requests": n, "errors": sum(r[1] != 200 for r in results), "wall_s": wall,
             "p50_s": statistics.median(lat), "p95_s": q[94], "max_s": lat[-1], "req_per_s": n / wall,
-            "tokens_per_s": sum(r[2] for r in results) / wall, "completion_tokens": sum(r[2] for r in results)}
+            "tokens_per_s": sum(r[2] for r in results) / wall, "completion_tokens": sum(r[2] for r in results),
+            "mean_prompt_tokens": statistics.mean(r[3] for r in results)}
 
 
 def _wait_up(url: str, proc: Any, timeout: float = 120) -> None:
@@ -161,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                      "max_tokens": args.max_tokens, "requests": args.requests, "max_wait_ms": args.max_wait_ms,
                      "torch_threads": args.threads, "cpus": os.cpu_count()},
            "modes": modes, "throughput_ratio": ratio}
-    print(f"random Llama {params:,} params (hidden {args.hidden}, {args.layers} layers), template chat:llama, "
-          f"{args.requests} concurrent requests x {args.max_tokens} max tokens")
+    print(f"random Llama {params:,} params (hidden {args.hidden}, {args.layers} layers), template chat:llama "
+          f"({modes['batched']['mean_prompt_tokens']:.0f} prompt tokens), {args.requests} concurrent requests x "
+          f"{args.max_tokens} max tokens, {args.threads} torch thread(s) in the server")
     print("| mode | max_batch | batches (mean size) | in generate s | wall s | errors | p50 s | p95 s | req/s "
           "| tokens/s |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -26,6 +26,7 @@ from ptst.serve.protocol import (
 from ptst.serve.state import ServerState
 
 MAX_BODY_BYTES = 4 << 20
+DISCONNECT_POLL_S = 0.25
 router = APIRouter()
 
 
@@ -53,7 +54,8 @@ def _max_tokens(st: ServerState, req: ChatRequest, n_prompt: int) -> int:
         raise invalid(f"the rendered prompt is {n_prompt} tokens, over this model's {st.max_context}-token context",
                       "messages", "context_length_exceeded")
     if req.max_tokens is None:
-        return min(st.cfg.default_max_tokens, st.cfg.max_new_tokens_limit, room or st.cfg.default_max_tokens)
+        default = min(st.cfg.default_max_tokens, st.cfg.max_new_tokens_limit)
+        return default if room is None else min(default, room)
     if room is not None and req.max_tokens > room:
         raise invalid(f"the rendered prompt ({n_prompt} tokens) plus max_tokens ({req.max_tokens}) exceeds this "
                       f"model's {st.max_context}-token context", "max_tokens", "context_length_exceeded")
@@ -92,16 +94,26 @@ async def chat_completions(request: Request) -> Any:
     if req.stream:
         return StreamingResponse(_sse(st, rid, job, req.include_usage, n_prompt), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    out = await _result(job)
+    out = await _result(job, request)
     body = completion_body(rid, st.name, st.system_fingerprint, out.text, out.finish_reason or "stop",
                            usage(n_prompt, _n_completion(st, out)))
     return JSONResponse(body)
 
 
-async def _result(job: Job) -> Completion:
+async def _result(job: Job, request: Request | None = None) -> Completion:
+    """The job's completion. While it waits, a client that hung up (timed out, retried elsewhere) has its job
+    withdrawn so it never takes a batch slot; a stream's generator is cancelled by Starlette instead."""
+    fut = asyncio.wrap_future(job.future)
     try:
-        return await asyncio.wrap_future(job.future)
+        while request is not None and not fut.done():
+            await asyncio.wait({fut}, timeout=DISCONNECT_POLL_S)
+            if not fut.done() and await request.is_disconnected():
+                fut.cancel()  # cancels the job too, unless its batch already started
+                raise ApiError(499, "client closed the request")
+        return await fut
     except asyncio.CancelledError:
+        raise
+    except ApiError:
         raise
     except Exception as e:  # noqa: BLE001 - reported to the client as a 500, logged by the batcher
         raise ApiError(500, f"generation failed: {type(e).__name__}: {e}", code="generation_failed") from None

@@ -89,6 +89,24 @@ def test_full_queue_answers_429_with_retry_after_and_serves_the_rest(llama2_tok)
     assert "request 1" in results[1].json()["choices"][0]["message"]["content"]
 
 
+def test_a_client_that_hangs_up_while_queued_never_reaches_the_model(llama2_tok):
+    backend = GateBackend()
+    app = create_app(ServeConfig(model="tiny", max_batch=1, max_wait_ms=0, max_context=2048), backend, llama2_tok)
+    batcher = app.state.ptst.batcher
+    results: list = [None]
+    with running(app) as url:
+        first = _post_in_thread(url, results, 0)
+        assert backend.entered.wait(20)
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + URL, json=chat("impatient"), timeout=httpx.Timeout(10, read=0.3))
+        wait_for(lambda: batcher.queued == 1 and batcher._queue[0].future.cancelled())  # noqa: SLF001
+        backend.release.set()
+        first.join(30)
+        assert httpx.post(url + URL, json=chat("later")).status_code == 200
+    served = [it.rendered for items, _ in backend.calls for it in items]
+    assert len(served) == 2 and not any("impatient" in p for p in served)
+
+
 def test_draining_server_answers_503_with_retry_after(echo_server):
     url, _, app = echo_server
     app.state.ptst.batcher.close()
