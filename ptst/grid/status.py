@@ -43,7 +43,7 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
     print(f"grid {cfg.name} -> {out}")
     print(f"model {cfg.model}{' (+ alignment stage)' if cfg.align else ''}; seeds {cfg.seeds}")
     for c in cells:
-        state = "done" if (out / c.id / "spec.json").exists() or c.template is None else "to train"
+        state = "no train" if c.template is None else "done" if (out / c.id / "spec.json").exists() else "to train"
         print(f"  {c.id:<28} {state:<9} evals: {', '.join(e.id for e in c.evals)}")
     sets = ", ".join(f"{e.label} ({e.kind}, n={e.limit or 'all'})" for e in specs)
     print(f"evaluation sets: {sets}")
