@@ -6,6 +6,11 @@ STAMP := $(VENV)/.ptst-installed
 
 .PHONY: install test test-fast lint quickstart demo bench clean
 
+# The data sets: ../shared/data when it sits beside the checkout, else ptst's cache / verified downloads.
+ifneq ($(wildcard ../shared/data/MANIFEST.md),)
+export PTST_DATA_DIR ?= $(abspath ../shared/data)
+endif
+
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -28,12 +33,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check ptst tests benchmarks
 	$(BIN)/mypy ptst
 
+quickstart: $(STAMP)
+	$(BIN)/ptst run configs/quickstart.yaml
+
 demo: $(STAMP)
 	$(BIN)/ptst templates show chat:llama --model smollm2-135m --input "How do I bake bread?"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
