@@ -57,7 +57,7 @@ def _serve(model_dir: str, port: int, max_batch: int, max_wait_ms: float, thread
     thread.join(60)
     s = app.state.ptst.batcher.stats
     Path(stats_path).write_text(json.dumps({"batches": s.batches, "items": s.items, "largest": s.largest,
-                                                "busy_s": s.busy_s}))
+                                                "busy_s": s.busy_s, "engine": getattr(backend, "engine", None)}))
 
 
 def _prompt(i: int) -> str:
@@ -126,7 +126,7 @@ def run_mode(model_dir: str, max_batch: int, args: argparse.Namespace) -> dict[s
             proc.terminate()
     stats = json.loads(Path(stats_path).read_text()) if Path(stats_path).exists() else {}
     res.update(max_batch=max_batch, batches=stats.get("batches"), largest_batch=stats.get("largest"),
-               generate_s=stats.get("busy_s"))
+               generate_s=stats.get("busy_s"), hf_engine=stats.get("engine"))
     if stats.get("batches"):
         res["mean_batch"] = stats["items"] / stats["batches"]
     return res
@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
            "modes": modes, "throughput_ratio": ratio}
     print(f"random Llama {params:,} params (hidden {args.hidden}, {args.layers} layers), template chat:llama "
           f"({modes['batched']['mean_prompt_tokens']:.0f} prompt tokens), {args.requests} concurrent requests x "
-          f"{args.max_tokens} max tokens, {args.threads} torch thread(s) in the server")
+          f"{args.max_tokens} max tokens, {args.threads} torch thread(s) in the server, HF engine "
+          f"{modes['batched']['hf_engine'] or 'generate'}")
     print("| mode | max_batch | batches (mean size) | in generate s | wall s | errors | p50 s | p95 s | req/s "
           "| tokens/s |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -98,7 +98,7 @@ def test_a_client_that_hangs_up_while_queued_never_reaches_the_model(llama2_tok)
         first = _post_in_thread(url, results, 0)
         assert backend.entered.wait(20)
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(url + URL, json=chat("impatient"), timeout=httpx.Timeout(10, read=0.3))
+            httpx.post(url + URL, json=chat("impatient"), timeout=httpx.Timeout(10, read=0.5))
         wait_for(lambda: batcher.queued == 1 and batcher._queue[0].future.cancelled())  # noqa: SLF001
         backend.release.set()
         first.join(30)
