@@ -84,14 +84,13 @@ async def _http_error(request: Request, e: Exception) -> JSONResponse:
                                     headers=dict(e.headers or {})))
 
 
-def _load(cfg: ServeConfig) -> tuple[Any, Any]:
+def _load_backend(cfg: ServeConfig, tok: Any) -> Any:
     from ptst.generate.hf import HFBackend
-    from ptst.models import load_model, load_tokenizer
+    from ptst.models import load_model
 
-    tok = load_tokenizer(cfg.model)
     # Merged LoRA: the served model is the fine-tuned one, without the adapter's per-layer overhead.
     model = load_model(cfg.model, adapter=cfg.adapter, device=cfg.device, dtype=cfg.dtype, merge=bool(cfg.adapter))
-    return HFBackend(model, tok, batch_size=cfg.max_batch, progress=False), tok
+    return HFBackend(model, tok, batch_size=cfg.max_batch, progress=False)
 
 
 def _context_len(cfg: ServeConfig, backend: Any) -> int | None:
@@ -107,12 +106,12 @@ def create_app(cfg: ServeConfig, backend: Any = None, tokenizer: Any = None) -> 
     from ptst.serve.routes import router
 
     template = get_template(cfg.template)
-    if backend is None:
-        backend, tokenizer = _load(cfg)
-    elif tokenizer is None:
+    if tokenizer is None:
         tokenizer = load_tokenizer(cfg.model)
+    fp = fingerprint(template, tokenizer)  # a template this tokenizer cannot render fails before weights load
+    if backend is None:
+        backend = _load_backend(cfg, tokenizer)
     tok = copy.deepcopy(tokenizer)
-    fp = fingerprint(template, tok)
     batcher = Batcher(backend, cfg.max_batch, cfg.max_wait_ms / 1000, cfg.max_queue)
     st = ServerState(cfg, template, fp, tok, batcher, _context_len(cfg, backend))
     if not template.safety_prompt:

@@ -153,3 +153,16 @@ def test_backend_failure_is_a_500_and_the_server_keeps_serving(llama2_tok):
             assert r.status_code == 500 and "out of memory" in r.json()["error"]["message"]
             _headers_ok(r, llama2_tok)
         assert httpx.get(url + "/health").status_code == 200
+
+
+def test_bad_template_fails_at_start_with_one_clear_error(llama2_tok):
+    import copy
+
+    from ptst.errors import PtstError
+
+    with pytest.raises(PtstError, match="did you mean 'chat:llama'"):
+        create_app(ServeConfig(model="tiny", template="chat:lama"), EchoBackend(), llama2_tok)
+    plain = copy.deepcopy(llama2_tok)
+    plain.chat_template = None
+    with pytest.raises(PtstError, match="no chat template"):
+        create_app(ServeConfig(model="tiny", template="chat:llama"), EchoBackend(), plain)
