@@ -7,22 +7,17 @@ from typing import Any
 
 from ptst.errors import PtstError
 from ptst.generate.base import Completion, Decoding, OnDone, PromptItem
+from ptst.generate.decode import left_pad
 from ptst.generate.progress import GenProgress
 from ptst.generate.stops import first_stop, stop_token_ids, truncate_at_stop
+
+MIN_SHARED_PREFIX = 8  # shorter shared prefixes are not worth an extra forward pass
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length, longest first (least padding; an OOM shows at once)."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
-    """Left-pad token rows to one length: (input_ids, attention_mask)."""
-    width = max(len(r) for r in rows)
-    ids = [[pad_id] * (width - len(r)) + list(r) for r in rows]
-    mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
-    return ids, mask
 
 
 def _step_meter(progress: GenProgress, stops: Any) -> Any:
@@ -58,9 +53,12 @@ class HFBackend:
 
     name = "hf"
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, progress: bool = True) -> None:
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, progress: bool = True,
+                 engine: str = "auto", prefix_cache: bool = True) -> None:
         if batch_size < 1:
             raise PtstError("batch_size must be >= 1")
+        if engine not in ("auto", "loop", "generate"):
+            raise PtstError(f"engine must be auto, loop or generate, got {engine!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -70,6 +68,13 @@ class HFBackend:
             raise PtstError("the tokenizer has no EOS or end-of-turn token: generation could never stop early")
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.stop_ids[0]
+        from ptst.generate.decode import cache_kind
+
+        kind = cache_kind(model)
+        if engine == "auto":
+            engine = "generate" if kind == "other" else "loop"
+        self.engine = engine
+        self.prefix_cache = prefix_cache and engine == "loop" and kind == "full"
 
     def _generation_config(self, d: Decoding) -> Any:
         from transformers import GenerationConfig
@@ -102,50 +107,76 @@ class HFBackend:
 
         encoded = self.encode(items)
         results: list[Completion | None] = [None] * len(items)
-        gen_cfg = self._generation_config(decoding)
         with GenProgress(len(items), "generating", self.progress) as bar, torch.inference_mode():
             for n, batch in enumerate(length_sorted_batches([len(r) for r in encoded], self.batch_size)):
-                outs = self._run_batch([encoded[i] for i in batch], decoding, gen_cfg, bar, seed_offset=n)
+                # sampled answers depend on (seed, batch composition), as with any batched sampler
+                seed = decoding.seed * 1_000_003 + n
+                rows = [encoded[i] for i in batch]
+                outs = (self._loop_batch if self.engine == "loop" else self._generate_batch)(rows, decoding, bar, seed)
+                bar.advance(prompts=len(batch))
                 for i, c in zip(batch, outs, strict=True):
                     results[i] = c
                     if on_done is not None:
                         on_done(i, c)
         return [c for c in results if c is not None]
 
-    def _run_batch(self, rows: list[list[int]], d: Decoding, gen_cfg: Any, bar: GenProgress,
-                   seed_offset: int) -> list[Completion]:
+    def _tensors(self, rows: list[list[int]]) -> tuple[Any, Any]:
         import torch
 
-        dev = self.model.device
         ids, mask = left_pad(rows, self.pad_id)
-        input_ids = torch.tensor(ids, device=dev)
-        attention_mask = torch.tensor(mask, device=dev)
+        dev = self.model.device
+        return torch.tensor(ids, device=dev), torch.tensor(mask, device=dev)
+
+    def _loop_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:
+        from ptst.generate.decode import decode_loop, make_sampler, shared_prefix
+
+        stop_check = None
+        if d.stop:  # a stop string of k characters lies within the last 4k+4 tokens (byte-level BPE worst case)
+            window = 4 * max(len(x) for x in d.stop) + 4
+            stop_check = lambda toks: truncate_at_stop(  # noqa: E731
+                self.tokenizer.decode(toks[-window:], skip_special_tokens=True), d.stop)[1]
+        prefix = shared_prefix(rows) if self.prefix_cache and len(rows) > 1 else 0
+        outs = decode_loop(self.model, rows, self.pad_id, max_new_tokens=d.max_new_tokens,
+                           stop_ids=set(self.stop_ids), stop_check=stop_check,
+                           prefix=prefix if prefix >= MIN_SHARED_PREFIX else 0,
+                           sampler=make_sampler(d.temperature, d.top_p, seed, self.model.device),
+                           on_step=lambda live: bar.advance(tokens=live))
+        return [self._completion(o.token_ids, d, o.finish_reason) for o in outs]
+
+    def _generate_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:
+        """The fallback: transformers' own `generate` (rows stay in the batch until the longest one ends)."""
+        import torch
+
+        input_ids, attention_mask = self._tensors(rows)
+        dev = input_ids.device
         meter = _step_meter(bar, torch.tensor(self.stop_ids, device=dev)) if bar.enabled else None
         fork_devices = [dev.index or 0] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices, enabled=not d.greedy):
-            if not d.greedy:  # sampled answers depend on (seed, batch composition), like any batched sampler
-                torch.manual_seed(d.seed * 1_000_003 + seed_offset)
+            if not d.greedy:
+                torch.manual_seed(seed)
             out = self.model.generate(
-                input_ids=input_ids, attention_mask=attention_mask, generation_config=gen_cfg,
+                input_ids=input_ids, attention_mask=attention_mask, generation_config=self._generation_config(d),
                 stopping_criteria=[meter] if meter is not None else None,
                 tokenizer=self.tokenizer if d.stop else None,
             )
-        new = out[:, input_ids.shape[1]:].tolist()
-        comps = [self._completion(row, d) for row in new]
-        bar.advance(prompts=len(rows), tokens=sum(c.n_tokens or 0 for c in comps) - (meter.counted if meter else 0))
+        comps = [self._completion(self._trim(row), d, None) for row in out[:, input_ids.shape[1]:].tolist()]
+        bar.advance(tokens=sum(c.n_tokens or 0 for c in comps) - (meter.counted if meter else 0))
         return comps
 
-    def _completion(self, row: list[int], d: Decoding) -> Completion:
-        stops = set(self.stop_ids)
-        end = first_stop(row, stops)
+    def _trim(self, row: list[int]) -> list[int]:
+        """A generate() row cut after its first stop token, or stripped of the padding after a stop string."""
+        end = first_stop(row, set(self.stop_ids))
         if end >= 0:
-            body, n = row[:end], end + 1  # the end-of-turn token counts as generated
-        else:
-            body = row
-            if self.pad_id not in stops:  # a row finished by a stop string is padded to the batch length
-                while body and body[-1] == self.pad_id:
-                    body = body[:-1]
-            n = len(body)
+            return row[: end + 1]
+        if self.pad_id not in self.stop_ids:
+            while row and row[-1] == self.pad_id:
+                row = row[:-1]
+        return row
+
+    def _completion(self, row: list[int], d: Decoding, reason: str | None) -> Completion:
+        ended = bool(row) and row[-1] in self.stop_ids
+        body = row[:-1] if ended else row  # the end-of-turn token counts as generated, but is not text
         text, cut = truncate_at_stop(self.tokenizer.decode(body, skip_special_tokens=True), d.stop)
-        finish = "stop" if (end >= 0 or cut or n < d.max_new_tokens) else "length"
-        return Completion(text=text, finish_reason=finish, n_tokens=n)
+        if reason is None:
+            reason = "stop" if (ended or cut or len(row) < d.max_new_tokens) else "length"
+        return Completion(text=text, finish_reason="stop" if cut else reason, n_tokens=len(row))

@@ -8,7 +8,8 @@ import pytest
 
 from ptst.errors import PtstError
 from ptst.generate.base import Decoding, PromptItem
-from ptst.generate.hf import HFBackend, left_pad, length_sorted_batches
+from ptst.generate.decode import left_pad, shared_prefix
+from ptst.generate.hf import HFBackend, length_sorted_batches
 from ptst.generate.stops import stop_token_ids, truncate_at_stop
 from tests.generate.conftest import PROMPTS
 
@@ -18,6 +19,12 @@ def items_for(tok, prompts=PROMPTS):
 
     t = get_template("chat:llama")
     return [PromptItem(f"q{i}", render(t, tok, p).text) for i, p in enumerate(prompts)]
+
+
+@pytest.fixture(params=["loop", "generate"])
+def engine(request) -> str:
+    """Every behaviour holds for ptst's own decoding loop and for the transformers generate() fallback."""
+    return request.param
 
 
 def texts(backend, items, **dec):
@@ -31,22 +38,36 @@ def test_length_sorted_batches_cover_every_index_once_longest_first():
     assert ids == [[7, 8, 9], [0, 0, 5]] and mask == [[1, 1, 1], [0, 0, 1]]
 
 
-def test_greedy_is_deterministic_across_runs_and_batch_sizes(lively):
+def test_shared_prefix_leaves_each_row_a_token_of_its_own(lively):
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix([[1], [1, 2]]) == 0
+    model, tok = lively
+    rows = [tok(it.rendered, add_special_tokens=False)["input_ids"] for it in items_for(tok)]
+    assert shared_prefix(rows) > 100  # the chat:llama system prompt: what prefix caching saves
+    assert HFBackend(model, tok).prefix_cache
+
+
+def test_greedy_is_deterministic_across_runs_batch_sizes_and_engines(lively):
     """With fp32 and correct left padding (masks and position ids), a prompt's greedy answer does not depend on
-    which other prompts share its batch: bs 1, 3, 4 and 16 must agree token for token on this model. (On real
-    models batching can flip a near-tie token now and then; bench_generate.py measures that agreement.)"""
+    which other prompts share its batch: bs 1, 3, 4 and 16 must agree token for token on this model, and ptst's
+    loop (which drops finished rows from the batch) must match transformers' generate(). (On real models
+    batching can flip a near-tie token now and then; bench_generate.py measures that agreement.)"""
     model, tok = lively
     items = items_for(tok)
-    ref = texts(HFBackend(model, tok, batch_size=1, progress=False), items, max_new_tokens=24)
-    assert len(set(ref)) == len(ref), "the lively model must give distinct answers, or this test proves nothing"
-    for bs in (1, 3, 4, 16):
-        assert texts(HFBackend(model, tok, batch_size=bs, progress=False), items, max_new_tokens=24) == ref
+    ref = HFBackend(model, tok, batch_size=1, progress=False, engine="generate").generate(items, Decoding(24))
+    assert len({c.text for c in ref}) == len(ref), "the model must give distinct answers, or this proves nothing"
+    assert {c.finish_reason for c in ref} == {"stop", "length"}, "some rows must end early, others run on"
+    for engine, prefix_cache in (("loop", True), ("loop", False), ("generate", False)):
+        for bs in (1, 3, 4, 16):
+            backend = HFBackend(model, tok, batch_size=bs, progress=False, engine=engine, prefix_cache=prefix_cache)
+            assert backend.generate(items, Decoding(24)) == ref, (engine, prefix_cache, bs)
 
 
-def test_outputs_come_back_in_input_order_and_on_done_reports_indices(lively):
+def test_outputs_come_back_in_input_order_and_on_done_reports_indices(engine, lively):
     model, tok = lively
     items = items_for(tok)
-    backend = HFBackend(model, tok, batch_size=2, progress=True)  # the progress bar path must not break it
+    backend = HFBackend(model, tok, batch_size=2, progress=True, engine=engine)  # the bar must not break it
     seen: dict[int, str] = {}
     out = backend.generate(items, Decoding(max_new_tokens=12), on_done=lambda i, c: seen.setdefault(i, c.text))
     singles = [backend.generate([it], Decoding(max_new_tokens=12))[0].text for it in items]
@@ -56,9 +77,9 @@ def test_outputs_come_back_in_input_order_and_on_done_reports_indices(lively):
     assert [c.text for c in rev] == singles[::-1]
 
 
-def test_max_new_tokens_is_respected(lively):
+def test_max_new_tokens_is_respected(engine, lively):
     model, tok = lively
-    backend = HFBackend(model, tok, batch_size=4, progress=False)
+    backend = HFBackend(model, tok, batch_size=4, progress=False, engine=engine)
     items = items_for(tok)
     short = backend.generate(items, Decoding(max_new_tokens=5))
     longer = backend.generate(items, Decoding(max_new_tokens=20))
@@ -71,24 +92,24 @@ def test_max_new_tokens_is_respected(lively):
         assert g.text.startswith(s.text.rstrip("\ufffd"))
 
 
-def test_stops_at_an_end_of_turn_token(lively):
+def test_stops_at_an_end_of_turn_token(engine, lively):
     """Make a token the model really emits at step k an EOS: the answer must end there, reported as 'stop'."""
     model, tok = lively
     item = items_for(tok)[1]
-    full = HFBackend(model, tok, progress=False)
+    full = HFBackend(model, tok, progress=False, engine=engine)
     ids = tok(full.generate([item], Decoding(max_new_tokens=16))[0].text, add_special_tokens=False)["input_ids"]
     k = 5
     m2 = copy.deepcopy(model)
     m2.generation_config.eos_token_id = [tok.eos_token_id, ids[k]]
     k = ids.index(ids[k])  # its first occurrence is where generation must stop
-    c = HFBackend(m2, tok, progress=False).generate([item], Decoding(max_new_tokens=16))[0]
+    c = HFBackend(m2, tok, progress=False, engine=engine).generate([item], Decoding(max_new_tokens=16))[0]
     assert (c.finish_reason, c.n_tokens) == ("stop", k + 1)
     assert c.text == tok.decode(ids[:k], skip_special_tokens=True)
 
 
-def test_stop_strings_truncate_the_answer(lively):
+def test_stop_strings_truncate_the_answer(engine, lively):
     model, tok = lively
-    backend = HFBackend(model, tok, batch_size=3, progress=False)
+    backend = HFBackend(model, tok, batch_size=3, progress=False, engine=engine)
     items = items_for(tok)
     full = backend.generate(items, Decoding(max_new_tokens=20))
     target = full[3].text
@@ -101,11 +122,11 @@ def test_stop_strings_truncate_the_answer(lively):
         assert o.text == truncate_at_stop(f.text, [stop])[0]
 
 
-def test_sampling_is_seeded_and_leaves_the_callers_rng_alone(lively):
+def test_sampling_is_seeded_and_leaves_the_callers_rng_alone(engine, lively):
     import torch
 
     model, tok = lively
-    backend = HFBackend(model, tok, batch_size=3, progress=False)
+    backend = HFBackend(model, tok, batch_size=3, progress=False, engine=engine)
     items = items_for(tok)
     torch.manual_seed(123)
     expected = torch.rand(3)
@@ -123,6 +144,9 @@ def test_empty_prompt_and_bad_batch_size_are_clear_errors(lively):
         HFBackend(model, tok, progress=False).generate([PromptItem("x", "")], Decoding(max_new_tokens=2))
     with pytest.raises(PtstError, match="batch_size"):
         HFBackend(model, tok, batch_size=0)
+    with pytest.raises(PtstError, match="engine"):
+        HFBackend(model, tok, engine="fast")
+    assert HFBackend(model, tok).engine == "loop"  # a plain Llama KV cache supports dropping rows
     assert HFBackend(model, tok, progress=False).generate([], Decoding()) == []
 
 

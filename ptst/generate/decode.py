@@ -1,0 +1,134 @@
+"""ptst's own decoding loop: KV cache, left padding, and finished rows dropped from the batch as they end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Two savings over transformers' generate(): rows that end early (a refusal after 40 tokens) leave the batch and
+# its KV cache instead of riding along until the longest answer ends, and a prefix every prompt shares (the
+# safety system prompt of a safe-test template is ~150 tokens) is run through the model once, not once a row.
+
+
+@dataclass(frozen=True)
+class Decoded:
+    token_ids: list[int]  # generated tokens, the end-of-turn token included when there was one
+    finish_reason: str  # "stop" | "length"
+
+
+def cache_kind(model: Any) -> str:
+    """"full": every layer a plain DynamicLayer (rows can be dropped, a shared prefix reused); "sliding": some
+    sliding-window layers (rows can be dropped; a prefix is not reused, as padding after it would eat into the
+    window); "other": recurrent/quantized/unknown caches, which go through `model.generate`."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+    try:
+        layers = DynamicCache(config=model.config).layers
+    except Exception:  # noqa: BLE001 - an exotic config: let generate() handle it
+        return "other"
+    kinds = {type(layer) for layer in layers}
+    if kinds <= {DynamicLayer}:
+        return "full"
+    return "sliding" if kinds <= {DynamicLayer, DynamicSlidingWindowLayer} else "other"
+
+
+def make_sampler(temperature: float, top_p: float, seed: int, device: Any) -> Callable[[Any], Any]:
+    """Greedy (temperature 0) or temperature + nucleus sampling with a private, seeded generator."""
+    import torch
+
+    if temperature == 0:
+        return lambda logits: logits.argmax(-1)
+    gen = torch.Generator(device=device).manual_seed(seed)
+
+    def sample(logits: Any) -> Any:
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        if top_p < 1.0:
+            sorted_p, order = probs.sort(dim=-1, descending=True)
+            drop = sorted_p.cumsum(-1) - sorted_p > top_p  # keeps the smallest prefix reaching top_p, >= 1 token
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+        return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+
+    return sample
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Left-pad token rows to one length: (input_ids, attention_mask)."""
+    width = max(len(r) for r in rows)
+    ids = [[pad_id] * (width - len(r)) + list(r) for r in rows]
+    mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
+    return ids, mask
+
+
+def shared_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix all rows share, leaving every row at least one token of its own."""
+    n = min(len(r) for r in rows) - 1
+    first = rows[0]
+    for i in range(max(n, 0)):
+        if any(r[i] != first[i] for r in rows):
+            return i
+    return max(n, 0)
+
+
+def _prefill(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int) -> tuple[Any, Any, Any, Any]:
+    """Run the prompts through the model: (cache, attention mask, last position ids, logits of the last token).
+
+    With `prefix` > 0 the shared prefix (the system prompt, under a safe-test template) is computed once and
+    its KV cache repeated over the batch; each row's own suffix is left-padded after it: [prefix][pad][suffix].
+    """
+    import torch
+    from transformers import DynamicCache
+
+    dev = model.device
+    cache = DynamicCache(config=model.config)
+    ids, smask = left_pad([r[prefix:] for r in rows], pad_id)
+    sids, smask_t = torch.tensor(ids, device=dev), torch.tensor(smask, device=dev)
+    pos = (smask_t.cumsum(-1) - 1).masked_fill(smask_t == 0, 1) + prefix  # as generate() does for left padding
+    mask = smask_t
+    if prefix:
+        head = torch.tensor([list(rows[0][:prefix])], device=dev)
+        model(input_ids=head, position_ids=torch.arange(prefix, device=dev)[None], past_key_values=cache,
+              use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(len(rows))
+        mask = torch.cat([smask_t.new_ones((len(rows), prefix)), smask_t], dim=1)
+    out = model(input_ids=sids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
+                logits_to_keep=1)
+    return cache, mask, pos[:, -1:], out.logits[:, -1, :]
+
+
+def decode_loop(model: Any, rows: Sequence[Sequence[int]], pad_id: int, *, max_new_tokens: int,
+                stop_ids: set[int], sampler: Callable[[Any], Any], prefix: int = 0,
+                stop_check: Callable[[list[int]], bool] | None = None,
+                on_step: Callable[[int], None] | None = None) -> list[Decoded]:
+    """Generate for a batch of token rows; a row leaves the batch at its first stop token, stop string or limit."""
+    import torch
+
+    cache, mask, last, logits = _prefill(model, rows, pad_id, prefix)
+    n = len(rows)
+    live = list(range(n))
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    reasons = ["length"] * n
+    for step in range(max_new_tokens):
+        nxt = sampler(logits)
+        keep = []
+        for j, (row, tok) in enumerate(zip(live, nxt.tolist(), strict=True)):
+            tokens[row].append(tok)
+            if tok in stop_ids or (stop_check is not None and stop_check(tokens[row])):
+                reasons[row] = "stop"
+            else:
+                keep.append(j)
+        if on_step is not None:
+            on_step(len(live))
+        if not keep or step == max_new_tokens - 1:
+            break
+        if len(keep) < len(live):
+            idx = torch.tensor(keep, device=nxt.device)
+            cache.batch_select_indices(idx)
+            mask, nxt, last = mask[idx], nxt[idx], last[idx]
+            live = [live[j] for j in keep]
+        mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
+        last = last + 1
+        logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last, past_key_values=cache,
+                       use_cache=True).logits[:, -1, :]
+    return [Decoded(t, r) for t, r in zip(tokens, reasons, strict=True)]
