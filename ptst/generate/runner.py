@@ -22,10 +22,17 @@ from ptst.templates import INPUT, Template, fingerprint, get_template, render
 class DatasetLike(Protocol):
     """What the generation stage reads from a loaded data set (ptst.data.Dataset has it)."""
 
-    name: str
-    split: str | None
-    sha256: str
-    examples: Sequence[Example]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def split(self) -> str | None: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def examples(self) -> Sequence[Example]: ...
 
 
 def say(msg: str) -> None:
@@ -148,7 +155,7 @@ def run(cfg: GenerateConfig, out_path: str | Path, *, dataset: DatasetLike | Non
         check_adapter_base(cfg.adapter, cfg.model)
     key = run_key(cfg, template, tok, ds)
     info = {"template": template.name, "ptst_version": __version__, "n_examples": len(ds.examples),
-            "data_spec": cfg.data}
+            "data_spec": cfg.data, "data_fingerprint": getattr(ds, "fingerprint", None)}
     done = open_for_resume(out, key, info)
     ids = [ex.id for ex in ds.examples]
     pending = [ex for ex in ds.examples if ex.id not in done]
