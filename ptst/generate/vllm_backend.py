@@ -56,7 +56,7 @@ class VLLMBackend:
         from vllm import SamplingParams
 
         return SamplingParams(
-            n=1, temperature=d.temperature, top_p=d.top_p, top_k=-1, repetition_penalty=1.0,
+            n=1, temperature=d.temperature, top_p=d.top_p, repetition_penalty=1.0,  # top_k: off by default
             max_tokens=d.max_new_tokens, seed=None if d.greedy else d.seed, stop=list(d.stop) or None,
             stop_token_ids=self.stop_ids, skip_special_tokens=True,
         )

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
 from ptst.cli import main
-from ptst.errors import PtstError
 from tests.generate.conftest import PROMPTS
 
 
@@ -52,15 +50,3 @@ def test_generate_cli_errors_are_one_line(argv, message, tmp_path, capsys):
     assert main(["generate", "--out", str(tmp_path / "o.jsonl"), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
-
-
-def test_vllm_backend_fails_cleanly_without_vllm(monkeypatch, lively_dir, data_spec, tmp_path):
-    from ptst.generate import GenerateConfig, run
-    from ptst.generate.vllm_backend import VLLMBackend
-
-    monkeypatch.setitem(sys.modules, "vllm", None)  # absent even where it is installed
-    with pytest.raises(PtstError, match=r"needs vLLM.*pip install"):
-        VLLMBackend(str(lively_dir), tokenizer=None)
-    cfg = GenerateConfig(model=str(lively_dir), data=data_spec, template="chat:llama", backend="vllm")
-    with pytest.raises(PtstError, match="needs vLLM"):
-        run(cfg, tmp_path / "v.jsonl", progress=False)
