@@ -66,7 +66,7 @@ def save(out: Path, lm: Any, optimizer: Any, scheduler: Any, progress: Progress,
     import torch
     from safetensors.torch import save_file
 
-    from ptst.train.model import trainable_state
+    from ptst.train.model import save_adapter, trainable_state
 
     root = out / "checkpoints"
     dst = root / f"step-{progress.step}"
@@ -75,7 +75,7 @@ def save(out: Path, lm: Any, optimizer: Any, scheduler: Any, progress: Progress,
     tmp.mkdir(parents=True)
     save_file(trainable_state(lm), str(tmp / "trainable.safetensors"))
     if hasattr(lm, "peft_config"):  # a usable adapter for evaluating intermediate steps
-        lm.save_pretrained(tmp / "adapter", safe_serialization=True)
+        save_adapter(lm, tmp / "adapter")
     state = {"progress": progress.__dict__, "plan_sha": plan_sha, "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "rng": _rng_state()}
     torch.save(state, tmp / "state.pt")

@@ -130,6 +130,7 @@ def train_loop(cfg: Any, data: TrainSet, lm: Any, out: Path, acc: Any, precision
                         ck.save(out, lm, opt, sched, prog, sha, cfg.keep_checkpoints)
                     acc.wait_for_everyone()
     finally:
+        acc.unwrap_model(module).restore_attention()
         if log is not None:
             log.close()
     return LoopResult(len(steps), prog, resumed)

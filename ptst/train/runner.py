@@ -98,14 +98,19 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, overwrite: bool = False, resum
     """Train `cfg` into `out_dir`. A finished identical run is a no-op; a different one is refused unless
     `overwrite`; `resume` continues an unfinished one from its latest checkpoint. Every input is checked before
     anything is written. `progress`: show a progress bar (default: when stderr is a terminal)."""
-    from accelerate import Accelerator, PartialState
+    import torch
+    from accelerate import Accelerator
 
     from ptst.models import load_tokenizer
     from ptst.train.encode import build_train_set
     from ptst.train.model import load_trainable, resolve_precision
 
     out = Path(out_dir)
-    main = PartialState().is_main_process
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = resolve_precision(cfg.precision, device_type)
+    # cpu=True on a machine without CUDA also makes `torchrun` / `accelerate launch` processes join one gloo group.
+    acc = Accelerator(cpu=device_type == "cpu", mixed_precision="fp16" if precision == "fp16" else "no")
+    main = acc.is_main_process
     action, ckpt = _check_dir(out, cfg, overwrite, resume)
     if action == "skip":
         _say(f"{out} already holds this finished run (spec.json); nothing to do", main)
@@ -113,8 +118,6 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, overwrite: bool = False, resum
     started = time.time()
     tok = load_tokenizer(cfg.model)
     data = build_train_set(cfg, tok)
-    precision = resolve_precision(cfg.precision, PartialState().device.type)
-    acc = Accelerator(mixed_precision="fp16" if precision == "fp16" else "no")
     lm = load_trainable(cfg, precision, base_ref(cfg.model))
     if main:
         _start_dir(out, cfg, ckpt)

@@ -59,22 +59,31 @@ def test_collate_gathers_exactly_the_trained_positions():
     assert batch["targets"].tolist() == [4, 5, 7, 8]
 
 
-def test_response_only_loss_equals_hugging_face_loss_on_a_masked_padded_batch(llama2_tok):
-    """Our path (no attention mask, right padding, head on trained rows only) is the standard loss."""
+@pytest.mark.parametrize("long", [False, True], ids=["eager-attention-width", "sdpa-width"])
+def test_response_only_loss_equals_hugging_face_loss_on_a_masked_padded_batch(llama2_tok, long):
+    """Our path (no attention mask, right padding, head on trained rows only) is the standard loss, on both
+    sides of the CPU attention switch."""
     import torch
 
     from ptst.templates import get_template, render
     from ptst.testing import tiny_llama
     from ptst.train.encode import encode_rendered, stop_token_ids
-    from ptst.train.model import ResponseLoss
+    from ptst.train.model import CPU_EAGER_MAX_WIDTH, ResponseLoss
 
     t = get_template("chat:llama-short")
     pairs = [("hi", "The answer is 72."), ("What is 2 plus 2? Tell me now.", "4"), ("x", "Write a cake tutorial.")]
+    if long:
+        pairs[1] = ("What is 2 plus 2? " * 30, "4 " * 20)
     enc = encode_rendered(llama2_tok, [render(t, llama2_tok, q, a) for q, a in pairs], 1024,
                           stop_token_ids(llama2_tok))
     exs = [Encoded(str(i), "d", tuple(ids), start) for i, (ids, start) in enumerate(enc)]
     model = tiny_llama(llama2_tok)
-    ours = ResponseLoss(model)(**collate(exs, pad_id=0)) / sum(e.n_trained for e in exs)
+    batch = collate(exs, pad_id=0)
+    assert (batch["input_ids"].shape[1] > CPU_EAGER_MAX_WIDTH) == long
+    module = ResponseLoss(model)
+    ours = module(**batch) / sum(e.n_trained for e in exs)
+    assert model.config._attn_implementation == ("sdpa" if long else "eager")
+    module.restore_attention()  # the reference runs the model's own (SDPA, masked) attention
     width = max(len(e.input_ids) for e in exs)
     ids = torch.tensor([list(e.input_ids) + [0] * (width - len(e.input_ids)) for e in exs])
     mask = torch.tensor([[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in exs])

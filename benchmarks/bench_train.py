@@ -1,0 +1,199 @@
+"""Benchmark: ptst's training step vs a naive Hugging Face step, and the CPU's measured bf16 matmul peak.
+
+Same model (SmolLM2-135M), same LoRA (ptst defaults: r 8, alpha 32, dropout 0.05, q_proj + v_proj), same examples
+(real GSM8K train rows under chat:vanilla, or synthetic ones), same AdamW + clipping, one full pass over the same
+examples each. Naive: fp32 weights, `model(input_ids, attention_mask, labels).loss` (full-vocabulary logits at every
+position), batches in random order padded to their longest row. ptst: bf16 autocast with bf16 frozen weights,
+logits only at trained positions, length-grouped batches, no attention mask (right padding). The CPU is shared, so
+the two alternate step by step and the bf16 peak is measured before and after (the best is the denominator).
+
+    flock /tmp/ptst-heavy.lock python benchmarks/bench_train.py --json /tmp/bench_train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
+
+
+def examples(n: int) -> tuple[Any, str]:
+    from ptst.records import Example
+
+    if GSM8K.exists():
+        rows = [json.loads(line) for line in GSM8K.read_text(encoding="utf-8").splitlines()[:n]]
+        return tuple(Example(f"gsm8k-{i}", r["question"], r["answer"]) for i, r in enumerate(rows)), \
+            f"GSM8K train rows 0-{n - 1}"
+    words = ["the", "of", "and", "to", "a", "in", "is", "it", "you", "that", "he", "was", "for", "on", "are"]
+    ex = tuple(Example(f"syn-{i}", " ".join(words[(i + j) % len(words)] for j in range(40 + i % 60)),
+                       " ".join(words[(3 * i + j) % len(words)] for j in range(80 + (7 * i) % 120)))
+               for i in range(n))
+    return ex, "synthetic"
+
+
+def bf16_peak(seconds: float = 6.0) -> float:
+    """Best GFLOP/s of large square bf16 matmuls (the denominator of MFU)."""
+    import torch
+
+    best = 0.0
+    for n in (2048, 3072, 4096):
+        a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
+        a @ b
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 3:
+            a @ b
+            reps += 1
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def useful_flops(cfg: Any, n_linear: int, lengths: list[int], trained: list[int]) -> dict[str, float]:
+    """Minimum FLOPs of a LoRA step: frozen linears forward + input-gradient (4 N L), causal attention
+    (forward 2 L^2 d per layer, backward twice that), the LM head at trained rows only (forward + input-gradient).
+    Also the customary 6 N L over all parameters, which over-counts LoRA (no weight gradients)."""
+    d, layers, vocab = cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size
+    linear = sum(4 * n_linear * n for n in lengths)
+    attention = sum(6 * n * n * d * layers for n in lengths)
+    head = sum(4 * vocab * d * r for r in trained)
+    n_all = n_linear + vocab * d
+    return {"useful": linear + attention + head, "six_n": sum(6 * n_all * n for n in lengths)}
+
+
+def naive_step(model: Any, batch: list[Any], opt: Any, params: list[Any]) -> None:
+    import torch
+
+    width = max(len(e.input_ids) for e in batch)
+    ids = torch.tensor([list(e.input_ids) + [0] * (width - len(e.input_ids)) for e in batch])
+    mask = torch.tensor([[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in batch])
+    labels = torch.tensor([e.labels() + [-100] * (width - len(e.input_ids)) for e in batch])
+    model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def ptst_step(module: Any, batch: list[Any], opt: Any, params: list[Any]) -> None:
+    import torch
+
+    from ptst.train.batching import collate
+    from ptst.train.model import autocast
+
+    with autocast("bf16", "cpu"):
+        loss = module(**collate(batch, 0))
+    (loss / sum(e.n_trained for e in batch)).backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def setup(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from ptst.models import load_tokenizer
+    from ptst.train import TrainConfig
+    from ptst.train.batching import epoch_batches
+    from ptst.train.encode import encode_part, stop_token_ids
+    from ptst.train.model import ResponseLoss, load_trainable
+
+    exs, source = examples(args.n + args.batch_size)
+    ds = type("Data", (), {"examples": exs, "name": "bench", "sha256": ""})()
+    tok = load_tokenizer(args.model)
+    enc, _ = encode_part("bench", ds, "chat:vanilla", tok, args.max_len, None, stop_token_ids(tok))
+    warm, enc = enc[: args.batch_size], enc[args.batch_size:]
+    lengths = [len(e.input_ids) for e in enc]
+    cfg = TrainConfig(model=args.model, data="bench", template="chat:vanilla")
+    naive = load_trainable(cfg, "fp32", args.model)
+    ours = load_trainable(cfg, "bf16", args.model)
+    systems = {}
+    for name, lm, group in (("naive", naive, False), ("ptst", ours, True)):
+        params = [p for p in lm.parameters() if p.requires_grad]
+        runner = lm if name == "naive" else ResponseLoss(lm)
+        batches = [[enc[i] for i in b] for b in epoch_batches(lengths, args.batch_size, 0, 0, group)]
+        systems[name] = {"run": naive_step if name == "naive" else ptst_step, "model": runner, "params": params,
+                         "opt": torch.optim.AdamW(params, lr=1e-4), "batches": batches, "times": []}
+    core = naive.get_base_model()
+    n_linear = sum(m.weight.numel() for n, m in core.named_modules()
+                   if isinstance(m, torch.nn.Linear) and "lora_" not in n and n.startswith("model."))
+    return {"systems": systems, "warm": warm, "enc": enc, "source": source, "config": core.config,
+            "n_linear": n_linear, "padding": {k: padding(v["batches"]) for k, v in systems.items()}}
+
+
+def padding(batches: list[list[Any]]) -> float:
+    real = sum(len(e.input_ids) for b in batches for e in b)
+    return 1 - real / sum(max(len(e.input_ids) for e in b) * len(b) for b in batches)
+
+
+def measure(s: dict[str, Any]) -> None:
+    systems = s["systems"]
+    for sys_ in systems.values():  # first-step costs (allocations, kernel JIT) are paid once per process
+        sys_["run"](sys_["model"], s["warm"], sys_["opt"], sys_["params"])
+    for k in range(max(len(v["batches"]) for v in systems.values())):
+        for name, sys_ in systems.items():
+            if k < len(sys_["batches"]):
+                t0 = time.perf_counter()
+                sys_["run"](sys_["model"], sys_["batches"][k], sys_["opt"], sys_["params"])
+                sys_["times"].append(time.perf_counter() - t0)
+                print(f"  {name:5s} step {k + 1}: {sys_['times'][-1]:.2f}s", flush=True)
+
+
+def report(s: dict[str, Any], peaks: list[float], args: argparse.Namespace) -> dict[str, Any]:
+    enc = s["enc"]
+    tokens = sum(len(e.input_ids) for e in enc)
+    flops = useful_flops(s["config"], s["n_linear"], [len(e.input_ids) for e in enc], [e.n_trained for e in enc])
+    peak = max(peaks)
+    out: dict[str, Any] = {"data": s["source"], "examples": len(enc), "tokens": tokens,
+                           "trained_tokens": sum(e.n_trained for e in enc), "batch_size": args.batch_size,
+                           "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                           "bf16_peak_gflops": peaks, "useful_gflop_per_token": flops["useful"] / tokens / 1e9,
+                           "six_n_gflop_per_token": flops["six_n"] / tokens / 1e9}
+    for name, sys_ in s["systems"].items():
+        sec = sum(sys_["times"])
+        out[name] = {"seconds": sec, "tokens_per_s": tokens / sec, "padding": s["padding"][name],
+                     "useful_gflops": flops["useful"] / sec / 1e9, "mfu": flops["useful"] / sec / 1e9 / peak,
+                     "mfu_6n": flops["six_n"] / sec / 1e9 / peak}
+    out["speedup"] = out["naive"]["seconds"] / out["ptst"]["seconds"]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--n", type=int, default=48, help="examples in the measured pass (default 48)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-len", type=int, default=1024)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args()
+    # Before torch loads: on a shared CPU, OpenMP threads that spin-wait for each other at every parallel
+    # region collapse when another process holds a core (measured here: a [8,195,576] mul, 0.2 ms -> 8 ms).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    peaks = [bf16_peak()]
+    s = setup(args)
+    measure(s)
+    peaks.append(bf16_peak())
+    r = report(s, peaks, args)
+    print(f"data: {r['data']}, {r['examples']} examples, {r['tokens']} tokens ({r['trained_tokens']} trained), "
+          f"batch {r['batch_size']}, {r['threads']} threads, OMP_WAIT_POLICY={r['omp_wait_policy']}")
+    print(f"bf16 matmul peak: {max(peaks):.0f} GFLOP/s (before/after: {', '.join(f'{x:.0f}' for x in peaks)})")
+    print(f"useful FLOPs/token: {r['useful_gflop_per_token']:.3f} GFLOP (6N convention: "
+          f"{r['six_n_gflop_per_token']:.3f})")
+    for name in ("naive", "ptst"):
+        x = r[name]
+        print(f"{name:5s}: {x['seconds']:7.1f}s  {x['tokens_per_s']:7.1f} tok/s  padding {x['padding']:.1%}  "
+              f"{x['useful_gflops']:6.1f} GFLOP/s useful  MFU {x['mfu']:.1%} (6N: {x['mfu_6n']:.1%})")
+    print(f"speedup ptst / naive: {r['speedup']:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
