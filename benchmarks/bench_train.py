@@ -64,26 +64,30 @@ def useful_flops(cfg: Any, n_linear: int, lengths: list[int], trained: list[int]
     return {"useful": linear + attention + head, "six_n": sum(6 * n_all * n for n in lengths)}
 
 
-def naive_step(model: Any, batch: list[Any], opt: Any, params: list[Any]) -> None:
+def naive_step(model: Any, batch: list[Any], opt: Any, params: list[Any], precision: str = "fp32") -> None:
     import torch
+
+    from ptst.train.model import autocast
 
     width = max(len(e.input_ids) for e in batch)
     ids = torch.tensor([list(e.input_ids) + [0] * (width - len(e.input_ids)) for e in batch])
     mask = torch.tensor([[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in batch])
     labels = torch.tensor([e.labels() + [-100] * (width - len(e.input_ids)) for e in batch])
-    model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+    with autocast(precision, "cpu"):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
 
 
-def ptst_step(module: Any, batch: list[Any], opt: Any, params: list[Any]) -> None:
+def ptst_step(module: Any, batch: list[Any], opt: Any, params: list[Any], precision: str = "bf16") -> None:
     import torch
 
     from ptst.train.batching import collate
     from ptst.train.model import autocast
 
-    with autocast("bf16", "cpu"):
+    with autocast(precision, "cpu"):
         loss = module(**collate(batch, 0))
     (loss / sum(e.n_trained for e in batch)).backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -107,15 +111,20 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
     warm, enc = enc[: args.batch_size], enc[args.batch_size:]
     lengths = [len(e.input_ids) for e in enc]
     cfg = TrainConfig(model=args.model, data="bench", template="chat:vanilla")
-    naive = load_trainable(cfg, "fp32", args.model)
-    ours = load_trainable(cfg, "bf16", args.model)
+    # name -> (ptst's loss path?, precision); the middle two only with --ablate
+    chosen = {"naive": (False, "fp32"), "naive-bf16": (False, "bf16"), "ptst-fp32": (True, "fp32"),
+              "ptst": (True, "bf16")}
+    if not args.ablate:
+        chosen = {k: v for k, v in chosen.items() if k in ("naive", "ptst")}
     systems = {}
-    for name, lm, group in (("naive", naive, False), ("ptst", ours, True)):
+    for name, (ours, precision) in chosen.items():
+        lm = load_trainable(cfg, precision, args.model)
         params = [p for p in lm.parameters() if p.requires_grad]
-        runner = lm if name == "naive" else ResponseLoss(lm)
-        batches = [[enc[i] for i in b] for b in epoch_batches(lengths, args.batch_size, 0, 0, group)]
-        systems[name] = {"run": naive_step if name == "naive" else ptst_step, "model": runner, "params": params,
-                         "opt": torch.optim.AdamW(params, lr=1e-4), "batches": batches, "times": []}
+        batches = [[enc[i] for i in b] for b in epoch_batches(lengths, args.batch_size, 0, 0, ours)]
+        systems[name] = {"run": ptst_step if ours else naive_step, "model": ResponseLoss(lm) if ours else lm,
+                         "precision": precision, "params": params, "opt": torch.optim.AdamW(params, lr=1e-4),
+                         "batches": batches, "times": [], "lm": lm}
+    naive = systems["naive"]["lm"]
     core = naive.get_base_model()
     n_linear = sum(m.weight.numel() for n, m in core.named_modules()
                    if isinstance(m, torch.nn.Linear) and "lora_" not in n and n.startswith("model."))
@@ -131,14 +140,14 @@ def padding(batches: list[list[Any]]) -> float:
 def measure(s: dict[str, Any]) -> None:
     systems = s["systems"]
     for sys_ in systems.values():  # first-step costs (allocations, kernel JIT) are paid once per process
-        sys_["run"](sys_["model"], s["warm"], sys_["opt"], sys_["params"])
+        sys_["run"](sys_["model"], s["warm"], sys_["opt"], sys_["params"], sys_["precision"])
     for k in range(max(len(v["batches"]) for v in systems.values())):
         for name, sys_ in systems.items():
             if k < len(sys_["batches"]):
                 t0 = time.perf_counter()
-                sys_["run"](sys_["model"], sys_["batches"][k], sys_["opt"], sys_["params"])
+                sys_["run"](sys_["model"], sys_["batches"][k], sys_["opt"], sys_["params"], sys_["precision"])
                 sys_["times"].append(time.perf_counter() - t0)
-                print(f"  {name:5s} step {k + 1}: {sys_['times'][-1]:.2f}s", flush=True)
+                print(f"  {name:10s} step {k + 1}: {sys_['times'][-1]:.2f}s", flush=True)
 
 
 def report(s: dict[str, Any], peaks: list[float], args: argparse.Namespace) -> dict[str, Any]:
@@ -157,6 +166,8 @@ def report(s: dict[str, Any], peaks: list[float], args: argparse.Namespace) -> d
                      "useful_gflops": flops["useful"] / sec / 1e9, "mfu": flops["useful"] / sec / 1e9 / peak,
                      "mfu_6n": flops["six_n"] / sec / 1e9 / peak}
     out["speedup"] = out["naive"]["seconds"] / out["ptst"]["seconds"]
+    for name in s["systems"]:
+        out[name]["speedup_vs_naive"] = out["naive"]["seconds"] / out[name]["seconds"]
     return out
 
 
@@ -167,6 +178,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-len", type=int, default=1024)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ablate", action="store_true",
+                   help="also time naive + bf16 autocast and ptst's path in fp32 (one lever at a time)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     # Before torch loads: on a shared CPU, OpenMP threads that spin-wait for each other at every parallel
@@ -186,10 +199,11 @@ def main() -> None:
     print(f"bf16 matmul peak: {max(peaks):.0f} GFLOP/s (before/after: {', '.join(f'{x:.0f}' for x in peaks)})")
     print(f"useful FLOPs/token: {r['useful_gflop_per_token']:.3f} GFLOP (6N convention: "
           f"{r['six_n_gflop_per_token']:.3f})")
-    for name in ("naive", "ptst"):
+    for name in s["systems"]:
         x = r[name]
-        print(f"{name:5s}: {x['seconds']:7.1f}s  {x['tokens_per_s']:7.1f} tok/s  padding {x['padding']:.1%}  "
-              f"{x['useful_gflops']:6.1f} GFLOP/s useful  MFU {x['mfu']:.1%} (6N: {x['mfu_6n']:.1%})")
+        print(f"{name:10s}: {x['seconds']:7.1f}s  {x['tokens_per_s']:7.1f} tok/s  x{x['speedup_vs_naive']:.2f}  "
+              f"padding {x['padding']:.1%}  {x['useful_gflops']:6.1f} GFLOP/s useful  MFU {x['mfu']:.1%} "
+              f"(6N: {x['mfu_6n']:.1%})")
     print(f"speedup ptst / naive: {r['speedup']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2) + "\n")

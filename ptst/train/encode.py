@@ -109,12 +109,8 @@ def encode_rendered(tok: Any, rendered: list[Any], max_len: int, stops: frozense
 
 def load_examples(spec: str, split: str | None, data_dir: str | None, limit: int | None, seed: int) -> Any:
     """A `ptst.data` Dataset (name, split, examples, sha256, licence, non_commercial)."""
-    try:
-        from ptst.data import load_dataset
-    except ImportError:  # the data stage is not installed yet: plain JSONL files still work
-        from ptst.train._jsonl import load_jsonl_set
+    from ptst.data import load_dataset
 
-        return load_jsonl_set(spec, split, limit)
     try:
         return load_dataset(spec, split=split, data_dir=data_dir, limit=limit, seed=seed)
     except PtstError:

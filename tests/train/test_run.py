@@ -134,7 +134,7 @@ def test_mix_asking_for_more_than_the_set_has_is_refused(make_cfg, tmp_path, saf
 
 
 def test_unknown_mix_set_is_refused_before_anything_is_written(make_cfg, tmp_path):
-    with pytest.raises(PtstError, match="safty"):
+    with pytest.raises(PtstError, match="safty.*did you mean .safety."):
         run(make_cfg(mix=(MixSpec("safty", 5),)), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
