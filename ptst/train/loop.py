@@ -51,7 +51,7 @@ def _bar(enabled: bool, total: int, completed: int) -> Any:
 
 
 def _one_step(acc: Any, module: Any, opt: Any, sched: Any, params: list[Any], data: TrainSet, step: Any,
-              cfg: Any, precision: str, pad_id: int) -> dict[str, float]:
+              cfg: Any, precision: str, pad_id: int) -> dict[str, Any]:
     """Forward/backward every micro-batch of this process, then one clipped optimizer step. The summed loss is
     scaled by world / (trained tokens of the whole step), so after DDP's mean the gradient is the exact
     token-level mean over the step, however tokens fall across micro-batches and processes."""

@@ -94,7 +94,10 @@ class ResponseLoss(torch.nn.Module):
         if input_ids.device.type == "cpu" and self.attention == "sdpa":
             want = "eager" if input_ids.shape[1] <= CPU_EAGER_MAX_WIDTH else "sdpa"
             if core.config._attn_implementation != want:
-                core.set_attn_implementation(want)
+                try:
+                    core.set_attn_implementation(want)
+                except (ValueError, ImportError):  # a model that offers only one implementation keeps it
+                    self.attention = None
         hidden = core.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, gather)
         logits = core.get_output_embeddings()(rows)

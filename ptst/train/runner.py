@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,21 +120,38 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, overwrite: bool = False, resum
     started = time.time()
     tok = load_tokenizer(cfg.model)
     data = build_train_set(cfg, tok)
-    lm = load_trainable(cfg, precision, base_ref(cfg.model))
-    if main:
-        _start_dir(out, cfg, ckpt)
-    acc.wait_for_everyone()
-    _report_data(data, cfg, ckpt, main)
     from ptst.train.loop import train_loop
 
     show = sys.stderr.isatty() if progress is None else progress
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    result = train_loop(cfg, data, lm, out, acc, precision, pad, ckpt, show)
+    with _own_rng():
+        lm = load_trainable(cfg, precision, base_ref(cfg.model))
+        if main:
+            _start_dir(out, cfg, ckpt)
+        acc.wait_for_everyone()
+        _report_data(data, cfg, ckpt, main)
+        result = train_loop(cfg, data, lm, out, acc, precision, pad, ckpt, show)
     acc.wait_for_everyone()
     if main:
         _finish(out, cfg, tok, lm, data, result, precision, acc.num_processes, time.time() - started)
     acc.wait_for_everyone()
     return out
+
+
+@contextmanager
+def _own_rng() -> Iterator[None]:
+    """Seeding and resuming set the global torch / Python RNGs; give the caller's back afterwards."""
+    import random
+
+    import torch
+
+    state = random.getstate()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(state)
 
 
 def _start_dir(out: Path, cfg: TrainConfig, ckpt: Path | None) -> None:

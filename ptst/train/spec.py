@@ -21,10 +21,9 @@ def build_spec(cfg: TrainConfig, out: Path, lm: Any, data: Any, result: Any, pre
     from ptst.train.model import count_params, weights_sha256
 
     base_id = model_id(cfg.model)
-    if cfg.full:
-        weights, method, artefact = weights_sha256(out / "model"), "full", {"model_dir": "model", "adapter": None}
-    else:
-        weights, method, artefact = adapter_hash(out / "adapter"), "lora", {"adapter": "adapter", "model_dir": None}
+    method = "full" if cfg.full else "lora"
+    weights = weights_sha256(out / "model") if cfg.full else str(adapter_hash(out / "adapter"))
+    artefact = {"model_dir": "model", "adapter": None} if cfg.full else {"adapter": "adapter", "model_dir": None}
     main, mixes = data.parts[0], data.parts[1:]
     hyper = {k: getattr(cfg, k) for k in HYPER_KEYS}
     hyper.update(effective_batch_size=cfg.batch_size * cfg.grad_accum * world, precision=precision,

@@ -156,3 +156,15 @@ def test_template_the_tokenizer_cannot_render_writes_nothing(make_cfg, tmp_path)
         run(make_cfg(model=str(tmp_path / "m")), tmp_path / "run")
     assert not (tmp_path / "run").exists()
     run(make_cfg(model=str(tmp_path / "m"), template="gsm:text:vanilla", epochs=1), tmp_path / "run")
+
+
+def test_run_leaves_the_callers_random_state_alone(make_cfg, tmp_path):
+    import random
+
+    import torch
+
+    torch.manual_seed(123)
+    random.seed(123)
+    before = torch.get_rng_state(), random.getstate()
+    run(make_cfg(), tmp_path / "run")
+    assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
