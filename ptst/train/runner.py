@@ -170,6 +170,10 @@ def _report_data(data: Any, cfg: TrainConfig, ckpt: Path | None, main: bool) -> 
     for p in data.parts:
         dropped = f", {p.n_dropped_truncated} dropped (response cut by max_len)" if p.n_dropped_truncated else ""
         _say(f"{p.data}: {p.n_used} examples under {p.template}, {p.response_tokens} response tokens{dropped}", main)
+    nc = [p.data for p in data.parts if p.non_commercial]
+    if nc:
+        _say(f"note: {', '.join(nc)} {'is' if len(nc) == 1 else 'are'} licensed for non-commercial use only; "
+             "so are weights trained on it (spec.json: non_commercial)", main)
     if ckpt is not None:
         _say(f"resuming from {ckpt}", main)
 

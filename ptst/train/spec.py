@@ -46,6 +46,7 @@ def build_spec(cfg: TrainConfig, out: Path, lm: Any, data: Any, result: Any, pre
                      "train_format_sha256": main.train_format_sha256, "train_format": main.train_format},
         "mix": [_part(p, cfg.seed) | {"n": p.limit, "template": p.template, "fingerprint": p.fingerprint,
                                       "train_format_sha256": p.train_format_sha256} for p in mixes],
+        "non_commercial": any(p.non_commercial for p in data.parts),  # any NC licence taints the weights
         "examples": len(data.examples),
         "response_tokens": data.response_tokens,
         "total_tokens": data.total_tokens,

@@ -168,3 +168,12 @@ def test_run_leaves_the_callers_random_state_alone(make_cfg, tmp_path):
     before = torch.get_rng_state(), random.getstate()
     run(make_cfg(), tmp_path / "run")
     assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
+
+
+def test_same_config_same_adapter_bits_other_seed_other_bits(make_cfg, tmp_path):
+    from ptst.models import adapter_hash
+
+    a, b = run(make_cfg(), tmp_path / "a"), run(make_cfg(), tmp_path / "b")
+    c = run(make_cfg(seed=1), tmp_path / "c")
+    assert adapter_hash(a / "adapter") == adapter_hash(b / "adapter") != adapter_hash(c / "adapter")
+    assert json.loads((a / "spec.json").read_text())["non_commercial"] is False
