@@ -63,11 +63,6 @@ def flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cli(args: argparse.Namespace) -> int:
-    import os
-
-    # Before torch loads (no effect if it already has): OpenMP threads that spin while waiting collapse on a shared
-    # CPU (a training step measured 1.5x slower with ACTIVE on 2 busy cores). Set OMP_WAIT_POLICY=ACTIVE to opt out.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ptst.train import load_train_config, run
 
     cfg = load_train_config(args.config, flags(args), args.overrides)
