@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ptst.serve.batcher import Batcher
 from ptst.serve.config import ServeConfig
+from ptst.serve.controls import ControlTokens
 from ptst.serve.protocol import ApiError
 from ptst.serve.state import ServerState
 from ptst.templates import fingerprint, get_template
@@ -106,6 +107,10 @@ def create_app(cfg: ServeConfig, backend: Any = None, tokenizer: Any = None) -> 
     from ptst.serve.routes import router
 
     template = get_template(cfg.template)
+    if cfg.adapter:  # as the generation stage does: a mismatched adapter is one line, before weights or a port
+        from ptst.generate.runner import check_adapter_base
+
+        check_adapter_base(cfg.adapter, cfg.model)
     if tokenizer is None:
         tokenizer = load_tokenizer(cfg.model)
     fp = fingerprint(template, tokenizer)  # a template this tokenizer cannot render fails before weights load
@@ -113,7 +118,7 @@ def create_app(cfg: ServeConfig, backend: Any = None, tokenizer: Any = None) -> 
         backend = _load_backend(cfg, tokenizer)
     tok = copy.deepcopy(tokenizer)
     batcher = Batcher(backend, cfg.max_batch, cfg.max_wait_ms / 1000, cfg.max_queue)
-    st = ServerState(cfg, template, fp, tok, batcher, _context_len(cfg, backend))
+    st = ServerState(cfg, template, fp, tok, batcher, _context_len(cfg, backend), ControlTokens.of(tok, template))
     if not template.safety_prompt:
         log.warning("template %s carries no safety prompt: PTST's test-time protection is off", template.name)
 

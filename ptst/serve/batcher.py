@@ -118,6 +118,7 @@ class Batcher:
         while (jobs := self._take()) is not None:
             # Requests whose client went away before their batch started are skipped, not generated.
             live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+            # max_new_tokens is part of the key: Backend.generate takes one Decoding per call (docs/serving.md).
             groups: dict[Decoding, list[Job]] = {}
             for j in live:
                 groups.setdefault(j.decoding, []).append(j)

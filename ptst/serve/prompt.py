@@ -3,7 +3,7 @@
 The rendered prompt always comes from the configured template: its system prompt first, its user format around
 every user turn (applied once, even if the client already did), the model's own chat template around everything.
 For a single user message this is byte-identical to `ptst.templates.render` (what the evaluation stage feeds the
-model).
+model). Client text never adds a control token to it (ptst.serve.controls).
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ptst.errors import PtstError
 from ptst.records import Message
+from ptst.serve.controls import ControlTokens
 from ptst.serve.protocol import invalid
 from ptst.templates import INPUT, ChatTokenizer, Template, _drop_default, inspect_family, render
 
@@ -88,39 +90,68 @@ def check_turns(turns: Sequence[Message]) -> None:
         raise invalid("the last message must be from the user (assistant prefill is not supported)", "messages")
 
 
+def encode_prompt(t: Template, tok: Any, conv: Conversation, controls: ControlTokens) -> tuple[str, list[int]]:
+    """The prompt text and its token ids, tokenized as every backend does (add_special_tokens=False, special
+    tokens parsed); a 400 unless its control tokens are exactly the ones the template and chat template put there."""
+    text, bare = _render(t, tok, conv)
+    ids, bare_ids = (list(tok(s, add_special_tokens=False)["input_ids"]) for s in (text, bare))
+    controls.check_prompt(ids, bare_ids)
+    return text, ids
+
+
 def render_conversation(t: Template, tok: ChatTokenizer | None, conv: Conversation) -> str:
     """The exact prompt text (tokenized with add_special_tokens=False) for `conv` under template `t`."""
+    return _render(t, tok, conv)[0]
+
+
+def _bare(t: Template, conv: Conversation) -> Conversation:
+    """`conv` with every client-written string emptied: only what the template and chat template put there."""
+    system = None if conv.system is None else (t.system or "")
+    return Conversation(system, tuple({"role": m["role"], "content": ""} for m in conv.turns))
+
+
+def _render(t: Template, tok: ChatTokenizer | None, conv: Conversation) -> tuple[str, str]:
+    """The prompt for `conv`, and the same prompt with the client's text left out (what the control-token check
+    compares against): one chat-template call renders the skeleton both are filled into."""
+    bare = _bare(t, conv)
     if t.mode == "text":
         if len(conv.turns) != 1:
             raise invalid(f"template {t.name!r} is a text template: it renders a single user message, got "
                           f"{len(conv.turns)} turns", "messages")
-        return render(t, tok, raw_input(t, conv.turns[0]["content"])).text
+        return render(t, tok, raw_input(t, conv.turns[0]["content"])).text, render(t, tok, "").text
     if tok is None:
         raise PtstError(f"template {t.name!r} is a chat template: rendering it needs a model's tokenizer")
     fam = inspect_family(tok)
     if not fam.has_chat_template:
         raise PtstError(f"template {t.name!r}: this tokenizer has no chat template; use a text: template")
     msgs: list[Message] = []
-    fold = ""
+    fold = False
     if conv.system is None:
         if fam.default_system is not None and t.default_system == "empty":
             msgs.append({"role": "system", "content": ""})
     elif fam.supports_system:
         msgs.append({"role": "system", "content": _S})
     else:  # no system role (Mistral v0.2, Gemma): fold it into the first user turn, as `render` does
-        fold = conv.system + "\n\n"
-    fills = {_S: conv.system or ""}
-    for i, m in enumerate(conv.turns):
-        key = f"PTSTx{m['role'].upper()}{i}x7f3a"
-        msgs.append({"role": m["role"], "content": key})
-        user = (fold if i == 0 else "") + t.format_user(raw_input(t, m["content"]))
-        fills[key] = user if m["role"] == "user" else m["content"]
+        fold = True
+    msgs += [{"role": m["role"], "content": _key(i, m)} for i, m in enumerate(conv.turns)]
     try:
         out = str(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
     except Exception as e:  # noqa: BLE001 - jinja raise_exception and friends
         raise invalid(f"the model's chat template cannot render this conversation ({e})", "messages") from None
     if conv.system is None and fam.default_system is not None and t.default_system == "drop":
         out = _drop_default(tok, fam, out, t.name)
+    return _fill(t, out, conv, fold), _fill(t, out, bare, fold)
+
+
+def _key(i: int, m: Message) -> str:
+    return f"PTSTx{m['role'].upper()}{i}x7f3a"
+
+
+def _fill(t: Template, skeleton: str, conv: Conversation, fold: bool) -> str:
+    fills = {_S: conv.system or ""}
+    for i, m in enumerate(conv.turns):
+        head = f"{conv.system}\n\n" if fold and i == 0 else ""
+        fills[_key(i, m)] = head + t.format_user(raw_input(t, m["content"])) if m["role"] == "user" else m["content"]
     # One pass, so text a client wrote that looks like a placeholder is never substituted.
     pattern = re.compile("|".join(re.escape(k) for k in fills))
-    return pattern.sub(lambda mt: fills[mt.group(0)], out)
+    return pattern.sub(lambda mt: fills[mt.group(0)], skeleton)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ptst.generate.base import Completion, Decoding, PromptItem
 from ptst.serve.batcher import Closing, Job, QueueFull
-from ptst.serve.prompt import apply_policy, render_conversation
+from ptst.serve.prompt import apply_policy, encode_prompt
 from ptst.serve.protocol import (
     ApiError,
     ChatRequest,
@@ -84,9 +84,10 @@ async def chat_completions(request: Request) -> Any:
     if req.model is not None and req.model != st.name:
         raise ApiError(404, f"model {req.model!r} does not exist; this server serves {st.name!r}", "model",
                        "model_not_found")
+    st.controls.check_messages(req.messages)
     conv = apply_policy(st.template, req.messages, st.cfg.system_policy)
-    text = render_conversation(st.template, st.tokenizer, conv)
-    n_prompt = _count(st, text)
+    text, ids = encode_prompt(st.template, st.tokenizer, conv, st.controls)
+    n_prompt = len(ids)
     decoding = Decoding(max_new_tokens=_max_tokens(st, req, n_prompt), temperature=req.temperature,
                         top_p=req.top_p, seed=req.seed, stop=req.stop)
     rid = new_id()

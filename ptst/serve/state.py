@@ -8,6 +8,7 @@ from typing import Any
 
 from ptst.serve.batcher import Batcher
 from ptst.serve.config import ServeConfig
+from ptst.serve.controls import ControlTokens
 from ptst.templates import Template
 
 
@@ -19,6 +20,7 @@ class ServerState:
     tokenizer: Any  # the server's own copy: HF fast tokenizers must not be shared across threads
     batcher: Batcher
     max_context: int | None
+    controls: ControlTokens  # what client text may never contain
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property

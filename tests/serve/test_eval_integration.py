@@ -124,4 +124,5 @@ def test_rubric_judge_scores_through_the_server(llama2_tok, monkeypatch):
     t = get_template("chat:vanilla")
     assert render(t, llama2_tok, render_judge_prompt(gens[0].prompt, gens[0].answer)).text in given
     decodings = {d for _, d in backend.calls}
-    assert decodings == {Decoding(max_new_tokens=4096)}  # the paper's temperature 0 / top_p 0 call: greedy
+    # the paper's temperature 0 / top_p 0 call: greedy, with the judge's own max_tokens (whatever its default)
+    assert decodings == {Decoding(max_new_tokens=JudgeConfig().max_tokens)}
