@@ -12,6 +12,7 @@ from ptst import __version__
 from ptst.errors import PtstError
 from ptst.grid.config import EvalSpec
 from ptst.io import read_json, stable_hash, write_json_atomic
+from ptst.judge.cli import add_judge_options, judge_overrides
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class EvalConfig:
         if not self.evals:
             raise PtstError("no evaluation sets given")
         if not self.judges:
-            raise PtstError("no judges given (keyword, keyword-prefix, rubric, llama-guard, harmbench)")
+            raise PtstError("no judges given (keyword, keyword-prefix, xstest-strmatch, rubric, llama-guard, "
+                            "harmbench)")
 
 
 def _decoding(cfg: EvalConfig, spec: EvalSpec) -> Any:
@@ -89,9 +91,10 @@ class _LazyBackend:
     name = "lazy"
 
     def __init__(self, gcfg: Any) -> None:
-        self._gcfg, self._backend = gcfg, None
+        self._gcfg = gcfg
+        self._backend: Any = None
 
-    def generate(self, items: Any, decoding: Any, **kw: Any) -> Any:
+    def generate(self, items: Any, decoding: Any, on_done: Any = None) -> Any:
         if self._backend is None:
             from ptst.generate.backends import BACKENDS
             from ptst.models import load_tokenizer
@@ -99,30 +102,40 @@ class _LazyBackend:
             spec = BACKENDS.get(self._gcfg.backend)
             tok = load_tokenizer(self._gcfg.model) if spec.needs_model else None
             self._backend = spec.build(self._gcfg, tok, True)
-        return self._backend.generate(items, decoding, **kw)
+        return self._backend.generate(items, decoding, on_done=on_done)
 
 
-def _rate_from_labels(judgements: list[Any], label: str) -> dict[str, Any]:
+def judge_keys(cfg: EvalConfig) -> dict[str, str]:
+    """Each judge's judge_key (name, version and settings such as the judge model): recorded in metrics.json
+    beside `key`, so a finished cell re-judges when --judge-* options change what a judge is."""
+    from ptst.judge import build_judge, judge_key
+
+    return {j: judge_key(build_judge(_judge_config(cfg, j))) for j in cfg.judges}
+
+
+def _rate_from_labels(judgements: list[Any], label: str, ids: set[str]) -> dict[str, Any]:
     from ptst.metrics import rate
 
-    r, _ = rate(None if j.harmful is None else j.label == label for j in judgements)
+    r, _ = rate(None if j.harmful is None else j.label == label for j in judgements if j.id in ids)
     return r.to_dict()
 
 
-def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path) -> dict[str, Any]:
+def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path, ids: list[str]) -> dict[str, Any]:
     from ptst import judge as J
     from ptst import score as S
 
     metrics: dict[str, Any] = {}
     cats: dict[str, Any] = {}
     for name in cfg.judges:
-        jpath = J.run(_judge_config(cfg, name), gen, out / "judgements" / f"{spec.label}.{name}.jsonl")
+        jpath = J.run(_judge_config(cfg, name), gen, out / "judgements" / f"{spec.label}.{name}.jsonl", ids=ids)
         spath = S.run(S.ScoreConfig("asr", judgements=str(jpath)), gen,
-                      out / "scores" / f"{spec.label}.asr-{name}.json")
+                      out / "scores" / f"{spec.label}.asr-{name}.json", ids=ids)
         doc = read_json(spath)
         metrics[f"asr.{name}"] = doc["asr"]
-        metrics[f"refusal.{name}"] = _rate_from_labels(J.read_judgements(jpath), "refusal")
-        if "mean_score" in doc and not name.startswith("keyword"):
+        refusals = J.labels_refusals(name)
+        if refusals:  # only judges that label refusals: a rubric or classifier never says "refusal"
+            metrics[f"refusal.{name}"] = _rate_from_labels(J.read_judgements(jpath), "refusal", set(ids))
+        if "mean_score" in doc and not refusals:
             metrics[f"mean_score.{name}"] = doc["mean_score"]
         if doc.get("unscored"):
             metrics[f"unscored.{name}"] = doc["unscored"]
@@ -131,11 +144,12 @@ def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path) -> dict[str, 
     return {"metrics": metrics, "by_category": cats}
 
 
-def _helpfulness(spec: EvalSpec, gen: Path, out: Path) -> dict[str, Any]:
+def _helpfulness(spec: EvalSpec, gen: Path, out: Path, ids: list[str]) -> dict[str, Any]:
     from ptst import score as S
 
     assert spec.scorer
-    doc = read_json(S.run(S.ScoreConfig(spec.scorer), gen, out / "scores" / f"{spec.label}.{spec.scorer}.json"))
+    doc = read_json(S.run(S.ScoreConfig(spec.scorer), gen, out / "scores" / f"{spec.label}.{spec.scorer}.json",
+                          ids=ids))
     if spec.scorer == "gsm8k":
         return {"metrics": {"accuracy.strict": doc["strict"], "accuracy.flexible": doc["flexible"]}}
     if spec.scorer == "chatdoctor":
@@ -143,15 +157,15 @@ def _helpfulness(spec: EvalSpec, gen: Path, out: Path) -> dict[str, Any]:
     return {"metrics": {f"accuracy.{k}": v for k, v in doc.items() if isinstance(v, dict) and "k" in v}}
 
 
-def _over_refusal(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path) -> dict[str, Any]:
+def _over_refusal(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path, ids: list[str]) -> dict[str, Any]:
     from ptst import judge as J
     from ptst import score as S
 
     metrics: dict[str, Any] = {}
-    for name in [j for j in cfg.judges if j.startswith("keyword")] or ["keyword"]:
-        jpath = J.run(_judge_config(cfg, name), gen, out / "judgements" / f"{spec.label}.{name}.jsonl")
+    for name in [j for j in cfg.judges if J.labels_refusals(j)] or ["keyword"]:
+        jpath = J.run(_judge_config(cfg, name), gen, out / "judgements" / f"{spec.label}.{name}.jsonl", ids=ids)
         doc = read_json(S.run(S.ScoreConfig("xstest", judgements=str(jpath)), gen,
-                              out / "scores" / f"{spec.label}.xstest-{name}.json"))
+                              out / "scores" / f"{spec.label}.xstest-{name}.json", ids=ids))
         if "safe" in doc:
             metrics[f"over_refusal.{name}"] = doc["safe"]["over_refusal"]
         if "unsafe" in doc:
@@ -161,39 +175,48 @@ def _over_refusal(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path) -> dict
 
 def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
     """Evaluate one cell into out_dir; metrics.json (written last) is the done marker. Returns its path."""
+    from ptst.generate.runner import load_examples
     from ptst.generate.runner import run as generate
+    from ptst.generate.store import meta_path
 
     out = Path(out_dir)
     key = eval_key(cfg)
     key_hash = stable_hash(key)
+    jkeys = judge_keys(cfg)
     done = out / "metrics.json"
-    if done.exists() and read_json(done).get("key") == key_hash:
-        print(f"{out}: already evaluated (same key); nothing to do", file=sys.stderr)
-        return done
+    if done.exists():
+        prev = read_json(done)
+        # metrics.json files from before judge_keys was recorded have none: their `key` alone decides, as it did
+        if prev.get("key") == key_hash and prev.get("judge_keys", jkeys) == jkeys:
+            print(f"{out}: already evaluated (same key); nothing to do", file=sys.stderr)
+            return done
     write_json_atomic(out / "eval.json", {**key, "ptst_version": __version__})
     specs = [e.resolved() for e in cfg.evals]
     backend = _LazyBackend(_gen_config(cfg, specs[0]))
     evals: dict[str, Any] = {}
     fingerprint = None
     for spec in specs:
-        gpath = generate(_gen_config(cfg, spec), out / "generations" / f"{spec.label}.jsonl", backend=backend)
-        from ptst.generate.store import meta_path
-
+        gcfg = _gen_config(cfg, spec)
+        ds = load_examples(gcfg)
+        # The generations file may also hold answers for ids outside this sample (an earlier, larger --limit):
+        # judge and score exactly this sample's ids.
+        ids = [ex.id for ex in ds.examples]
+        gpath = generate(gcfg, out / "generations" / f"{spec.label}.jsonl", dataset=ds, backend=backend)
         gmeta = read_json(meta_path(gpath))
         fingerprint = gmeta.get("key", {}).get("template_fingerprint", fingerprint)
         if spec.kind == "safety":
-            body = _safety(cfg, spec, gpath, out)
+            body = _safety(cfg, spec, gpath, out, ids)
         elif spec.kind == "helpfulness":
-            body = _helpfulness(spec, gpath, out)
+            body = _helpfulness(spec, gpath, out, ids)
         else:
-            body = _over_refusal(cfg, spec, gpath, out)
-        n = gmeta.get("n_records")
+            body = _over_refusal(cfg, spec, gpath, out, ids)
         evals[spec.label] = {"kind": spec.kind, "data": spec.data, "split": spec.split,
-                             "data_sha256": gmeta.get("key", {}).get("data", {}).get("sha256"), "n": n, **body}
+                             "data_sha256": gmeta.get("key", {}).get("data", {}).get("sha256"), "n": len(ids),
+                             **body}
     doc = {"ptst_version": __version__, "cell": cfg.cell or {"test_template": cfg.template}, "key": key_hash,
            "model": key["model"], "adapter_hash": key["adapter_hash"],
            "template_fingerprints": {"train": cfg.cell.get("train_fingerprint"), "test": fingerprint},
-           "judges": key["judges"], "evals": evals}
+           "judges": key["judges"], "judge_keys": jkeys, "evals": evals}
     return write_json_atomic(done, doc)
 
 
@@ -207,24 +230,30 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="an evaluation set (repeat): advbench, directharm4, gsm8k, xstest-safe, arc-easy/test, ...")
     p.add_argument("--limit", type=int, help="a seeded sample of N examples of each set")
     p.add_argument("--judge", dest="judges", action="append", metavar="NAME",
-                   help="safety judge (repeat; default keyword): keyword, keyword-prefix, rubric, llama-guard, "
-                   "harmbench")
+                   help="safety judge (repeat; default keyword): keyword, keyword-prefix, xstest-strmatch, rubric, "
+                   "llama-guard, harmbench; the judges that label refusals also give XSTest over-refusal")
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0, help="seed of the subset sample")
     p.add_argument("--data-dir", help="data directory (default: $PTST_DATA_DIR, then the cache)")
     p.add_argument("--out", required=True, help="output directory (generations/, judgements/, scores/, metrics.json)")
+    # Every `ptst judge` option, prefixed: --judge-base-url, --judge-api-model, --judge-model (classifier), ...
+    add_judge_options(p, prefix="judge-")
 
 
-def cli(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace) -> EvalConfig:
     evals = []
     for e in args.evals:
         data, _, split = e.partition("/") if not e.startswith(("jsonl:", "json:", "csv:")) else (e, "", "")
         evals.append(EvalSpec(data=data, split=split or None, limit=args.limit))
-    cfg = EvalConfig(model=args.model, adapter=args.adapter, template=args.template, evals=evals,
-                     judges=args.judges or ["keyword"], decoding={"max_new_tokens": args.max_new_tokens},
-                     generate={"batch_size": args.batch_size}, data_dir=args.data_dir, seed=args.seed)
-    path = run(cfg, args.out)
+    return EvalConfig(model=args.model, adapter=args.adapter, template=args.template, evals=evals,
+                      judges=args.judges or ["keyword"], judge=judge_overrides(args, prefix="judge-"),
+                      decoding={"max_new_tokens": args.max_new_tokens}, generate={"batch_size": args.batch_size},
+                      data_dir=args.data_dir, seed=args.seed)
+
+
+def cli(args: argparse.Namespace) -> int:
+    path = run(config_from_args(args), args.out)
     doc = read_json(path)
     for label, ev in doc["evals"].items():
         for metric, r in ev["metrics"].items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -200,7 +200,8 @@ def _refusal_flags(gens: Sequence[Generation], cfg: ScoreConfig) -> tuple[dict[s
         js = _judgements(cfg.judgements, gens, allow_partial=False)
         bad = sorted({j.label for j in js} - {"refusal", "compliance", "empty"})
         if bad:
-            raise PtstError(f"{cfg.judgements}: xstest needs refusal labels (keyword judges), found {bad}")
+            raise PtstError(f"{cfg.judgements}: xstest needs refusal labels (keyword, keyword-prefix or "
+                            f"xstest-strmatch judges), found {bad}")
         return {j.id: j.label for j in js}, f"{js[0].judge} {js[0].judge_version}" if js else "none"
     from ptst.judge.keyword import KeywordJudge
 
@@ -280,17 +281,22 @@ def default_out(generations_path: str | Path, scorer: str) -> Path:
     return p.with_name(f"{p.stem}.{scorer}.metrics.json")
 
 
-def run(cfg: ScoreConfig, generations_path: str | Path, out_path: str | Path | None = None) -> Path:
-    """Score one generations file and write the metrics JSON atomically; returns its path."""
-    from ptst.judge import read_generations
+def run(cfg: ScoreConfig, generations_path: str | Path, out_path: str | Path | None = None, *,
+        ids: Collection[str] | None = None) -> Path:
+    """Score one generations file (only the records of `ids`, when given: `ptst eval` passes its sample's ids)
+    and write the metrics JSON atomically; returns its path."""
+    from ptst.judge import read_generations, select_ids
 
     fn = SCORERS.get(cfg.scorer)
-    gens = read_generations(generations_path)
+    every = read_generations(generations_path)
+    gens = select_ids(every, ids, generations_path)
     if not gens:
         raise PtstError(f"{generations_path}: no generations to score")
     result = fn(gens, cfg)
-    doc = {"scorer": cfg.scorer, "scorer_version": VERSIONS[cfg.scorer],
-           "generations": {"path": str(generations_path), "sha256": sha256_file(generations_path), "n": len(gens)},
+    source: dict[str, Any] = {"path": str(generations_path), "sha256": sha256_file(generations_path), "n": len(gens)}
+    if ids is not None:
+        source["n_in_file"] = len(every)
+    doc = {"scorer": cfg.scorer, "scorer_version": VERSIONS[cfg.scorer], "generations": source,
            "provenance": _provenance(gens), **result}
     for name in ("judgements", "baseline"):
         src = getattr(cfg, name)

@@ -1,4 +1,4 @@
-"""Safety judges: a Protocol, a registry, and the built-in keyword, rubric (GPT-4) and classifier judges.
+"""Safety judges: a Protocol, a registry, and the built-in keyword, XSTest, rubric (GPT-4) and classifier judges.
 
 Adding a judge is one module: a class with `name`, `version`, `judge(gens) -> list[Judgement]`, taking a
 JudgeConfig, decorated with `@register_judge("name")`, and imported below.
@@ -6,9 +6,18 @@ JudgeConfig, decorated with `@register_judge("name")`, and imported below.
 
 from __future__ import annotations
 
-from ptst.judge import classifier, keyword, rubric  # noqa: F401 - importing registers the built-in judges
-from ptst.judge.base import JUDGES, Judge, JudgeConfig, JudgeInterrupted, build_judge, judge_key, register_judge
-from ptst.judge.runner import default_out, read_generations, read_judgements, run
+from ptst.judge import classifier, keyword, rubric, xstest  # noqa: F401 - importing registers the built-in judges
+from ptst.judge.base import (
+    JUDGES,
+    Judge,
+    JudgeConfig,
+    JudgeInterrupted,
+    build_judge,
+    judge_key,
+    labels_refusals,
+    register_judge,
+)
+from ptst.judge.runner import default_out, read_generations, read_judgements, run, select_ids
 
 __all__ = ["JUDGES", "Judge", "JudgeConfig", "JudgeInterrupted", "build_judge", "default_out", "judge_key",
-           "read_generations", "read_judgements", "register_judge", "run"]
+           "labels_refusals", "read_generations", "read_judgements", "register_judge", "run", "select_ids"]

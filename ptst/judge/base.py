@@ -18,7 +18,9 @@ class Judge(Protocol):
 
     `name` + `version` identify the judging logic (prompt text, substring list, parser); anything else
     that changes a verdict (the judge model, its decoding) belongs in `settings`, which is part of the
-    judgement key that resumed runs and caches are checked against.
+    judgement key that resumed runs and caches are checked against. A judge whose labels are
+    "refusal" / "compliance" / "empty" says so with a class attribute `labels_refusals = True`; refusal
+    rates (refusal.<judge>, XSTest over-refusal) are computed only from such judges.
     """
 
     @property
@@ -44,7 +46,9 @@ class JudgeConfig:
     parse_retries: int = 2  # extra requests when the judge's reply has no parsable score
     temperature: float | None = 0.0  # None leaves it out (some reasoning models accept no temperature)
     top_p: float | None = 0.0  # None leaves it out of the request (vLLM rejects top_p = 0)
-    max_tokens: int | None = 4096
+    # The paper sent 4096; 1024 fits `ptst serve`'s default limit and a reason + score with room to spare.
+    # It is part of the rubric's judge_key (and so of its cache key): --max-tokens 4096 matches older files.
+    max_tokens: int | None = 1024
     timeout_s: float = 120.0
     cache: bool = True
     # classifiers (transformers)
@@ -62,6 +66,8 @@ class JudgeConfig:
             raise PtstError("concurrency and batch_size must be >= 1; max_retries and parse_retries >= 0")
         if self.top_p is not None and not 0 <= self.top_p <= 1:
             raise PtstError(f"top_p must be in [0, 1], got {self.top_p}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise PtstError(f"max_tokens must be >= 1 (or None to leave it out), got {self.max_tokens}")
         if self.max_answer_tokens < 1 or (self.max_new_tokens is not None and self.max_new_tokens < 1):
             raise PtstError("max_answer_tokens and max_new_tokens must be >= 1")
         if self.guard_version not in (1, 2, 3):
@@ -90,6 +96,11 @@ def register_judge(name: str) -> Callable[[JudgeFactory], JudgeFactory]:
 
 def build_judge(cfg: JudgeConfig) -> Judge:
     return JUDGES.get(cfg.judge)(cfg)
+
+
+def labels_refusals(name: str) -> bool:
+    """Whether the registered judge `name` labels refusals (its class sets `labels_refusals = True`)."""
+    return bool(getattr(JUDGES.get(name), "labels_refusals", False))
 
 
 def judge_key(judge: Judge) -> str:

@@ -9,54 +9,97 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ptst.judge.base import JudgeConfig
 
-BUILTIN = ["keyword", "keyword-prefix", "rubric", "llama-guard", "harmbench"]
+BUILTIN = ["keyword", "keyword-prefix", "xstest-strmatch", "rubric", "llama-guard", "harmbench"]
+
+
+def _is_none(text: str) -> bool:
+    return str(text).lower() in ("none", "null", "")
+
+
+def _opt_float(text: str) -> float | None:
+    return None if _is_none(text) else float(text)
+
+
+def _opt_int(text: str) -> int | None:
+    return None if _is_none(text) else int(text)
+
+
+_WHAT = {str: "a string", int: "an integer", _opt_float: "a number or 'none'", _opt_int: "an integer or 'none'"}
+_METAVAR = {str: "VALUE", int: "N", _opt_float: "X|none", _opt_int: "N|none"}
+
+# (flag, JudgeConfig field, parser, help). `ptst judge` takes each as --FLAG, `ptst eval` as --judge-FLAG; an
+# option left out keeps JudgeConfig's default (the defaults named in the help live there).
+API_OPTIONS: list[tuple[str, str, Callable[[str], Any], str]] = [
+    ("base-url", "base_url", str, "OpenAI-compatible endpoint (default https://api.openai.com/v1)"),
+    ("api-model", "api_model", str, "judge model (default: the paper's gpt-4-0613)"),
+    ("api-key-env", "api_key_env", str, "environment variable holding the API key (default OPENAI_API_KEY)"),
+    ("concurrency", "concurrency", int, "parallel requests (default 8)"),
+    ("max-retries", "max_retries", int, "HTTP retries per request, 429/5xx/timeouts (default 5)"),
+    ("parse-retries", "parse_retries", int, "re-asks when a reply has no '#thescore: N' (default 2)"),
+    ("temperature", "temperature", _opt_float, "temperature sent (default and paper: 0); 'none' omits it"),
+    ("top-p", "top_p", _opt_float, "top_p sent (default and paper: 0); 'none' omits it (vLLM needs > 0)"),
+    ("max-tokens", "max_tokens", _opt_int, "max_tokens sent (default 1024; the paper sent 4096); 'none' omits it"),
+]
+CLASSIFIER_OPTIONS: list[tuple[str, str, Callable[[str], Any], str]] = [
+    ("model", "model", str, "classifier: HF id or local directory (Llama Guard, HarmBench-Llama-2-13b-cls)"),
+    ("guard-version", "guard_version", int, "Llama Guard prompt (1, 2 or 3; default 3) when the tokenizer has no "
+     "Llama Guard chat template"),
+    ("device", "device", str, "classifier device (default: auto)"),
+    ("dtype", "dtype", str, "classifier dtype (default: auto)"),
+    ("batch-size", "batch_size", int, "classifier batch size (default 8)"),
+    ("max-new-tokens", "max_new_tokens", int, "classifier tokens generated (default: the judge's own)"),
+    ("max-answer-tokens", "max_answer_tokens", int, "clip answers to this many classifier tokens (default 512)"),
+]
+
+
+def _dest(prefix: str, field: str) -> str:
+    return (prefix + field).replace("-", "_")
+
+
+def add_judge_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The JudgeConfig options as --{prefix}FLAG; read them back with `judge_overrides(args, prefix)`."""
+    api = p.add_argument_group("rubric judge (OpenAI-compatible endpoint)")
+    for flag, field, kind, help_ in API_OPTIONS:
+        api.add_argument(f"--{prefix}{flag}", dest=_dest(prefix, field), default=None, metavar=_METAVAR[kind],
+                         help=help_)
+    api.add_argument(f"--{prefix}no-cache", dest=_dest(prefix, "no_cache"), action="store_true",
+                     help="do not read or write the on-disk judgement cache")
+    cls = p.add_argument_group("classifier judges (transformers)")
+    for flag, field, kind, help_ in CLASSIFIER_OPTIONS:
+        cls.add_argument(f"--{prefix}{flag}", dest=_dest(prefix, field), default=None, metavar=_METAVAR[kind],
+                         help=help_)
+
+
+def judge_overrides(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
+    """The JudgeConfig fields given on the command line (parsed), and only those."""
+    from ptst.errors import PtstError
+
+    out: dict[str, Any] = {}
+    for flag, field, kind, _ in API_OPTIONS + CLASSIFIER_OPTIONS:
+        raw = getattr(args, _dest(prefix, field), None)
+        if raw is None:
+            continue
+        try:
+            out[field] = kind(raw)
+        except ValueError:
+            raise PtstError(f"--{prefix}{flag} takes {_WHAT[kind]}, got {raw!r}") from None
+    if getattr(args, _dest(prefix, "no_cache"), False):
+        out["cache"] = False
+    return out
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generations", required=True, metavar="FILE", help="generations JSONL (id, prompt, answer)")
+    p.add_argument("--generations", required=True, metavar="FILE",
+                   help="generations JSONL (id, prompt, answer; rows without any id are numbered 0, 1, ...)")
     p.add_argument("--judge", required=True, metavar="NAME", help=f"judge name: {', '.join(BUILTIN)}")
     p.add_argument("--out", metavar="FILE", help="judgements JSONL (default: judgements/<eval>.<judge>.jsonl)")
-    api = p.add_argument_group("rubric judge (OpenAI-compatible endpoint)")
-    api.add_argument("--base-url", default="https://api.openai.com/v1")
-    api.add_argument("--api-model", default="gpt-4-0613", help="judge model (default: the paper's gpt-4-0613)")
-    api.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
-    api.add_argument("--concurrency", type=int, default=8)
-    api.add_argument("--max-retries", type=int, default=5, help="HTTP retries per request (429/5xx/timeouts)")
-    api.add_argument("--parse-retries", type=int, default=2, help="re-asks when a reply has no '#thescore: N'")
-    api.add_argument("--temperature", default="0", help="temperature sent (paper: 0); 'none' omits it")
-    api.add_argument("--top-p", default="0", help="top_p sent (paper: 0); 'none' omits it (vLLM needs > 0)")
-    api.add_argument("--max-tokens", default="4096", help="max_tokens sent (paper: 4096); 'none' omits it")
-    api.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk judgement cache")
-    cls = p.add_argument_group("classifier judges (transformers)")
-    cls.add_argument("--model", help="classifier: HF id or local directory (Llama Guard, HarmBench-Llama-2-13b-cls)")
-    cls.add_argument("--guard-version", type=int, default=3, choices=[1, 2, 3],
-                     help="Llama Guard prompt when the tokenizer has no Llama Guard chat template")
-    cls.add_argument("--device", default=None)
-    cls.add_argument("--dtype", default=None)
-    cls.add_argument("--batch-size", type=int, default=8)
-    cls.add_argument("--max-new-tokens", type=int, default=None)
-    cls.add_argument("--max-answer-tokens", type=int, default=512, help="clip answers to this many tokens")
-
-
-def _opt_number(text: str, kind: Callable[[str], Any]) -> Any:
-    return None if str(text).lower() in ("none", "null", "") else kind(text)
+    add_judge_options(p)
 
 
 def config_from_args(args: argparse.Namespace) -> JudgeConfig:
-    from ptst.errors import PtstError
     from ptst.judge.base import JudgeConfig
 
-    try:
-        sampling = {"temperature": _opt_number(args.temperature, float), "top_p": _opt_number(args.top_p, float),
-                    "max_tokens": _opt_number(args.max_tokens, int)}
-    except ValueError:
-        raise PtstError("--temperature/--top-p take a number or 'none'; --max-tokens an integer or 'none'") from None
-    return JudgeConfig(judge=args.judge, base_url=args.base_url, api_model=args.api_model,
-                       api_key_env=args.api_key_env, concurrency=args.concurrency, max_retries=args.max_retries,
-                       parse_retries=args.parse_retries, cache=not args.no_cache, model=args.model,
-                       device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                       max_new_tokens=args.max_new_tokens, max_answer_tokens=args.max_answer_tokens,
-                       guard_version=args.guard_version, **sampling)
+    return JudgeConfig(judge=args.judge, **judge_overrides(args))
 
 
 def cli(args: argparse.Namespace) -> int:

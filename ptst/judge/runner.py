@@ -3,36 +3,46 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
-from ptst.io import JsonlAppender, iter_jsonl, repair_jsonl
+from ptst.io import JsonlAppender, iter_jsonl, repair_jsonl, write_text_atomic
 from ptst.judge.base import Judge, JudgeConfig, JudgeInterrupted, build_judge, judge_key
 from ptst.records import Generation, Judgement
 
 
 def read_generations(path: str | Path) -> list[Generation]:
-    """Generation records with `id`, `prompt` and `answer` checked; a bad line is one error naming file:line."""
+    """Generation records with `id`, `prompt` and `answer` checked; a bad line is one error naming file:line.
+
+    A file in which no row has an `id` (the official PTST `inference.py` output: {"prompt", "answer"} in data
+    order) is numbered by row: ids "0", "1", ... in file order, blank lines skipped. A file in which only some
+    rows have an id is refused.
+    """
     path = Path(path)
     if not path.exists():
         raise PtstError(f"generations file not found: {path}")
-    gens: list[Generation] = []
-    seen: dict[str, int] = {}
+    rows: list[tuple[int, Any]] = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                rows.append((lineno, json.loads(line)))
             except json.JSONDecodeError as e:
                 raise PtstError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
-            gens.append(_generation(row, f"{path}:{lineno}"))
-            gid = gens[-1].id
-            if gid in seen:
-                raise PtstError(f"{path}:{lineno}: duplicate id {gid!r} (first on line {seen[gid]})")
-            seen[gid] = lineno
+    numbered = not any(isinstance(row, dict) and "id" in row for _, row in rows)
+    gens: list[Generation] = []
+    seen: dict[str, int] = {}
+    for pos, (lineno, row) in enumerate(rows):
+        if numbered and isinstance(row, dict):
+            row = {**row, "id": str(pos)}
+        gens.append(_generation(row, f"{path}:{lineno}"))
+        gid = gens[-1].id
+        if gid in seen:
+            raise PtstError(f"{path}:{lineno}: duplicate id {gid!r} (first on line {seen[gid]})")
+        seen[gid] = lineno
     return gens
 
 
@@ -41,8 +51,9 @@ def _generation(row: Any, where: str) -> Generation:
         raise PtstError(f"{where}: expected a JSON object, got {type(row).__name__}")
     missing = [k for k in ("id", "prompt", "answer") if k not in row]
     if missing:
+        hint = ", or no id in any row" if missing == ["id"] else ""
         raise PtstError(f"{where}: generation record lacks {', '.join(repr(k) for k in missing)} "
-                        "(need id, prompt, answer)")
+                        f"(need id, prompt, answer in every row{hint})")
     for k in ("prompt", "answer"):
         if not isinstance(row[k], str):
             raise PtstError(f"{where}: {k!r} must be a string, got {type(row[k]).__name__}")
@@ -53,6 +64,21 @@ def _generation(row: Any, where: str) -> Generation:
         return Generation.from_dict(d)
     except TypeError as e:
         raise PtstError(f"{where}: not a generation record ({e})") from None
+
+
+def select_ids(gens: Sequence[Generation], ids: Collection[str] | None, where: str | Path) -> list[Generation]:
+    """The generations whose id is in `ids` (all of them when None), in file order; every id must be there.
+
+    A generations file can hold more records than the current sample (an earlier run with a larger limit
+    keeps its answers), so `ptst eval` judges and scores exactly its sample's ids."""
+    if ids is None:
+        return list(gens)
+    want = {str(i) for i in ids}
+    out = [g for g in gens if g.id in want]
+    if len(out) < len(want):
+        missing = sorted(want - {g.id for g in out})
+        raise PtstError(f"{where} lacks {len(missing)} of the {len(want)} requested ids (first: {missing[0]!r})")
+    return out
 
 
 def read_judgements(path: str | Path) -> list[Judgement]:
@@ -94,15 +120,36 @@ def _chunks(items: Sequence[Generation], size: int) -> Iterator[Sequence[Generat
         yield items[i: i + size]
 
 
+class _LazyAppender:
+    """A JsonlAppender opened on the first write, so a run that fails before judging anything leaves no file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._w: JsonlAppender | None = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._w is None:
+            self._w = JsonlAppender(self.path)
+        self._w.write(row)
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+
+
 def run(cfg: JudgeConfig, generations_path: str | Path, out_path: str | Path | None = None,
-        judge: Judge | None = None) -> Path:
-    """Judge every generation not yet in `out_path`; each chunk's judgements are appended and fsynced."""
-    gens = read_generations(generations_path)
+        judge: Judge | None = None, *, ids: Collection[str] | None = None) -> Path:
+    """Judge every generation (of `ids`, when given) not yet in `out_path`; each chunk's judgements are
+    appended and fsynced. The judge is built and the output checked before anything is written, and the
+    output is opened only when the first judgement is ready: an early error leaves no new file behind."""
+    gens = select_ids(read_generations(generations_path), ids, generations_path)
     judge = judge or build_judge(cfg)
     out = Path(out_path) if out_path else default_out(generations_path, judge.name)
     key = judge_key(judge)
-    todo = [g for g in gens if g.id not in _done_ids(out, key)]
-    with JsonlAppender(out) as w:
+    done = _done_ids(out, key)
+    todo = [g for g in gens if g.id not in done]
+    w = _LazyAppender(out)
+    try:
         for chunk in _chunks(todo, int(getattr(judge, "chunk_size", 64))):
             try:
                 judged = judge.judge(chunk)
@@ -114,6 +161,10 @@ def run(cfg: JudgeConfig, generations_path: str | Path, out_path: str | Path | N
                 raise PtstError(f"judge {judge.name} returned judgements that do not match its inputs")
             for j in judged:
                 w.write(_stamp(j, key))
+    finally:
+        w.close()
+    if not out.exists():  # nothing to judge (no generations): an empty file is the complete result
+        write_text_atomic(out, "")
     return out
 
 

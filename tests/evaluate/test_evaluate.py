@@ -10,6 +10,8 @@ from ptst.cli import main
 from ptst.errors import PtstError
 from ptst.evaluate import EvalConfig, run
 from ptst.grid.config import EvalSpec
+from ptst.judge import register_judge
+from ptst.records import Judgement
 from tests.grid.helpers import tiny_data
 
 
@@ -74,3 +76,99 @@ def test_cli_unknown_judge_is_one_line(tiny_model_dir, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "did you mean 'keyword'" in err and err.strip().count("\n") == 0
+
+
+def _safety_cfg(model, data, limit=None, **kw):
+    evals = [EvalSpec(f"jsonl:{data['harm']}", kind="safety", name="harm", limit=limit),
+             EvalSpec(f"jsonl:{data['safe']}", kind="over-refusal", name="xs", limit=limit)]
+    return EvalConfig(model=str(model), template="chat:llama", evals=evals, decoding={"max_new_tokens": 5}, **kw)
+
+
+def test_a_smaller_limit_judges_and_scores_only_its_own_sample(tiny_model_dir, data, tmp_path):
+    out = tmp_path / "cell"
+    run(_safety_cfg(tiny_model_dir, data, limit=3), out)
+    m = json.loads(run(_safety_cfg(tiny_model_dir, data, limit=2), out).read_text())
+    lines = (out / "generations/harm.jsonl").read_text().splitlines()
+    assert len(lines) == 3  # the generation store keeps the third answer...
+    harm = m["evals"]["harm"]
+    assert harm["n"] == 2 and harm["metrics"]["asr.keyword"]["n"] == 2  # ...but it is not scored
+    assert harm["metrics"]["refusal.keyword"]["n"] == 2
+    assert m["evals"]["xs"]["n"] == 2 and m["evals"]["xs"]["metrics"]["over_refusal.keyword"]["n"] == 2
+    score = json.loads((out / "scores/harm.asr-keyword.json").read_text())
+    assert score["generations"]["n"] == 2 and score["generations"]["n_in_file"] == 3
+
+
+@register_judge("no-refusal-labels-test")
+class _HarmfulLabels:
+    name, version = "no-refusal-labels-test", "v0"
+
+    def __init__(self, cfg):
+        pass
+
+    def judge(self, gens):
+        return [Judgement(g.id, self.name, self.version, "not-harmful", False, 1.0) for g in gens]
+
+
+def test_refusal_rates_only_for_judges_that_label_refusals(tiny_model_dir, data, tmp_path):
+    cfg = _safety_cfg(tiny_model_dir, data, judges=["keyword", "no-refusal-labels-test", "xstest-strmatch"])
+    m = json.loads(run(cfg, tmp_path / "cell").read_text())
+    harm, xs = m["evals"]["harm"]["metrics"], m["evals"]["xs"]["metrics"]
+    assert {"asr.keyword", "asr.no-refusal-labels-test", "asr.xstest-strmatch"} <= set(harm)
+    assert "refusal.keyword" in harm and "refusal.xstest-strmatch" in harm
+    assert "refusal.no-refusal-labels-test" not in harm  # it never says "refusal": no meaningless 0/n
+    assert "mean_score.xstest-strmatch" not in harm
+    assert {"over_refusal.keyword", "over_refusal.xstest-strmatch"} <= set(xs)
+    assert "over_refusal.no-refusal-labels-test" not in xs
+
+
+def test_cli_judge_options_reach_the_judge_config():
+    from ptst.cli import build_parser
+    from ptst.evaluate import config_from_args
+
+    args = build_parser().parse_args([
+        "eval", "--model", "m", "--template", "chat:llama", "--eval", "advbench", "--out", "o",
+        "--judge", "rubric", "--judge", "llama-guard", "--judge-base-url", "http://127.0.0.1:8000/v1",
+        "--judge-api-model", "qwen", "--judge-api-key-env", "MY_KEY", "--judge-top-p", "none",
+        "--judge-max-tokens", "512", "--judge-concurrency", "2", "--judge-no-cache",
+        "--judge-model", "meta-llama/Llama-Guard-3-8B", "--judge-guard-version", "2", "--judge-batch-size", "4"])
+    cfg = config_from_args(args)
+    assert cfg.judges == ["rubric", "llama-guard"]
+    assert cfg.judge == {"base_url": "http://127.0.0.1:8000/v1", "api_model": "qwen", "api_key_env": "MY_KEY",
+                         "top_p": None, "max_tokens": 512, "concurrency": 2, "cache": False,
+                         "model": "meta-llama/Llama-Guard-3-8B", "guard_version": 2, "batch_size": 4}
+    plain = config_from_args(build_parser().parse_args(["eval", "--model", "m", "--template", "chat:llama",
+                                                        "--eval", "advbench", "--out", "o"]))
+    assert plain.judge == {} and plain.judges == ["keyword"]  # nothing given: JudgeConfig's defaults
+    bad = build_parser().parse_args(["eval", "--model", "m", "--template", "t", "--eval", "advbench", "--out", "o",
+                                     "--judge-max-tokens", "lots"])
+    with pytest.raises(PtstError, match="--judge-max-tokens takes an integer or 'none', got 'lots'"):
+        config_from_args(bad)
+
+
+def test_rubric_judge_configured_from_the_cli_runs_against_an_endpoint(tiny_model_dir, data, tmp_path, capsys):
+    from dataclasses import replace
+
+    from ptst.cli import build_parser
+    from ptst.evaluate import config_from_args
+    from tests.openai_stub import serve_stub
+
+    def argv(url, model):
+        return ["eval", "--model", str(tiny_model_dir), "--template", "chat:llama", "--eval", "advbench",
+                "--out", "o", "--judge", "rubric", "--judge-base-url", url, "--judge-api-model", model,
+                "--judge-max-retries", "0"]
+
+    evals = [EvalSpec(f"jsonl:{data['harm']}", kind="safety", name="harm", limit=2)]
+    out = tmp_path / "cell"
+    with serve_stub(lambda body: "#thereason: fine\n#thescore: 1") as (url, state):
+        cfg = replace(config_from_args(build_parser().parse_args(argv(url, "judge-a"))), evals=evals)
+        m = json.loads(run(replace(cfg, decoding={"max_new_tokens": 3}), out).read_text())
+        assert {b["model"] for b in state.requests} == {"judge-a"} and len(state.requests) == 2
+        assert {b["max_tokens"] for b in state.requests} == {1024}
+        harm = m["evals"]["harm"]["metrics"]
+        assert harm["asr.rubric"]["k"] == 0 and harm["asr.rubric"]["n"] == 2 and "mean_score.rubric" in harm
+        assert "refusal.rubric" not in harm
+        # another judge model is another judge: the finished cell is judged again, into a fresh file
+        cfg = replace(config_from_args(build_parser().parse_args(argv(url, "judge-b"))), evals=evals)
+        with pytest.raises(PtstError, match="another judge or setting"):
+            run(replace(cfg, decoding={"max_new_tokens": 3}), out)
+    assert "already evaluated" not in capsys.readouterr().err

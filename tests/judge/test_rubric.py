@@ -96,7 +96,7 @@ def test_scores_1_to_5_over_http_with_the_papers_request(tmp_path):
     body = state.requests[0]
     assert {k: body[k] for k in ("model", "temperature", "top_p", "max_tokens", "frequency_penalty",
                                  "presence_penalty")} == {"model": "judge-model", "temperature": 0.0, "top_p": 0.0,
-                                                          "max_tokens": 4096, "frequency_penalty": 0,
+                                                          "max_tokens": 1024, "frequency_penalty": 0,
                                                           "presence_penalty": 0}
     sent = {b["messages"][0]["content"] for b in state.requests}
     assert sent == {render_judge_prompt(g.prompt, g.answer) for g in gens}
@@ -204,6 +204,35 @@ def test_openai_default_without_key_is_a_clear_error(tmp_path, monkeypatch):
     path = write_gens(tmp_path / "g.jsonl", [gen("a", "x")])
     with pytest.raises(PtstError, match=r"set \$OPENAI_API_KEY"):
         run(JudgeConfig(judge="rubric", cache=False), path, tmp_path / "j.jsonl")
+    assert not (tmp_path / "j.jsonl").exists()  # the key check fails before any output is opened
+
+
+def test_cli_early_errors_leave_no_empty_output(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    path = write_gens(tmp_path / "generations" / "adv.jsonl", [gen("a", "x")])
+    assert main(["judge", "--generations", str(path), "--judge", "rubric", "--no-cache"]) == 2
+    assert main(["judge", "--generations", str(path), "--judge", "rubric", "--base-url", "http://127.0.0.1:9/v1",
+                 "--max-retries", "0"]) == 2
+    assert "unreachable" in capsys.readouterr().err
+    assert not (tmp_path / "judgements").exists() or not list((tmp_path / "judgements").iterdir())
+
+
+def test_default_request_is_accepted_by_a_default_ptst_serve(tmp_path):
+    from ptst.serve.config import ServeConfig
+    from ptst.serve.protocol import parse_chat_request
+
+    limit = ServeConfig.__dataclass_fields__["max_new_tokens_limit"].default
+    path = write_gens(tmp_path / "g.jsonl", [gen("a", "score=2")])
+    with serve_stub(_scripted) as (url, state):
+        assert main(["judge", "--generations", str(path), "--judge", "rubric", "--base-url", url, "--no-cache",
+                     "--out", str(tmp_path / "j.jsonl")]) == 0
+        assert main(["judge", "--generations", str(path), "--judge", "rubric", "--base-url", url, "--no-cache",
+                     "--max-tokens", "4096", "--out", str(tmp_path / "j4096.jsonl")]) == 0
+    default, paper = state.requests
+    assert parse_chat_request(default, limit).max_tokens == 1024  # `ptst serve` would answer it, not HTTP 400
+    assert paper["max_tokens"] == 4096  # the paper's value is one option away
+    with pytest.raises(PtstError, match="max_tokens must be >= 1"):
+        JudgeConfig(max_tokens=0)
 
 
 def test_judgement_lines_are_valid_json_with_judge_key(tmp_path):
@@ -219,7 +248,7 @@ def test_connection_refused_is_a_clear_error(tmp_path):
     path = write_gens(tmp_path / "g.jsonl", [gen("a", "x")])
     with pytest.raises(PtstError, match=r"127\.0\.0\.1:9/v1 unreachable after 2 attempts.*Connection refused"):
         run(_cfg("http://127.0.0.1:9/v1"), path, tmp_path / "j.jsonl")
-    assert (tmp_path / "j.jsonl").read_text() == ""  # nothing judged, nothing half-written
+    assert not (tmp_path / "j.jsonl").exists()  # nothing judged: no file, not an empty one
 
 
 def test_config_validation():
