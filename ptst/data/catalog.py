@@ -14,7 +14,11 @@ GSM8K = f"{GH}/openai/grade-school-math/3101c7d5072418e28b9008a6636bde82a006892c
 ARC_ZIP = "https://ai2-public-datasets.s3.amazonaws.com/arc/ARC-V1-Feb2018.zip"
 STL = f"{GH}/vinid/safety-tuned-llamas/36a4b8d5c2177ed165bf61f59b590161394f7f12/data"
 JBB = f"{GH}/JailbreakBench/artifacts/909e68c01d94222b8ad2e397a017e2e12e2adb73/attack-artifacts/GCG"
-HARMBENCH = f"{GH}/centerforaisafety/HarmBench/main/data/behavior_datasets"
+# HarmBench and StrongREJECT: upstream has no commit known here, so downloads come from the vendored copies the
+# pinned files were taken from (../shared/data/MANIFEST.md 9b, 9d), at that commit; upstream `main` may drift.
+ADVLLM = f"{GH}/busycalibrating/AdversariaLLM"
+HARMBENCH = f"{ADVLLM}/a4b57364bc2b0785bd0e6f79eec4948e3991b8b0/data/behavior_datasets"
+STRONGREJECT = f"{ADVLLM}/f970939273ea17b491fadf6001fddc36ed3ae3ff/data/behavior_datasets/strongreject_dataset.csv"
 XSTEST = f"{GH}/paul-rottger/exaggerated-safety/d7bb5bd738c1fcbc36edd83d5e7d1b71a3e2d84d/xstest_prompts.csv"
 NC = "CC BY-NC 4.0"
 
@@ -131,7 +135,7 @@ _add("harmbench", "safety-eval", {
 _add("strongreject", "safety-eval", {
     "test": FileSpec("strongreject/strongreject_dataset.csv",
                      "4dd70357e4ff8b5d0ba5ebafecab5d6dd5633ce8046e3dd1c8bd93e64de44381",
-                     f"{GH}/alexandrasouly/strongreject/main/strongreject_dataset/strongreject_dataset.csv"),
+                     STRONGREJECT),
 }, L.load_strongreject, licence="unverified (not stated by the copy used; check upstream)",
     source="https://github.com/alexandrasouly/strongreject", sizes={"test": 313},
     description="StrongREJECT forbidden prompts (meta.category, meta.source)")

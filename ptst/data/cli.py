@@ -36,10 +36,18 @@ def cli(args: argparse.Namespace) -> int:
     return {"list": _list, "show": _show, "check": _check, "contamination": _contamination}[args.action](args)
 
 
-def _table(rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+def _table(rows: list[list[str]], wrap: dict[int, int] | None = None) -> None:
+    """Left-aligned columns; a cell longer than wrap[column] wraps onto continuation lines (nothing is cut)."""
+    import textwrap
+
+    wrap = wrap or {}
+    cells = [[(textwrap.wrap(c, wrap[i], break_on_hyphens=False) or [""]) if i in wrap else [c]
+              for i, c in enumerate(r)] for r in rows]
+    widths = [max(len(line) for r in cells for line in r[i]) for i in range(len(rows[0]) - 1)]
+    for r in cells:
+        for k in range(max(len(c) for c in r)):
+            parts = [c[k] if k < len(c) else "" for c in r]
+            print(("  ".join(p.ljust(w) for p, w in zip(parts, widths, strict=False)) + "  " + parts[-1]).rstrip())
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -63,9 +71,8 @@ def _list(args: argparse.Namespace) -> int:
     rows = [["NAME", "KIND", "LOCAL", "NC", "LICENCE", "SPLITS (ROWS)"]]
     for d in out:
         splits = " ".join(f"{s}({n})" if n is not None else s for s, n in d["splits"].items())
-        licence = d["licence"] if len(d["licence"]) <= 24 else d["licence"][:23] + "…"
-        rows.append([d["name"], d["kind"], d["local"], "NC" if d["non_commercial"] else "-", licence, splits])
-    _table(rows)
+        rows.append([d["name"], d["kind"], d["local"], "NC" if d["non_commercial"] else "-", d["licence"], splits])
+    _table(rows, wrap={4: 28, 5: 60})
     return 0
 
 

@@ -31,7 +31,8 @@ def iter_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number where the record starts, row dict) per CSV record. Handles CRLF, a BOM and quoted
-    fields spanning lines; a record with more fields than the header is an error."""
+    fields spanning lines; a record with more fields than the header is an error, and one with fewer lacks the
+    trailing columns (so a needed one is a "missing field" error naming the line, never a silent "")."""
     csv.field_size_limit(1 << 24)  # HarmBench context strings are long; the default limit is 128 KiB
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
@@ -52,7 +53,7 @@ def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             if len(rec) > len(header):
                 raise PtstError(f"{path}:{start}: {len(rec)} fields but the header has {len(header)}")
             if rec:
-                yield start, dict(zip(header, rec + [""] * (len(header) - len(rec)), strict=True))
+                yield start, dict(zip(header[: len(rec)], rec, strict=True))
             start = reader.line_num + 1
 
 

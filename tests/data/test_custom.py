@@ -75,6 +75,20 @@ def test_csv_with_crlf_multiline_and_mapping(tmp_path):
         load_dataset(f"csv:{q}", fields={"input": "prompt", "response": "nope"})
 
 
+def test_short_csv_row_is_a_missing_field_not_an_empty_value(tmp_path):
+    p = tmp_path / "short.csv"
+    p.write_bytes(b"prompt,answer,label\r\nq1,a1,x\r\nq2\r\nq3,a3,z\r\n")
+    with pytest.raises(PtstError, match=r"short.csv: row 2 \(line 3\): missing field 'answer' \(mapped to response\); "
+                                        r"fields present: prompt$"):
+        load_dataset(f"csv:{p}", fields={"input": "prompt", "response": "answer"})
+    ds = load_dataset(f"csv:{p}", fields={"input": "prompt"})  # unmapped columns stay optional
+    assert [(e.input, e.meta.get("answer")) for e in ds] == [("q1", "a1"), ("q2", None), ("q3", "a3")]
+    q = tmp_path / "short2.csv"
+    q.write_text("input,reference\nfine,r\n\"multi\nline\"\n")
+    with pytest.raises(PtstError, match=r"short2.csv: row 2 \(line 3\): missing field 'reference'"):
+        load_dataset(f"csv:{q}", fields={"reference": "reference"})
+
+
 def test_json_arrays_and_single_list_objects(tmp_path):
     p = tmp_path / "e.json"
     p.write_text(json.dumps({"instructions": ["one", "two"]}))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from ptst.cli import main
+from ptst.data import DATASETS
 from ptst.records import Example
 
 
@@ -20,6 +21,20 @@ def test_list_marks_local_sets(fake_dir, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["NAME", "KIND", "LOCAL", "NC"]
     assert any(line.split()[:4] == ["safety", "train", "yes", "NC"] for line in lines)
+
+
+def test_list_wraps_long_licences_instead_of_cutting_them(capsys):
+    assert main(["data", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "…" not in "\n".join(lines)
+    at = lines[0].index("LICENCE")
+    start = next(i for i, line in enumerate(lines) if line.startswith("chatdoctor "))
+    assert lines[start].split()[3] == "NC"  # the non-commercial flag stays on the set's own line
+    licence, i = [lines[start][at:].split("  ")[0]], start + 1
+    while i < len(lines) and not lines[i][:at].strip():
+        licence.append(lines[i][at:].split("  ")[0])
+        i += 1
+    assert " ".join(licence) == DATASETS.get("chatdoctor").licence and len(licence) > 1
 
 
 def test_show_text_and_json(fake_dir, capsys):

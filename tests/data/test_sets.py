@@ -138,6 +138,29 @@ def test_spec_table_is_consistent():
     assert nc == {"chatdoctor", "alpaca", "alpaca-safety-subset", "safety", "safety-eval"}
 
 
+UNPINNED = {"alpaca/alpaca_data.json", "openorca/1M-GPT4-Augmented.parquet",
+            "openorca/3_5M-GPT3_5-Augmented.parquet", "gsm-danger/data/test-00000-of-00001.parquet"}
+
+
+def test_pinning_is_exactly_as_documented():
+    """docs/data.md lists the files without a pinned sha256 and the downloads from a moving branch; keep in sync."""
+    import re
+    from pathlib import Path
+
+    from ptst.data import EXTRA_FILES
+
+    files = {f.path: f for n in DATASETS for f in DATASETS.get(n).all_files()} | {f.path: f for f in EXTRA_FILES}
+    assert {p for p, f in files.items() if f.sha256 is None} == UNPINNED
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text()
+    for path in UNPINNED:
+        assert f"`{path}`" in doc, f"docs/data.md does not list unpinned {path}"
+    github = [f.url for f in files.values() if f.url and f.url.startswith("https://raw.githubusercontent.com/")]
+    assert github and all(re.match(r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/[0-9a-f]{40}/", u) for u in github)
+    moving = sorted({f.url.split("/resolve/")[0] for f in files.values() if f.url and "/resolve/main/" in f.url})
+    for repo in moving:  # Hugging Face downloads with no known commit: named in the docs as such
+        assert repo.removeprefix("https://huggingface.co/datasets/") in doc.split("## Pinning", 1)[1].split("\n## ")[0]
+
+
 def test_to_jsonl_round_trips_and_describe(fake_dir, tmp_path):
     from ptst.io import read_jsonl
     from ptst.records import Example

