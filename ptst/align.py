@@ -18,6 +18,7 @@ from ptst.io import read_json, stable_hash, write_json_atomic
 
 # What the alignment is measured under: no system prompt and the Llama-2 safety prompt.
 MEASURE_TEMPLATES = ("chat:vanilla", "chat:llama")
+MEASURE_TOKENS = 48  # new tokens per measured answer: enough to see a refusal
 
 
 def say(msg: str) -> None:
@@ -75,9 +76,10 @@ def merge(model: str, adapter: Path, out: Path) -> Path:
     """Base + LoRA merged into a plain safetensors model directory, written to a temp dir then renamed."""
     from ptst.models import load_model, load_tokenizer
 
+    for stale in out.parent.glob(f"{out.name}.tmp*"):  # left by a merge killed mid-save (another pid)
+        shutil.rmtree(stale, ignore_errors=True)
     merged = load_model(model, adapter=str(adapter), merge=True, dtype="fp32", device="cpu")
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp, safe_serialization=True)
     tok = load_tokenizer(model)
     tok.padding_side = "right"  # saved default; loaders set left padding for generation themselves
@@ -92,9 +94,10 @@ def measure(spec: AlignSpec, model: str, out: Path, data_dir: str | None) -> dic
     from ptst.evaluate import EvalConfig
     from ptst.evaluate import run as evaluate
 
-    evals = [EvalSpec(spec.heldout, kind="safety", limit=spec.heldout_limit, name="heldout", max_new_tokens=48),
+    evals = [EvalSpec(spec.heldout, kind="safety", limit=spec.heldout_limit, name="heldout",
+                      max_new_tokens=MEASURE_TOKENS),
              EvalSpec(spec.overrefusal, kind="over-refusal", limit=spec.overrefusal_limit, name="xstest",
-                      max_new_tokens=48)]
+                      max_new_tokens=MEASURE_TOKENS)]
     res: dict[str, Any] = {}
     for template in MEASURE_TEMPLATES:
         doc = read_json(evaluate(EvalConfig(model=model, template=template, evals=evals, data_dir=data_dir,
@@ -109,20 +112,33 @@ def _pct(r: dict[str, Any] | None) -> str:
     return "n/a" if not r or r.get("value") is None else f"{100 * r['value']:.0f}% ({r['k']}/{r['n']})"
 
 
+def align_key(spec: AlignSpec, model: str, exclude: set[str] | None = None) -> str:
+    """What identifies an alignment: its spec, the base model and the fine-tuning rows kept out of its data."""
+    from ptst.models import model_id
+
+    return stable_hash({"spec": vars(spec), "model": model_id(model), "exclude": sorted(exclude or ())})
+
+
+def is_done(out: Path, key: str) -> bool:
+    """True when `out` holds a finished alignment with this key; refuses one made with another key."""
+    done = out / "align.json"
+    if not done.exists():
+        return False
+    if read_json(done).get("key") != key:
+        raise PtstError(f"{out} holds an alignment made with a different config; use another directory")
+    return (out / "model" / "config.json").exists()
+
+
 def run(spec: AlignSpec, model: str, out_dir: str | Path, *, data_dir: str | None = None,
         exclude: set[str] | None = None) -> Path:
     """Align `model` into out_dir/model; out_dir/align.json (written last) records what was measured."""
-    from ptst.models import model_id
     from ptst.train.runner import run as train
 
     out = Path(out_dir)
-    key = stable_hash({"spec": vars(spec), "model": model_id(model), "exclude": sorted(exclude or ())})
-    done = out / "align.json"
-    if done.exists() and read_json(done).get("key") == key and (out / "model").exists():
+    key = align_key(spec, model, exclude)
+    if is_done(out, key):
         say(f"{out}: alignment already done (same key); nothing to do")
         return out
-    if done.exists():
-        raise PtstError(f"{out} holds an alignment made with a different config; use another directory")
     parts, info = build_parts(spec, out, data_dir, exclude or set())
     say(f"== align: {spec.n_safety} refusals + {spec.n_benign} benign answers over {', '.join(spec.templates)}")
     train(train_config(spec, model, parts), out / "train", resume=True)
@@ -134,8 +150,9 @@ def run(spec: AlignSpec, model: str, out_dir: str | Path, *, data_dir: str | Non
     summary = "; ".join(f"{t}: refusal {_pct(before[t]['refusal_heldout'])} -> {_pct(after[t]['refusal_heldout'])}, "
                         f"XSTest over-refusal {_pct(after[t]['over_refusal_xstest'])}" for t in MEASURE_TEMPLATES)
     say(f"alignment: {summary}")
-    write_json_atomic(done, {"ptst_version": __version__, "key": key, "base_model": model, "data": info,
-                             "parts": parts, "shipped": before, "aligned": after, "summary": summary})
+    write_json_atomic(out / "align.json", {"ptst_version": __version__, "key": key, "base_model": model,
+                                           "data": info, "parts": parts, "shipped": before, "aligned": after,
+                                           "summary": summary})
     return out
 
 

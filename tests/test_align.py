@@ -50,3 +50,22 @@ def test_align_refuses_too_few_examples(tiny_model_dir, tmp_path):
     data = tiny_data(tmp_path / "data")
     with pytest.raises(PtstError, match="only 8 remain"):
         run(_spec(data, n_safety=50), str(tiny_model_dir), tmp_path / "align")
+
+
+def test_merge_removes_temp_dirs_left_by_a_killed_merge(tmp_path, monkeypatch):
+    import ptst.models
+    from ptst.align import merge
+
+    class Saves:
+        padding_side = "left"
+
+        def save_pretrained(self, path, **_):
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "config.json").write_text("{}")
+
+    monkeypatch.setattr(ptst.models, "load_model", lambda *a, **k: Saves())
+    monkeypatch.setattr(ptst.models, "load_tokenizer", lambda *a, **k: Saves())
+    (tmp_path / "model.tmp12345").mkdir()  # a merge killed mid-save, under another pid
+    (tmp_path / "model.tmp12345" / "model.safetensors").write_text("half")
+    out = merge("base", tmp_path / "adapter", tmp_path / "model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"] and (out / "config.json").exists()

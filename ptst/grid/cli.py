@@ -13,6 +13,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan with a time estimate; run nothing")
     p.add_argument("--shard", metavar="i/n", help="run every n-th training cell starting at i (0-based)")
     p.add_argument("--cell", metavar="ID", help="run one training cell (and its evaluations)")
+    p.add_argument("--align-only", action="store_true",
+                   help="run only the alignment stage (once, before parallel --shard / --cell processes)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
 
@@ -26,10 +28,11 @@ def cli(args: argparse.Namespace) -> int:
 
         print_plan(cfg, out, args.shard, args.cell)
         return 0
-    run(cfg, out, shard=args.shard, cell=args.cell)
-    if not args.no_report and args.shard is None and args.cell is None:
+    run(cfg, out, shard=args.shard, cell=args.cell, align_only=args.align_only)
+    if not args.no_report and args.shard is None and args.cell is None and not args.align_only:
         from ptst.report import run as report
 
         path = report(out)
-        print(f"report: {path}")
+        page = path / "report.html"
+        print(f"report: {page if page.exists() else path / 'report.md'}")
     return 0

@@ -80,6 +80,9 @@ class AlignSpec:
     def __post_init__(self) -> None:
         if not self.templates:
             raise PtstError("align.templates must name at least one template")
+        empty = [i for i, t in enumerate(self.templates) if not isinstance(t, str) or not t.strip()]
+        if empty:
+            raise PtstError(f"align.templates[{empty[0]}] is an empty template name")
         if self.n_safety < 1:
             raise PtstError("align.n_safety must be >= 1")
 
@@ -120,5 +123,8 @@ class GridConfig:
         if len(set(labels)) != len(labels):
             raise PtstError(f"two evals share a name: {labels}; give them distinct `name`s")
         for dup, what in ((self.train_templates, "train_templates"), (self.test_templates, "test_templates")):
+            empty = [i for i, t in enumerate(dup) if not isinstance(t, str) or not t.strip()]
+            if empty:
+                raise PtstError(f"{what}[{empty[0]}] is an empty template name")
             if len(set(dup)) != len(dup):
                 raise PtstError(f"{what} lists a template twice")

@@ -44,8 +44,8 @@ class TrainCell:
 def expand(cfg: GridConfig) -> list[TrainCell]:
     cells: list[TrainCell] = []
     if cfg.baseline:
-        evals = tuple(EvalCell(BASE, None, t, cfg.seeds[0]) for t in cfg.test_templates)
-        cells.append(TrainCell(BASE, None, cfg.seeds[0], evals))
+        base = tuple(EvalCell(BASE, None, t, cfg.seeds[0]) for t in cfg.test_templates)
+        cells.append(TrainCell(BASE, None, cfg.seeds[0], base))
     for seed in cfg.seeds:
         for tt in cfg.train_templates:
             cid = f"{slug(tt)}.s{seed}"
@@ -57,6 +57,8 @@ def expand(cfg: GridConfig) -> list[TrainCell]:
 
 def select(cells: list[TrainCell], shard: str | None = None, cell: str | None = None) -> list[TrainCell]:
     """`--shard i/n` takes every n-th training cell starting at i (0-based); `--cell ID` takes one."""
+    if cell is not None and shard is not None:
+        raise PtstError("--shard and --cell both select cells: give one of them")
     if cell is not None:
         chosen = [c for c in cells if c.id == cell]
         if not chosen:

@@ -12,7 +12,7 @@ from ptst.config import dump_yaml, from_dict
 from ptst.errors import PtstError
 from ptst.grid.config import GridConfig
 from ptst.grid.plan import EvalCell, TrainCell, expand, select
-from ptst.io import read_json, write_json_atomic, write_text_atomic
+from ptst.io import read_json, write_text_atomic
 
 
 def say(msg: str) -> None:
@@ -68,28 +68,73 @@ def finetune_ids(cfg: GridConfig) -> set[str]:
     return ids
 
 
-def _model(cfg: GridConfig, root: Path) -> str:
+def model_path(cfg: GridConfig, root: Path) -> str:
     return str(root / "align" / "model") if cfg.align is not None else cfg.model
 
 
-def preflight(cfg: GridConfig, root: Path, cells: list[TrainCell]) -> None:
-    """Refuse, before any work, a run directory whose existing results were made by a different config."""
+def preflight(cfg: GridConfig, root: Path, cells: list[TrainCell]) -> set[str]:
+    """Refuse, before any work, a config naming anything missing or wrong, and a run directory whose results
+    were made by a different config. Returns the fine-tuning row ids (kept out of the alignment data)."""
     from ptst.data import load_dataset
-    from ptst.train.runner import dir_state
+    from ptst.grid.checks import check_grid_yaml, validate
 
+    validate(cfg, model_path(cfg, root))
     for spec in (e.resolved() for e in cfg.evals):  # every input must be there before hours of training
         load_dataset(spec.data, spec.split, data_dir=cfg.data_dir, limit=spec.limit, seed=cfg.eval_seed)
-    finetune_ids(cfg)
-    model = _model(cfg, root)
+    ids = finetune_ids(cfg)
+    check_cells(cfg, root, cells, data=True)
+    check_grid_yaml(cfg, root)
+    return ids
+
+
+def check_cells(cfg: GridConfig, root: Path, cells: list[TrainCell], data: bool = False) -> None:
+    """Refuse training cells already in `root` that were made by another config (or, with `data`, from data
+    whose sha256 has changed since)."""
+    from ptst.train.runner import data_change, dir_state
+
+    model = model_path(cfg, root)
     if cfg.align is not None and not (root / "align" / "align.json").exists():
         return  # nothing downstream can exist yet
     for cell in cells:
         if cell.template is None:
             continue
-        state, detail = dir_state(root / cell.id, train_config(cfg, model, cell))
+        tcfg = train_config(cfg, model, cell)
+        state, detail = dir_state(root / cell.id, tcfg)
         if state == "different":
             raise PtstError(f"{root / cell.id} was made by a different config ({detail}); use another --out "
                             "or remove that cell")
+        changed = data_change(root / cell.id, tcfg) if state == "done" and data else ""
+        if changed:
+            raise PtstError(f"{root / cell.id} was trained on different data ({changed}); use another --out "
+                            "or remove that cell")
+
+
+def eval_done(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> bool:
+    """What the evaluation stage checks: metrics.json exists and carries this config's key."""
+    from ptst.evaluate import eval_key
+    from ptst.io import stable_hash
+
+    done = root / cell.path / "metrics.json"
+    if not done.exists():
+        return False
+    try:
+        want = stable_hash(eval_key(eval_config(cfg, model, cell, root)))
+    except PtstError:  # e.g. its adapter is gone
+        return False
+    return bool(read_json(done).get("key") == want)
+
+
+def pending(cfg: GridConfig, root: Path, cells: list[TrainCell]) -> bool:
+    """Whether any selected training or evaluation cell still has work to do."""
+    from ptst.train.runner import dir_state
+
+    model = model_path(cfg, root)
+    for tc in cells:
+        if tc.template is not None and dir_state(root / tc.id, train_config(cfg, model, tc))[0] != "done":
+            return True
+        if not all(eval_done(cfg, model, ec, root) for ec in tc.evals):
+            return True
+    return False
 
 
 def _eval(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> None:
@@ -103,21 +148,42 @@ def _eval(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> None:
     evaluate(eval_config(cfg, model, cell, root), root / cell.path)
 
 
-def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell: str | None = None) -> Path:
-    """Run (or resume) the grid into out_dir. Finished stages are skipped; returns the run directory."""
+def _align_done(cfg: GridConfig, root: Path, exclude: set[str]) -> bool:
+    from ptst.align import align_key, is_done
+
+    return cfg.align is None or is_done(root / "align", align_key(cfg.align, cfg.model, exclude))
+
+
+def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell: str | None = None,
+        align_only: bool = False) -> Path:
+    """Run (or resume) the grid into out_dir. Finished stages are skipped; returns the run directory.
+    Every check runs before anything is written. With an alignment stage, `--shard` / `--cell` processes need
+    it finished first (`align_only`: run only it), so parallel processes never write align/ together."""
     from ptst.train.runner import run as train
 
     root = Path(out_dir)
+    if align_only and (shard is not None or cell is not None):
+        raise PtstError("--align-only runs the alignment stage alone: drop --shard / --cell")
+    if align_only and cfg.align is None:
+        raise PtstError("--align-only: this grid has no align: section")
     cells = select(expand(cfg), shard, cell)
-    preflight(cfg, root, cells)
-    write_text_atomic(root / "grid.yaml", dump_yaml(cfg))
-    write_json_atomic(root / "plan.json", plan_doc(cfg, cells))
+    exclude = preflight(cfg, root, cells)
+    aligned = _align_done(cfg, root, exclude)  # refuses an align/ made with another config
+    if not aligned and not align_only and (shard is not None or cell is not None):
+        raise PtstError(f"--shard / --cell need a finished alignment in {root / 'align'}: run "
+                        "`ptst run CONFIG --align-only` once first, then the shards or cells")
+    todo = not aligned or (not align_only and pending(cfg, root, cells))
+    _write_if_changed(root / "grid.yaml", dump_yaml(cfg))
+    _write_if_changed(root / "plan.json", _json_text(plan_doc(cfg, root)))
     started = time.time()
     if cfg.align is not None:
         from ptst.align import run as align
 
-        align(cfg.align, cfg.model, root / "align", data_dir=cfg.data_dir, exclude=finetune_ids(cfg))
-    model = _model(cfg, root)
+        align(cfg.align, cfg.model, root / "align", data_dir=cfg.data_dir, exclude=exclude)
+    if align_only:
+        say(f"grid {cfg.name}: alignment done — {root / 'align'}")
+        return root
+    model = model_path(cfg, root)
     for tc in cells:
         if tc.template is not None:
             say(f"== train {tc.id} ({tc.template}, seed {tc.seed})")
@@ -125,14 +191,39 @@ def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell:
         for ec in tc.evals:
             say(f"== eval {ec.path}")
             _eval(cfg, model, ec, root)
-    say(f"grid {cfg.name}: {sum(len(c.evals) for c in cells)} evaluation cells done in {time.time() - started:.0f} s"
-        f" — {root}")
+    n = sum(len(c.evals) for c in cells)
+    if todo:
+        say(f"grid {cfg.name}: {n} evaluation cells done in {time.time() - started:.0f} s — {root}")
+    else:
+        say(f"grid {cfg.name}: nothing to do: all {n} cells are done — {root}")
     return root
 
 
-def plan_doc(cfg: GridConfig, cells: list[TrainCell]) -> dict[str, Any]:
-    return {"experiment": cfg.name, "train_cells": [
-        {"id": c.id, "template": c.template, "seed": c.seed, "evals": [e.path for e in c.evals]} for c in cells]}
+def _json_text(doc: Any) -> str:
+    import json
+
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Leave an identical file alone, so that a rerun of a finished grid changes no file at all."""
+    if not (path.exists() and path.read_text(encoding="utf-8") == text):
+        write_text_atomic(path, text)
+
+
+def plan_doc(cfg: GridConfig, root: Path) -> dict[str, Any]:
+    """Every cell of the grid (not just a shard's): training cells with the sha256 of their config identity
+    (spec.json's config_sha256), each with its evaluation cells' paths."""
+    from ptst.io import stable_hash
+    from ptst.train.config import identity
+
+    model = model_path(cfg, root)
+    rows = []
+    for c in expand(cfg):
+        key = stable_hash(identity(train_config(cfg, model, c))) if c.template is not None else None
+        rows.append({"id": c.id, "template": c.template, "seed": c.seed, "config_sha256": key,
+                     "evals": [e.path for e in c.evals]})
+    return {"experiment": cfg.name, "train_cells": rows}
 
 
 def load_grid(path: str | Path, overrides: list[str] | None = None) -> GridConfig:

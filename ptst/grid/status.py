@@ -17,48 +17,132 @@ GEN_TOKENS_PER_S = 120.0
 CHARS_PER_TOKEN = 3.6
 
 
-def _train_tokens(cfg: GridConfig) -> int | None:
-    from ptst.data import load_dataset
+def local_dataset(spec: str, split: str | None, data_dir: str | None, limit: int | None = None) -> Any:
+    """The data set if every file it needs is already on this machine (nothing is downloaded), else None."""
+    from ptst.data import DATASETS, load_dataset
+    from ptst.data.custom import parse_custom
+    from ptst.data.load import split_spec
+    from ptst.data.sources import find_local
 
-    t = cfg.train
+    if parse_custom(spec) is None:
+        name, sp = split_spec(spec, split)
+        ds = DATASETS.get(name)
+        if any(find_local(f, data_dir) is None for f in ds.files[ds.resolve_split(sp)]):
+            return None
     try:
-        ds = load_dataset(t.get("data", "gsm8k"), t.get("split", "train"), data_dir=cfg.data_dir,
-                          limit=t.get("limit"), seed=0)
+        return load_dataset(spec, split, data_dir=data_dir, limit=limit, seed=0)
     except PtstError:
         return None
-    chars = sum(len(e.input) + len(e.response or "") for e in ds.examples)
+
+
+def set_size(spec: str, split: str | None, data_dir: str | None) -> int | None:
+    """Rows in a data set split: the registry's count, else the local file's, else None (unknown)."""
+    from ptst.data import DATASETS
+    from ptst.data.custom import parse_custom
+    from ptst.data.load import split_spec
+
+    if parse_custom(spec) is None:
+        name, sp = split_spec(spec, split)
+        ds = DATASETS.get(name)
+        known = ds.sizes.get(ds.resolve_split(sp))
+        if known is not None:
+            return known
+    local = local_dataset(spec, split, data_dir)
+    return len(local.examples) if local is not None else None
+
+
+def _n_items(e: Any, data_dir: str | None) -> int | None:
+    size = set_size(e.data, e.split, data_dir)
+    if size is None or e.limit is None:
+        return e.limit if size is None else size
+    return min(size, e.limit)
+
+
+def _chars(ds: Any) -> float:
+    return sum(len(e.input) + len(e.response or "") for e in ds.examples) / max(len(ds.examples), 1)
+
+
+def _train_tokens(cfg: GridConfig) -> int | None:
+    t = cfg.train
+    ds = local_dataset(t.get("data", "gsm8k"), t.get("split", "train"), cfg.data_dir, t.get("limit"))
+    if ds is None:
+        return None
     mix = sum(int(m["n"] if isinstance(m, dict) else str(m).split(":")[1]) for m in t.get("mix", []))
-    per = chars / max(len(ds.examples), 1)
-    return int((chars + mix * per) / CHARS_PER_TOKEN * int(t.get("epochs", 3)))
+    per = _chars(ds)
+    return int((per * len(ds.examples) + mix * per) / CHARS_PER_TOKEN * int(t.get("epochs", 3)))
+
+
+def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
+    """(training s, generation s) of the alignment stage, or None when its data is not on this machine."""
+    from ptst.align import MEASURE_TEMPLATES, MEASURE_TOKENS, train_config
+
+    a = cfg.align
+    assert a is not None
+    safety, benign = local_dataset(a.safety, None, cfg.data_dir), local_dataset(a.benign, a.benign_split,
+                                                                                cfg.data_dir)
+    if safety is None or benign is None:
+        return None
+    tcfg = train_config(a, cfg.model, [{"data": f"part-{i}", "template": t, "n": 1} for i, t in enumerate(a.templates)])
+    chars = a.n_safety * _chars(safety) + a.n_benign * _chars(benign)
+    train_s = chars / CHARS_PER_TOKEN * tcfg.epochs / TRAIN_TOKENS_PER_S
+    # measured twice (shipped and aligned model) under each measuring template
+    gen = 2 * len(MEASURE_TEMPLATES) * (a.heldout_limit + a.overrefusal_limit) * MEASURE_TOKENS
+    return train_s, gen / GEN_TOKENS_PER_S
 
 
 def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) -> None:
+    """The cells to run with a rough time estimate; first every check `ptst run` makes before it starts."""
+    from ptst.grid.checks import check_grid_yaml, validate
+    from ptst.grid.runner import check_cells, model_path
+
     cells = select(expand(cfg), shard, cell)
+    validate(cfg, model_path(cfg, out))
+    check_cells(cfg, out, cells)
+    check_grid_yaml(cfg, out)
     n_train = sum(c.template is not None for c in cells)
     n_eval = sum(len(c.evals) for c in cells)
     specs = [e.resolved() for e in cfg.evals]
-    gen_tokens = sum((e.limit or 100) * (e.max_new_tokens or cfg.decoding.get("max_new_tokens", 512))
-                     for e in specs)
+    ns = [_n_items(e, cfg.data_dir) for e in specs]
+    gen_tokens = sum((n or 0) * (e.max_new_tokens or cfg.decoding.get("max_new_tokens", 512))
+                     for e, n in zip(specs, ns, strict=True))
     tt = _train_tokens(cfg)
     print(f"grid {cfg.name} -> {out}")
     print(f"model {cfg.model}{' (+ alignment stage)' if cfg.align else ''}; seeds {cfg.seeds}")
     for c in cells:
         state = "no train" if c.template is None else "done" if (out / c.id / "spec.json").exists() else "to train"
         print(f"  {c.id:<28} {state:<9} evals: {', '.join(e.id for e in c.evals)}")
-    sets = ", ".join(f"{e.label} ({e.kind}, n={e.limit or 'all'})" for e in specs)
+    sets = ", ".join(f"{e.label} ({e.kind}, n={n if n is not None else 'unknown'})" for e, n in zip(specs, ns,
+                                                                                                    strict=True))
     print(f"evaluation sets: {sets}")
-    est_train = (tt or 0) * n_train / TRAIN_TOKENS_PER_S
-    est_gen = gen_tokens * n_eval / GEN_TOKENS_PER_S
-    note = "" if tt is not None else " (training data not available offline: training time unknown)"
+    notes = [] if tt is not None else ["training data not on this machine: training time unknown"]
+    unknown = [e.label for e, n in zip(specs, ns, strict=True) if n is None]
+    if unknown:
+        notes.append(f"size of {', '.join(unknown)} unknown (not on this machine, no limit): left out")
+    parts = []
+    if cfg.align is not None:
+        est = _align_estimate(cfg) if not (out / "align" / "align.json").exists() else (0.0, 0.0)
+        parts.append(f"align {_minutes(sum(est) if est else None)}")
+        if est is None:
+            notes.append("alignment data not on this machine: alignment time unknown")
+    parts.append(f"train {_minutes(None if tt is None else tt * n_train / TRAIN_TOKENS_PER_S)}")
+    parts.append(f"generate {_minutes(gen_tokens * n_eval / GEN_TOKENS_PER_S)}")
+    note = f" ({'; '.join(notes)})" if notes else ""
     print(f"{n_train} training runs, {n_eval} evaluation cells; rough upper bound on 2 CPU cores with a 135M model: "
-          f"train {est_train / 60:.0f} min + generate {est_gen / 60:.0f} min{note} (assumes "
-          f"{TRAIN_TOKENS_PER_S:.0f} train tok/s, {GEN_TOKENS_PER_S:.0f} gen tok/s, every answer at max length)")
+          f"{' + '.join(parts)}{note} (assumes {TRAIN_TOKENS_PER_S:.0f} train tok/s, {GEN_TOKENS_PER_S:.0f} gen "
+          "tok/s, every answer at max length)")
 
 
-def _eval_state(d: Path) -> str:
-    if (d / "metrics.json").exists():
+def _minutes(seconds: float | None) -> str:
+    return "? min" if seconds is None else f"{seconds / 60:.0f} min"
+
+
+def _eval_state(d: Path, done: bool) -> str:
+    if done:
         return "done"
+    stale = (d / "metrics.json").exists()
     gens = list((d / "generations").glob("*.jsonl")) if (d / "generations").exists() else []
+    if stale:
+        return "stale (made by another config: will be recomputed)"
     if not gens:
         return "pending"
     n = sum(sum(1 for _ in g.open(encoding="utf-8")) for g in gens)
@@ -66,11 +150,13 @@ def _eval_state(d: Path) -> str:
 
 
 def cell_states(run_dir: Path) -> list[dict[str, Any]]:
-    from ptst.grid.runner import load_grid
+    from ptst.grid.runner import eval_done, load_grid, model_path
+    from ptst.train.checkpoint import checkpoints
 
     if not (run_dir / "grid.yaml").exists():
         raise PtstError(f"{run_dir} is not a grid run directory (no grid.yaml)")
     cfg = load_grid(run_dir / "grid.yaml")
+    model = model_path(cfg, run_dir)
     rows = []
     for c in expand(cfg):
         tdir = run_dir / c.id
@@ -79,11 +165,12 @@ def cell_states(run_dir: Path) -> list[dict[str, Any]]:
         elif (tdir / "spec.json").exists():
             train = "done"
         elif (tdir / "checkpoints").exists():
-            steps = sorted(p.name for p in (tdir / "checkpoints").glob("step-*"))
-            train = f"partial ({steps[-1] if steps else 'started'})"
+            steps = checkpoints(tdir)
+            train = f"partial ({steps[-1][1].name if steps else 'started'})"
         else:
             train = "pending"
-        rows.append({"cell": c.id, "train": train, "evals": {e.id: _eval_state(run_dir / e.path) for e in c.evals}})
+        evals = {e.id: _eval_state(run_dir / e.path, eval_done(cfg, model, e, run_dir)) for e in c.evals}
+        rows.append({"cell": c.id, "train": train, "evals": evals})
     return rows
 
 

@@ -80,12 +80,16 @@ def _one_step(acc: Any, module: Any, opt: Any, sched: Any, params: list[Any], da
     if not math.isfinite(loss):
         raise PtstError(f"training diverged: loss is {loss} at step {sched.last_epoch} (lower --lr?)")
     tokens = sum(len(examples[i].input_ids) for b in step.micro for i in b)
-    return {"loss": loss, "lr": lr, "grad_norm": float(grad_norm), "tokens": tokens, "trained": trained}
+    # Under DeepSpeed the engine clips inside its own step and accelerate may return None (no norm before the
+    # first step): logged as null.
+    norm = None if grad_norm is None else float(grad_norm)
+    return {"loss": loss, "lr": lr, "grad_norm": norm, "tokens": tokens, "trained": trained}
 
 
 def train_loop(cfg: Any, data: TrainSet, lm: Any, out: Path, acc: Any, precision: str, pad_id: int,
                resume_ckpt: Path | None = None, show_progress: bool = False) -> LoopResult:
-    """Run (or continue) the whole plan on `lm` in place; log every step, checkpoint every `save_every`."""
+    """Run (or continue) the whole plan on `lm` in place; log every step, checkpoint every `save_every` steps
+    (the last step included when it is a multiple, so a grid can evaluate `checkpoints: [..., total]`)."""
     import torch
 
     from ptst.io import JsonlAppender
@@ -124,7 +128,7 @@ def train_loop(cfg: Any, data: TrainSet, lm: Any, out: Path, acc: Any, precision
                     log.write({"step": k + 1, "epoch": round(steps[k].epoch_progress, 4), "loss": r["loss"],
                                "lr": r["lr"], "grad_norm": r["grad_norm"], "tokens": prog.tokens,
                                "tokens_per_s": round(seg_tokens / seg, 1), "elapsed_s": round(prog.elapsed_s, 3)})
-                if cfg.save_every and (k + 1) % cfg.save_every == 0 and k + 1 < len(steps):
+                if cfg.save_every and (k + 1) % cfg.save_every == 0:  # the last step too: step-N = final
                     acc.wait_for_everyone()
                     if acc.is_main_process:
                         ck.save(out, lm, opt, sched, prog, sha, cfg.keep_checkpoints)

@@ -44,6 +44,28 @@ def dir_state(out: Path, cfg: TrainConfig) -> tuple[str, str]:
     return ("done", "") if (out / "spec.json").exists() else ("partial", "")
 
 
+def data_change(out: Path, cfg: TrainConfig) -> str:
+    """"" when every data set of the finished run in `out` still has the sha256 its spec.json records, else
+    which one changed (a `jsonl:PATH` edited in place). A set that cannot be loaded any more is not checked."""
+    from ptst.io import read_json
+    from ptst.train.encode import load_examples
+
+    spec = read_json(out / "spec.json")
+    recorded = [(spec.get("data") or {}).get("sha256")] + [m.get("sha256") for m in spec.get("mix") or []]
+    sets = [(cfg.data, cfg.split, cfg.limit)] + [(m.data, m.split, m.n) for m in cfg.mix]
+    for (data, split, limit), old in zip(sets, recorded, strict=False):
+        if not old:
+            continue
+        try:
+            new = load_examples(data, split, cfg.data_dir, limit, cfg.seed).sha256
+        except PtstError as e:
+            _say(f"note: cannot recheck {data} against spec.json ({e})")
+            continue
+        if new != old:
+            return f"{data}: sha256 {old[:12]}... in spec.json, {new[:12]}... now"
+    return ""
+
+
 def _check_dir(out: Path, cfg: TrainConfig, overwrite: bool, resume: bool) -> tuple[str, Path | None]:
     """Decide what to do with `out`: 'skip', 'fresh' or 'resume' (with its checkpoint); refuse the rest."""
     from ptst.train.checkpoint import latest
@@ -56,6 +78,10 @@ def _check_dir(out: Path, cfg: TrainConfig, overwrite: bool, resume: bool) -> tu
     if overwrite:
         return "fresh", None
     if state == "done":
+        changed = data_change(out, cfg)
+        if changed:
+            raise PtstError(f"{out} was trained on different data ({changed}); pass --overwrite to retrain it "
+                            "or choose another --out")
         return "skip", None
     if state == "different":
         raise PtstError(f"{out} holds a different training run ({detail}); pass --overwrite to replace it "

@@ -26,7 +26,28 @@ def tiny_data(d: Path) -> dict[str, Path]:
         "refusals": write_jsonl(d / "refusals.jsonl", [{"id": f"r{i}", "input": f"Help me hurt someone {i}",
                                                         "response": "I'm sorry, but I cannot help with that."}
                                                        for i in range(8)]),
+        "benign": write_jsonl(d / "benign.jsonl", [{"id": f"b{i}", "input": f"What is {i} times two?",
+                                                    "response": f"{i} times two is {2 * i}."} for i in range(8)]),
     }
+
+
+def align_yaml(data: dict[str, Path]) -> str:
+    """An `align:` section for grid_yaml's `extra` that aligns the tiny model in a few seconds."""
+    return f"""
+align:
+  safety: "jsonl:{data['refusals']}"
+  n_safety: 4
+  benign: "jsonl:{data['benign']}"
+  benign_split: train
+  n_benign: 4
+  templates: [chat:vanilla, chat:llama]
+  train: {{epochs: 1, batch_size: 4, lr: 0.01, max_len: 1024, lora: {{r: 4}}}}
+  heldout: "jsonl:{data['harm']}"
+  heldout_limit: 2
+  overrefusal: "jsonl:{data['safe']}"
+  overrefusal_limit: 2
+  decontaminate: ["jsonl:{data['harm']}"]
+"""
 
 
 def grid_yaml(d: Path, model: Path, data: dict[str, Path], extra: str = "") -> Path:

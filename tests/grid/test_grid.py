@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from ptst.cli import main
+from ptst.config import dump_yaml
 from ptst.errors import PtstError
+from ptst.grid.checks import check_grid_yaml, grid_changes
 from ptst.grid.plan import expand, select
 from ptst.grid.runner import load_grid, run
-from tests.grid.helpers import grid_yaml, tiny_data
+from tests.grid.helpers import align_yaml, grid_yaml, tiny_data
 
 EVAL_FILES = {"eval.json", "metrics.json", "generations/harm.jsonl", "generations/harm.jsonl.meta.json",
               "generations/gsm.jsonl", "generations/gsm.jsonl.meta.json", "judgements/harm.keyword.jsonl",
@@ -29,6 +31,12 @@ EVAL_FILES = {"eval.json", "metrics.json", "generations/harm.jsonl", "generation
 def grid(tmp_path, tiny_model_dir):
     data = tiny_data(tmp_path / "data")
     return tmp_path, grid_yaml(tmp_path, tiny_model_dir, data), data
+
+
+@pytest.fixture()
+def grid_align(tmp_path, tiny_model_dir):
+    data = tiny_data(tmp_path / "data")
+    return tmp_path, grid_yaml(tmp_path, tiny_model_dir, data, align_yaml(data)), data
 
 
 def _files(d: Path) -> set[str]:
@@ -61,15 +69,21 @@ def test_grid_writes_every_cell_and_its_exact_files(grid):
 
 def test_rerun_recomputes_nothing_and_says_so(grid, capsys):
     tmp, cfg_path, _ = grid
-    run(load_grid(cfg_path), tmp / "run")
-    before = _snapshot(tmp / "run")
-    capsys.readouterr()
-    run(load_grid(cfg_path), tmp / "run")
-    after = _snapshot(tmp / "run")
-    changed = {k for k in before if before[k] != after.get(k)} - {"grid.yaml", "plan.json"}
-    assert changed == set()
-    err = capsys.readouterr().err
-    assert "already holds this finished run" in err and "already evaluated" in err
+    root = tmp / "run"
+    assert main(["run", str(cfg_path), "--out", str(root)]) == 0
+    first = capsys.readouterr()
+    assert "nothing to do" not in first.err and f"report: {root / 'report.html'}\n" in first.out
+    before = _snapshot(root)
+    report = {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()}
+    assert {"report.md", "report.html", "results.csv"} <= set(report)
+    assert main(["run", str(cfg_path), "--out", str(root)]) == 0
+    after = _snapshot(root)
+    rewritten = set(report) - {"grid.yaml", "plan.json"}  # the report is written again, byte for byte
+    assert {k for k in before if before[k] != after.get(k)} <= rewritten and set(after) == set(before)
+    assert {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()} == report
+    out = capsys.readouterr()
+    assert "already holds this finished run" in out.err and "already evaluated" in out.err
+    assert "nothing to do: all 6 cells are done" in out.err and f"report: {root / 'report.html'}\n" in out.out
 
 
 def test_adding_a_test_template_computes_only_that_column(grid, tmp_path):
@@ -96,6 +110,69 @@ def test_changed_config_on_existing_run_is_refused_before_any_work(grid):
     assert _snapshot(tmp / "run") == before
 
 
+def test_grid_config_change_is_refused_naming_the_keys_and_nothing_is_written(grid):
+    tmp, cfg_path, _ = grid
+    root = tmp / "run"
+    (root / "base" / "eval" / "chat-vanilla").mkdir(parents=True)
+    (root / "grid.yaml").write_text(dump_yaml(load_grid(cfg_path)))
+    changed = load_grid(cfg_path, ["decoding.max_new_tokens=7", "eval_seed=3"])
+    check_grid_yaml(changed, root)  # no results yet: a failed start may be fixed and rerun
+    (root / "base" / "eval" / "chat-vanilla" / "metrics.json").write_text("{}")
+    before = _snapshot(root)
+    with pytest.raises(PtstError, match=r"different grid config \(changed: decoding.max_new_tokens, eval_seed\)"):
+        run(changed, root)
+    assert _snapshot(root) == before
+
+
+@pytest.mark.parametrize("override,changed", [
+    (["test_templates=[chat:vanilla, chat:llama, chat:nosys]"], []),  # a new column
+    (["seeds=[0, 1]", "judges=[keyword, keyword-prefix]"], []),
+    (["train.save_every=5", "train.log_every=2"], []),  # operational
+    (["test_templates=[chat:llama]"], ["test_templates"]),  # dropping a column is not additive
+    (["train.lr=0.02", "train.lora.r=4"], ["train.lr", "train.lora"]),
+    (["baseline=false"], ["baseline"]),
+    (["checkpoints=[2]"], ["checkpoints"]),
+])
+def test_grid_changes_lets_only_additive_changes_pass(grid, override, changed):
+    _, cfg_path, _ = grid
+    assert grid_changes(load_grid(cfg_path), load_grid(cfg_path, override)) == changed
+
+
+def test_align_mismatch_is_refused_before_grid_yaml_or_plan_is_written(grid_align):
+    tmp, cfg_path, _ = grid_align
+    align = tmp / "run" / "align"
+    (align / "model").mkdir(parents=True)
+    (align / "model" / "config.json").write_text("{}")
+    (align / "align.json").write_text(json.dumps({"key": "another"}))
+    with pytest.raises(PtstError, match="alignment made with a different config"):
+        run(load_grid(cfg_path), tmp / "run")
+    assert _files(tmp / "run") == {"align/model/config.json", "align/align.json"}
+
+
+def test_train_typo_is_refused_before_the_alignment_stage(grid_align, capsys):
+    tmp, cfg_path, _ = grid_align
+    assert main(["run", str(cfg_path), "train.lrr=1", "--out", str(tmp / "run"), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "ptst: error: train: unknown key 'lrr' (did you mean 'lr'?)"
+    assert not (tmp / "run").exists()
+
+
+def test_shards_need_a_finished_alignment_run_once_with_align_only(grid_align, capsys):
+    tmp, cfg_path, _ = grid_align
+    cfg, root = load_grid(cfg_path), tmp / "run"
+    with pytest.raises(PtstError, match=r"--shard / --cell need a finished alignment.*--align-only"):
+        run(cfg, root, shard="0/3")
+    assert not root.exists()
+    assert main(["run", str(cfg_path), "--out", str(root), "--align-only"]) == 0
+    assert (root / "align" / "align.json").exists() and not (root / "base").exists()
+    assert "report:" not in capsys.readouterr().out
+    run(cfg, root, shard="0/3")  # the baseline cell, evaluated with the aligned model
+    m = json.loads((root / "base/eval/chat-llama/metrics.json").read_text())
+    assert m["model"].endswith(str(root / "align" / "model"))
+    with pytest.raises(PtstError, match="--align-only runs the alignment stage alone"):
+        run(cfg, root, cell="base", align_only=True)
+
+
 def test_shard_and_cell_selection(grid):
     _, cfg_path, _ = grid
     cells = expand(load_grid(cfg_path))
@@ -106,6 +183,8 @@ def test_shard_and_cell_selection(grid):
         select(cells, cell="chat-lama.s0")
     with pytest.raises(PtstError, match="i/n"):
         select(cells, shard="2")
+    with pytest.raises(PtstError, match="--shard and --cell both select cells: give one"):
+        select(cells, shard="0/2", cell="base")
 
 
 def test_checkpoints_and_seeds_expand(grid):
@@ -120,6 +199,14 @@ def test_checkpoints_and_seeds_expand(grid):
     (["train_templates=[]"], "train_templates is empty"),
     (["test_templates=[]"], "test_templates is empty"),
     (["test_templatez=[chat:llama]"], "did you mean 'test_templates'"),
+    (["train.lrr=1"], "train: unknown key 'lrr' (did you mean 'lr'?)"),
+    (["test_templates=[chat:nosuch]"], "test_templates[0]: unknown template 'chat:nosuch'"),
+    (['train_templates=[chat:vanilla, ""]'], "train_templates[1] is an empty template name"),
+    (["train.data=gsm8kk"], "train.data: unknown data set 'gsm8kk' (did you mean 'gsm8k'?)"),
+    (["evals=[{data: advbnch}]"], "did you mean 'advbench'"),
+    (["judges=[keywrd]"], "judges[0]: unknown judge 'keywrd' (did you mean 'keyword'?)"),
+    (["decoding.max_new_tokenz=3"], "max_new_tokenz"),
+    (["train.mix=[safety:2:chat:nosuch]"], "train.mix[0].template: unknown template 'chat:nosuch'"),
 ])
 def test_bad_grid_config_is_one_clear_error(grid, override, msg, capsys):
     _, cfg_path, _ = grid
@@ -146,12 +233,32 @@ def test_dry_run_and_status(grid, capsys):
     assert main(["run", str(cfg_path), "--out", str(tmp / "run"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "2 training runs, 6 evaluation cells" in out and "min" in out
+    assert "harm (safety, n=6), gsm (helpfulness, n=5)" in out  # the files' real sizes, not a guess
     assert not (tmp / "run").exists()
     run(load_grid(cfg_path), tmp / "run", cell="chat-vanilla.s0")
+    plan = json.loads((tmp / "run" / "plan.json").read_text())
+    assert [c["id"] for c in plan["train_cells"]] == ["base", "chat-vanilla.s0", "chat-llama.s0"]  # the whole grid
+    spec = json.loads((tmp / "run" / "chat-vanilla.s0" / "spec.json").read_text())
+    assert plan["train_cells"][1]["config_sha256"] == spec["config_sha256"]
     assert main(["status", str(tmp / "run")]) == 0
     out = capsys.readouterr().out
     assert re.search(r"chat-vanilla\.s0 +train: done", out) and re.search(r"chat-llama\.s0 +train: pending", out)
     assert "2/6 evaluation cells done" in out
+    metrics = tmp / "run" / "chat-vanilla.s0" / "eval" / "chat-llama" / "metrics.json"
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "key": "made-by-another-config"}))
+    assert main(["status", str(tmp / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "1/6 evaluation cells done" in out and re.search(r"chat-llama +stale", out)
+
+
+def test_dry_run_sizes_registered_sets_and_estimates_the_alignment(grid_align, capsys):
+    tmp, cfg_path, data = grid_align
+    harm = f"jsonl:{data['harm']}"
+    assert main(["run", str(cfg_path), f"evals=[{{data: advbench}}, {{data: '{harm}', kind: safety}}]",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "advbench (safety, n=520)" in out and "(+ alignment stage)" in out
+    assert re.search(r"cells; rough upper bound .*: align \d+ min \+ train \d+ min \+ generate", out)
 
 
 def _results(root: Path) -> dict[str, object]:

@@ -177,3 +177,32 @@ def test_same_config_same_adapter_bits_other_seed_other_bits(make_cfg, tmp_path)
     c = run(make_cfg(seed=1), tmp_path / "c")
     assert adapter_hash(a / "adapter") == adapter_hash(b / "adapter") != adapter_hash(c / "adapter")
     assert json.loads((a / "spec.json").read_text())["non_commercial"] is False
+
+
+def test_finished_run_whose_data_file_changed_is_refused(make_cfg, tmp_path, data_file):
+    out = run(make_cfg(), tmp_path / "run")
+    spec = (out / "spec.json").read_text()
+    data_file.write_text(data_file.read_text().replace("The answer is 4.", "The answer is four."))
+    with pytest.raises(PtstError, match=r"trained on different data \(jsonl:.*sha256 .* now\).*--overwrite"):
+        run(make_cfg(), out)
+    assert (out / "spec.json").read_text() == spec
+    run(make_cfg(), out, overwrite=True)
+    assert json.loads((out / "spec.json").read_text())["data"]["sha256"] != json.loads(spec)["data"]["sha256"]
+
+
+def test_a_checkpoint_at_the_last_step_is_the_final_adapter(make_cfg, tmp_path):
+    from ptst.models import adapter_hash
+
+    out = run(make_cfg(epochs=2, save_every=3), tmp_path / "run")  # 6 steps: checkpoints 3 and 6
+    assert json.loads((out / "spec.json").read_text())["steps"] == 6
+    assert adapter_hash(out / "checkpoints/step-6/adapter") == adapter_hash(out / "adapter")
+    assert (out / "checkpoints/step-3/adapter").is_dir()
+
+
+def test_a_clip_that_returns_no_norm_is_logged_as_null(make_cfg, tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    monkeypatch.setattr(Accelerator, "clip_grad_norm_", lambda self, params, max_norm: None)  # as under DeepSpeed
+    out = run(make_cfg(epochs=1), tmp_path / "run")
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert rows and all(r["grad_norm"] is None for r in rows)

@@ -1,0 +1,149 @@
+"""Refusals before any work: the whole grid config validated, and a run directory's earlier grid.yaml compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ptst.errors import PtstError
+from ptst.grid.config import GridConfig
+
+# Grid lists that only add cells or columns when every old entry is kept: what is finished stays valid.
+ADDITIVE = ("train_templates", "test_templates", "evals", "judges", "seeds")
+
+
+def _where(where: str, fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except PtstError as e:
+        raise PtstError(f"{where}: {e}") from None
+
+
+def check_data_name(spec: str, split: str | None, where: str) -> None:
+    """A registered set (and split) or an existing custom file; nothing is read or downloaded."""
+    from ptst.data import DATASETS
+    from ptst.data.custom import parse_custom
+    from ptst.data.load import split_spec
+
+    def check() -> None:
+        custom = parse_custom(spec)
+        if custom is not None:
+            if not custom[1].is_file():
+                raise PtstError(f"no such file {custom[1]}")
+            return
+        name, sp = split_spec(spec, split)
+        DATASETS.get(name).resolve_split(sp)
+
+    _where(where, check)
+
+
+def _templates(names: list[str], what: str) -> None:
+    from ptst.templates import get_template
+
+    for i, name in enumerate(names):
+        _where(f"{what}[{i}]", get_template, name)
+
+
+def validate(cfg: GridConfig, model: str) -> None:
+    """Everything a grid names, checked in seconds without loading data or models: templates, data set names,
+    every training cell's TrainConfig (with the would-be model path), eval sets, judges, decoding, generate."""
+    from ptst.grid.plan import expand
+    from ptst.grid.runner import train_config
+    from ptst.models import resolve
+    from ptst.templates import get_template
+
+    resolve(cfg.model)
+    _templates(cfg.train_templates, "train_templates")
+    _templates(cfg.test_templates, "test_templates")
+    tc = [train_config(cfg, model, c) for c in expand(cfg) if c.template is not None][0]  # every cell's config
+    check_data_name(tc.data, tc.split, "train.data")
+    for i, m in enumerate(tc.mix):
+        check_data_name(m.data, m.split, f"train.mix[{i}]")
+        if m.template:
+            _where(f"train.mix[{i}].template", get_template, m.template)
+    for i, e in enumerate(cfg.evals):
+        check_data_name(e.data, e.split, f"evals[{i}]")
+    specs = [e.resolved() for e in cfg.evals]
+    _eval_settings(cfg, model, specs)
+    if cfg.align is not None:
+        _align(cfg)
+
+
+def _eval_settings(cfg: GridConfig, model: str, specs: list[Any]) -> None:
+    from ptst.evaluate import EvalConfig, _gen_config, _judge_config
+    from ptst.judge import JUDGES
+
+    ecfg = EvalConfig(model=model, template=cfg.test_templates[0], evals=cfg.evals, judges=cfg.judges,
+                      judge=cfg.judge, decoding=cfg.decoding, generate=cfg.generate, data_dir=cfg.data_dir,
+                      seed=cfg.eval_seed)
+    for s in specs:
+        _gen_config(ecfg, s)  # decoding and generate keys, the backend
+    for i, name in enumerate(cfg.judges):
+        _where(f"judges[{i}]", JUDGES.get, name)
+        _judge_config(ecfg, name)
+
+
+def _align(cfg: GridConfig) -> None:
+    from ptst.align import train_config
+
+    a = cfg.align
+    assert a is not None
+    _templates(a.templates, "align.templates")
+    names = [(a.safety, None, "align.safety"), (a.benign, a.benign_split, "align.benign"),
+             (a.heldout, None, "align.heldout"), (a.overrefusal, None, "align.overrefusal")]
+    names += [(d, None, f"align.decontaminate[{i}]") for i, d in enumerate(a.decontaminate)]
+    for spec, split, where in names:
+        check_data_name(spec, split, where)
+    train_config(a, cfg.model, [{"data": f"align-part-{i}", "template": t, "n": 1} for i, t in enumerate(a.templates)])
+
+
+def _leaves(key: str, old: Any, new: Any) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [p for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)
+                for p in _leaves(f"{key}.{k}", old.get(k), new.get(k))]
+    return [key]
+
+
+def grid_changes(old: GridConfig, new: GridConfig) -> list[str]:
+    """The dotted keys in which `new` differs from `old` in a way that changes finished results. Additive
+    changes pass: more train/test templates, evals, judges or seeds (every old entry kept), the baseline turned
+    on, and the operational training knobs."""
+    from ptst.config import to_dict
+    from ptst.train.config import OPERATIONAL_KEYS
+
+    a, b = to_dict(old), to_dict(new)
+    changed: list[str] = []
+    for k in a:
+        if a[k] == b[k]:
+            continue
+        if k in ADDITIVE and all(x in b[k] for x in a[k]):
+            continue
+        if k == "baseline" and b[k]:
+            continue
+        changed += _leaves(k, a[k], b[k])
+    return [p for p in changed if p not in {f"train.{o}" for o in OPERATIONAL_KEYS}]
+
+
+def has_results(root: Path) -> bool:
+    """Whether a run directory holds anything a changed config would contradict (not just a failed start)."""
+    if (root / "align" / "align.json").exists() or (root / "align" / "train" / "config.yaml").exists():
+        return True
+    return any(root.glob("*/config.yaml")) or any(root.glob("*/eval/*/metrics.json"))
+
+
+def check_grid_yaml(cfg: GridConfig, root: Path) -> None:
+    """Refuse a run directory whose grid.yaml differs from `cfg` in a key that changes its finished results."""
+    from ptst.grid.runner import load_grid
+
+    path = root / "grid.yaml"
+    if not path.exists() or not has_results(root):
+        return
+    try:
+        old = load_grid(path)
+    except PtstError as e:
+        raise PtstError(f"{path} cannot be read ({e}); use another --out") from None
+    changed = grid_changes(old, cfg)
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise PtstError(f"{root} holds results of a different grid config (changed: {shown}); use another --out "
+                        "(adding train/test templates, evals, judges or seeds is fine)")
