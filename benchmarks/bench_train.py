@@ -3,9 +3,10 @@
 Same model (SmolLM2-135M), same LoRA (ptst defaults: r 8, alpha 32, dropout 0.05, q_proj + v_proj), same examples
 (real GSM8K train rows under chat:vanilla, or synthetic ones), same AdamW + clipping, one full pass over the same
 examples each. Naive: fp32 weights, `model(input_ids, attention_mask, labels).loss` (full-vocabulary logits at every
-position), batches in random order padded to their longest row. ptst: bf16 autocast with bf16 frozen weights,
-logits only at trained positions, length-grouped batches, no attention mask (right padding). The CPU is shared, so
-the two alternate step by step and the bf16 peak is measured before and after (the best is the denominator).
+position), batches in random order padded to their longest row. ptst: the precision `ptst train` picks (bf16
+autocast with bf16 frozen weights where the CPU has fast bf16, else fp32), logits only at trained positions,
+length-grouped batches, no attention mask (right padding). The CPU is shared, so the systems alternate step by
+step and the matmul peak in ptst's precision is measured before and after (the best is the denominator).
 
     flock /tmp/ptst-heavy.lock python benchmarks/bench_train.py --json /tmp/bench_train.json
 """
@@ -36,13 +37,14 @@ def examples(n: int) -> tuple[Any, str]:
     return ex, "synthetic"
 
 
-def bf16_peak(seconds: float = 6.0) -> float:
-    """Best GFLOP/s of large square bf16 matmuls (the denominator of MFU)."""
+def matmul_peak(precision: str, seconds: float = 6.0) -> float:
+    """Best GFLOP/s of large square matmuls in the precision ptst trains in (the denominator of MFU)."""
     import torch
 
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     best = 0.0
     for n in (2048, 3072, 4096):
-        a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b
         reps, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds / 3:
@@ -50,6 +52,22 @@ def bf16_peak(seconds: float = 6.0) -> float:
             reps += 1
         best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9)
     return best
+
+
+def cpu_capability() -> str:
+    import platform
+
+    import torch
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, torch {torch.backends.cpu.get_cpu_capability()}"
 
 
 def useful_flops(cfg: Any, n_linear: int, lengths: list[int], trained: list[int]) -> dict[str, float]:
@@ -111,9 +129,12 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
     warm, enc = enc[: args.batch_size], enc[args.batch_size:]
     lengths = [len(e.input_ids) for e in enc]
     cfg = TrainConfig(model=args.model, data="bench", template="chat:vanilla")
-    # name -> (ptst's loss path?, precision); the middle two only with --ablate
+    # name -> (ptst's loss path?, precision); the middle two only with --ablate. "ptst" runs the precision
+    # `ptst train` picks on this machine (precision auto: bf16 only where the CPU has fast bf16).
     chosen = {"naive": (False, "fp32"), "naive-bf16": (False, "bf16"), "ptst-fp32": (True, "fp32"),
-              "ptst": (True, "bf16")}
+              "ptst": (True, args.precision)}
+    if args.precision == "fp32":
+        chosen = {k: v for k, v in chosen.items() if k != "ptst-fp32"}
     if not args.ablate:
         chosen = {k: v for k, v in chosen.items() if k in ("naive", "ptst")}
     systems = {}
@@ -158,7 +179,8 @@ def report(s: dict[str, Any], peaks: list[float], args: argparse.Namespace) -> d
     out: dict[str, Any] = {"data": s["source"], "examples": len(enc), "tokens": tokens,
                            "trained_tokens": sum(e.n_trained for e in enc), "batch_size": args.batch_size,
                            "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-                           "bf16_peak_gflops": peaks, "useful_gflop_per_token": flops["useful"] / tokens / 1e9,
+                           "precision": args.precision, "cpu_capability": cpu_capability(),
+                           "peak_gflops": peaks, "useful_gflop_per_token": flops["useful"] / tokens / 1e9,
                            "six_n_gflop_per_token": flops["six_n"] / tokens / 1e9}
     for name, sys_ in s["systems"].items():
         sec = sum(sys_["times"])
@@ -180,6 +202,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ablate", action="store_true",
                    help="also time naive + bf16 autocast and ptst's path in fp32 (one lever at a time)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="ptst's precision (default: what `ptst train` picks here) and the matmul peak's")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     # Before torch loads: on a shared CPU, OpenMP threads that spin-wait for each other at every parallel
@@ -189,14 +213,18 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    peaks = [bf16_peak()]
+    from ptst.train.model import resolve_precision
+
+    args.precision = resolve_precision(args.precision, "cpu")
+    peaks = [matmul_peak(args.precision)]
     s = setup(args)
     measure(s)
-    peaks.append(bf16_peak())
+    peaks.append(matmul_peak(args.precision))
     r = report(s, peaks, args)
     print(f"data: {r['data']}, {r['examples']} examples, {r['tokens']} tokens ({r['trained_tokens']} trained), "
           f"batch {r['batch_size']}, {r['threads']} threads, OMP_WAIT_POLICY={r['omp_wait_policy']}")
-    print(f"bf16 matmul peak: {max(peaks):.0f} GFLOP/s (before/after: {', '.join(f'{x:.0f}' for x in peaks)})")
+    print(f"CPU: {r['cpu_capability']}; ptst precision {r['precision']}; {r['precision']} matmul peak: "
+          f"{max(peaks):.0f} GFLOP/s (before/after: {', '.join(f'{x:.0f}' for x in peaks)})")
     print(f"useful FLOPs/token: {r['useful_gflop_per_token']:.3f} GFLOP (6N convention: "
           f"{r['six_n_gflop_per_token']:.3f})")
     for name in s["systems"]:

@@ -35,16 +35,14 @@ def load_trainable(cfg: Any, precision: str, base_ref: str) -> Any:
     weights in fp32); full fine-tuning keeps fp32 master weights and relies on autocast."""
     from transformers import AutoModelForCausalLM
 
-    from ptst.models import materialize, resolve
+    from ptst.models import load_errors, materialize, resolve
 
     dtype = torch.float32
     if not cfg.full and precision in ("bf16", "fp16"):
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    try:
+    with load_errors(cfg.model):
         model = AutoModelForCausalLM.from_pretrained(materialize(resolve(cfg.model)), dtype=dtype,
                                                      use_safetensors=True)
-    except OSError as e:
-        raise PtstError(f"cannot load model {cfg.model!r}: {str(e).splitlines()[0]}") from None
     model.config.use_cache = False
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
