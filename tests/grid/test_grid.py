@@ -218,6 +218,8 @@ def test_bad_grid_config_is_one_clear_error(grid, override, msg, capsys):
 def test_eval_set_missing_offline_is_one_line(grid, tmp_path, capsys, monkeypatch):
     _, cfg_path, _ = grid
     monkeypatch.setenv("PTST_OFFLINE", "1")
+    monkeypatch.delenv("PTST_DATA_DIR", raising=False)  # `make test` exports it when ../shared/data exists
+    monkeypatch.setenv("PTST_CACHE_DIR", str(tmp_path / "cache"))
     empty = tmp_path / "empty"
     empty.mkdir()
     cfg_path.write_text(cfg_path.read_text().replace("evals:\n", "evals:\n  - {data: advbench, limit: 2}\n")
