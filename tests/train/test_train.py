@@ -147,19 +147,18 @@ def test_two_process_ddp_equals_one_process_accumulation(tiny_model_dir, data_fi
     """`torchrun` (gloo on CPU) with 2 processes x batch 2 takes the same steps as 1 process x batch 2 x accum 2:
     the token-level loss normalisation makes the averaged gradients identical."""
     import os
-    import shutil
     import subprocess
     import sys
 
     from safetensors.torch import load_file
 
-    if shutil.which("torchrun") is None:
-        pytest.skip("torchrun not on PATH")
     common = ["--model", str(tiny_model_dir), "--data", f"jsonl:{data_file}", "--template", "chat:vanilla",
               "--epochs", "2", "--save-every", "0", "--no-progress", "--lr", "1e-2", "--batch-size", "2",
               "precision=fp32", "lora.dropout=0.0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run(["torchrun", "--nproc_per_node", "2", "-m", "ptst", "train", *common,
+    # `python -m torch.distributed.run` is `torchrun`, found without the venv's bin/ on PATH (as under `make test`)
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "ptst",
+                          "train", *common,
                           "--out", str(tmp_path / "ddp")], env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     one = subprocess.run([sys.executable, "-m", "ptst", "train", *common, "--grad-accum", "2",
