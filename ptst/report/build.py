@@ -70,7 +70,7 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
                            Para(ordering.sentence(comps, pair, judge), "headline"), Para(_summary(grid, judge))]
     blocks += [Para(f"Warning: {w}.", "warn") for w in provenance.warnings(grid, prov)]
     blocks += [Heading("Table 1: training template × test template"), Para(tables.LEGEND, "note")]
-    blocks += tables.table_one(grid, metrics)
+    blocks += tables.table_one(grid, metrics, judge)
     if comps:
         blocks += [Heading("PTST against the same-template diagonal")]
         blocks += ordering.comparison_table(comps, pair)

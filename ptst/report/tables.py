@@ -101,8 +101,42 @@ def panel(grid: Grid, ev: str, metric: str, step: int | None = None) -> list[Blo
     return [Heading(panel_title(ev, metric), 3), Table(header, tuple(rows), caption(grid, aggs, percent))]
 
 
-def table_one(grid: Grid, metrics: list[tuple[str, str]]) -> list[Block]:
-    blocks: list[Block] = []
+def combined_metrics(grid: Grid, judge: str | None) -> list[tuple[str, str]]:
+    """The paper's one-table layout: the first metric of each helpfulness eval, then `asr.<judge>` per safety set."""
+    out = [(ev, grid.metric_names[ev][0]) for ev in grid.evals("helpfulness") if grid.metric_names[ev]]
+    if judge:
+        out += [(ev, f"asr.{judge}") for ev in grid.evals("safety") if f"asr.{judge}" in grid.metric_names[ev]]
+    return out
+
+
+def combined(grid: Grid, judge: str | None) -> list[Block]:
+    """Table 1 as the paper prints it: one cell holds helpfulness and the ASR of every safety set (final adapters;
+    one seed: value [95% Wilson]; several: mean ± std [pooled Wilson])."""
+    metrics = combined_metrics(grid, judge)
+    if not metrics:
+        return []
+    expected = len(grid.seeds)
+    rows = []
+    for tr in grid.trains:
+        want = 1 if tr is None else expected
+        row = []
+        for te in grid.tests:
+            parts = []
+            for ev, metric in metrics:
+                a = grid.agg(tr, te, ev, metric)
+                if a is not None:
+                    parts.append(f"{eval_title(ev)} {fmt_agg(a, want, is_percent([a]))}")
+            row.append(mark(" · ".join(parts) if parts else MISSING, grid.role(tr, te)))
+        rows.append((label(tr), *row))
+    what = ", ".join(panel_title(ev, m) for ev, m in metrics)
+    return [Heading("All in one (the paper's layout)", 3),
+            Table(("train ↓ / test →", *grid.tests), tuple(rows),
+                  f"Each cell: {what}; values in % with 95% Wilson intervals (mean ± std across seeds when there "
+                  f"are several). {LEGEND}")]
+
+
+def table_one(grid: Grid, metrics: list[tuple[str, str]], judge: str | None = None) -> list[Block]:
+    blocks: list[Block] = combined(grid, judge)
     for ev, metric in metrics:
         blocks += panel(grid, ev, metric)
     return blocks

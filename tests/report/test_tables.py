@@ -225,3 +225,17 @@ def test_recorded_safety_flags_mark_cells_of_templates_the_registry_does_not_kno
     md = (ptst.report.run(unknown) / "report.md").read_text(encoding="utf-8")
     assert "cannot tell whether mine.yaml:plain, mine.yaml:safe carry a safety prompt" in md
     assert not any("†" in r for r in md_table(md, "AdvBench — ASR (keyword)"))
+
+
+def test_all_in_one_table_holds_helpfulness_and_asr_per_cell(tmp_path: Path) -> None:
+    run = grid_2x2(tmp_path / "run")
+    ptst.report.run(run)
+    rows = md_table((run / "report.md").read_text(), "All in one (the paper's layout)")
+    assert rows[0] == f"| train ↓ / test → | {V} | {L} |"
+    by_train = {r.split(" | ")[0].lstrip("| "): r for r in rows[2:]}
+    ptst_row = by_train[V]
+    # chat:vanilla -> chat:llama is the PTST cell: GSM8K 16/40 and AdvBench 2/50, marked with a dagger
+    assert "GSM8K 40.0 [" in ptst_row and "AdvBench 4.0 [" in ptst_row and "†" in ptst_row
+    diag = by_train[L].split(" | ")[-1]
+    assert diag.startswith("**GSM8K 37.5 [") and "AdvBench 20.0 [" in diag and diag.rstrip(" |").endswith("**")
+    assert "GSM8K 25.0 [" in by_train["no fine-tuning"] and "AdvBench 0.0 [" in by_train["no fine-tuning"]
