@@ -113,6 +113,17 @@ def judge_keys(cfg: EvalConfig) -> dict[str, str]:
     return {j: judge_key(build_judge(_judge_config(cfg, j))) for j in cfg.judges}
 
 
+def is_evaluated(cfg: EvalConfig, out_dir: str | Path) -> bool:
+    """out_dir/metrics.json exists and was made with this config's key and judge keys (the cell can be skipped)."""
+    done = Path(out_dir) / "metrics.json"
+    if not done.exists():
+        return False
+    prev = read_json(done)
+    jkeys = judge_keys(cfg)
+    # metrics.json files from before judge_keys was recorded have none: their `key` alone decides, as it did
+    return bool(prev.get("key") == stable_hash(eval_key(cfg)) and prev.get("judge_keys", jkeys) == jkeys)
+
+
 def _rate_from_labels(judgements: list[Any], label: str, ids: set[str]) -> dict[str, Any]:
     from ptst.metrics import rate
 
@@ -184,12 +195,9 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
     key_hash = stable_hash(key)
     jkeys = judge_keys(cfg)
     done = out / "metrics.json"
-    if done.exists():
-        prev = read_json(done)
-        # metrics.json files from before judge_keys was recorded have none: their `key` alone decides, as it did
-        if prev.get("key") == key_hash and prev.get("judge_keys", jkeys) == jkeys:
-            print(f"{out}: already evaluated (same key); nothing to do", file=sys.stderr)
-            return done
+    if is_evaluated(cfg, out):
+        print(f"{out}: already evaluated (same key); nothing to do", file=sys.stderr)
+        return done
     write_json_atomic(out / "eval.json", {**key, "ptst_version": __version__})
     specs = [e.resolved() for e in cfg.evals]
     backend = _LazyBackend(_gen_config(cfg, specs[0]))

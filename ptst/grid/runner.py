@@ -110,18 +110,13 @@ def check_cells(cfg: GridConfig, root: Path, cells: list[TrainCell], data: bool 
 
 
 def eval_done(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> bool:
-    """What the evaluation stage checks: metrics.json exists and carries this config's key."""
-    from ptst.evaluate import eval_key
-    from ptst.io import stable_hash
+    """What the evaluation stage checks: metrics.json exists and carries this config's key and judge keys."""
+    from ptst.evaluate import is_evaluated
 
-    done = root / cell.path / "metrics.json"
-    if not done.exists():
-        return False
     try:
-        want = stable_hash(eval_key(eval_config(cfg, model, cell, root)))
+        return is_evaluated(eval_config(cfg, model, cell, root), root / cell.path)
     except PtstError:  # e.g. its adapter is gone
         return False
-    return bool(read_json(done).get("key") == want)
 
 
 def pending(cfg: GridConfig, root: Path, cells: list[TrainCell]) -> bool:

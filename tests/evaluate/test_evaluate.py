@@ -172,3 +172,21 @@ def test_rubric_judge_configured_from_the_cli_runs_against_an_endpoint(tiny_mode
         with pytest.raises(PtstError, match="another judge or setting"):
             run(replace(cfg, decoding={"max_new_tokens": 3}), out)
     assert "already evaluated" not in capsys.readouterr().err
+
+
+def test_is_evaluated_compares_key_and_judge_keys(tiny_model_dir, data, tmp_path):
+    """The grid's skip check and the eval stage's are one function: a changed judge setting is not 'done'."""
+    from ptst.evaluate import is_evaluated
+
+    cfg, out = _cfg(tiny_model_dir, data), tmp_path / "cell"
+    assert not is_evaluated(cfg, out)
+    done = run(cfg, out)
+    assert is_evaluated(cfg, out)
+    m = json.loads(done.read_text())
+    m["judge_keys"] = {"keyword": "another-judge-setting"}
+    done.write_text(json.dumps(m))
+    assert not is_evaluated(cfg, out)
+    del m["judge_keys"]  # files written before judge keys were recorded: the key alone decides
+    done.write_text(json.dumps(m))
+    assert is_evaluated(cfg, out)
+    assert not is_evaluated(_cfg(tiny_model_dir, data, seed=1), out)
