@@ -11,10 +11,19 @@ from ptst.grid.config import GridConfig
 from ptst.grid.plan import expand, select
 from ptst.io import read_json
 
-# Rough CPU throughputs for SmolLM2-135M on 2 cores (docs/performance.md); scale for other set-ups.
-TRAIN_TOKENS_PER_S = 700.0
-GEN_TOKENS_PER_S = 120.0
+# Measured throughputs of SmolLM2-135M on 2 CPU cores (docs/performance.md): (train tokens/s, generated tokens/s)
+# with fast bf16 (Zen 4, AVX512-BF16: bf16 training, fp32 generation) and without it (Zen 3, AVX2: fp32 for both).
+RATES = {"bf16": (550.0, 180.0), "fp32": (115.0, 45.0)}
 CHARS_PER_TOKEN = 3.6
+
+
+def cpu_rates() -> tuple[float, float, str]:
+    """(train tokens/s, generated tokens/s, what they assume) for this CPU; `ptst train` picks the same precision."""
+    from ptst.train.model import resolve_precision
+
+    precision = resolve_precision("auto", "cpu")
+    train, gen = RATES[precision]
+    return train, gen, f"{'fast bf16' if precision == 'bf16' else 'fp32, no fast bf16'} on this CPU"
 
 
 def local_dataset(spec: str, split: str | None, data_dir: str | None, limit: int | None = None) -> Any:
@@ -84,10 +93,11 @@ def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
         return None
     tcfg = train_config(a, cfg.model, [{"data": f"part-{i}", "template": t, "n": 1} for i, t in enumerate(a.templates)])
     chars = a.n_safety * _chars(safety) + a.n_benign * _chars(benign)
-    train_s = chars / CHARS_PER_TOKEN * tcfg.epochs / TRAIN_TOKENS_PER_S
+    train_rate, gen_rate, _ = cpu_rates()
+    train_s = chars / CHARS_PER_TOKEN * tcfg.epochs / train_rate
     # measured twice (shipped and aligned model) under each measuring template
     gen = 2 * len(MEASURE_TEMPLATES) * (a.heldout_limit + a.overrefusal_limit) * MEASURE_TOKENS
-    return train_s, gen / GEN_TOKENS_PER_S
+    return train_s, gen / gen_rate
 
 
 def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) -> None:
@@ -101,6 +111,9 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
     check_grid_yaml(cfg, out)
     n_train = sum(c.template is not None for c in cells)
     n_eval = sum(len(c.evals) for c in cells)
+    # what is left: training cells without spec.json, evaluation cells without metrics.json
+    todo_train = sum(c.template is not None and not (out / c.id / "spec.json").exists() for c in cells)
+    todo_eval = sum(not (out / e.path / "metrics.json").exists() for c in cells for e in c.evals)
     specs = [e.resolved() for e in cfg.evals]
     ns = [_n_items(e, cfg.data_dir) for e in specs]
     gen_tokens = sum((n or 0) * (e.max_new_tokens or cfg.decoding.get("max_new_tokens", 512))
@@ -124,12 +137,13 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
         parts.append(f"align {_minutes(sum(est) if est else None)}")
         if est is None:
             notes.append("alignment data not on this machine: alignment time unknown")
-    parts.append(f"train {_minutes(None if tt is None else tt * n_train / TRAIN_TOKENS_PER_S)}")
-    parts.append(f"generate {_minutes(gen_tokens * n_eval / GEN_TOKENS_PER_S)}")
+    train_rate, gen_rate, assumed = cpu_rates()
+    parts.append(f"train {_minutes(None if tt is None else tt * todo_train / train_rate)}")
+    parts.append(f"generate {_minutes(gen_tokens * todo_eval / gen_rate)}")
     note = f" ({'; '.join(notes)})" if notes else ""
-    print(f"{n_train} training runs, {n_eval} evaluation cells; rough upper bound on 2 CPU cores with a 135M model: "
-          f"{' + '.join(parts)}{note} (assumes {TRAIN_TOKENS_PER_S:.0f} train tok/s, {GEN_TOKENS_PER_S:.0f} gen "
-          "tok/s, every answer at max length)")
+    print(f"{n_train} training runs, {n_eval} evaluation cells ({todo_train} and {todo_eval} to do); rough estimate "
+          f"for a 135M model on 2 CPU cores: {' + '.join(parts)}{note} (assumes {train_rate:.0f} train tok/s and "
+          f"{gen_rate:.0f} generated tok/s, {assumed}, every answer at max length; larger models scale with size)")
 
 
 def _minutes(seconds: float | None) -> str:

@@ -260,7 +260,7 @@ def test_dry_run_sizes_registered_sets_and_estimates_the_alignment(grid_align, c
                  "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "advbench (safety, n=520)" in out and "(+ alignment stage)" in out
-    assert re.search(r"cells; rough upper bound .*: align \d+ min \+ train \d+ min \+ generate", out)
+    assert re.search(r"cells \(\d+ and \d+ to do\); rough estimate .*: align \d+ min \+ train \d+ min \+ generate", out)
 
 
 def _results(root: Path) -> dict[str, object]:
