@@ -116,12 +116,13 @@ def judge_keys(cfg: EvalConfig) -> dict[str, str]:
 def is_evaluated(cfg: EvalConfig, out_dir: str | Path) -> bool:
     """out_dir/metrics.json exists and was made with this config's key and judge keys (the cell can be skipped)."""
     done = Path(out_dir) / "metrics.json"
-    if not done.exists():
-        return False
+    return done.exists() and _same_keys(done, stable_hash(eval_key(cfg)), judge_keys(cfg))
+
+
+def _same_keys(done: Path, key_hash: str, jkeys: dict[str, str]) -> bool:
     prev = read_json(done)
-    jkeys = judge_keys(cfg)
     # metrics.json files from before judge_keys was recorded have none: their `key` alone decides, as it did
-    return bool(prev.get("key") == stable_hash(eval_key(cfg)) and prev.get("judge_keys", jkeys) == jkeys)
+    return bool(prev.get("key") == key_hash and prev.get("judge_keys", jkeys) == jkeys)
 
 
 def _rate_from_labels(judgements: list[Any], label: str, ids: set[str]) -> dict[str, Any]:
@@ -195,7 +196,7 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
     key_hash = stable_hash(key)
     jkeys = judge_keys(cfg)
     done = out / "metrics.json"
-    if is_evaluated(cfg, out):
+    if done.exists() and _same_keys(done, key_hash, jkeys):  # is_evaluated, with the keys computed once
         print(f"{out}: already evaluated (same key); nothing to do", file=sys.stderr)
         return done
     write_json_atomic(out / "eval.json", {**key, "ptst_version": __version__})
