@@ -89,8 +89,10 @@ def merge(model: str, adapter: Path, out: Path) -> Path:
     return out
 
 
-def measure(spec: AlignSpec, model: str, out: Path, data_dir: str | None) -> dict[str, Any]:
-    """Refusal on held-out harmful prompts and over-refusal on XSTest's safe prompts, per template."""
+def measure(spec: AlignSpec, model: str, out: Path, data_dir: str | None,
+            generate: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Refusal on held-out harmful prompts and over-refusal on XSTest's safe prompts, per template.
+    `generate`: GenerateConfig fields (backend, batch_size, ...), as the grid's `generate:` section."""
     from ptst.evaluate import EvalConfig
     from ptst.evaluate import run as evaluate
 
@@ -101,7 +103,8 @@ def measure(spec: AlignSpec, model: str, out: Path, data_dir: str | None) -> dic
     res: dict[str, Any] = {}
     for template in MEASURE_TEMPLATES:
         doc = read_json(evaluate(EvalConfig(model=model, template=template, evals=evals, data_dir=data_dir,
-                                            decoding={"max_new_tokens": 64}), out / template.replace(":", "-")))
+                                            decoding={"max_new_tokens": 64}, generate=dict(generate or {})),
+                                   out / template.replace(":", "-")))
         ev = doc["evals"]
         res[template] = {"refusal_heldout": ev["heldout"]["metrics"]["refusal.keyword"],
                          "over_refusal_xstest": ev["xstest"]["metrics"].get("over_refusal.keyword")}
@@ -130,8 +133,9 @@ def is_done(out: Path, key: str) -> bool:
 
 
 def run(spec: AlignSpec, model: str, out_dir: str | Path, *, data_dir: str | None = None,
-        exclude: set[str] | None = None) -> Path:
-    """Align `model` into out_dir/model; out_dir/align.json (written last) records what was measured."""
+        exclude: set[str] | None = None, generate: dict[str, Any] | None = None) -> Path:
+    """Align `model` into out_dir/model; out_dir/align.json (written last) records what was measured.
+    `generate` sets how the measuring answers are generated (batch size, backend); it does not change them."""
     from ptst.train.runner import run as train
 
     out = Path(out_dir)
@@ -145,8 +149,8 @@ def run(spec: AlignSpec, model: str, out_dir: str | Path, *, data_dir: str | Non
     if not (out / "model" / "config.json").exists():
         merge(model, out / "train" / "adapter", out / "model")
     say("== measuring refusal before/after alignment")
-    before = measure(spec, model, out / "eval-shipped", data_dir)
-    after = measure(spec, str(out / "model"), out / "eval-aligned", data_dir)
+    before = measure(spec, model, out / "eval-shipped", data_dir, generate)
+    after = measure(spec, str(out / "model"), out / "eval-aligned", data_dir, generate)
     summary = "; ".join(f"{t}: refusal {_pct(before[t]['refusal_heldout'])} -> {_pct(after[t]['refusal_heldout'])}, "
                         f"XSTest over-refusal {_pct(after[t]['over_refusal_xstest'])}" for t in MEASURE_TEMPLATES)
     say(f"alignment: {summary}")
@@ -164,13 +168,16 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML with AlignSpec keys (safety, n_safety, benign, n_benign, templates, train)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override AlignSpec keys, e.g. n_safety=200")
     p.add_argument("--data-dir", help="data directory (default: $PTST_DATA_DIR, then the cache)")
+    p.add_argument("--batch-size", type=int, help="prompts per generation batch when measuring refusal "
+                   "(default 16; larger is faster on a CPU)")
 
 
 def cli(args: argparse.Namespace) -> int:
     from ptst.config import load_config
 
     spec = load_config(AlignSpec, args.config, args.overrides)
-    out = run(spec, args.model, args.out, data_dir=args.data_dir)
+    gen = {"batch_size": args.batch_size} if args.batch_size else None
+    out = run(spec, args.model, args.out, data_dir=args.data_dir, generate=gen)
     print(read_json(out / "align.json")["summary"])
     print(f"aligned model: {out / 'model'}")
     return 0

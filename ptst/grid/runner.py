@@ -174,7 +174,7 @@ def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell:
     if cfg.align is not None:
         from ptst.align import run as align
 
-        align(cfg.align, cfg.model, root / "align", data_dir=cfg.data_dir, exclude=exclude)
+        align(cfg.align, cfg.model, root / "align", data_dir=cfg.data_dir, exclude=exclude, generate=cfg.generate)
     if align_only:
         say(f"grid {cfg.name}: alignment done — {root / 'align'}")
         return root
