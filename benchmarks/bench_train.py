@@ -38,19 +38,26 @@ def examples(n: int) -> tuple[Any, str]:
 
 
 def matmul_peak(precision: str, seconds: float = 6.0) -> float:
-    """Best GFLOP/s of large square matmuls in the precision ptst trains in (the denominator of MFU)."""
+    """Best GFLOP/s of large square matmuls in the given precision (the denominator of MFU). Sizes grow from
+    512 to 4096 while one product stays well inside the time budget: on a CPU without bf16 instructions a bf16
+    4096^3 product runs ~1 GFLOP/s and would take minutes."""
     import torch
 
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    best = 0.0
-    for n in (2048, 3072, 4096):
+    best, n = 0.0, 512
+    while n <= 4096:
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        t0 = time.perf_counter()
         a @ b
+        one = time.perf_counter() - t0
         reps, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds / 3:
+        while time.perf_counter() - t0 < seconds / 4:
             a @ b
             reps += 1
         best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9)
+        if one * 8 > seconds / 4:  # the next size (8x the work) would not fit its share of the budget
+            break
+        n *= 2
     return best
 
 
@@ -171,7 +178,8 @@ def measure(s: dict[str, Any]) -> None:
                 print(f"  {name:10s} step {k + 1}: {sys_['times'][-1]:.2f}s", flush=True)
 
 
-def report(s: dict[str, Any], peaks: list[float], args: argparse.Namespace) -> dict[str, Any]:
+def report(s: dict[str, Any], peaks: list[float], args: argparse.Namespace,
+           bf16_peak: float | None = None) -> dict[str, Any]:
     enc = s["enc"]
     tokens = sum(len(e.input_ids) for e in enc)
     flops = useful_flops(s["config"], s["n_linear"], [len(e.input_ids) for e in enc], [e.n_trained for e in enc])
@@ -188,6 +196,12 @@ def report(s: dict[str, Any], peaks: list[float], args: argparse.Namespace) -> d
                      "useful_gflops": flops["useful"] / sec / 1e9, "mfu": flops["useful"] / sec / 1e9 / peak,
                      "mfu_6n": flops["six_n"] / sec / 1e9 / peak}
     out["speedup"] = out["naive"]["seconds"] / out["ptst"]["seconds"]
+    # The most any system could reach here: every useful FLOP at the measured peak, nothing else.
+    out["ceiling_tokens_per_s"] = peak / out["useful_gflop_per_token"]
+    out["ceiling_speedup_vs_naive"] = out["ceiling_tokens_per_s"] / out["naive"]["tokens_per_s"]
+    if bf16_peak is not None:  # the issue's denominator, where ptst trains in another precision
+        out["bf16_peak_gflops"] = bf16_peak
+        out["ptst"]["mfu_vs_bf16_peak"] = out["ptst"]["useful_gflops"] / bf16_peak
     for name in s["systems"]:
         out[name]["speedup_vs_naive"] = out["naive"]["seconds"] / out[name]["seconds"]
     return out
@@ -220,7 +234,8 @@ def main() -> None:
     s = setup(args)
     measure(s)
     peaks.append(matmul_peak(args.precision))
-    r = report(s, peaks, args)
+    bf16 = matmul_peak("bf16") if args.precision != "bf16" else None
+    r = report(s, peaks, args, bf16)
     print(f"data: {r['data']}, {r['examples']} examples, {r['tokens']} tokens ({r['trained_tokens']} trained), "
           f"batch {r['batch_size']}, {r['threads']} threads, OMP_WAIT_POLICY={r['omp_wait_policy']}")
     print(f"CPU: {r['cpu_capability']}; ptst precision {r['precision']}; {r['precision']} matmul peak: "
@@ -232,7 +247,11 @@ def main() -> None:
         print(f"{name:10s}: {x['seconds']:7.1f}s  {x['tokens_per_s']:7.1f} tok/s  x{x['speedup_vs_naive']:.2f}  "
               f"padding {x['padding']:.1%}  {x['useful_gflops']:6.1f} GFLOP/s useful  MFU {x['mfu']:.1%} "
               f"(6N: {x['mfu_6n']:.1%})")
-    print(f"speedup ptst / naive: {r['speedup']:.2f}x")
+    print(f"speedup ptst / naive: {r['speedup']:.2f}x; ceiling (all useful FLOPs at the peak, nothing else): "
+          f"{r['ceiling_tokens_per_s']:.0f} tok/s = {r['ceiling_speedup_vs_naive']:.2f}x naive")
+    if bf16 is not None:
+        print(f"bf16 matmul peak here: {bf16:.1f} GFLOP/s, so ptst's {r['ptst']['useful_gflops']:.1f} useful GFLOP/s "
+              f"in {r['precision']} is {r['ptst']['mfu_vs_bf16_peak']:.0%} of it (bf16 is not the fast path here)")
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2) + "\n")
 
