@@ -66,20 +66,46 @@ def plan_hash(steps: Sequence[Step]) -> str:
     return stable_hash([[s.epoch, [list(b) for b in s.micro]] for s in steps])
 
 
-def collate(examples: Sequence[Encoded], pad_id: int) -> dict[str, Any]:
+# Shorter shared prefixes are not worth a second decoder pass. A safety system prompt (chat:llama) is ~110 tokens.
+MIN_SHARED_PREFIX = 16
+
+
+def shared_prefix(examples: Sequence[Encoded]) -> int:
+    """Length of the token prefix every example shares, ending before any position that predicts a trained
+    token (each example keeps at least its last context token after the prefix)."""
+    if len(examples) < 2:
+        return 0
+    limit = min(e.start for e in examples) - 1
+    first = examples[0].input_ids
+    n = 0
+    while n < limit and all(e.input_ids[n] == first[n] for e in examples):
+        n += 1
+    return n
+
+
+def collate(examples: Sequence[Encoded], pad_id: int, share_prefix: bool = False) -> dict[str, Any]:
     """Right-padded inputs (the last token of each example is only a target) plus the flat positions whose
     hidden states predict a trained token. No attention mask: with right padding under causal attention a real
-    token never sees a pad, and pad positions are never read."""
+    token never sees a pad, and pad positions are never read.
+
+    With `share_prefix`, a prefix all rows share (the system prompt of a single-template batch) of at least
+    MIN_SHARED_PREFIX tokens comes back once as `prefix_ids` [1, P]; `input_ids` and `gather` then cover the
+    positions after it."""
     import torch
 
-    width = max(len(e.input_ids) for e in examples) - 1
+    p = shared_prefix(examples) if share_prefix else 0
+    p = p if p >= MIN_SHARED_PREFIX else 0
+    width = max(len(e.input_ids) for e in examples) - 1 - p
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     gather: list[int] = []
     targets: list[int] = []
     for b, e in enumerate(examples):
-        x = e.input_ids[:-1]
+        x = e.input_ids[p:-1]
         ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
-        gather += range(b * width + e.start - 1, b * width + len(e.input_ids) - 1)
+        gather += range(b * width + e.start - 1 - p, b * width + len(e.input_ids) - 1 - p)
         targets += e.input_ids[e.start:]
-    return {"input_ids": ids, "gather": torch.tensor(gather, dtype=torch.long),
-            "targets": torch.tensor(targets, dtype=torch.long)}
+    out = {"input_ids": ids, "gather": torch.tensor(gather, dtype=torch.long),
+           "targets": torch.tensor(targets, dtype=torch.long)}
+    if p:
+        out["prefix_ids"] = torch.tensor([examples[0].input_ids[:p]], dtype=torch.long)
+    return out

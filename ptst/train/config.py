@@ -11,8 +11,9 @@ from ptst.errors import PtstError
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # Keys that change how a run is carried out but not what it computes: a run directory whose config differs
-# only in these is the same run (so `--resume` may change them).
-OPERATIONAL_KEYS = ("save_every", "keep_checkpoints", "log_every")
+# only in these is the same run (so `--resume` may change them). `share_prefix` computes the same loss up to
+# float rounding (tests/train/test_prefix.py).
+OPERATIONAL_KEYS = ("save_every", "keep_checkpoints", "log_every", "share_prefix")
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class TrainConfig:
     precision: str = "auto"
     gradient_checkpointing: bool = False
     group_by_length: bool = True
+    share_prefix: bool = True  # a prompt prefix every row of a micro-batch shares goes through the model once
     save_every: int = 100
     keep_checkpoints: int = 2
     log_every: int = 1

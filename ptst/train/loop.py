@@ -61,11 +61,12 @@ def _one_step(acc: Any, module: Any, opt: Any, sched: Any, params: list[Any], da
     from ptst.train.model import autocast
 
     examples = data.examples
+    share = cfg.share_prefix and getattr(acc.unwrap_model(module), "can_share_prefix", False)
     mine = step.for_rank(acc.process_index, acc.num_processes)
     trained = sum(examples[i].n_trained for b in step.micro for i in b)
     total = torch.zeros((), device=acc.device)
     for j, idx in enumerate(mine):
-        batch = {k: v.to(acc.device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
+        batch = {k: v.to(acc.device) for k, v in collate([examples[i] for i in idx], pad_id, share).items()}
         with nullcontext() if j == len(mine) - 1 else acc.no_sync(module):
             with autocast(precision, acc.device.type):
                 loss_sum = module(**batch)

@@ -73,12 +73,17 @@ class ResponseLoss(torch.nn.Module):
 
     Runs the decoder to hidden states, gathers the positions that predict a trained token and applies the LM
     head to those rows alone: with a 49k vocabulary the full logits tensor costs more than the decoder. A
-    module of its own so that DDP / FSDP see one forward."""
+    module of its own so that DDP / FSDP see one forward.
+
+    With `prefix_ids` (a prompt prefix every row shares, see `batching.collate`) the prefix runs once, its KV
+    cache is repeated over the batch, and the rows run after it; gradients flow back through the shared cache,
+    so the loss and gradients are those of the full rows up to float rounding."""
 
     def __init__(self, lm: Any) -> None:
         super().__init__()
         self.lm = lm
         self.attention = getattr(self.core().config, "_attn_implementation", None)
+        self.can_share_prefix = _can_share_prefix(self.core())
 
     def core(self) -> Any:
         return self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
@@ -87,22 +92,46 @@ class ResponseLoss(torch.nn.Module):
         if self.attention == "sdpa" and self.core().config._attn_implementation != "sdpa":
             self.core().set_attn_implementation("sdpa")
 
-    def forward(self, input_ids: torch.Tensor, gather: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, gather: torch.Tensor, targets: torch.Tensor,
+                prefix_ids: torch.Tensor | None = None) -> torch.Tensor:
         core = self.core()
+        p = 0 if prefix_ids is None else prefix_ids.shape[1]
         if input_ids.device.type == "cpu" and self.attention == "sdpa":
-            want = "eager" if input_ids.shape[1] <= CPU_EAGER_MAX_WIDTH else "sdpa"
+            want = "eager" if p + input_ids.shape[1] <= CPU_EAGER_MAX_WIDTH else "sdpa"
             if core.config._attn_implementation != want:
                 try:
                     core.set_attn_implementation(want)
                 except (ValueError, ImportError):  # a model that offers only one implementation keeps it
                     self.attention = None
-        hidden = core.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state
+        decoder = core.get_decoder()
+        if prefix_ids is None:
+            hidden = decoder(input_ids=input_ids, use_cache=False).last_hidden_state
+        else:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=core.config)
+            decoder(input_ids=prefix_ids, past_key_values=cache, use_cache=True)
+            cache.batch_repeat_interleave(input_ids.shape[0])
+            pos = torch.arange(p, p + input_ids.shape[1], device=input_ids.device)[None].expand(input_ids.shape[0], -1)
+            hidden = decoder(input_ids=input_ids, position_ids=pos, past_key_values=cache,
+                             use_cache=True).last_hidden_state
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, gather)
         logits = core.get_output_embeddings()(rows)
         cap = getattr(core.config, "final_logit_softcapping", None)
         if cap:  # Gemma-2 style soft-capping, as the model's own forward does
             logits = torch.tanh(logits / cap) * cap
         return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
+def _can_share_prefix(core: Any) -> bool:
+    """A shared prefix needs a plain per-layer KV cache (no sliding windows, recurrent or quantized layers) and
+    no activation checkpointing (which turns the cache off)."""
+    from ptst.generate.decode import cache_kind
+
+    ckpt = getattr(core, "is_activation_checkpointing", None)
+    if ckpt is None:  # transformers before the rename
+        ckpt = getattr(core, "is_gradient_checkpointing", False)
+    return not ckpt and cache_kind(core) == "full"
 
 
 def trainable_state(lm: Any) -> dict[str, torch.Tensor]:
