@@ -1,15 +1,15 @@
-"""Benchmark: ptst's training step vs a naive Hugging Face step, and the CPU's measured bf16 matmul peak.
+"""Benchmark: ptst's training step vs a naive Hugging Face step, and the CPU's measured matmul peaks.
 
 Same model (SmolLM2-135M), same LoRA (ptst defaults: r 8, alpha 32, dropout 0.05, q_proj + v_proj), same examples
-(real GSM8K train rows under chat:vanilla, or synthetic ones), same AdamW + clipping, one full pass over the same
-examples each. Naive: fp32 weights, `model(input_ids, attention_mask, labels).loss` (full-vocabulary logits at every
-position), batches in random order padded to their longest row. ptst: the precision `ptst train` picks (bf16
-autocast with bf16 frozen weights where the CPU has fast bf16, else fp32), logits only at trained positions,
-length-grouped batches, no attention mask (right padding). The CPU is shared, so the systems alternate step by
-step and the matmul peak in ptst's precision is measured before and after (the best is the denominator).
+(real GSM8K train rows under chat:vanilla or --template, or synthetic ones), same AdamW + clipping, one full pass
+over the same examples each. Naive: fp32 weights, `model(input_ids, attention_mask, labels).loss` (full-vocabulary
+logits at every position), batches in random order padded to their longest row. ptst: the precision `ptst train`
+picks (bf16 autocast with bf16 frozen weights where the CPU has fast bf16, else fp32), logits only at trained
+positions, length-grouped batches, no attention mask (right padding), a prefix all rows share run once. The CPU
+is shared, so the systems alternate step by step and the matmul peak in ptst's precision is measured before and
+after (the best is the denominator); the bf16 peak too, where ptst trains in fp32.
 
-    flock /tmp/ptst-heavy.lock python benchmarks/bench_train.py --json /tmp/bench_train.json
-"""
+    flock /tmp/ptst-heavy.lock python benchmarks/bench_train.py --json /tmp/bench_train.json"""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def ptst_step(module: Any, batch: list[Any], opt: Any, params: list[Any], precis
     from ptst.train.model import autocast
 
     with autocast(precision, "cpu"):
-        loss = module(**collate(batch, 0))
+        loss = module(**collate(batch, 0, share_prefix=module.can_share_prefix))
     (loss / sum(e.n_trained for e in batch)).backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
@@ -132,10 +132,10 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
     exs, source = examples(args.n + args.batch_size)
     ds = type("Data", (), {"examples": exs, "name": "bench", "sha256": ""})()
     tok = load_tokenizer(args.model)
-    enc, _ = encode_part("bench", ds, "chat:vanilla", tok, args.max_len, None, stop_token_ids(tok))
+    enc, _ = encode_part("bench", ds, args.template, tok, args.max_len, None, stop_token_ids(tok))
     warm, enc = enc[: args.batch_size], enc[args.batch_size:]
     lengths = [len(e.input_ids) for e in enc]
-    cfg = TrainConfig(model=args.model, data="bench", template="chat:vanilla")
+    cfg = TrainConfig(model=args.model, data="bench", template=args.template)
     # name -> (ptst's loss path?, precision); the middle two only with --ablate. "ptst" runs the precision
     # `ptst train` picks on this machine (precision auto: bf16 only where the CPU has fast bf16).
     chosen = {"naive": (False, "fp32"), "naive-bf16": (False, "bf16"), "ptst-fp32": (True, "fp32"),
@@ -187,7 +187,7 @@ def report(s: dict[str, Any], peaks: list[float], args: argparse.Namespace,
     out: dict[str, Any] = {"data": s["source"], "examples": len(enc), "tokens": tokens,
                            "trained_tokens": sum(e.n_trained for e in enc), "batch_size": args.batch_size,
                            "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-                           "precision": args.precision, "cpu_capability": cpu_capability(),
+                           "precision": args.precision, "cpu_capability": cpu_capability(), "template": args.template,
                            "peak_gflops": peaks, "useful_gflop_per_token": flops["useful"] / tokens / 1e9,
                            "six_n_gflop_per_token": flops["six_n"] / tokens / 1e9}
     for name, sys_ in s["systems"].items():
@@ -212,6 +212,9 @@ def main() -> None:
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--n", type=int, default=48, help="examples in the measured pass (default 48)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--template", default="chat:vanilla",
+                   help="training template (default chat:vanilla; chat:llama adds the ~120-token safety prompt, "
+                        "which ptst runs once per batch)")
     p.add_argument("--max-len", type=int, default=1024)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ablate", action="store_true",
@@ -236,7 +239,8 @@ def main() -> None:
     peaks.append(matmul_peak(args.precision))
     bf16 = matmul_peak("bf16") if args.precision != "bf16" else None
     r = report(s, peaks, args, bf16)
-    print(f"data: {r['data']}, {r['examples']} examples, {r['tokens']} tokens ({r['trained_tokens']} trained), "
+    print(f"data: {r['data']} under {args.template}, {r['examples']} examples, {r['tokens']} tokens "
+          f"({r['trained_tokens']} trained), "
           f"batch {r['batch_size']}, {r['threads']} threads, OMP_WAIT_POLICY={r['omp_wait_policy']}")
     print(f"CPU: {r['cpu_capability']}; ptst precision {r['precision']}; {r['precision']} matmul peak: "
           f"{max(peaks):.0f} GFLOP/s (before/after: {', '.join(f'{x:.0f}' for x in peaks)})")
