@@ -18,7 +18,7 @@ from ptst.io import read_json, stable_hash, write_json_atomic
 
 # What the alignment is measured under: no system prompt and the Llama-2 safety prompt.
 MEASURE_TEMPLATES = ("chat:vanilla", "chat:llama")
-MEASURE_TOKENS = 48  # new tokens per measured answer: enough to see a refusal
+MEASURE_TOKENS = 32  # new tokens per measured answer: a refusal shows in its first sentence
 
 
 def say(msg: str) -> None:
