@@ -69,3 +69,11 @@ def test_merge_removes_temp_dirs_left_by_a_killed_merge(tmp_path, monkeypatch):
     (tmp_path / "model.tmp12345" / "model.safetensors").write_text("half")
     out = merge("base", tmp_path / "adapter", tmp_path / "model")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"] and (out / "config.json").exists()
+
+
+def test_align_measures_with_the_given_generation_settings(tiny_model_dir, tmp_path):
+    data = tiny_data(tmp_path / "data")
+    out = run(_spec(data), str(tiny_model_dir), tmp_path / "align", generate={"batch_size": 3})
+    for who in ("eval-shipped", "eval-aligned"):
+        for t in ("chat-vanilla", "chat-llama"):
+            assert json.loads((out / who / t / "eval.json").read_text())["generate"]["batch_size"] == 3
