@@ -89,15 +89,18 @@ def _template_chars(name: str, batch_size: int) -> float:
     return len(t.user) - len("{input}") + len(t.system or "") / max(batch_size, 1) + 30  # 30: chat scaffolding
 
 
-def _train_tokens(cfg: GridConfig, template: str | None = None) -> int | None:
-    """Training tokens of one cell (all epochs), from the local data's characters and the template's."""
+def _train_tokens(cfg: GridConfig, templates: list[str | None]) -> int | None:
+    """Training tokens (all epochs) of one cell per template, from the local data's characters and each
+    template's; None when the data is not on this machine."""
     t = cfg.train
     ds = local_dataset(t.get("data", "gsm8k"), t.get("split", "train"), cfg.data_dir, t.get("limit"))
     if ds is None:
         return None
     mix = sum(int(m["n"] if isinstance(m, dict) else str(m).split(":")[1]) for m in t.get("mix", []))
-    per = _chars(ds) + (_template_chars(template, int(t.get("batch_size", 4))) if template else 0.0)
-    return int((per * len(ds.examples) + mix * per) / CHARS_PER_TOKEN * int(t.get("epochs", 3)))
+    rows, per, epochs = len(ds.examples) + mix, _chars(ds), int(t.get("epochs", 3))
+    batch = int(t.get("batch_size", 4))
+    return int(sum(rows * (per + (_template_chars(x, batch) if x else 0.0)) for x in templates)
+               / CHARS_PER_TOKEN * epochs)
 
 
 def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
@@ -140,9 +143,8 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
     ns = [_n_items(e, cfg.data_dir) for e in specs]
     gen_tokens = sum((n or 0) * (e.max_new_tokens or cfg.decoding.get("max_new_tokens", 512))
                      for e, n in zip(specs, ns, strict=True))
-    tt = _train_tokens(cfg)
-    todo_tokens = sum(_train_tokens(cfg, c.template) or 0 for c in cells
-                      if c.template is not None and not (out / c.id / "spec.json").exists())
+    tt = _train_tokens(cfg, [c.template for c in cells
+                             if c.template is not None and not (out / c.id / "spec.json").exists()])
     print(f"grid {cfg.name} -> {out}")
     print(f"model {cfg.model}{' (+ alignment stage)' if cfg.align else ''}; seeds {cfg.seeds}")
     for c in cells:
@@ -163,7 +165,7 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
             notes.append("alignment data not on this machine: alignment time unknown")
     train_rate, gen_rate, assumed = cpu_rates()
     gen_rate = batched_rate(gen_rate, int(cfg.generate.get("batch_size", 16)))
-    parts.append(f"train {_minutes(None if tt is None else todo_tokens / train_rate)}")
+    parts.append(f"train {_minutes(None if tt is None else tt / train_rate)}")
     parts.append(f"generate {_minutes(gen_tokens * todo_eval / gen_rate)}")
     note = f" ({'; '.join(notes)})" if notes else ""
     print(f"{n_train} training runs, {n_eval} evaluation cells ({todo_train} and {todo_eval} to do); rough estimate "

@@ -73,14 +73,9 @@ MIN_SHARED_PREFIX = 16
 def shared_prefix(examples: Sequence[Encoded]) -> int:
     """Length of the token prefix every example shares, ending before any position that predicts a trained
     token (each example keeps at least its last context token after the prefix)."""
-    if len(examples) < 2:
-        return 0
-    limit = min(e.start for e in examples) - 1
-    first = examples[0].input_ids
-    n = 0
-    while n < limit and all(e.input_ids[n] == first[n] for e in examples):
-        n += 1
-    return n
+    from ptst.generate.decode import shared_prefix as common_prefix
+
+    return common_prefix([e.input_ids[: e.start] for e in examples]) if len(examples) > 1 else 0
 
 
 def collate(examples: Sequence[Encoded], pad_id: int, share_prefix: bool = False) -> dict[str, Any]:
