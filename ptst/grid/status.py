@@ -17,12 +17,14 @@ RATES = {"bf16": (550.0, 180.0), "fp32": (115.0, 45.0)}
 CHARS_PER_TOKEN = 3.6
 
 
-def cpu_rates() -> tuple[float, float, str]:
-    """(train tokens/s, generated tokens/s, what they assume) for this CPU; `ptst train` picks the same precision."""
+def cpu_rates(cfg: GridConfig) -> tuple[float, float, str]:
+    """(train tokens/s, generated tokens/s at the grid's generation batch size, what they assume) for this CPU;
+    `ptst train` picks the same precision."""
     from ptst.train.model import resolve_precision
 
     precision = resolve_precision("auto", "cpu")
     train, gen = RATES[precision]
+    gen = batched_rate(gen, int(cfg.generate.get("batch_size", 16)))  # 16: GenerateConfig's default
     return train, gen, f"{'fast bf16' if precision == 'bf16' else 'fp32, no fast bf16'} on this CPU"
 
 
@@ -89,7 +91,7 @@ def _template_chars(name: str, batch_size: int) -> float:
     return len(t.user) - len("{input}") + len(t.system or "") / max(batch_size, 1) + 30  # 30: chat scaffolding
 
 
-def _train_tokens(cfg: GridConfig, templates: list[str | None]) -> int | None:
+def _train_tokens(cfg: GridConfig, templates: list[str]) -> int | None:
     """Training tokens (all epochs) of one cell per template, from the local data's characters and each
     template's; None when the data is not on this machine."""
     t = cfg.train
@@ -99,8 +101,7 @@ def _train_tokens(cfg: GridConfig, templates: list[str | None]) -> int | None:
     mix = sum(int(m["n"] if isinstance(m, dict) else str(m).split(":")[1]) for m in t.get("mix", []))
     rows, per, epochs = len(ds.examples) + mix, _chars(ds), int(t.get("epochs", 3))
     batch = int(t.get("batch_size", 4))
-    return int(sum(rows * (per + (_template_chars(x, batch) if x else 0.0)) for x in templates)
-               / CHARS_PER_TOKEN * epochs)
+    return int(sum(rows * (per + _template_chars(x, batch)) for x in templates) / CHARS_PER_TOKEN * epochs)
 
 
 def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
@@ -117,8 +118,7 @@ def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
     chars = a.n_safety * _chars(safety) + a.n_benign * _chars(benign)
     per_row = sum(_template_chars(t, tcfg.batch_size) for t in a.templates) / len(a.templates)
     chars += (a.n_safety + a.n_benign) * per_row
-    train_rate, gen_rate, _ = cpu_rates()
-    gen_rate = batched_rate(gen_rate, int(cfg.generate.get("batch_size", 16)))
+    train_rate, gen_rate, _ = cpu_rates(cfg)
     train_s = chars / CHARS_PER_TOKEN * tcfg.epochs / train_rate
     # measured twice (shipped and aligned model) under each measuring template
     gen = 2 * len(MEASURE_TEMPLATES) * (a.heldout_limit + a.overrefusal_limit) * MEASURE_TOKENS
@@ -137,14 +137,13 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
     n_train = sum(c.template is not None for c in cells)
     n_eval = sum(len(c.evals) for c in cells)
     # what is left: training cells without spec.json, evaluation cells without metrics.json
-    todo_train = sum(c.template is not None and not (out / c.id / "spec.json").exists() for c in cells)
+    to_train = [c.template for c in cells if c.template is not None and not (out / c.id / "spec.json").exists()]
     todo_eval = sum(not (out / e.path / "metrics.json").exists() for c in cells for e in c.evals)
     specs = [e.resolved() for e in cfg.evals]
     ns = [_n_items(e, cfg.data_dir) for e in specs]
     gen_tokens = sum((n or 0) * (e.max_new_tokens or cfg.decoding.get("max_new_tokens", 512))
                      for e, n in zip(specs, ns, strict=True))
-    tt = _train_tokens(cfg, [c.template for c in cells
-                             if c.template is not None and not (out / c.id / "spec.json").exists()])
+    tt = _train_tokens(cfg, to_train)
     print(f"grid {cfg.name} -> {out}")
     print(f"model {cfg.model}{' (+ alignment stage)' if cfg.align else ''}; seeds {cfg.seeds}")
     for c in cells:
@@ -163,12 +162,11 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
         parts.append(f"align {_minutes(sum(est) if est else None)}")
         if est is None:
             notes.append("alignment data not on this machine: alignment time unknown")
-    train_rate, gen_rate, assumed = cpu_rates()
-    gen_rate = batched_rate(gen_rate, int(cfg.generate.get("batch_size", 16)))
+    train_rate, gen_rate, assumed = cpu_rates(cfg)
     parts.append(f"train {_minutes(None if tt is None else tt / train_rate)}")
     parts.append(f"generate {_minutes(gen_tokens * todo_eval / gen_rate)}")
     note = f" ({'; '.join(notes)})" if notes else ""
-    print(f"{n_train} training runs, {n_eval} evaluation cells ({todo_train} and {todo_eval} to do); rough estimate "
+    print(f"{n_train} training runs, {n_eval} evaluation cells ({len(to_train)} and {todo_eval} to do); rough estimate "
           f"for a 135M model on 2 CPU cores: {' + '.join(parts)}{note} (assumes {train_rate:.0f} train tok/s and "
           f"{gen_rate:.0f} generated tok/s, {assumed}, every answer at max length; larger models scale with size)")
 
