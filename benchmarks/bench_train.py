@@ -5,9 +5,9 @@ Same model (SmolLM2-135M), same LoRA (ptst defaults: r 8, alpha 32, dropout 0.05
 over the same examples each. Naive: fp32 weights, `model(input_ids, attention_mask, labels).loss` (full-vocabulary
 logits at every position), batches in random order padded to their longest row. ptst: the precision `ptst train`
 picks (bf16 autocast with bf16 frozen weights where the CPU has fast bf16, else fp32), logits only at trained
-positions, length-grouped batches, no attention mask (right padding), a prefix all rows share run once. The CPU
-is shared, so the systems alternate step by step and the matmul peak in ptst's precision is measured before and
-after (the best is the denominator); the bf16 peak too, where ptst trains in fp32.
+positions, length-grouped batches run padding-free (rows concatenated, attention per row), a prefix all rows
+share run once. The CPU is shared, so the systems alternate step by step and the matmul peak in ptst's precision
+is measured before and after (the best is the denominator); the bf16 peak too, where ptst trains in fp32.
 
     flock /tmp/ptst-heavy.lock python benchmarks/bench_train.py --json /tmp/bench_train.json"""
 
@@ -113,7 +113,7 @@ def ptst_step(module: Any, batch: list[Any], opt: Any, params: list[Any], precis
     from ptst.train.model import autocast
 
     with autocast(precision, "cpu"):
-        loss = module(**collate(batch, 0, share_prefix=module.can_share_prefix))
+        loss = module(**collate(batch, 0, share_prefix=module.can_share_prefix, pack=module.can_pack))
     (loss / sum(e.n_trained for e in batch)).backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
@@ -157,7 +157,9 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
     n_linear = sum(m.weight.numel() for n, m in core.named_modules()
                    if isinstance(m, torch.nn.Linear) and "lora_" not in n and n.startswith("model."))
     return {"systems": systems, "warm": warm, "enc": enc, "source": source, "config": core.config,
-            "n_linear": n_linear, "padding": {k: padding(v["batches"]) for k, v in systems.items()}}
+            "n_linear": n_linear,
+            "padding": {k: 0.0 if getattr(v["model"], "can_pack", False) else padding(v["batches"])
+                        for k, v in systems.items()}}
 
 
 def padding(batches: list[list[Any]]) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from ptst.io import stable_hash
@@ -78,29 +79,39 @@ def shared_prefix(examples: Sequence[Encoded]) -> int:
     return common_prefix([e.input_ids[: e.start] for e in examples]) if len(examples) > 1 else 0
 
 
-def collate(examples: Sequence[Encoded], pad_id: int, share_prefix: bool = False) -> dict[str, Any]:
+def collate(examples: Sequence[Encoded], pad_id: int, share_prefix: bool = False, pack: bool = False) -> dict[str, Any]:
     """Right-padded inputs (the last token of each example is only a target) plus the flat positions whose
     hidden states predict a trained token. No attention mask: with right padding under causal attention a real
     token never sees a pad, and pad positions are never read.
 
     With `share_prefix`, a prefix all rows share (the system prompt of a single-template batch) of at least
     MIN_SHARED_PREFIX tokens comes back once as `prefix_ids` [1, P]; `input_ids` and `gather` then cover the
-    positions after it."""
+    positions after it.
+
+    With `pack`, no padding at all: the rows (after any shared prefix) are concatenated into `input_ids` [1, T]
+    with `position_ids` restarting at every row (at P after a prefix) and `segments` [B + 1], the rows'
+    boundaries, for the per-row attention of `ptst.packing`."""
     import torch
 
     p = shared_prefix(examples) if share_prefix else 0
     p = p if p >= MIN_SHARED_PREFIX else 0
-    width = max(len(e.input_ids) for e in examples) - 1 - p
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    rows = [e.input_ids[p:-1] for e in examples]
+    width = sum(map(len, rows)) if pack else max(map(len, rows))
+    ids = torch.full((1 if pack else len(examples), width), pad_id, dtype=torch.long)
     gather: list[int] = []
     targets: list[int] = []
-    for b, e in enumerate(examples):
-        x = e.input_ids[p:-1]
-        ids[b, : len(x)] = torch.tensor(x, dtype=torch.long)
-        gather += range(b * width + e.start - 1 - p, b * width + len(e.input_ids) - 1 - p)
+    offset = 0
+    for b, (e, x) in enumerate(zip(examples, rows, strict=True)):
+        at = offset if pack else b * width
+        ids.view(-1)[at: at + len(x)] = torch.tensor(x, dtype=torch.long)
+        gather += range(at + e.start - 1 - p, at + len(e.input_ids) - 1 - p)
         targets += e.input_ids[e.start:]
+        offset += len(x)
     out = {"input_ids": ids, "gather": torch.tensor(gather, dtype=torch.long),
            "targets": torch.tensor(targets, dtype=torch.long)}
+    if pack:
+        out["position_ids"] = torch.tensor([[p + i for x in rows for i in range(len(x))]], dtype=torch.long)
+        out["segments"] = torch.tensor([0] + list(accumulate(map(len, rows))), dtype=torch.long)
     if p:
         out["prefix_ids"] = torch.tensor([examples[0].input_ids[:p]], dtype=torch.long)
     return out

@@ -11,9 +11,9 @@ from ptst.errors import PtstError
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # Keys that change how a run is carried out but not what it computes: a run directory whose config differs
-# only in these is the same run (so `--resume` may change them). `share_prefix` computes the same loss up to
-# float rounding (tests/train/test_prefix.py).
-OPERATIONAL_KEYS = ("save_every", "keep_checkpoints", "log_every", "share_prefix")
+# only in these is the same run (so `--resume` may change them). `share_prefix` and `padding_free` compute the
+# same loss and gradients up to float rounding (tests/train/test_prefix.py, tests/train/test_packing.py).
+OPERATIONAL_KEYS = ("save_every", "keep_checkpoints", "log_every", "share_prefix", "padding_free")
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     group_by_length: bool = True
     share_prefix: bool = True  # a prompt prefix every row of a micro-batch shares goes through the model once
+    padding_free: bool = True  # a micro-batch's rows run concatenated in one row, attention per row: no padding
     save_every: int = 100
     keep_checkpoints: int = 2
     log_every: int = 1

@@ -61,12 +61,15 @@ def _one_step(acc: Any, module: Any, opt: Any, sched: Any, params: list[Any], da
     from ptst.train.model import autocast
 
     examples = data.examples
-    share = cfg.share_prefix and getattr(acc.unwrap_model(module), "can_share_prefix", False)
+    inner = acc.unwrap_model(module)
+    share = cfg.share_prefix and getattr(inner, "can_share_prefix", False)
+    pack = cfg.padding_free and getattr(inner, "can_pack", False)
     mine = step.for_rank(acc.process_index, acc.num_processes)
     trained = sum(examples[i].n_trained for b in step.micro for i in b)
     total = torch.zeros((), device=acc.device)
     for j, idx in enumerate(mine):
-        batch = {k: v.to(acc.device) for k, v in collate([examples[i] for i in idx], pad_id, share).items()}
+        batch = collate([examples[i] for i in idx], pad_id, share, pack)
+        batch = {k: v.to(acc.device) for k, v in batch.items()}
         with nullcontext() if j == len(mine) - 1 else acc.no_sync(module):
             with autocast(precision, acc.device.type):
                 loss_sum = module(**batch)

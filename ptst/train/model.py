@@ -77,44 +77,72 @@ class ResponseLoss(torch.nn.Module):
 
     With `prefix_ids` (a prompt prefix every row shares, see `batching.collate`) the prefix runs once, its KV
     cache is repeated over the batch, and the rows run after it; gradients flow back through the shared cache,
-    so the loss and gradients are those of the full rows up to float rounding."""
+    so the loss and gradients are those of the full rows up to float rounding.
+
+    With a packed row (`position_ids` and `segments`, see `ptst.packing`) the decoder runs on the real
+    tokens only, attention row by row; with a prefix too, the prefix's cache stays at batch size one and every
+    row attends to it."""
 
     def __init__(self, lm: Any) -> None:
+        from ptst import packing
+
         super().__init__()
         self.lm = lm
         self.attention = getattr(self.core().config, "_attn_implementation", None)
         self.can_share_prefix = _can_share_prefix(self.core())
+        self.can_pack = packing.can_pack(self.core())
 
     def core(self) -> Any:
         return self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
 
+    def _use_attention(self, want: str) -> bool:
+        core = self.core()
+        if core.config._attn_implementation == want:
+            return True
+        try:
+            core.set_attn_implementation(want)
+        except (ValueError, ImportError):  # a model that offers only one implementation keeps it
+            return False
+        return True
+
     def restore_attention(self) -> None:
-        if self.attention == "sdpa" and self.core().config._attn_implementation != "sdpa":
-            self.core().set_attn_implementation("sdpa")
+        if self.attention is not None:
+            self._use_attention(self.attention)
 
     def forward(self, input_ids: torch.Tensor, gather: torch.Tensor, targets: torch.Tensor,
-                prefix_ids: torch.Tensor | None = None) -> torch.Tensor:
+                prefix_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                segments: torch.Tensor | None = None) -> torch.Tensor:
+        """`position_ids` and `segments` come with a packed row (`batching.collate(pack=True)`)."""
+        from ptst import packing
+
         core = self.core()
         p = 0 if prefix_ids is None else prefix_ids.shape[1]
-        if input_ids.device.type == "cpu" and self.attention == "sdpa":
-            want = "eager" if p + input_ids.shape[1] <= CPU_EAGER_MAX_WIDTH else "sdpa"
-            if core.config._attn_implementation != want:
-                try:
-                    core.set_attn_implementation(want)
-                except (ValueError, ImportError):  # a model that offers only one implementation keeps it
-                    self.attention = None
+        extra: dict[str, Any] = {}
+        if segments is not None:
+            packing.register()
+            if not self._use_attention(packing.ATTENTION):
+                raise PtstError(f"{type(core).__name__} cannot run packed rows: set padding_free: false")
+            extra[packing.SEGMENTS] = segments.tolist()
+        elif input_ids.device.type == "cpu" and self.attention == "sdpa":
+            if not self._use_attention("eager" if p + input_ids.shape[1] <= CPU_EAGER_MAX_WIDTH else "sdpa"):
+                self.attention = None
+        elif self.attention is not None:
+            self._use_attention(self.attention)
         decoder = core.get_decoder()
         if prefix_ids is None:
-            hidden = decoder(input_ids=input_ids, use_cache=False).last_hidden_state
+            hidden = decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False, **extra).last_hidden_state
         else:
             from transformers import DynamicCache
 
             cache = DynamicCache(config=core.config)
-            decoder(input_ids=prefix_ids, past_key_values=cache, use_cache=True)
-            cache.batch_repeat_interleave(input_ids.shape[0])
-            pos = torch.arange(p, p + input_ids.shape[1], device=input_ids.device)[None].expand(input_ids.shape[0], -1)
-            hidden = decoder(input_ids=input_ids, position_ids=pos, past_key_values=cache,
-                             use_cache=True).last_hidden_state
+            decoder(input_ids=prefix_ids, past_key_values=cache, use_cache=True,
+                    **({packing.SEGMENTS: [0, p]} if segments is not None else {}))
+            if segments is None:
+                cache.batch_repeat_interleave(input_ids.shape[0])
+                position_ids = torch.arange(p, p + input_ids.shape[1], device=input_ids.device)[None].expand(
+                    input_ids.shape[0], -1)
+            hidden = decoder(input_ids=input_ids, position_ids=position_ids, past_key_values=cache,
+                             use_cache=True, **extra).last_hidden_state
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, gather)
         logits = core.get_output_embeddings()(rows)
         cap = getattr(core.config, "final_logit_softcapping", None)

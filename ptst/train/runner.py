@@ -39,9 +39,25 @@ def dir_state(out: Path, cfg: TrainConfig) -> tuple[str, str]:
         old = identity(from_dict(TrainConfig, read_yaml(out / "config.yaml"), str(out / "config.yaml")))
     except PtstError as e:
         return "different", f"unreadable config.yaml ({e})"
-    if old != identity(cfg):
-        return "different", _diff(old, identity(cfg))
+    new = identity(cfg)
+    if old != new and not _same_base_moved(out, old, new, cfg.model):
+        return "different", _diff(old, new)
     return ("done", "") if (out / "spec.json").exists() else ("partial", "")
+
+
+def _same_base_moved(out: Path, old: dict[str, Any], new: dict[str, Any], model: str) -> bool:
+    """A finished run whose config differs only in the base model's path, where the model at the new path has
+    the content identity spec.json recorded (a grid's aligned model, moved with its run directory)."""
+    from ptst.io import read_json
+    from ptst.models import model_id
+
+    if {k for k in set(old) | set(new) if old.get(k) != new.get(k)} != {"model"} or not (out / "spec.json").exists():
+        return False
+    try:
+        recorded = read_json(out / "spec.json").get("base_model_id")
+        return bool(recorded) and recorded.startswith("dir:") and recorded == model_id(model)
+    except (PtstError, OSError, ValueError):
+        return False
 
 
 def data_change(out: Path, cfg: TrainConfig) -> str:
