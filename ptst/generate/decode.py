@@ -97,14 +97,59 @@ def _prefill(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int
     return cache, mask, pos[:, -1:], out.logits[:, -1, :]
 
 
+def _prefill_packed(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int) -> tuple[Any, Any, Any, Any]:
+    """`_prefill` without computing the padding: the rows' suffixes run concatenated in one row with per-row
+    attention (`ptst.packing`; after the shared prefix, from a cache of batch size one), then their keys and
+    values are laid out left-padded, [prefix][pad][suffix], for the decoding steps, as `_prefill` leaves them."""
+    import torch
+    from transformers import DynamicCache
+
+    from ptst import packing
+
+    dev = model.device
+    suffixes = [list(r[prefix:]) for r in rows]
+    lengths = [len(x) for x in suffixes]
+    width = max(lengths)
+    ends = torch.tensor(lengths, device=dev).cumsum(0)
+    segments = [0, *ends.tolist()]
+    flat = torch.tensor([[t for x in suffixes for t in x]], device=dev)
+    pos = torch.tensor([[prefix + i for n in lengths for i in range(n)]], device=dev)
+    packed = DynamicCache(config=model.config)
+    with packing.attention(model):
+        if prefix:
+            model(input_ids=torch.tensor([list(rows[0][:prefix])], device=dev), past_key_values=packed,
+                  use_cache=True, logits_to_keep=1, **{packing.SEGMENTS: [0, prefix]})
+        logits = model(input_ids=flat, position_ids=pos, past_key_values=packed, use_cache=True,
+                       logits_to_keep=ends - 1, **{packing.SEGMENTS: segments}).logits[0]
+    cache = DynamicCache(config=model.config)
+    layers: list[Any] = list(packed.layers)  # plain full-attention layers: can_pack checked the model
+    for i, layer in enumerate(layers):
+        k_in, v_in = layer.keys, layer.values  # [1, Hkv, prefix + T, D]
+        k = k_in.new_zeros((len(rows), k_in.shape[1], prefix + width, k_in.shape[3]))
+        v = v_in.new_zeros((len(rows), v_in.shape[1], prefix + width, v_in.shape[3]))
+        k[:, :, :prefix], v[:, :, :prefix] = k_in[:, :, :prefix], v_in[:, :, :prefix]
+        for b, (s, n) in enumerate(zip(segments[:-1], lengths, strict=True)):
+            k[b, :, prefix + width - n:] = k_in[0, :, prefix + s: prefix + s + n]
+            v[b, :, prefix + width - n:] = v_in[0, :, prefix + s: prefix + s + n]
+        cache.update(k, v, i)
+    _, smask = left_pad(suffixes, pad_id)
+    mask = torch.cat([torch.ones((len(rows), prefix), dtype=torch.long, device=dev),
+                      torch.tensor(smask, device=dev)], dim=1)
+    last = torch.tensor([[prefix + n - 1] for n in lengths], device=dev)
+    return cache, mask, last, logits
+
+
 def decode_loop(model: Any, rows: Sequence[Sequence[int]], pad_id: int, *, max_new_tokens: int,
                 stop_ids: set[int], sampler: Callable[[Any], Any], prefix: int = 0,
                 stop_check: Callable[[list[int]], bool] | None = None,
-                on_step: Callable[[int], None] | None = None) -> list[Decoded]:
-    """Generate for a batch of token rows; a row leaves the batch at its first stop token, stop string or limit."""
+                on_step: Callable[[int], None] | None = None, pack: bool = False) -> list[Decoded]:
+    """Generate for a batch of token rows; a row leaves the batch at its first stop token, stop string or limit.
+    `pack`: prefill rows of different lengths without padding (`_prefill_packed`; models `ptst.packing`
+    supports)."""
     import torch
 
-    cache, mask, last, logits = _prefill(model, rows, pad_id, prefix)
+    uneven = len({len(r) for r in rows}) > 1
+    cache, mask, last, logits = (_prefill_packed if pack and uneven else _prefill)(model, rows, pad_id, prefix)
     n = len(rows)
     live = list(range(n))
     tokens: list[list[int]] = [[] for _ in range(n)]

@@ -54,7 +54,7 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, progress: bool = True,
-                 engine: str = "auto", prefix_cache: bool = True) -> None:
+                 engine: str = "auto", prefix_cache: bool = True, packed_prefill: bool = True) -> None:
         if batch_size < 1:
             raise PtstError("batch_size must be >= 1")
         if engine not in ("auto", "loop", "generate"):
@@ -75,6 +75,9 @@ class HFBackend:
             engine = "generate" if kind == "other" else "loop"
         self.engine = engine
         self.prefix_cache = prefix_cache and engine == "loop" and kind == "full"
+        from ptst.packing import can_pack
+
+        self.packed_prefill = packed_prefill and engine == "loop" and can_pack(model)
 
     def _generation_config(self, d: Decoding) -> Any:
         from transformers import GenerationConfig
@@ -140,7 +143,7 @@ class HFBackend:
                            stop_ids=set(self.stop_ids), stop_check=stop_check,
                            prefix=prefix if prefix >= MIN_SHARED_PREFIX else 0,
                            sampler=make_sampler(d.temperature, d.top_p, seed, self.model.device),
-                           on_step=lambda live: bar.advance(tokens=live))
+                           on_step=lambda live: bar.advance(tokens=live), pack=self.packed_prefill)
         return [self._completion(o.token_ids, d, o.finish_reason) for o in outs]
 
     def _generate_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:

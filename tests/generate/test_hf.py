@@ -48,6 +48,31 @@ def test_shared_prefix_leaves_each_row_a_token_of_its_own(lively):
     assert HFBackend(model, tok).prefix_cache
 
 
+@pytest.mark.parametrize("with_prefix", [False, True])
+def test_packed_prefill_leaves_the_state_of_the_padded_one(lively, with_prefix):
+    """Prompts of different lengths prefilled without padding give the padded prefill's next-token logits,
+    attention mask and positions, and its keys and values at every real position (pads are masked)."""
+    import torch
+
+    from ptst.generate.decode import _prefill, _prefill_packed
+
+    model, tok = lively
+    rows = [tok(it.rendered, add_special_tokens=False)["input_ids"] for it in items_for(tok)]
+    assert len({len(r) for r in rows}) > 1
+    prefix = shared_prefix(rows) if with_prefix else 0
+    with torch.inference_mode():
+        ref, got = _prefill(model, rows, 0, prefix), _prefill_packed(model, rows, 0, prefix)
+    (c1, m1, l1, g1), (c2, m2, l2, g2) = ref, got
+    assert torch.equal(m1, m2) and torch.equal(l1, l2)
+    torch.testing.assert_close(g2, g1, rtol=1e-4, atol=1e-4)
+    real = m1.bool()
+    for a, b in zip(c1.layers, c2.layers, strict=True):
+        assert a.keys.shape == b.keys.shape
+        for x, y in ((a.keys, b.keys), (a.values, b.values)):
+            torch.testing.assert_close(y.transpose(1, 2)[real], x.transpose(1, 2)[real], rtol=1e-4, atol=1e-5)
+    assert model.config._attn_implementation != "ptst_varlen"  # the model's own attention again
+
+
 def test_greedy_is_deterministic_across_runs_batch_sizes_and_engines(lively):
     """With fp32 and correct left padding (masks and position ids), a prompt's greedy answer does not depend on
     which other prompts share its batch: bs 1, 3, 4 and 16 must agree token for token on this model, and ptst's
@@ -58,10 +83,13 @@ def test_greedy_is_deterministic_across_runs_batch_sizes_and_engines(lively):
     ref = HFBackend(model, tok, batch_size=1, progress=False, engine="generate").generate(items, Decoding(24))
     assert len({c.text for c in ref}) == len(ref), "the model must give distinct answers, or this proves nothing"
     assert {c.finish_reason for c in ref} == {"stop", "length"}, "some rows must end early, others run on"
-    for engine, prefix_cache in (("loop", True), ("loop", False), ("generate", False)):
+    for engine, prefix_cache, packed in (("loop", True, True), ("loop", True, False), ("loop", False, True),
+                                         ("loop", False, False), ("generate", False, False)):
         for bs in (1, 3, 4, 16):
-            backend = HFBackend(model, tok, batch_size=bs, progress=False, engine=engine, prefix_cache=prefix_cache)
-            assert backend.generate(items, Decoding(24)) == ref, (engine, prefix_cache, bs)
+            backend = HFBackend(model, tok, batch_size=bs, progress=False, engine=engine, prefix_cache=prefix_cache,
+                                packed_prefill=packed)
+            assert backend.packed_prefill == packed
+            assert backend.generate(items, Decoding(24)) == ref, (engine, prefix_cache, packed, bs)
 
 
 def test_outputs_come_back_in_input_order_and_on_done_reports_indices(engine, lively):
