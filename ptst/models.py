@@ -6,7 +6,7 @@ import importlib.util
 import os
 import struct
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -304,8 +304,38 @@ def adapter_hash(adapter: str | Path | None) -> str | None:
 
 
 def model_id(spec: str) -> str:
-    """A stable identity for cache keys: the alias/HF id, or the GGUF file's content hash for local files."""
+    """A stable identity for cache keys: the alias/HF id, the GGUF file's content hash, or for a local directory
+    the hash of the files that make the model (`dir_fingerprint`), so a directory that moves keeps its results."""
     ref = resolve(spec)
     if ref.gguf_file and spec not in ALIASES:
         return f"gguf:{sha256_file(Path(ref.path) / ref.gguf_file)}"
-    return spec if (spec in ALIASES or not ref.is_local) else f"dir:{Path(ref.path).resolve()}"
+    return spec if (spec in ALIASES or not ref.is_local) else f"dir:{dir_fingerprint(Path(ref.path))}"
+
+
+# What makes a model directory's outputs: weights, configs, tokenizer and chat template (not READMEs or logs).
+MODEL_FILE_GLOBS = ("*.safetensors", "*.bin", "*.json", "tokenizer.model", "tiktoken.model", "*.jinja", "*.txt")
+
+
+def dir_fingerprint(path: Path) -> str:
+    """sha256 over the names and contents of a model directory's model files. Hashing a large model takes a
+    while, so the hash is remembered in the cache directory under the path, keyed by each file's size and
+    modification time: unchanged files are not read again, a moved or copied directory is hashed once more."""
+    import json
+
+    from ptst.io import write_json_atomic
+
+    files = sorted({f for g in MODEL_FILE_GLOBS for f in path.glob(g) if f.is_file()})
+    if not files:
+        raise PtstError(f"{path}: no model files (safetensors, config) in this directory")
+    stat = {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+    memo = cache_dir() / "dir-ids" / f"{stable_hash(str(path.resolve()))[:24]}.json"
+    try:
+        known = json.loads(memo.read_text(encoding="utf-8"))
+        if known.get("files") == stat:
+            return str(known["id"])
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    ident = stable_hash({f.name: sha256_file(f) for f in files})
+    with suppress(OSError):  # a read-only cache: hash again next time
+        write_json_atomic(memo, {"path": str(path.resolve()), "files": stat, "id": ident})
+    return ident

@@ -112,6 +112,32 @@ def test_gguf_cache_key_follows_the_file(tmp_path):
     assert M._gguf_cache(M.resolve(str(f))) != before
 
 
+def test_a_directory_model_is_known_by_its_files_not_its_path(tmp_path, tiny_model_dir, monkeypatch):
+    """Moving a model directory (a grid's aligned model, with its run directory) keeps its identity, so its
+    cached results stay valid; changed weights change it; an unchanged directory is not hashed twice."""
+    a = tmp_path / "a"
+    shutil.copytree(tiny_model_dir, a)
+    ident = M.model_id(str(a))
+    assert ident.startswith("dir:") and str(a) not in ident
+    b = tmp_path / "moved" / "b"
+    b.parent.mkdir()
+    a.rename(b)
+    assert M.model_id(str(b)) == ident
+    (b / "notes.md").write_text("not a model file")
+    assert M.model_id(str(b)) == ident
+
+    def no_rehash(path):
+        raise AssertionError(f"{path} was hashed again")
+
+    real = M.sha256_file
+    monkeypatch.setattr(M, "sha256_file", no_rehash)
+    assert M.model_id(str(b)) == ident
+    monkeypatch.setattr(M, "sha256_file", real)  # not undo(): that would also drop the test cache directory
+    weights = next(b.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\1")
+    assert M.model_id(str(b)) != ident
+
+
 # --- broken models: one line naming the path and the problem -----------------------------------------------------
 def _junk_gguf(tmp: Path, tiny: Path, gguf: Path) -> tuple[str, str]:
     (tmp / "junk.gguf").write_bytes(b"not a model at all")

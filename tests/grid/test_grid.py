@@ -86,6 +86,24 @@ def test_rerun_recomputes_nothing_and_says_so(grid, capsys):
     assert "nothing to do: all 6 cells are done" in out.err and f"report: {root / 'report.html'}\n" in out.out
 
 
+def test_a_moved_run_directory_with_its_aligned_model_recomputes_nothing(grid_align, capsys):
+    """The fine-tuning cells train on `<run>/align/model`: moved to another --out, that path changes but the
+    model's content identity does not, so no training, generation or judging is redone."""
+    tmp, cfg_path, _ = grid_align
+    assert main(["run", str(cfg_path), "--out", str(tmp / "run")]) == 0
+    moved = tmp / "elsewhere" / "run"
+    moved.parent.mkdir()
+    (tmp / "run").rename(moved)
+    capsys.readouterr()
+    before = _snapshot(moved)
+    assert main(["run", str(cfg_path), "--out", str(moved)]) == 0
+    err = capsys.readouterr().err
+    assert "nothing to do: all 6 cells are done" in err, err
+    after = _snapshot(moved)
+    changed = {k for k in before if before[k] != after.get(k)}
+    assert all("/" not in k for k in changed), changed  # only the top-level report files are written again
+
+
 def test_adding_a_test_template_computes_only_that_column(grid, tmp_path):
     tmp, cfg_path, _ = grid
     text = cfg_path.read_text()
@@ -157,7 +175,7 @@ def test_train_typo_is_refused_before_the_alignment_stage(grid_align, capsys):
     assert not (tmp / "run").exists()
 
 
-def test_shards_need_a_finished_alignment_run_once_with_align_only(grid_align, capsys):
+def test_shards_need_a_finished_alignment_run_once_with_align_only(grid_align, capsys, tiny_model_dir):
     tmp, cfg_path, _ = grid_align
     cfg, root = load_grid(cfg_path), tmp / "run"
     with pytest.raises(PtstError, match=r"--shard / --cell need a finished alignment.*--align-only"):
@@ -168,7 +186,9 @@ def test_shards_need_a_finished_alignment_run_once_with_align_only(grid_align, c
     assert "report:" not in capsys.readouterr().out
     run(cfg, root, shard="0/3")  # the baseline cell, evaluated with the aligned model
     m = json.loads((root / "base/eval/chat-llama/metrics.json").read_text())
-    assert m["model"].endswith(str(root / "align" / "model"))
+    from ptst.models import model_id
+
+    assert m["model"] == model_id(str(root / "align" / "model")) != model_id(str(tiny_model_dir))
     with pytest.raises(PtstError, match="--align-only runs the alignment stage alone"):
         run(cfg, root, cell="base", align_only=True)
 
