@@ -34,6 +34,18 @@ def cache_kind(model: Any) -> str:
     return "sliding" if kinds <= {DynamicLayer, DynamicSlidingWindowLayer} else "other"
 
 
+def cache_arg(module: Any) -> str:
+    """The keyword `module.forward` takes its KV cache under: `cache` in transformers releases that renamed it
+    (passing `past_key_values` there warns), `past_key_values` before (and for wrappers that take **kwargs)."""
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
+
+
 def make_sampler(temperature: float, top_p: float, seed: int, device: Any) -> Callable[[Any], Any]:
     """Greedy (temperature 0) or temperature + nucleus sampling with a private, seeded generator."""
     import torch
@@ -88,11 +100,11 @@ def _prefill(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int
     mask = smask_t
     if prefix:
         head = torch.tensor([list(rows[0][:prefix])], device=dev)
-        model(input_ids=head, position_ids=torch.arange(prefix, device=dev)[None], past_key_values=cache,
+        model(input_ids=head, position_ids=torch.arange(prefix, device=dev)[None], **{cache_arg(model): cache},
               use_cache=True, logits_to_keep=1)
         cache.batch_repeat_interleave(len(rows))
         mask = torch.cat([smask_t.new_ones((len(rows), prefix)), smask_t], dim=1)
-    out = model(input_ids=sids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
+    out = model(input_ids=sids, attention_mask=mask, position_ids=pos, **{cache_arg(model): cache}, use_cache=True,
                 logits_to_keep=1)
     return cache, mask, pos[:, -1:], out.logits[:, -1, :]
 
@@ -117,9 +129,9 @@ def _prefill_packed(model: Any, rows: Sequence[Sequence[int]], pad_id: int, pref
     packed = DynamicCache(config=model.config)
     with packing.attention(model):
         if prefix:
-            model(input_ids=torch.tensor([list(rows[0][:prefix])], device=dev), past_key_values=packed,
+            model(input_ids=torch.tensor([list(rows[0][:prefix])], device=dev), **{cache_arg(model): packed},
                   use_cache=True, logits_to_keep=1, **{packing.SEGMENTS: [0, prefix]})
-        logits = model(input_ids=flat, position_ids=pos, past_key_values=packed, use_cache=True,
+        logits = model(input_ids=flat, position_ids=pos, **{cache_arg(model): packed}, use_cache=True,
                        logits_to_keep=ends - 1, **{packing.SEGMENTS: segments}).logits[0]
     cache = DynamicCache(config=model.config)
     layers: list[Any] = list(packed.layers)  # plain full-attention layers: can_pack checked the model
@@ -149,6 +161,7 @@ def decode_loop(model: Any, rows: Sequence[Sequence[int]], pad_id: int, *, max_n
     import torch
 
     uneven = len({len(r) for r in rows}) > 1
+    cache_kw = cache_arg(model)
     cache, mask, last, logits = (_prefill_packed if pack and uneven else _prefill)(model, rows, pad_id, prefix)
     n = len(rows)
     live = list(range(n))
@@ -174,6 +187,6 @@ def decode_loop(model: Any, rows: Sequence[Sequence[int]], pad_id: int, *, max_n
             live = [live[j] for j in keep]
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
         last = last + 1
-        logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last, past_key_values=cache,
+        logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last, **{cache_kw: cache},
                        use_cache=True).logits[:, -1, :]
     return [Decoded(t, r) for t, r in zip(tokens, reasons, strict=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,9 @@ def load_trainable(cfg: Any, precision: str, base_ref: str) -> Any:
     pc = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets,
                     bias="none", task_type="CAUSAL_LM")
     try:
-        peft_model = get_peft_model(model, pc)
+        with warnings.catch_warnings():  # PEFT reads transformers' deprecated alias: not the user's to fix
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            peft_model = get_peft_model(model, pc)
     except ValueError as e:
         raise PtstError(f"lora.targets {','.join(cfg.lora.targets)}: {str(e).splitlines()[0][:300]}") from None
     peft_model.peft_config["default"].base_model_name_or_path = base_ref  # not the GGUF cache path
@@ -134,14 +137,16 @@ class ResponseLoss(torch.nn.Module):
         else:
             from transformers import DynamicCache
 
+            from ptst.generate.decode import cache_arg
+
             cache = DynamicCache(config=core.config)
-            decoder(input_ids=prefix_ids, past_key_values=cache, use_cache=True,
+            decoder(input_ids=prefix_ids, **{cache_arg(decoder): cache}, use_cache=True,
                     **({packing.SEGMENTS: [0, p]} if segments is not None else {}))
             if segments is None:
                 cache.batch_repeat_interleave(input_ids.shape[0])
                 position_ids = torch.arange(p, p + input_ids.shape[1], device=input_ids.device)[None].expand(
                     input_ids.shape[0], -1)
-            hidden = decoder(input_ids=input_ids, position_ids=position_ids, past_key_values=cache,
+            hidden = decoder(input_ids=input_ids, position_ids=position_ids, **{cache_arg(decoder): cache},
                              use_cache=True, **extra).last_hidden_state
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, gather)
         logits = core.get_output_embeddings()(rows)
