@@ -1,10 +1,12 @@
 """Benchmark: ptst's HF generation (batched, left-padded, length-sorted) vs naive per-prompt `model.generate`.
 
-Same model, same prompts (AdvBench rendered with chat:llama), same max_new_tokens, greedy, same stop tokens.
-The CPU is shared, so the systems run interleaved on chunks of the prompts and the totals are compared; the
-greedy outputs of each ptst configuration are compared token for token with the naive fp32 reference.
+Same model, same prompts (AdvBench or StrongREJECT, rendered with chat:llama), same max_new_tokens, greedy,
+same stop tokens. The CPU is shared, so the systems run interleaved on chunks of the prompts and the totals are
+compared; the greedy outputs of each ptst configuration are compared token for token with the first system's.
 
     flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 32 --max-new-tokens 64
+    python benchmarks/bench_generate.py --data strongreject --n 48 --batch-size 48 --max-new-tokens 32 \
+        --systems fp32-padded,fp32 --chunks 1      # packed vs padded prefill on long-tailed prompts
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-ADVBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "advbench" / "harmful_behaviors.csv"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# --data: file, column; StrongREJECT's prompts are long-tailed in length (what a padded prefill pays for)
+DATA = {"advbench": (SHARED / "advbench" / "harmful_behaviors.csv", "goal"),
+        "strongreject": (SHARED / "strongreject" / "strongreject_dataset.csv", "forbidden_prompt")}
 
 
-def prompts(n: int) -> tuple[list[str], str]:
-    if ADVBENCH.exists():
-        with open(ADVBENCH, newline="", encoding="utf-8") as f:
-            rows = [r[0] for r in csv.reader(f)][1:]
-        return rows[:n], f"AdvBench harmful_behaviors.csv (first {n})"
+def prompts(n: int, data: str = "advbench") -> tuple[list[str], str]:
+    path, column = DATA[data]
+    if path.exists():
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [r[column] for r in csv.DictReader(f)]
+        return rows[:n], f"{path.name} (first {n})"
     topics = ["baking bread", "tax forms", "a bicycle", "the moon", "chess openings", "a job interview"]
     return [f"Explain {topics[i % len(topics)]} to a beginner, step {i}." for i in range(n)], "synthetic"
 
@@ -52,16 +58,19 @@ def agreement(ref: list[str], other: list[str]) -> dict[str, float]:
     return {"exact": exact / len(ref), "prefix": sum(prefix) / len(prefix)}
 
 
-SYSTEMS = {  # name -> (dtype, engine); "naive" is per-prompt model.generate, the others HFBackend
-    "naive": ("fp32", None), "fp32": ("fp32", "auto"), "bf16": ("bf16", "auto"), "fp32-generate": ("fp32", "generate"),
+SYSTEMS = {  # name -> (dtype, engine, packed prefill); "naive" is per-prompt model.generate, the others HFBackend
+    "naive": ("fp32", None, False), "fp32": ("fp32", "auto", True), "bf16": ("bf16", "auto", True),
+    "fp32-generate": ("fp32", "generate", False), "fp32-padded": ("fp32", "auto", False),
 }
-LABELS = {"naive": "naive fp32 bs1", "fp32": "ptst fp32", "bf16": "ptst bf16", "fp32-generate": "ptst fp32 gen()"}
+LABELS = {"naive": "naive fp32 bs1", "fp32": "ptst fp32", "bf16": "ptst bf16", "fp32-generate": "ptst fp32 gen()",
+          "fp32-padded": "ptst fp32, padded prefill"}
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--template", default="chat:llama")
+    ap.add_argument("--data", choices=list(DATA), default="advbench", help="prompt source (default advbench)")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16)
@@ -90,11 +99,12 @@ def main() -> None:
 
     tok = load_tokenizer(args.model)
     models = {dt: load_model(args.model, device="cpu", dtype=dt) for dt in {SYSTEMS[s][0] for s in args.systems}}
-    qs, source = prompts(args.n)
+    qs, source = prompts(args.n, args.data)
     texts = [render(get_template(args.template), tok, q).text for q in qs]
     stops = stop_token_ids(tok, next(iter(models.values())))
     dec = Decoding(max_new_tokens=args.max_new_tokens)
-    backends = {s: HFBackend(models[SYSTEMS[s][0]], tok, args.batch_size, progress=False, engine=SYSTEMS[s][1])
+    backends = {s: HFBackend(models[SYSTEMS[s][0]], tok, args.batch_size, progress=False, engine=SYSTEMS[s][1],
+                             packed_prefill=SYSTEMS[s][2])
                 for s in args.systems if s != "naive"}
 
     def run_system(name: str, chunk: list[str], max_new: int) -> tuple[list[str], int]:
