@@ -327,8 +327,9 @@ def dir_fingerprint(path: Path) -> str:
     files = sorted({f for g in MODEL_FILE_GLOBS for f in path.glob(g) if f.is_file()})
     if not files:
         raise PtstError(f"{path}: no model files (safetensors, config) in this directory")
-    stat = {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
-    memo = cache_dir() / "dir-ids" / f"{stable_hash(str(path.resolve()))[:24]}.json"
+    stat = {f.name: [st.st_size, st.st_mtime_ns] for f in files for st in [f.stat()]}
+    where = str(path.resolve())
+    memo = cache_dir() / "dir-ids" / f"{stable_hash(where)[:24]}.json"
     try:
         known = json.loads(memo.read_text(encoding="utf-8"))
         if known.get("files") == stat:
@@ -337,5 +338,5 @@ def dir_fingerprint(path: Path) -> str:
         pass
     ident = stable_hash({f.name: sha256_file(f) for f in files})
     with suppress(OSError):  # a read-only cache: hash again next time
-        write_json_atomic(memo, {"path": str(path.resolve()), "files": stat, "id": ident})
+        write_json_atomic(memo, {"path": where, "files": stat, "id": ident})
     return ident

@@ -92,7 +92,7 @@ def _prefill(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int
     import torch
     from transformers import DynamicCache
 
-    dev = model.device
+    dev, kw = model.device, cache_arg(model)
     cache = DynamicCache(config=model.config)
     ids, smask = left_pad([r[prefix:] for r in rows], pad_id)
     sids, smask_t = torch.tensor(ids, device=dev), torch.tensor(smask, device=dev)
@@ -100,11 +100,11 @@ def _prefill(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int
     mask = smask_t
     if prefix:
         head = torch.tensor([list(rows[0][:prefix])], device=dev)
-        model(input_ids=head, position_ids=torch.arange(prefix, device=dev)[None], **{cache_arg(model): cache},
+        model(input_ids=head, position_ids=torch.arange(prefix, device=dev)[None], **{kw: cache},
               use_cache=True, logits_to_keep=1)
         cache.batch_repeat_interleave(len(rows))
         mask = torch.cat([smask_t.new_ones((len(rows), prefix)), smask_t], dim=1)
-    out = model(input_ids=sids, attention_mask=mask, position_ids=pos, **{cache_arg(model): cache}, use_cache=True,
+    out = model(input_ids=sids, attention_mask=mask, position_ids=pos, **{kw: cache}, use_cache=True,
                 logits_to_keep=1)
     return cache, mask, pos[:, -1:], out.logits[:, -1, :]
 
@@ -118,7 +118,7 @@ def _prefill_packed(model: Any, rows: Sequence[Sequence[int]], pad_id: int, pref
 
     from ptst import packing
 
-    dev = model.device
+    dev, kw = model.device, cache_arg(model)
     suffixes = [list(r[prefix:]) for r in rows]
     lengths = [len(x) for x in suffixes]
     width = max(lengths)
@@ -129,9 +129,9 @@ def _prefill_packed(model: Any, rows: Sequence[Sequence[int]], pad_id: int, pref
     packed = DynamicCache(config=model.config)
     with packing.attention(model):
         if prefix:
-            model(input_ids=torch.tensor([list(rows[0][:prefix])], device=dev), **{cache_arg(model): packed},
+            model(input_ids=torch.tensor([list(rows[0][:prefix])], device=dev), **{kw: packed},
                   use_cache=True, logits_to_keep=1, **{packing.SEGMENTS: [0, prefix]})
-        logits = model(input_ids=flat, position_ids=pos, **{cache_arg(model): packed}, use_cache=True,
+        logits = model(input_ids=flat, position_ids=pos, **{kw: packed}, use_cache=True,
                        logits_to_keep=ends - 1, **{packing.SEGMENTS: segments}).logits[0]
     cache = DynamicCache(config=model.config)
     layers: list[Any] = list(packed.layers)  # plain full-attention layers: can_pack checked the model
