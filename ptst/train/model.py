@@ -88,12 +88,16 @@ class ResponseLoss(torch.nn.Module):
 
     def __init__(self, lm: Any) -> None:
         from ptst import packing
+        from ptst.generate.decode import cache_arg
 
         super().__init__()
         self.lm = lm
         self.attention = getattr(self.core().config, "_attn_implementation", None)
         self.can_share_prefix = _can_share_prefix(self.core())
         self.can_pack = packing.can_pack(self.core())
+        if self.can_pack:
+            packing.register()
+        self.cache_kw = cache_arg(self.core().get_decoder())  # the keyword the decoder takes its KV cache under
 
     def core(self) -> Any:
         return self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
@@ -122,7 +126,6 @@ class ResponseLoss(torch.nn.Module):
         p = 0 if prefix_ids is None else prefix_ids.shape[1]
         extra: dict[str, Any] = {}
         if segments is not None:
-            packing.register()
             if not self._use_attention(packing.ATTENTION):
                 raise PtstError(f"{type(core).__name__} cannot run packed rows: set padding_free: false")
             extra[packing.SEGMENTS] = segments.tolist()
@@ -137,16 +140,14 @@ class ResponseLoss(torch.nn.Module):
         else:
             from transformers import DynamicCache
 
-            from ptst.generate.decode import cache_arg
-
             cache = DynamicCache(config=core.config)
-            decoder(input_ids=prefix_ids, **{cache_arg(decoder): cache}, use_cache=True,
+            decoder(input_ids=prefix_ids, **{self.cache_kw: cache}, use_cache=True,
                     **({packing.SEGMENTS: [0, p]} if segments is not None else {}))
             if segments is None:
                 cache.batch_repeat_interleave(input_ids.shape[0])
                 position_ids = torch.arange(p, p + input_ids.shape[1], device=input_ids.device)[None].expand(
                     input_ids.shape[0], -1)
-            hidden = decoder(input_ids=input_ids, position_ids=position_ids, **{cache_arg(decoder): cache},
+            hidden = decoder(input_ids=input_ids, position_ids=position_ids, **{self.cache_kw: cache},
                              use_cache=True, **extra).last_hidden_state
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, gather)
         logits = core.get_output_embeddings()(rows)

@@ -22,8 +22,12 @@ def _say(msg: str, main: bool = True) -> None:
         print(f"ptst train: {msg}", file=sys.stderr, flush=True)
 
 
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
-    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    keys = _changed(old, new)
     shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:3])
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
@@ -51,7 +55,7 @@ def _same_base_moved(out: Path, old: dict[str, Any], new: dict[str, Any], model:
     from ptst.io import read_json
     from ptst.models import model_id
 
-    if {k for k in set(old) | set(new) if old.get(k) != new.get(k)} != {"model"} or not (out / "spec.json").exists():
+    if _changed(old, new) != ["model"] or not (out / "spec.json").exists():
         return False
     try:
         recorded = read_json(out / "spec.json").get("base_model_id")
