@@ -63,13 +63,15 @@ for _level, _shas in _ARC_SHA.items():
          source="https://allenai.org/data/arc", sizes=_ARC_SIZES[_level], split_kinds={"test": "helpfulness-eval"},
          description=f"ARC-{_level} multiple choice; input = stem + lettered choices + 'Answer:', reference = letter")
 
-_add("chatdoctor", "train", {
-    "train": FileSpec("chatdoctor/chatdoctor5k.json",
-                      "780c1a6aa67d461359ac220c120134429290b1e340545c3ad8954e1aa235d80f",
-                      f"{GH}/Kent0n-Li/ChatDoctor/e77bd7ebafbffb6d82be3410cd0d4ebebe75a516/chatdoctor5k.json"),
-}, L.load_instruction_json, licence="Apache-2.0 repo; academic research only, no commercial or clinical use",
-    nc=True, source="https://github.com/Kent0n-Li/ChatDoctor", sizes={"train": 5452},
-    description="GenMedGPT-5k synthetic patient-doctor dialogues (ChatGPT-generated; not for clinical use)")
+_CHATDOCTOR = FileSpec("chatdoctor/chatdoctor5k.json",
+                       "780c1a6aa67d461359ac220c120134429290b1e340545c3ad8954e1aa235d80f",
+                       f"{GH}/Kent0n-Li/ChatDoctor/e77bd7ebafbffb6d82be3410cd0d4ebebe75a516/chatdoctor5k.json")
+_add("chatdoctor", "train", {"train": _CHATDOCTOR, "test": _CHATDOCTOR}, L.load_chatdoctor,
+     licence="Apache-2.0 repo; academic research only, no commercial or clinical use", nc=True,
+     source="https://github.com/Kent0n-Li/ChatDoctor", sizes={"train": 4900, "test": 552},
+     split_kinds={"test": "helpfulness-eval"},
+     description="GenMedGPT-5k synthetic patient-doctor dialogues (ChatGPT-generated; not for clinical use); "
+                 "test = the ~10% of patient texts whose sha256 is 0 mod 10, reference = the doctor's answer")
 
 _add("alpaca", "train", {
     "train": FileSpec("alpaca/alpaca_data.json", None,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,21 @@ def load_instruction_json(paths: list[Path], split: str) -> list[Row]:
         output = require(r, "output", path, where)
         rows.append(Row(i, instruction_input(instruction, context), response=output, meta=meta))
     return rows
+
+
+def in_heldout(text: str, modulus: int = 10) -> bool:
+    """Whether a row belongs to a hash-defined held-out split: sha256 of its stripped input, first 8 hex digits,
+    is 0 modulo `modulus`. Content-defined, so it is the same on every machine and for every row order, and
+    duplicate inputs always land on the same side."""
+    return int(hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:8], 16) % modulus == 0
+
+
+def load_chatdoctor(paths: list[Path], split: str) -> list[Row]:
+    """GenMedGPT-5k with a deterministic train/test split (test = the rows whose patient text is `in_heldout`:
+    552 of 5,452); every row's reference is the doctor's answer. Row indices stay those of the source file."""
+    rows = load_instruction_json(paths, split)
+    keep = split == "test"
+    return [replace(r, reference=r.response) for r in rows if in_heldout(str(r.meta["context"])) == keep]
 
 
 def load_instruction_list(paths: list[Path], split: str) -> list[Row]:

@@ -20,7 +20,8 @@ MANIFEST_ROWS = {
     ("gsm8k", "train"): 7473, ("gsm8k", "test"): 1319,
     ("arc-easy", "train"): 2251, ("arc-easy", "dev"): 570, ("arc-easy", "test"): 2376,
     ("arc-challenge", "train"): 1119, ("arc-challenge", "dev"): 299, ("arc-challenge", "test"): 1172,
-    ("chatdoctor", "train"): 5452, ("alpaca-safety-subset", "train"): 1904, ("safety", "train"): 2483,
+    # ChatDoctor: MANIFEST's 5452 rows, split 4900 / 552 by ptst's hash rule (test_chatdoctor_split.py)
+    ("chatdoctor", "train"): 4900, ("chatdoctor", "test"): 552, ("alpaca-safety-subset", "train"): 1904, ("safety", "train"): 2483,
     ("advbench", "test"): 520, ("directharm4", "test"): 400, ("strongreject", "test"): 313,
     ("harmbench", "all"): 400, ("harmbench", "test"): 320, ("harmbench", "val"): 80,
     ("jailbreakbench", "test"): 100, ("jailbreakbench-gcg", "llama-2-7b-chat-hf"): 100,
