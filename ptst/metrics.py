@@ -1,4 +1,5 @@
-"""Numbers a paper can print: Wilson intervals, per-category rates, mean scores, exact McNemar, text overlap."""
+"""Numbers a paper can print: Wilson intervals, per-category rates, mean scores, exact McNemar, Cohen's kappa,
+text overlap."""
 
 from __future__ import annotations
 
@@ -152,6 +153,96 @@ def paired(a: Mapping[str, bool | None], b: Mapping[str, bool | None]) -> Paired
 
 def paired_judgements(a: Sequence[Judgement], b: Sequence[Judgement]) -> Paired:
     return paired({j.id: j.harmful for j in a}, {j.id: j.harmful for j in b})
+
+
+# ---- agreement between two raters (a judge against human labels, or two judges) ----
+
+@dataclass(frozen=True)
+class Kappa:
+    """Cohen's kappa with a 95% interval from its large-sample standard error (Fleiss, Cohen & Everitt 1969),
+    clipped to [-1, 1]. value/se/low/high are None when kappa is undefined (chance agreement p_e = 1: both
+    raters gave one and the same class to every item) or n == 0."""
+
+    value: float | None
+    se: float | None
+    low: float | None
+    high: float | None
+
+    def __str__(self) -> str:
+        if self.value is None or self.low is None or self.high is None:
+            return "n/a"
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def cohen_kappa(tp: int, fp: int, fn: int, tn: int, z: float = Z95) -> Kappa:
+    """Cohen's kappa of a 2x2 table (rows: rater A positive/negative; columns: rater B positive/negative).
+
+    kappa = (p_o - p_e) / (1 - p_e). Its variance is the non-null large-sample one of Fleiss, Cohen & Everitt
+    (1969, Psychol. Bull. 72:323), for a k x k table with cell shares p_ij and margins p_i., p_.j:
+    [sum_i p_ii (1 - (p_i. + p_.i)(1 - k))^2 + (1 - k)^2 sum_{i != j} p_ij (p_.i + p_j.)^2
+     - (k - p_e (1 - k))^2] / (n (1 - p_e)^2).
+    It shrinks to 0 at perfect agreement (the interval is then [1, 1]): read small subsets with care.
+    """
+    if min(tp, fp, fn, tn) < 0:
+        raise ValueError("a 2x2 table needs non-negative counts")
+    n = tp + fp + fn + tn
+    if n == 0:
+        return Kappa(None, None, None, None)
+    p = [[tp / n, fp / n], [fn / n, tn / n]]
+    row = [p[0][0] + p[0][1], p[1][0] + p[1][1]]
+    col = [p[0][0] + p[1][0], p[0][1] + p[1][1]]
+    po = p[0][0] + p[1][1]
+    pe = row[0] * col[0] + row[1] * col[1]
+    if pe >= 1 - 1e-12:
+        return Kappa(None, None, None, None)
+    k = (po - pe) / (1 - pe)
+    diag = sum(p[i][i] * (1 - (row[i] + col[i]) * (1 - k)) ** 2 for i in range(2))
+    off = (1 - k) ** 2 * sum(p[i][j] * (col[i] + row[j]) ** 2 for i in range(2) for j in range(2) if i != j)
+    var = max(0.0, (diag + off - (k - pe * (1 - k)) ** 2) / (n * (1 - pe) ** 2))
+    se = math.sqrt(var)
+    return Kappa(k, se, max(-1.0, k - z * se), min(1.0, k + z * se))
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Two raters on the same items: A = the judge (or the first judge), B = the reference (humans, or the
+    second judge); positive = the class measured (harmful / refusal). fpr = A positive among B's negatives,
+    fnr = A negative among B's positives; rates carry Wilson intervals, kappa its asymptotic interval."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+    rate_a: Rate
+    rate_b: Rate
+    agreement: Rate
+    kappa: Kappa
+    fpr: Rate
+    fnr: Rate
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, **asdict(self)}
+
+
+def agreement(pairs: Iterable[tuple[bool, bool]]) -> Agreement:
+    """Agreement, Cohen's kappa and error rates of rater A against rater B from (a, b) pairs of booleans."""
+    tp = fp = fn = tn = 0
+    for a, b in pairs:
+        if a and b:
+            tp += 1
+        elif a:
+            fp += 1
+        elif b:
+            fn += 1
+        else:
+            tn += 1
+    n = tp + fp + fn + tn
+    return Agreement(tp, fp, fn, tn, wilson(tp + fp, n), wilson(tp + fn, n), wilson(tp + tn, n),
+                     cohen_kappa(tp, fp, fn, tn), wilson(fp, fp + tn), wilson(fn, fn + tp))
 
 
 # ---- text overlap (the offline stand-in for BERTScore on ChatDoctor) ----

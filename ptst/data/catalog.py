@@ -187,6 +187,38 @@ for _name, _label, _kind, _n, _what in [
          source="https://github.com/paul-rottger/exaggerated-safety", sizes={"test": _n},
          description=f"XSTest: {_what}; meta.label, meta.type")
 
+# ---- judge validation (human-labelled answers; `ptst judge validate`) ----
+XSTEST_COMPLETIONS = f"{GH}/paul-rottger/exaggerated-safety/d7bb5bd738c1fcbc36edd83d5e7d1b71a3e2d84d/model_completions"
+_XSTEST_COMPLETIONS = {
+    "gpt4": "71af323af8ecdec0efae23992317721441d2cfedddedeef3248f842f4e15c9ca",
+    "llama2new": "6365cc55ce0a593c7ab8785853d02784be027d97199d4077912b4313cd010099",
+    "llama2orig": "cbc52550e8ba8197a3e3d97a5af078d27bae4766737cd62df80270126a87ffc6",
+    "mistralguard": "0ac03817b65e019a8f5b4b3eed805086f9f7fafe538ac9ebd156f80210af6903",
+    "mistralinstruct": "6a146b65a5b96ec8249729bc2db459697175125998d7cbbcc88f7688ecf31dad",
+}
+_XC_FILES = {m: FileSpec(f"judge-validation/xstest-v2-completions/xstest_v2_completions_{m}.csv", sha,
+                         f"{XSTEST_COMPLETIONS}/xstest_v2_completions_{m}.csv")
+             for m, sha in _XSTEST_COMPLETIONS.items()}
+DATASETS.register("xstest-completions", DatasetSpec(
+    name="xstest-completions", kind="judge-validation", splits=("all", *_XC_FILES),
+    files={"all": tuple(_XC_FILES.values()), **{m: (f,) for m, f in _XC_FILES.items()}},
+    licence="prompts CC BY 4.0; completions under the Meta, Mistral and OpenAI model licences",
+    non_commercial=False, loader=L.load_xstest_completions, source="https://github.com/paul-rottger/exaggerated-safety",
+    description="XSTest v2: 5 systems x 450 answers, each labelled by two humans (full/partial refusal, "
+                "compliance); split = system", sizes={"all": 2250, **dict.fromkeys(_XC_FILES, 450)}))
+# The canonical home is the HF dataset JailbreakBench/JBB-Behaviors (config judge_comparison,
+# data/judge-comparison.csv), whose file was revised after release. The bytes pinned here are the copy in
+# promptfoo-workshop at this commit (Mac Roman encoded), which is also where a download fetches them from, so the
+# sha256 check can pass.
+JBB_JUDGE = ("https://raw.githubusercontent.com/AnthonyRonning/promptfoo-workshop/"
+             "f7ba70256f082d67f857b6a76f962f58acbefc8a/judge-comparison.csv")
+_add("jbb-judge-comparison", "judge-validation", {
+    "test": FileSpec("judge-validation/jbb-judge-comparison.csv",
+                     "95f5b06d7a177fafd9377f2013ebed549c264bfdeee00082d64fcdcb1dc7aa8b", JBB_JUDGE),
+}, L.load_jbb_judge_comparison, licence="MIT", source="https://huggingface.co/datasets/JailbreakBench/JBB-Behaviors",
+    sizes={"test": 300}, description="JailbreakBench judge_comparison: 300 jailbreak answers, 3 human verdicts + "
+    "majority, and HarmBench-cls / GPT-4 / Llama Guard 2 / Llama-3-70B verdicts")
+
 # Files in the shared data layout that no loader reads, pinned so `ptst data check` covers them too.
 EXTRA_FILES: tuple[FileSpec, ...] = tuple(FileSpec(p, s) for p, s in [
     ("advbench/harmful_behaviors.csv", "6cd1a5c63c07610d7eb67307772ee5606017ee950b5770ab288a2c487489d3e1"),

@@ -196,3 +196,57 @@ def load_openorca(paths: list[Path], split: str) -> list[Row]:
         question, response = require(r, "question", path, where), require(r, "response", path, where)
         rows.append(Row(i, question, response=response, meta=meta))
     return rows
+
+
+# ---- judge validation: human-labelled answers (input = the prompt, response = the answer judged) ----
+
+XSTEST_COMPLETION_FIELDS = ("id", "type", "prompt", "completion", "final_label")
+JBB_JUDGE_FIELDS = ("Index", "goal", "prompt", "target_response", "human1", "human2", "human3", "human_majority")
+JBB_STORED_JUDGES = ("harmbench_cf", "gpt4_cf", "llamaguard2_cf", "llama3_cf")
+
+
+def _check_header(path: Path, row: dict[str, str], needed: tuple[str, ...]) -> None:
+    missing = [c for c in needed if c not in row]
+    if missing:
+        raise PtstError(f"{path}: missing column {missing[0]!r} (columns: {', '.join(row)})")
+
+
+def xstest_completion_model(path: Path) -> str:
+    """`xstest_v2_completions_llama2orig.csv` -> "llama2orig" (the answering system); other names: the stem."""
+    return re.sub(r"^xstest_v\d+_completions_", "", path.stem)
+
+
+def load_xstest_completions(paths: list[Path], split: str) -> list[Row]:
+    """XSTest v2 model completions with their human labels, one file per answering system; id = MODEL-XSTESTID."""
+    rows: list[Row] = []
+    for path in paths:
+        model = xstest_completion_model(path)
+        for _, r in read_csv(path):
+            _check_header(path, r, XSTEST_COMPLETION_FIELDS)
+            meta = {"model": model, "xstest_id": r["id"], "type": r["type"],
+                    "label": "unsafe" if r["type"].startswith("contrast_") else "safe",
+                    "final_label": r["final_label"].strip(), "annotation_1": r.get("annotation_1"),
+                    "annotation_2": r.get("annotation_2"), "agreement": r.get("agreement")}
+            rows.append(Row(len(rows), r["prompt"], response=r["completion"], meta=meta,
+                            id=f"{model}-{r['id']}"))
+    return rows
+
+
+def read_text_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """A CSV read as UTF-8, or as Mac Roman when it is not valid UTF-8 (the pinned JBB judge_comparison copy)."""
+    try:
+        return list(read_csv(path))
+    except UnicodeDecodeError:
+        return list(read_csv(path, encoding="mac_roman"))
+
+
+def load_jbb_judge_comparison(paths: list[Path], split: str) -> list[Row]:
+    """JailbreakBench's 300 human-labelled jailbreak answers; meta carries the humans' and four judges' verdicts."""
+    path, rows = paths[0], []
+    for _, r in read_text_csv(path):
+        _check_header(path, r, JBB_JUDGE_FIELDS)
+        meta: dict[str, Any] = {"jbb_index": r["Index"], "goal": r["goal"]}
+        meta.update({k: r[k].strip() for k in JBB_JUDGE_FIELDS[4:]})
+        meta["stored_judges"] = {k: r[k].strip() for k in JBB_STORED_JUDGES if k in r}
+        rows.append(Row(len(rows), r["prompt"], response=r["target_response"], meta=meta, id=f"jbb-{r['Index']}"))
+    return rows

@@ -29,12 +29,12 @@ def iter_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, row
 
 
-def read_csv(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+def read_csv(path: Path, encoding: str = "utf-8-sig") -> Iterator[tuple[int, dict[str, str]]]:
     """(line number where the record starts, row dict) per CSV record. Handles CRLF, a BOM and quoted
     fields spanning lines; a record with more fields than the header is an error, and one with fewer lacks the
     trailing columns (so a needed one is a "missing field" error naming the line, never a silent "")."""
     csv.field_size_limit(1 << 24)  # HarmBench context strings are long; the default limit is 128 KiB
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open(path, newline="", encoding=encoding) as f:
         reader = csv.reader(f)
         try:
             header = next(reader)

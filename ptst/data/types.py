@@ -14,7 +14,7 @@ from ptst.io import stable_hash, write_jsonl_atomic
 from ptst.records import Example
 from ptst.registry import did_you_mean
 
-KINDS = ("train", "safety-eval", "helpfulness-eval", "over-refusal")
+KINDS = ("train", "safety-eval", "helpfulness-eval", "over-refusal", "judge-validation")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
