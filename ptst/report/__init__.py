@@ -7,12 +7,14 @@ from pathlib import Path
 
 
 def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: str | None = None,
-        formats: Sequence[str] = ("md", "html")) -> Path:
-    """Write results.csv, fig-*.png, report.md and report.html for `run_dir` into `out_dir` (default: the run
-    directory), atomically, and return that directory. Imported lazily so `ptst --help` stays fast."""
+        formats: Sequence[str] | None = None) -> Path:
+    """Write results.csv, fig-*.png, report.md, report.html and table1.tex (or only the `formats` named: md, html,
+    tex) for `run_dir` into `out_dir` (default: the run directory), atomically, and return that directory.
+    Imported lazily so `ptst --help` stays fast."""
+    from ptst.report.build import FORMATS
     from ptst.report.build import run as _run
 
-    return _run(run_dir, out_dir, safety_judge=safety_judge, formats=formats)
+    return _run(run_dir, out_dir, safety_judge=safety_judge, formats=FORMATS if formats is None else formats)
 
 
 __all__ = ["run"]

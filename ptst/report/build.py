@@ -8,12 +8,12 @@ from pathlib import Path
 
 from ptst.errors import PtstError
 from ptst.io import write_bytes_atomic, write_text_atomic
-from ptst.report import curves, figures, ordering, provenance, tables, tidy
+from ptst.report import curves, figures, latex, ordering, provenance, tables, tidy
 from ptst.report.grid import Grid, build_grid, headline_judge, table_metrics
 from ptst.report.load import load_cells
 from ptst.report.render import Block, Figure, Heading, Para, to_html, to_markdown
 
-FORMATS = ("md", "html")
+FORMATS = ("md", "html", "tex")
 
 
 def _fname(*parts: str) -> str:
@@ -85,8 +85,8 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
 
 def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: str | None = None,
         formats: Sequence[str] = FORMATS) -> Path:
-    """Write results.csv, the figures, report.md and report.html (atomically) into `out_dir` (default: the
-    run directory) and return that directory. Reads only `*/eval/*/metrics.json`, eval.json and judgements."""
+    """Write results.csv, the figures, report.md, report.html and table1.tex (atomically) into `out_dir` (default:
+    the run directory) and return that directory. Reads only `*/eval/*/metrics.json`, eval.json and judgements."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise PtstError(f"unknown report format {bad[0]!r}; choose from {', '.join(FORMATS)}")
@@ -102,4 +102,7 @@ def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: st
     if "html" in formats:
         title = blocks[0].text if isinstance(blocks[0], Heading) else "ptst report"
         write_text_atomic(out / "report.html", to_html(blocks, title))
+    tex = latex.table_one(grid, headline_judge(grid, safety_judge)) if "tex" in formats else None
+    if tex:
+        write_text_atomic(out / "table1.tex", tex)
     return out

@@ -12,7 +12,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--safety-judge", default=None, metavar="JUDGE",
                    help="judge for ASR tables and the PTST verdict (default: all judges in tables; the verdict "
                         "uses the first model judge, else keyword)")
-    p.add_argument("--format", default="md,html", help="comma-separated report formats: md, html (default: both)")
+    p.add_argument("--format", default="md,html,tex",
+                   help="comma-separated report formats: md, html, tex (Table 1 as booktabs LaTeX, table1.tex); "
+                        "default: all three")
 
 
 def cli(args: argparse.Namespace) -> int:
@@ -20,6 +22,6 @@ def cli(args: argparse.Namespace) -> int:
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     out = run(args.run_dir, args.out, safety_judge=args.safety_judge, formats=formats)
-    written = ["results.csv"] + [f"report.{f}" for f in formats]
+    written = ["results.csv"] + [f"report.{f}" if f != "tex" else "table1.tex" for f in formats]
     print(f"wrote {', '.join(written)} and figures to {out}")
     return 0
