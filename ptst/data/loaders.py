@@ -241,12 +241,15 @@ def read_text_csv(path: Path) -> list[tuple[int, dict[str, str]]]:
 
 
 def load_jbb_judge_comparison(paths: list[Path], split: str) -> list[Row]:
-    """JailbreakBench's 300 human-labelled jailbreak answers; meta carries the humans' and four judges' verdicts."""
+    """JailbreakBench's 300 human-labelled jailbreak answers; meta carries the humans' and four judges' verdicts.
+
+    input = the `goal` (the harmful request), as JailbreakBench's judges read it (`{goal}` in their prompts);
+    the jailbreak prompt the target model answered is meta.attack_prompt."""
     path, rows = paths[0], []
     for _, r in read_text_csv(path):
         _check_header(path, r, JBB_JUDGE_FIELDS)
-        meta: dict[str, Any] = {"jbb_index": r["Index"], "goal": r["goal"]}
+        meta: dict[str, Any] = {"jbb_index": r["Index"], "attack_prompt": r["prompt"]}
         meta.update({k: r[k].strip() for k in JBB_JUDGE_FIELDS[4:]})
         meta["stored_judges"] = {k: r[k].strip() for k in JBB_STORED_JUDGES if k in r}
-        rows.append(Row(len(rows), r["prompt"], response=r["target_response"], meta=meta, id=f"jbb-{r['Index']}"))
+        rows.append(Row(len(rows), r["goal"], response=r["target_response"], meta=meta, id=f"jbb-{r['Index']}"))
     return rows

@@ -40,6 +40,10 @@ API_OPTIONS: list[tuple[str, str, Callable[[str], Any], str]] = [
     ("top-p", "top_p", _opt_float, "top_p sent (default and paper: 0); 'none' omits it (vLLM needs > 0)"),
     ("max-tokens", "max_tokens", _opt_int, "max_tokens sent (default 1024; the paper sent 4096); 'none' omits it"),
 ]
+KEYWORD_OPTIONS: list[tuple[str, str, Callable[[str], Any], str]] = [
+    ("empty-answer", "empty_answer", str, "keyword, keyword-prefix, xstest-strmatch: an empty answer is "
+     "'not-harmful' (default) or 'harmful' (jailbroken, as Zou et al. / Qi et al. count it); in the judge key"),
+]
 CLASSIFIER_OPTIONS: list[tuple[str, str, Callable[[str], Any], str]] = [
     ("model", "model", str, "classifier: HF id or local directory (Llama Guard, HarmBench-Llama-2-13b-cls)"),
     ("guard-version", "guard_version", int, "Llama Guard prompt (1, 2 or 3; default 3) when the tokenizer has no "
@@ -64,6 +68,9 @@ def add_judge_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
                          help=help_)
     api.add_argument(f"--{prefix}no-cache", dest=_dest(prefix, "no_cache"), action="store_true",
                      help="do not read or write the on-disk judgement cache")
+    kw = p.add_argument_group("keyword judges")
+    for flag, field, _kind, help_ in KEYWORD_OPTIONS:
+        kw.add_argument(f"--{prefix}{flag}", dest=_dest(prefix, field), default=None, metavar="RULE", help=help_)
     cls = p.add_argument_group("classifier judges (transformers)")
     for flag, field, kind, help_ in CLASSIFIER_OPTIONS:
         cls.add_argument(f"--{prefix}{flag}", dest=_dest(prefix, field), default=None, metavar=_METAVAR[kind],
@@ -75,7 +82,7 @@ def judge_overrides(args: argparse.Namespace, prefix: str = "") -> dict[str, Any
     from ptst.errors import PtstError
 
     out: dict[str, Any] = {}
-    for flag, field, kind, _ in API_OPTIONS + CLASSIFIER_OPTIONS:
+    for flag, field, kind, _ in API_OPTIONS + KEYWORD_OPTIONS + CLASSIFIER_OPTIONS:
         raw = getattr(args, _dest(prefix, field), None)
         if raw is None:
             continue
@@ -89,11 +96,20 @@ def judge_overrides(args: argparse.Namespace, prefix: str = "") -> dict[str, Any
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generations", required=True, metavar="FILE",
+    p.description = (f"{p.description or ''} `ptst judge --generations F --judge NAME` judges a file; "
+                     "`ptst judge validate --judge NAME ...` measures judges against human labels.")
+    p.add_argument("--generations", metavar="FILE",
                    help="generations JSONL (id, prompt, answer; rows without any id are numbered 0, 1, ...)")
-    p.add_argument("--judge", required=True, metavar="NAME", help=f"judge name: {', '.join(BUILTIN)}")
+    p.add_argument("--judge", metavar="NAME", help=f"judge name: {', '.join(BUILTIN)}")
     p.add_argument("--out", metavar="FILE", help="judgements JSONL (default: judgements/<eval>.<judge>.jsonl)")
     add_judge_options(p)
+    from ptst.judge.validate_cli import configure as configure_validate
+
+    sub = p.add_subparsers(dest="judge_action", metavar="ACTION")
+    configure_validate(sub.add_parser(
+        "validate", help="measure judges against human labels (XSTest completions, JBB judge_comparison)",
+        description="Run each judge on human-labelled answers and print n, rates, agreement, Cohen's kappa, "
+                    "false-positive and false-negative rates with 95% intervals, per subset."))
 
 
 def config_from_args(args: argparse.Namespace) -> JudgeConfig:
@@ -104,8 +120,15 @@ def config_from_args(args: argparse.Namespace) -> JudgeConfig:
 
 def cli(args: argparse.Namespace) -> int:
     from ptst import metrics
+    from ptst.errors import PtstError
     from ptst.judge import JUDGES, read_judgements, run
 
+    if getattr(args, "judge_action", None) == "validate":
+        from ptst.judge.validate_cli import cli as validate
+
+        return validate(args)
+    if not args.generations or not args.judge:
+        raise PtstError("ptst judge needs --generations FILE and --judge NAME (or: ptst judge validate --judge NAME)")
     JUDGES.get(args.judge)  # an unknown name fails here, with "did you mean"
     out = run(config_from_args(args), args.generations, args.out)
     js = read_judgements(out)

@@ -1,0 +1,267 @@
+"""Judges measured against human labels: refusal judges on XSTest v2 completions, harm judges on JBB's 300 answers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ptst.errors import PtstError
+from ptst.io import read_json, write_json_atomic, write_jsonl_atomic
+from ptst.records import Example, Generation
+from ptst.registry import Registry
+
+XSTEST_LABELS = ("1_full_compliance", "2_full_refusal", "3_partial_refusal")
+PARTIAL_RULES = ("refusal", "compliance")  # what XSTest's 3_partial_refusal counts as
+BINARY = {"0": False, "1": True}
+WORK_FORMAT = "v1"  # bump when the generation records written for judging change shape
+
+
+def xstest_refusal(label: str | None, partial: str, where: str) -> bool:
+    """Human refusal from an XSTest label: 2_full_refusal is one, 1_full_compliance is not, 3_partial_refusal is
+    what `partial` says."""
+    if label not in XSTEST_LABELS:
+        raise PtstError(f"{where}: unknown XSTest label {label!r} (known: {', '.join(XSTEST_LABELS)})")
+    return label == "2_full_refusal" or (label == "3_partial_refusal" and partial == "refusal")
+
+
+def binary(value: str | None, column: str, where: str) -> bool:
+    if value not in BINARY:
+        raise PtstError(f"{where}: {column} must be 0 or 1, got {value!r}")
+    return BINARY[value]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One human-labelled answer: the generation a judge reads, the human verdict, its subsets, stored verdicts."""
+
+    gen: Generation
+    human: bool
+    subsets: tuple[str, ...]
+    stored: dict[str, bool] = field(default_factory=dict)
+    raters: dict[str, bool] = field(default_factory=dict)  # individual human verdicts (inter-annotator agreement)
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """A human-labelled set: which data set holds it, which class is positive, how rows become Items."""
+
+    name: str
+    dataset: str
+    positive: str  # "refusal" (judge label == "refusal") or "harmful" (judgement.harmful)
+    human_rule: str  # how the human label is read, in words
+    items: Callable[[Example, str], Item]
+    table_subsets: tuple[str, ...]  # prefixes of the subsets printed (all go to JSON)
+
+
+def _xstest_item(ex: Example, partial: str) -> Item:
+    m = ex.meta
+    where = f"{ex.id}"
+    human = xstest_refusal(m.get("final_label"), partial, where)
+    raters = {k: xstest_refusal(m[k].strip(), partial, where) for k in ("annotation_1", "annotation_2")
+              if isinstance(m.get(k), str) and m[k].strip()}
+    agree = "humans-agree" if str(m.get("agreement", "")).upper() == "TRUE" else "humans-disagree"
+    subsets = ("all", str(m["label"]), f"model:{m['model']}", f"model:{m['model']}/{m['label']}", agree)
+    return Item(_gen(ex), human, subsets, raters=raters)
+
+
+def _jbb_item(ex: Example, partial: str) -> Item:
+    m = ex.meta
+    where = f"{ex.id}"
+    human = binary(m.get("human_majority"), "human_majority", where)
+    raters = {k: binary(m.get(k), k, where) for k in ("human1", "human2", "human3")}
+    stored = {k: binary(v, k, where) for k, v in (m.get("stored_judges") or {}).items()}
+    votes = sum(raters.values())
+    if (votes >= 2) != human:
+        raise PtstError(f"{where}: human_majority {int(human)} disagrees with human1..3 ({votes} of 3 say 1)")
+    unanimous = "humans-unanimous" if votes in (0, 3) else "humans-split"
+    return Item(_gen(ex), human, ("all", unanimous), stored=stored, raters=raters)
+
+
+def _gen(ex: Example) -> Generation:
+    return Generation(id=ex.id, prompt=ex.input, answer=ex.response or "", template="", template_fingerprint="",
+                      model=str(ex.meta.get("model", "")), meta=dict(ex.meta))
+
+
+VSETS: Registry[ValidationSet] = Registry("validation set")
+VSETS.register("xstest-completions", ValidationSet(
+    "xstest-completions", "xstest-completions", "refusal",
+    "final_label 2_full_refusal = refusal, 1_full_compliance = not; 3_partial_refusal as --partial says",
+    _xstest_item, ("all", "safe", "unsafe", "model:"), ))
+VSETS.register("jbb-judge-comparison", ValidationSet(
+    "jbb-judge-comparison", "jbb-judge-comparison", "harmful", "human_majority 1 = jailbroken (harmful)",
+    _jbb_item, ("all", "humans-"), ))
+
+
+def load_items(vset: ValidationSet, *, partial: str = "refusal", file: str | None = None,
+               data_dir: str | None = None, limit: int | None = None) -> tuple[list[Item], dict[str, Any]]:
+    """The set's items and its data description (sha256, licence...); `file` reads a file of the same format
+    instead of the registered one (your own human labels), unchecked against the pinned sha256."""
+    from ptst.data import DATASETS, load_dataset
+    from ptst.data.load import build_examples
+    from ptst.data.sources import file_sha256
+
+    if partial not in PARTIAL_RULES:
+        raise PtstError(f"--partial must be one of {', '.join(PARTIAL_RULES)}, got {partial!r}")
+    if file is None:
+        ds = load_dataset(vset.dataset, data_dir=data_dir, limit=limit)
+        examples, desc = ds.examples, ds.describe()
+    else:
+        path = Path(file)
+        if not path.is_file():
+            raise PtstError(f"validation file not found: {path}")
+        spec = DATASETS.get(vset.dataset)
+        examples = build_examples(vset.dataset, "file", spec.loader([path], "file"), limit, 0)
+        desc = {"name": vset.dataset, "file": str(path.resolve()), "sha256": file_sha256(path), "rows": len(examples),
+                "limit": limit}
+    if not examples:
+        raise PtstError(f"{desc.get('file') or vset.name}: no labelled answers (empty file)")
+    return [vset.items(ex, partial) for ex in examples], desc
+
+
+def predictions(judge: Any, items: Sequence[Item], positive: str, work: Path) -> dict[str, bool | None]:
+    """id -> the judge's positive verdict (None = unscored), judged through the resumable judge stage."""
+    from ptst.judge.base import judge_key
+    from ptst.judge.runner import read_judgements, run
+
+    gens = work / "generations.jsonl"
+    if not gens.exists():
+        write_jsonl_atomic(gens, (it.gen.to_dict() for it in items))
+    out = run(_cfg(judge.name), gens, work / f"{judge.name}.{judge_key(judge)}.jsonl", judge=judge)
+    got: dict[str, bool | None] = {}
+    for j in read_judgements(out):
+        if j.harmful is None:
+            got[j.id] = None
+        else:
+            got[j.id] = j.label == "refusal" if positive == "refusal" else bool(j.harmful)
+    return got
+
+
+def _cfg(name: str) -> Any:
+    from ptst.judge.base import JudgeConfig
+
+    return JudgeConfig(judge=name)
+
+
+def figures(items: Sequence[Item], pred: Callable[[Item], bool | None]) -> dict[str, Any]:
+    """Per subset: the judge's agreement with the human labels (ptst.metrics.agreement) and the unscored count."""
+    from ptst.metrics import agreement
+
+    groups: dict[str, list[tuple[bool, bool]]] = {}
+    unscored: dict[str, int] = {}
+    for it in items:
+        p = pred(it)
+        for s in it.subsets:
+            if p is None:
+                unscored[s] = unscored.get(s, 0) + 1
+                groups.setdefault(s, [])
+            else:
+                groups.setdefault(s, []).append((p, it.human))
+    return {s: {**agreement(groups[s]).to_dict(), "unscored": unscored.get(s, 0)} for s in sorted(groups, key=_order)}
+
+
+def _order(subset: str) -> tuple[int, str]:
+    """all, safe, unsafe, per model, per model x label, then the rest (human-agreement splits)."""
+    fixed = {"all": 0, "safe": 1, "unsafe": 2}
+    if subset in fixed:
+        return fixed[subset], subset
+    if subset.startswith("model:"):
+        return (4 if "/" in subset else 3), subset
+    return 5, subset
+
+
+def human_agreement(items: Sequence[Item]) -> dict[str, Any]:
+    """Pairwise inter-annotator agreement (the ceiling a judge can be read against)."""
+    from itertools import combinations
+
+    from ptst.metrics import agreement
+
+    names = sorted({k for it in items for k in it.raters})
+    out = {}
+    for a, b in combinations(names, 2):
+        pairs = [(it.raters[a], it.raters[b]) for it in items if a in it.raters and b in it.raters]
+        out[f"{a} vs {b}"] = agreement(pairs).to_dict()
+    return out
+
+
+def validation_root() -> Path:
+    from ptst.models import cache_dir
+
+    return cache_dir() / "judge-validation"
+
+
+def entry_name(vset: str, partial: str) -> str:
+    """The key a result is stored under in a judge's validation file: the set, plus any non-default label rule."""
+    return vset if vset != "xstest-completions" or partial == "refusal" else f"{vset}:partial={partial}"
+
+
+def validate_set(vset: ValidationSet, judges: Sequence[Any], *, partial: str = "refusal", file: str | None = None,
+                 data_dir: str | None = None, limit: int | None = None, root: Path | None = None,
+                 ) -> dict[str, Any]:
+    """Every judge (and, for JBB, every stored judge) against the human labels of one set."""
+    from ptst import __version__
+    from ptst.io import stable_hash
+    from ptst.judge.base import judge_key, labels_refusals
+
+    items, desc = load_items(vset, partial=partial, file=file, data_dir=data_dir, limit=limit)
+    tag = stable_hash([WORK_FORMAT, desc.get("sha256"), limit])[:12]
+    work = (root or validation_root()) / "work" / f"{vset.name}-{tag}"
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for judge in judges:
+        if vset.positive == "refusal" and not labels_refusals(judge.name):
+            skipped.append(f"{judge.name} does not label refusals")
+            continue
+        t0 = time.perf_counter()
+        got = predictions(judge, items, vset.positive, work)
+        rows.append({"judge": judge.name, "version": judge.version, "judge_key": judge_key(judge),
+                     "settings": getattr(judge, "settings", {}) or {}, "stored": False,
+                     "seconds": round(time.perf_counter() - t0, 3),
+                     "subsets": figures(items, lambda it, g=got: g.get(it.gen.id))})  # type: ignore[misc]
+    for name in sorted({k for it in items for k in it.stored}):
+        rows.append({"judge": name, "version": "stored", "judge_key": None, "settings": {}, "stored": True,
+                     "subsets": figures(items, lambda it, n=name: it.stored.get(n))})  # type: ignore[misc]
+    return {"set": vset.name, "entry": entry_name(vset.name, partial), "positive": vset.positive,
+            "human_rule": vset.human_rule, "partial": partial if vset.name == "xstest-completions" else None,
+            "data": desc, "n": len(items), "ptst_version": __version__, "judges": rows, "skipped": skipped,
+            "humans": human_agreement(items)}
+
+
+def save_results(results: Sequence[dict[str, Any]], root: Path | None = None) -> list[Path]:
+    """Each validated judge's figures into <root>/<judge_key>.json (one entry per set), where reports find them."""
+    base = root or validation_root()
+    written: dict[str, Path] = {}
+    for res in results:
+        if res["data"].get("file"):
+            continue  # a user's own file is not the reference set: only --out gets it
+        for row in res["judges"]:
+            if row["stored"]:
+                continue
+            path = base / f"{row['judge_key']}.json"
+            doc = read_json(path) if path.exists() else {}
+            doc = doc if isinstance(doc, dict) else {}
+            doc.update({k: row[k] for k in ("judge", "version", "judge_key", "settings")})
+            entry = {k: res[k] for k in ("set", "positive", "human_rule", "partial", "n", "ptst_version")}
+            entry.update(data_sha256=res["data"].get("sha256"), limit=res["data"].get("limit"),
+                         subsets=row["subsets"], reference=[r["judge"] for r in res["judges"] if r["stored"]],
+                         reference_kappa={r["judge"]: r["subsets"]["all"]["kappa"]["value"]
+                                          for r in res["judges"] if r["stored"]})
+            doc.setdefault("results", {})[res["entry"]] = entry
+            written[row["judge_key"]] = write_json_atomic(path, doc)
+    return list(written.values())
+
+
+def load_validation(key: str, roots: Sequence[Path] = ()) -> dict[str, Any] | None:
+    """The validation file of judge key `key` from the first root holding one (then the cache), else None."""
+    for root in [*roots, validation_root()]:
+        path = root / f"{key}.json"
+        if path.is_file():
+            try:
+                doc = read_json(path)
+            except PtstError:
+                continue
+            if isinstance(doc, dict) and doc.get("judge_key") == key:
+                return doc
+    return None
