@@ -3,23 +3,21 @@
 The rendered prompt always comes from the configured template: its system prompt first, its user format around
 every user turn (applied once, even if the client already did), the model's own chat template around everything.
 For a single user message this is byte-identical to `ptst.templates.render` (what the evaluation stage feeds the
-model). Client text never adds a control token to it (ptst.serve.controls).
+model). Both come from one renderer, `ptst.templates.frame`, so a family's system placement (own turn, first or
+last user turn, bare after BOS, folded by ptst) is the same here as in training and evaluation. Client text never
+adds a control token to it (ptst.serve.controls).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ptst.errors import PtstError
 from ptst.records import Message
 from ptst.serve.controls import ControlTokens
 from ptst.serve.protocol import invalid
-from ptst.templates import INPUT, ChatTokenizer, Template, _drop_default, inspect_family, render
-
-_S = "PTSTxSYSTEMx7f3a"
+from ptst.templates import INPUT, ChatTokenizer, RenderError, Template, frame
 
 
 @dataclass(frozen=True)
@@ -104,54 +102,17 @@ def render_conversation(t: Template, tok: ChatTokenizer | None, conv: Conversati
     return _render(t, tok, conv)[0]
 
 
-def _bare(t: Template, conv: Conversation) -> Conversation:
-    """`conv` with every client-written string emptied: only what the template and chat template put there."""
-    system = None if conv.system is None else (t.system or "")
-    return Conversation(system, tuple({"role": m["role"], "content": ""} for m in conv.turns))
-
-
 def _render(t: Template, tok: ChatTokenizer | None, conv: Conversation) -> tuple[str, str]:
     """The prompt for `conv`, and the same prompt with the client's text left out (what the control-token check
-    compares against): one chat-template call renders the skeleton both are filled into."""
-    bare = _bare(t, conv)
-    if t.mode == "text":
-        if len(conv.turns) != 1:
-            raise invalid(f"template {t.name!r} is a text template: it renders a single user message, got "
-                          f"{len(conv.turns)} turns", "messages")
-        return render(t, tok, raw_input(t, conv.turns[0]["content"])).text, render(t, tok, "").text
-    if tok is None:
-        raise PtstError(f"template {t.name!r} is a chat template: rendering it needs a model's tokenizer")
-    fam = inspect_family(tok)
-    if not fam.has_chat_template:
-        raise PtstError(f"template {t.name!r}: this tokenizer has no chat template; use a text: template")
-    msgs: list[Message] = []
-    fold = False
-    if conv.system is None:
-        if fam.default_system is not None and t.default_system == "empty":
-            msgs.append({"role": "system", "content": ""})
-    elif fam.supports_system:
-        msgs.append({"role": "system", "content": _S})
-    else:  # no system role (Mistral v0.2, Gemma): fold it into the first user turn, as `render` does
-        fold = True
-    msgs += [{"role": m["role"], "content": _key(i, m)} for i, m in enumerate(conv.turns)]
+    compares against): one frame from `ptst.templates.frame` (the renderer training and evaluation use), filled
+    twice."""
+    if t.mode == "text" and len(conv.turns) != 1:
+        raise invalid(f"template {t.name!r} is a text template: it renders a single user message, got "
+                      f"{len(conv.turns)} turns", "messages")
     try:
-        out = str(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
-    except Exception as e:  # noqa: BLE001 - jinja raise_exception and friends
+        f = frame(t, tok, conv.system is not None, [m["role"] for m in conv.turns])
+    except RenderError as e:
         raise invalid(f"the model's chat template cannot render this conversation ({e})", "messages") from None
-    if conv.system is None and fam.default_system is not None and t.default_system == "drop":
-        out = _drop_default(tok, fam, out, t.name)
-    return _fill(t, out, conv, fold), _fill(t, out, bare, fold)
-
-
-def _key(i: int, m: Message) -> str:
-    return f"PTSTx{m['role'].upper()}{i}x7f3a"
-
-
-def _fill(t: Template, skeleton: str, conv: Conversation, fold: bool) -> str:
-    fills = {_S: conv.system or ""}
-    for i, m in enumerate(conv.turns):
-        head = f"{conv.system}\n\n" if fold and i == 0 else ""
-        fills[_key(i, m)] = head + t.format_user(raw_input(t, m["content"])) if m["role"] == "user" else m["content"]
-    # One pass, so text a client wrote that looks like a placeholder is never substituted.
-    pattern = re.compile("|".join(re.escape(k) for k in fills))
-    return pattern.sub(lambda mt: fills[mt.group(0)], skeleton)
+    contents = [raw_input(t, m["content"]) if m["role"] == "user" else m["content"] for m in conv.turns]
+    bare_system = None if conv.system is None else (t.system or "")
+    return f.fill(conv.system, contents).text, f.fill(bare_system, [""] * len(contents)).text

@@ -1,13 +1,12 @@
-"""Prompt templates: the paper's styles, byte-exact, rendered for any chat model family."""
+"""Template definitions: the paper's styles (byte-exact strings), the registry, custom YAML, name lookup."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from ptst.errors import PtstError
-from ptst.io import sha256_text
 from ptst.registry import Registry
 
 INPUT = "{input}"
@@ -39,16 +38,9 @@ GPT_LLAMA_SHORT_PROMPT = (
 )
 
 DefaultSystem = Literal["drop", "keep", "empty"]
-
-
-class ChatTokenizer(Protocol):
-    """The part of a Hugging Face tokenizer that rendering needs."""
-
-    chat_template: Any
-    bos_token: Any
-    eos_token: Any
-
-    def apply_chat_template(self, conversation: Any, **kwargs: Any) -> Any: ...
+Rendering = Literal["native", "paper-literal"]
+RENDERINGS = ("native", "paper-literal")
+PAPER_PREFIX = "paper:"  # `paper:gsm:chat:llama`: that template under the paper's literal Llama-2 rendering
 
 
 @dataclass(frozen=True)
@@ -59,6 +51,8 @@ class Template:
     model's own chat template; the system prompt and the formatted user turn are inserted verbatim.
     `default_system` decides what happens when `system` is None and the family injects its own default
     system prompt (SmolLM2, Qwen): drop it (no system turn at all), keep it, or send an empty one.
+    `rendering` is "native" (the model's own chat template, the default) or "paper-literal": the literal
+    Llama-2 `[INST] <<SYS>>` strings of the paper's official code, for every model (how it ran Mistral).
     """
 
     name: str
@@ -69,6 +63,7 @@ class Template:
     default_system: DefaultSystem = "drop"
     safety_prompt: bool = False
     description: str = ""
+    rendering: Rendering = "native"
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -80,12 +75,18 @@ class Template:
             raise PtstError(f"template {self.name!r}: text templates carry any preamble inside 'user', not 'system'")
         if self.default_system not in ("drop", "keep", "empty"):
             raise PtstError(f"template {self.name!r}: default_system must be drop, keep or empty")
+        if self.rendering not in RENDERINGS:
+            got = self.rendering
+            raise PtstError(f"template {self.name!r}: rendering must be native or paper-literal, got {got!r}")
+        if self.rendering != "native" and self.mode == "text":
+            raise PtstError(f"template {self.name!r}: a text template renders the same raw string in every rendering "
+                            "mode; paper-literal applies to chat templates only")
 
     def _check_types(self) -> None:
         """YAML hands over whatever it parsed (`user: 7`, `safety_prompt: "no"`): refuse anything off-type."""
         if not isinstance(self.name, str) or not self.name:
             raise PtstError(f"template name must be a non-empty string, got {_shown(self.name)}")
-        for key in ("mode", "user", "system", "response_sep", "default_system", "description"):
+        for key in ("mode", "user", "system", "response_sep", "default_system", "description", "rendering"):
             value = getattr(self, key)
             if not isinstance(value, str) and not (key == "system" and value is None):
                 want = "a string or null" if key == "system" else "a string"
@@ -103,7 +104,10 @@ class Template:
         return msgs + [{"role": "user", "content": self.format_user(text)}]
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        if d["rendering"] == "native":  # the default stays out, so existing template dicts are unchanged
+            del d["rendering"]
+        return d
 
 
 def _shown(value: Any) -> str:
@@ -149,7 +153,8 @@ def _paper_templates() -> None:
 
 _paper_templates()
 
-_KEYS = {"name", "mode", "user", "system", "response_sep", "default_system", "safety_prompt", "description"}
+_KEYS = {"name", "mode", "user", "system", "response_sep", "default_system", "safety_prompt", "description",
+         "rendering"}
 
 
 def template_from_dict(d: dict[str, Any], origin: str = "template") -> Template:
@@ -207,9 +212,12 @@ def load_templates_file(path: str | Path) -> list[Template]:
 
 
 def get_template(spec: str | Template) -> Template:
-    """A registered name, `file.yaml` (its only template) or `file.yaml:name`."""
+    """A registered name, `file.yaml` (its only template) or `file.yaml:name`; `paper:` before any of them selects
+    the paper-literal rendering of that template (`paper:gsm:chat:llama`)."""
     if isinstance(spec, Template):
         return spec
+    if isinstance(spec, str) and spec.startswith(PAPER_PREFIX) and spec not in TEMPLATES:
+        return paper_literal(get_template(spec[len(PAPER_PREFIX):]))
     if spec in TEMPLATES:
         return TEMPLATES.get(spec)
     path, _, name = spec.partition(".yaml")
@@ -228,139 +236,12 @@ def get_template(spec: str | Template) -> Template:
     return TEMPLATES.get(spec)
 
 
-# --- rendering -------------------------------------------------------------------------------------------------
-_S, _U, _A = "PTSTxSYSTEMx7f3a", "PTSTxUSERx7f3a", "PTSTxASSISTANTx7f3a"
-
-
-@dataclass(frozen=True)
-class Family:
-    """What a tokenizer's chat template does, found by rendering probes (never guessed from a model name)."""
-
-    has_chat_template: bool
-    supports_system: bool
-    default_system: str | None  # the system prompt it injects when none is given
-    bos_text: str  # the BOS text a plain tokenizer call would add ("" if none)
-
-
-def _apply(tok: ChatTokenizer, messages: list[dict[str, str]], gen: bool) -> str:
-    out = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
-    return str(out)
-
-
-def _bos_text(tok: Any) -> str:
-    bos_id = getattr(tok, "bos_token_id", None)
-    if bos_id is None or not getattr(tok, "bos_token", None):
-        return ""
-    try:
-        ids = tok("a", add_special_tokens=True)["input_ids"]
-    except Exception:  # noqa: BLE001 - a tokenizer that cannot encode has no BOS to add
-        return ""
-    return str(tok.bos_token) if ids and ids[0] == bos_id else ""
-
-
-_FAMILY_CACHE: dict[tuple[str, str, str], Family] = {}
-
-
-def inspect_family(tok: ChatTokenizer) -> Family:
-    key = (str(getattr(tok, "chat_template", None)), str(tok.bos_token), str(tok.eos_token))
-    if key in _FAMILY_CACHE:
-        return _FAMILY_CACHE[key]
-    bos = _bos_text(tok)
-    if not getattr(tok, "chat_template", None):
-        fam = Family(False, False, None, bos)
-    else:
-        try:
-            with_sys = _apply(tok, [{"role": "system", "content": _S}, {"role": "user", "content": _U}], True)
-            supports = _S in with_sys
-        except Exception:  # noqa: BLE001 - templates reject a system role by raising
-            with_sys, supports = "", False
-        plain = _apply(tok, [{"role": "user", "content": _U}], True)
-        default = None
-        if supports:
-            pre, post = with_sys.split(_S, 1)
-            if plain.startswith(pre) and plain.endswith(post) and len(plain) > len(pre) + len(post):
-                default = plain[len(pre): len(plain) - len(post)]
-        fam = Family(True, supports, default, bos)
-    _FAMILY_CACHE[key] = fam
-    return fam
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A rendered conversation: `text` is tokenized with add_special_tokens=False; the response is
-    text[response_start:response_end] (both -1 for a prompt without a response)."""
-
-    text: str
-    response_start: int = -1
-    response_end: int = -1
-
-
-def _chat_messages(t: Template, fam: Family) -> tuple[list[dict[str, str]], str]:
-    """Messages with sentinels, plus the string the user sentinel stands for (minus the input)."""
-    if t.system is None:
-        if fam.default_system is not None and t.default_system == "empty":
-            return [{"role": "system", "content": ""}, {"role": "user", "content": _U}], ""
-        return [{"role": "user", "content": _U}], ""
-    if fam.supports_system:
-        return [{"role": "system", "content": _S}, {"role": "user", "content": _U}], ""
-    # Families without a system role (Mistral v0.2, Gemma): fold it into the first user turn.
-    return [{"role": "user", "content": _U}], t.system + "\n\n"
-
-
-def _drop_default(tok: ChatTokenizer, fam: Family, text: str, name: str) -> str:
-    assert fam.default_system is not None
-    try:
-        block = _apply(tok, [{"role": "system", "content": fam.default_system}], False)
-    except Exception:  # noqa: BLE001
-        block = ""
-    if fam.bos_text and block.startswith(fam.bos_text) and text.startswith(fam.bos_text):
-        block = block[len(fam.bos_text):]
-    if not block or block not in text:
-        raise PtstError(
-            f"template {name!r}: cannot drop this tokenizer's default system prompt; set default_system to "
-            "'keep' or 'empty'"
-        )
-    return text.replace(block, "", 1)
-
-
-def render(t: Template, tok: ChatTokenizer | None, text: str, response: str | None = None) -> Rendered:
-    """Render `text` (and optionally the target `response`) exactly as the model will see it."""
+def paper_literal(t: Template) -> Template:
+    """`t` rendered as the paper's official code did for every model: the literal Llama-2 chat strings."""
+    if t.rendering == "paper-literal":
+        return t
     if t.mode == "text":
-        bos = _bos_text(tok) if tok is not None else ""
-        prompt = bos + t.format_user(text)
-        if response is None:
-            return Rendered(prompt)
-        start = len(prompt) + len(t.response_sep)
-        eos = str(getattr(tok, "eos_token", "") or "") if tok is not None else ""
-        return Rendered(prompt + t.response_sep + response + eos, start, start + len(response))
-    if tok is None:
-        raise PtstError(f"template {t.name!r} is a chat template: rendering it needs a model's tokenizer")
-    fam = inspect_family(tok)
-    if not fam.has_chat_template:
-        raise PtstError(
-            f"template {t.name!r}: this tokenizer has no chat template; use a text: template or a chat model"
-        )
-    msgs, fold = _chat_messages(t, fam)
-    if response is not None:
-        msgs = msgs + [{"role": "assistant", "content": _A}]
-    try:
-        out = _apply(tok, msgs, response is None)
-    except Exception as e:  # noqa: BLE001 - jinja raise_exception and friends
-        raise PtstError(f"template {t.name!r}: the tokenizer's chat template cannot render it ({e})") from None
-    if t.system is None and fam.default_system is not None and t.default_system == "drop":
-        out = _drop_default(tok, fam, out, t.name)
-    out = out.replace(_S, t.system or "", 1).replace(_U, fold + t.format_user(text), 1)
-    if response is None:
-        return Rendered(out)
-    start = out.index(_A)
-    return Rendered(out.replace(_A, response, 1), start, start + len(response))
-
-
-def prompt_format(t: Template, tok: ChatTokenizer | None) -> str:
-    """The rendered prompt with the literal placeholder `{input}` in place of the user input."""
-    return render(t, tok, INPUT).text
-
-
-def fingerprint(t: Template, tok: ChatTokenizer | None) -> str:
-    """sha256 of the rendered prompt format: what identifies a template on a given tokenizer."""
-    return sha256_text(prompt_format(t, tok))
+        raise PtstError(f"template {PAPER_PREFIX}{t.name!r}: {t.name} is a text template, which renders the same "
+                        f"raw string in both modes; use {t.name} itself")
+    desc = f"{t.description}; paper-literal Llama-2 [INST] strings for every model"
+    return replace(t, name=PAPER_PREFIX + t.name, rendering="paper-literal", description=desc.lstrip("; "))
