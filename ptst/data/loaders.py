@@ -245,7 +245,7 @@ def load_jbb_judge_comparison(paths: list[Path], split: str) -> list[Row]:
 
     input = the `goal` (the harmful request), as JailbreakBench's judges read it (`{goal}` in their prompts);
     the jailbreak prompt the target model answered is meta.attack_prompt."""
-    path, rows = paths[0], []
+    path, rows = paths[0], list[Row]()
     for _, r in read_text_csv(path):
         _check_header(path, r, JBB_JUDGE_FIELDS)
         meta: dict[str, Any] = {"jbb_index": r["Index"], "attack_prompt": r["prompt"]}
