@@ -111,3 +111,35 @@ def test_chat_template_on_a_tokenizer_without_one_is_refused():
     ds = type("DS", (), {"examples": (Example("a", Q, A),), "name": "x"})()
     with pytest.raises(PtstError, match="no chat template"):
         encode_part("x", ds, "chat:vanilla", tok, 1024, None, stop_token_ids(tok))
+
+
+# --- the official chat templates of 16 families (../shared/fixtures/chat-templates) -----------------------------
+def _families():
+    from tests.templates import families as F
+
+    return F
+
+
+@pytest.mark.parametrize("turns", [1, 2])
+@pytest.mark.parametrize("template", ["chat:vanilla", "gsm:chat:llama", "chat:alpaca", "paper:gsm:chat:llama"])
+@pytest.mark.parametrize("fam", ["llama-2", "llama-3", "llama-3.1", "llama-3.2", "mistral-v0.1", "mistral-v0.2",
+                                 "mistral-v0.3", "mixtral", "qwen2.5", "qwen3", "gemma-2", "gemma-3", "phi-3",
+                                 "smollm2", "olmo-2", "deepseek-r1"])
+def test_family_masks_train_exactly_the_answer_and_its_end_of_turn(fam, template, turns):
+    """On every family, single- and multi-turn: the trained tokens are the final answer plus the token that ends
+    its turn (the family's own; Llama-2's reply closes with ' </s>'); the earlier answer and everything else is
+    -100; nothing follows."""
+    from ptst.templates import render_conversation
+
+    F = _families()
+    if not F.available():
+        pytest.skip(f"chat-template fixtures not found at {F.FIXTURES}")
+    tok, t = F.tokenizer(fam), get_template(template)
+    conv = [{"role": "user", "content": Q}] + ([{"role": "assistant", "content": "Earlier answer 5."},
+                                                {"role": "user", "content": "And then?"}] if turns == 2 else [])
+    r = render_conversation(t, tok, t.system, conv, A)
+    ids, first = encode_rendered(tok, [r], 4096, stop_token_ids(tok))[0]
+    eot = F.EOT[fam] if t.rendering == "native" else f" {tok.eos_token}"
+    assert pieces(tok, ids[first:]) == A + eot
+    assert pieces(tok, ids[:first]) == r.text[: r.response_start]
+    assert ids[-1] in stop_token_ids(tok) and all(i not in stop_token_ids(tok) for i in ids[first:-1])
