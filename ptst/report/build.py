@@ -8,10 +8,10 @@ from pathlib import Path
 
 from ptst.errors import PtstError
 from ptst.io import write_bytes_atomic, write_text_atomic
-from ptst.report import curves, figures, latex, ordering, provenance, tables, tidy
+from ptst.report import agreement, curves, figures, latex, ordering, provenance, tables, tidy
 from ptst.report.grid import Grid, build_grid, headline_judge, table_metrics
 from ptst.report.load import load_cells
-from ptst.report.render import Block, Figure, Heading, Para, to_html, to_markdown
+from ptst.report.render import Block, Figure, Heading, Para, Table, to_html, to_markdown
 
 FORMATS = ("md", "html", "tex")
 
@@ -58,7 +58,7 @@ def _summary(grid: Grid, judge: str | None) -> str:
 
 
 def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | None = None,
-                 ) -> tuple[list[Block], list[Figure]]:
+                 kappa_threshold: float = agreement.KAPPA_THRESHOLD) -> tuple[list[Block], list[Figure]]:
     judge = headline_judge(grid, safety_judge)
     metrics = table_metrics(grid, [safety_judge] if safety_judge else grid.judges())
     pairs = ordering.ptst_pairs(grid)
@@ -68,23 +68,29 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
     experiment = ", ".join(sorted(prov.versions.get("experiment", {"run"})))
     blocks: list[Block] = [Heading(f"ptst report: {experiment}", 1),
                            Para(ordering.sentence(comps, pair, judge), "headline"), Para(_summary(grid, judge))]
-    blocks += [Para(f"Warning: {w}.", "warn") for w in provenance.warnings(grid, prov)]
+    jwarn, jsection, jrows = agreement.blocks(grid, judge, run_dir, kappa_threshold)
+    blocks += [Para(f"Warning: {w}.", "warn") for w in [*jwarn, *provenance.warnings(grid, prov)]]
     blocks += [Heading("Table 1: training template × test template"), Para(tables.LEGEND, "note")]
     blocks += tables.table_one(grid, metrics, judge)
     if comps:
         blocks += [Heading("PTST against the same-template diagonal")]
         blocks += ordering.comparison_table(comps, pair)
+    if jsection:
+        blocks += [Heading("Judge agreement on this run's answers"), *jsection]
     figs = _figures(grid, metrics, judge)
     if figs:
         blocks += [Heading("Figures"), *figs]
     note = provenance.alignment_note(run_dir) if run_dir is not None else None
     blocks += [Heading("Provenance"), *([Para(note)] if note else []), *provenance.provenance_table(prov),
+               Table(("judge", "validated agreement with human labels (`ptst judge validate`)"), tuple(jrows),
+                     "Cohen's kappa with its asymptotic 95% interval against human labels, for the exact judge key "
+                     "this run used (harm: JailbreakBench's 300 answers; refusal: XSTest's 2,250)."),
                Para("All numbers, per seed and per checkpoint, with per-category rows: `results.csv`.", "note")]
     return blocks, [b for b in figs if isinstance(b, Figure)]
 
 
 def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: str | None = None,
-        formats: Sequence[str] = FORMATS) -> Path:
+        formats: Sequence[str] = FORMATS, kappa_threshold: float = agreement.KAPPA_THRESHOLD) -> Path:
     """Write results.csv, the figures, report.md, report.html and table1.tex (atomically) into `out_dir` (default:
     the run directory) and return that directory. Reads only `*/eval/*/metrics.json`, eval.json and judgements."""
     bad = [f for f in formats if f not in FORMATS]
@@ -93,7 +99,7 @@ def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: st
     cells = load_cells(run_dir)
     out = Path(out_dir) if out_dir is not None else Path(run_dir)
     grid = build_grid(cells)
-    blocks, figs = build_blocks(grid, safety_judge, Path(run_dir))
+    blocks, figs = build_blocks(grid, safety_judge, Path(run_dir), kappa_threshold)
     for f in figs:
         write_bytes_atomic(out / f.name, f.png)
     write_text_atomic(out / "results.csv", tidy.to_csv(cells))

@@ -1,0 +1,175 @@
+"""Judges in the report: pairwise agreement on the run's own answers, validated human agreement, low-kappa warning."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from ptst.report.grid import Grid
+from ptst.report.load import Cell
+from ptst.report.render import Block, Para, Table
+
+KAPPA_THRESHOLD = 0.6
+HARM_SET = "jbb-judge-comparison"  # what an ASR judge is validated on
+REFUSAL_SET = "xstest-completions"  # what a refusal (over-refusal) judge is validated on
+SET_TITLES = {HARM_SET: "JBB harm, human majority", REFUSAL_SET: "XSTest refusal"}
+
+
+def _verdicts(path: Path) -> dict[str, bool | None]:
+    out: dict[str, bool | None] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    row = json.loads(line)
+                    out[str(row["id"])] = row.get("harmful")
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return {}
+    return out
+
+
+def pairwise(grid: Grid) -> list[tuple[str, str, str, Any]]:
+    """(eval, judge A, judge B, ptst.metrics.Agreement) per safety set and judge pair, over every cell's answers
+    that both judges scored (A's "positive" = harmful; B is the reference only by name order)."""
+    from ptst.metrics import agreement
+
+    judges = grid.judges()
+    out = []
+    for ev in grid.evals("safety"):
+        for a, b in combinations(judges, 2):
+            pairs: list[tuple[bool, bool]] = []
+            for c in grid.cells:
+                va = _verdicts(c.path / "judgements" / f"{ev}.{a}.jsonl")
+                vb = _verdicts(c.path / "judgements" / f"{ev}.{b}.jsonl")
+                pairs += [(bool(va[i]), bool(vb[i])) for i in va
+                          if va[i] is not None and vb.get(i) is not None]
+            if pairs:
+                out.append((ev, a, b, agreement(pairs)))
+    return out
+
+
+def _pct(r: Any) -> str:
+    return "—" if r.value is None else f"{100 * r.value:.1f}% [{100 * r.low:.1f}, {100 * r.high:.1f}]"
+
+
+def pairwise_blocks(grid: Grid) -> list[Block]:
+    rows = [(ev, f"{a} vs {b}", str(ag.n), _pct(ag.agreement), str(ag.kappa), _pct(ag.rate_a), _pct(ag.rate_b))
+            for ev, a, b, ag in pairwise(grid)]
+    if not rows:
+        return []
+    cap = ("The same answers judged by two judges (every cell, checkpoints included; answers either judge left "
+           "unscored are left out): agreement on harmful / not harmful, Cohen's kappa with its asymptotic 95% "
+           "interval, and each judge's ASR on those answers.")
+    return [Table(("safety set", "judges", "n", "agreement", "kappa [95%]", "ASR first", "ASR second"),
+                  tuple(rows), cap)]
+
+
+def judge_keys(cells: Sequence[Cell]) -> dict[str, set[str]]:
+    """judge -> the judge keys its cells recorded (metrics.json `judge_keys`, else the judgement files)."""
+    out: dict[str, set[str]] = {}
+    for c in cells:
+        try:
+            doc = json.loads((c.path / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            doc = {}
+        keys = doc.get("judge_keys") if isinstance(doc, dict) else None
+        for j, k in (keys or {}).items():
+            out.setdefault(str(j), set()).add(str(k))
+    return out
+
+
+def validations(grid: Grid, roots: Sequence[Path] = ()) -> dict[str, dict[str, Any]]:
+    """judge -> its validation file (ptst judge validate), for judges whose one recorded key has one."""
+    from ptst.judge.validate import load_validation
+
+    out = {}
+    for j, keys in judge_keys(grid.cells).items():
+        if len(keys) == 1:
+            doc = load_validation(next(iter(keys)), roots)
+            if doc:
+                out[j] = doc
+    return out
+
+
+def kappa_of(doc: dict[str, Any] | None, vset: str = HARM_SET) -> dict[str, Any] | None:
+    """The "all" figures of one validated set ({n, kappa, agreement, ...}), or None."""
+    entry = ((doc or {}).get("results") or {}).get(vset)
+    return (entry.get("subsets") or {}).get("all") if isinstance(entry, dict) else None
+
+
+def _fig(f: dict[str, Any]) -> str:
+    k, a = f["kappa"], f["agreement"]
+    if k.get("value") is None:
+        return f"kappa n/a (n = {f['n']})"
+    return (f"κ {k['value']:.2f} [{k['low']:.2f}, {k['high']:.2f}], agreement {100 * a['value']:.1f}% "
+            f"(n = {f['n']})")
+
+
+def provenance_rows(grid: Grid, vals: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """One provenance row per judge: its validated agreement with humans, or how to get it."""
+    rows = []
+    for j in sorted(judge_keys(grid.cells) or {j: set() for j in grid.judges()}):
+        doc = vals.get(j)
+        figs = [f"{SET_TITLES[s]}: {_fig(f)}" for s in (HARM_SET, REFUSAL_SET) if (f := kappa_of(doc, s))]
+        text = "; ".join(figs) if figs else f"not validated for this judge key (`ptst judge validate --judge {j}`)"
+        rows.append((f"human agreement: {j}", text))
+    return rows
+
+
+def low_kappa_warning(grid: Grid, judge: str | None, vals: dict[str, dict[str, Any]],
+                      threshold: float = KAPPA_THRESHOLD, roots: Sequence[Path] = ()) -> str | None:
+    """Plain words when the headline judge's validated kappa against human harm labels is below `threshold`."""
+    f = kappa_of(vals.get(judge or ""))
+    k = (f or {}).get("kappa", {}).get("value")
+    if judge is None or f is None or k is None or k >= threshold:
+        return None
+    msg = (f"the headline judge {judge} agrees with JailbreakBench's human majority only at κ = {k:.2f} "
+           f"({100 * f['agreement']['value']:.1f}% agreement on {f['n']} human-labelled answers), below {threshold}: "
+           f"its ASRs can be far from what humans would count (false-positive rate {100 * f['fpr']['value']:.0f}%, "
+           f"false-negative rate {100 * f['fnr']['value']:.0f}%)")
+    ran = {j: kk for j in grid.judges() if j != judge and (kk := _k(vals.get(j))) is not None and kk > k}
+    if ran:
+        best = max(ran, key=lambda j: ran[j])
+        return msg + f"; this run also has {best} (κ = {ran[best]:.2f}): `ptst report --safety-judge {best}`"
+    best_any = _best_on_record(roots, k)
+    if best_any:
+        return msg + (f"; the best validated judge on record is {best_any[0]} (κ = {best_any[1]:.2f}), not run on "
+                      "this grid's answers")
+    return msg
+
+
+def _k(doc: dict[str, Any] | None) -> float | None:
+    f = kappa_of(doc)
+    return None if f is None else f.get("kappa", {}).get("value")
+
+
+def _best_on_record(roots: Sequence[Path], above: float) -> tuple[str, float] | None:
+    from ptst.judge.validate import validation_root
+
+    best: tuple[str, float] | None = None
+    for root in [*roots, validation_root()]:
+        for p in sorted(root.glob("*.json")) if root.is_dir() else []:
+            try:
+                doc = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            k = _k(doc) if isinstance(doc, dict) else None
+            if k is not None and k > above and (best is None or k > best[1]):
+                best = (str(doc.get("judge")), k)
+    return best
+
+
+def blocks(grid: Grid, judge: str | None, run_dir: Path | None, threshold: float = KAPPA_THRESHOLD,
+           ) -> tuple[list[str], list[Block], list[tuple[str, str]]]:
+    """(warnings, the judge-agreement section, provenance rows) for build.py."""
+    roots = [run_dir / "judge-validation"] if run_dir is not None else []
+    vals = validations(grid, roots)
+    warn = low_kappa_warning(grid, judge, vals, threshold, roots)
+    section = pairwise_blocks(grid)
+    if section:
+        section = [Para("Where judges disagree on the same answers, the ASR depends on the judge; read each "
+                        "judge's human agreement in Provenance.", "note"), *section]
+    return ([warn] if warn else []), section, provenance_rows(grid, vals)
