@@ -10,6 +10,8 @@ from ptst.grid.config import GridConfig
 
 # Grid lists that only add cells or columns when every old entry is kept: what is finished stays valid.
 ADDITIVE = ("train_templates", "test_templates", "evals", "judges", "seeds")
+# How the grid is executed, never what it computes: a grid started locally may be finished on Ray and back.
+OPERATIONAL = ("executor", "ray")
 
 
 def _where(where: str, fn: Any, *args: Any) -> Any:
@@ -114,7 +116,7 @@ def grid_changes(old: GridConfig, new: GridConfig) -> list[str]:
     a, b = to_dict(old), to_dict(new)
     changed: list[str] = []
     for k in a:
-        if a[k] == b[k]:
+        if a[k] == b.get(k) or k in OPERATIONAL:
             continue
         if k in ADDITIVE and all(x in b[k] for x in a[k]):
             continue

@@ -16,6 +16,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--align-only", action="store_true",
                    help="run only the alignment stage (once, before parallel --shard / --cell processes)")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--executor", choices=("local", "ray"),
+                   help="local: this process, one cell after another (default); ray: every cell a Ray task, "
+                        "retried when a worker dies (pip install 'ptst[ray]'; settings under `ray:` in the config)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="with --executor ray: a running cluster (host:port or auto); default: ray.address, "
+                        "else a new local cluster")
 
 
 def cli(args: argparse.Namespace) -> int:
@@ -28,7 +34,12 @@ def cli(args: argparse.Namespace) -> int:
 
         print_plan(cfg, out, args.shard, args.cell)
         return 0
-    run(cfg, out, shard=args.shard, cell=args.cell, align_only=args.align_only)
+    if args.address and (args.executor or cfg.executor) != "ray":
+        from ptst.errors import PtstError
+
+        raise PtstError("--address is for --executor ray")
+    run(cfg, out, shard=args.shard, cell=args.cell, align_only=args.align_only, executor=args.executor,
+        address=args.address)
     if not args.no_report and args.shard is None and args.cell is None and not args.align_only:
         from ptst.report import run as report
 

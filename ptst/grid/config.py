@@ -87,6 +87,67 @@ class AlignSpec:
             raise PtstError("align.n_safety must be >= 1")
 
 
+RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
+INPUTS = ("ship", "shared")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one Ray task asks of a node: CPUs, GPUs, memory in bytes, and custom resources (`{"A100": 1}`)."""
+
+    num_cpus: float = 1
+    num_gpus: float = 0
+    memory: int | None = None
+    custom: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.num_cpus < 0 or self.num_gpus < 0 or (self.memory is not None and self.memory < 0):
+            raise PtstError("ray resources must be >= 0")
+
+    def request(self) -> dict[str, float]:
+        """As a node's resource table names them (Ray counts memory in bytes)."""
+        req = {"CPU": float(self.num_cpus), "GPU": float(self.num_gpus), **self.custom}
+        if self.memory:
+            req["memory"] = float(self.memory)
+        return {k: v for k, v in req.items() if v}
+
+    def options(self) -> dict[str, Any]:
+        """As `ray.remote(...).options()` takes them."""
+        opts: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+        if self.memory:
+            opts["memory"] = self.memory
+        if self.custom:
+            opts["resources"] = dict(self.custom)
+        return opts
+
+
+@dataclass(frozen=True)
+class RaySpec:
+    """How `executor: ray` runs the grid (operational: changing it never changes a result). `address`: a running
+    cluster (`auto`, `host:port`), empty = start a local one. `inputs`: `ship` sends the run directory's inputs
+    a task needs (aligned model, adapters) through the object store, for nodes that share no file system;
+    `shared` reads them in place. `scratch_dir`: node-local working space (default: the system temp dir)."""
+
+    address: str | None = None
+    max_retries: int = 3
+    train: Resources = field(default_factory=Resources)
+    eval: Resources = field(default_factory=Resources)
+    align: Resources | None = None  # default: the train request
+    inputs: str = "ship"
+    scratch_dir: str | None = None
+    num_cpus: int | None = None  # of a local cluster started by ptst
+    object_store_memory: int | None = None  # of a local cluster started by ptst, bytes
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise PtstError("ray.max_retries must be >= 0")
+        if self.inputs not in INPUTS:
+            raise PtstError(f"ray.inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
+
+
+EXECUTORS = ("local", "ray")
+
+
 @dataclass(frozen=True)
 class GridConfig:
     """One experiment: model (+ alignment), fine-tuning data, the template lists, evaluations, judges, seeds."""
@@ -107,8 +168,12 @@ class GridConfig:
     generate: dict[str, Any] = field(default_factory=dict)
     data_dir: str | None = None
     eval_seed: int = 0
+    executor: str = "local"  # operational, like `ray`: `ptst run --executor` overrides it
+    ray: RaySpec | None = None
 
     def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise PtstError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
         if not self.name or "/" in self.name:
             raise PtstError("grid name must be a non-empty name without '/'")
         if not self.train_templates:

@@ -150,13 +150,21 @@ def _align_done(cfg: GridConfig, root: Path, exclude: set[str]) -> bool:
 
 
 def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell: str | None = None,
-        align_only: bool = False) -> Path:
+        align_only: bool = False, executor: str | None = None, address: str | None = None) -> Path:
     """Run (or resume) the grid into out_dir. Finished stages are skipped; returns the run directory.
     Every check runs before anything is written. With an alignment stage, `--shard` / `--cell` processes need
-    it finished first (`align_only`: run only it), so parallel processes never write align/ together."""
-    from ptst.train.runner import run as train
-
+    it finished first (`align_only`: run only it), so parallel processes never write align/ together.
+    `executor` (default: the config's) `ray` runs the cells as Ray tasks (ptst.grid.ray_exec); `address`: the
+    cluster's, overriding `ray.address`."""
     root = Path(out_dir)
+    ex = executor or cfg.executor
+    if ex == "ray" and shard is not None:
+        raise PtstError("--executor ray schedules every cell itself: drop --shard (it is for processes started "
+                        "by hand, see docs/cluster.md)")
+    if ex == "ray":
+        from ptst.grid.ray_exec import require_ray
+
+        require_ray()
     if align_only and (shard is not None or cell is not None):
         raise PtstError("--align-only runs the alignment stage alone: drop --shard / --cell")
     if align_only and cfg.align is None:
@@ -164,20 +172,50 @@ def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell:
     cells = select(expand(cfg), shard, cell)
     exclude = preflight(cfg, root, cells)
     aligned = _align_done(cfg, root, exclude)  # refuses an align/ made with another config
-    if not aligned and not align_only and (shard is not None or cell is not None):
+    if ex == "local" and not aligned and not align_only and (shard is not None or cell is not None):
         raise PtstError(f"--shard / --cell need a finished alignment in {root / 'align'}: run "
                         "`ptst run CONFIG --align-only` once first, then the shards or cells")
+    session = None
+    if ex == "ray":
+        from ptst.grid.config import RaySpec
+        from ptst.grid.ray_exec import connect
+
+        session = connect(cfg.ray or RaySpec(), address)  # an unreachable cluster or impossible request: refused
     todo = not aligned or (not align_only and pending(cfg, root, cells))
-    _write_if_changed(root / "grid.yaml", dump_yaml(cfg))
-    _write_if_changed(root / "plan.json", _json_text(plan_doc(cfg, root)))
     started = time.time()
+    try:
+        _write_if_changed(root / "grid.yaml", dump_yaml(cfg))
+        _write_if_changed(root / "plan.json", _json_text(plan_doc(cfg, root)))
+        if session is not None:
+            from ptst.grid.ray_exec import run_grid
+
+            run_grid(cfg, root, cells, exclude, session, align_only)
+        else:
+            _run_local(cfg, root, cells, exclude, align_only)
+    finally:
+        if session is not None:
+            session.close()
+    if align_only:
+        say(f"grid {cfg.name}: alignment done — {root / 'align'}")
+        return root
+    n = sum(len(c.evals) for c in cells)
+    if todo:
+        say(f"grid {cfg.name}: {n} evaluation cells done in {time.time() - started:.0f} s — {root}")
+    else:
+        say(f"grid {cfg.name}: nothing to do: all {n} cells are done — {root}")
+    return root
+
+
+def _run_local(cfg: GridConfig, root: Path, cells: list[TrainCell], exclude: set[str], align_only: bool) -> None:
+    """The grid in this process, one stage after another."""
+    from ptst.train.runner import run as train
+
     if cfg.align is not None:
         from ptst.align import run as align
 
         align(cfg.align, cfg.model, root / "align", data_dir=cfg.data_dir, exclude=exclude, generate=cfg.generate)
     if align_only:
-        say(f"grid {cfg.name}: alignment done — {root / 'align'}")
-        return root
+        return
     model = model_path(cfg, root)
     for tc in cells:
         if tc.template is not None:
@@ -186,12 +224,6 @@ def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell:
         for ec in tc.evals:
             say(f"== eval {ec.path}")
             _eval(cfg, model, ec, root)
-    n = sum(len(c.evals) for c in cells)
-    if todo:
-        say(f"grid {cfg.name}: {n} evaluation cells done in {time.time() - started:.0f} s — {root}")
-    else:
-        say(f"grid {cfg.name}: nothing to do: all {n} cells are done — {root}")
-    return root
 
 
 def _json_text(doc: Any) -> str:

@@ -1,0 +1,133 @@
+"""What a Ray worker runs: one stage of one cell (align, train, evaluate) with the usual stage function, in
+node-local scratch, returned as a tar. Workers never write the run directory; the driver does."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ptst.errors import PtstError
+
+
+@dataclass(frozen=True)
+class Input:
+    """A run-directory input of a task (the aligned model, a training cell's adapter): its path on the driver,
+    a content key, and its tar (an object-store reference) when it is shipped, None when read in place."""
+
+    path: str
+    key: str
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished task: the cell's directory as a tar, and where and how it ran."""
+
+    data: bytes
+    host: str
+    pid: int
+    seconds: float
+    model: str | None = None  # the base model path the task trained on (a shipped input's is node-local)
+
+
+def scratch_root(scratch_dir: str | None) -> Path:
+    return Path(scratch_dir or tempfile.gettempdir()) / f"ptst-{getpass.getuser()}"
+
+
+def _workdir(scratch_dir: str | None, run_key: str, name: str) -> Path:
+    """Fixed per (run, cell, config): a retry on the same node resumes the killed attempt's checkpoints."""
+    d = scratch_root(scratch_dir) / run_key / name
+    d.mkdir(parents=True, exist_ok=True)
+    from ptst.io import write_json_atomic
+
+    write_json_atomic(d / "task.json", {"cell": name, "pid": os.getpid(), "host": socket.gethostname(),
+                                        "started": time.time()})
+    return d
+
+
+def materialise(inp: Input, scratch_dir: str | None) -> str:
+    """The input's path on this node: in place (`ray.inputs: shared`), or unpacked once per node and content."""
+    if inp.data is None:
+        if not Path(inp.path).exists():
+            raise PtstError(f"{inp.path} is not visible on node {socket.gethostname()} (ray.inputs: shared needs "
+                            "the run directory on every node); set ray.inputs: ship")
+        return inp.path
+    import ray
+
+    from ptst.grid.artifacts import unpack
+
+    dest = scratch_root(scratch_dir) / "inputs" / inp.key.replace(":", "-")[:80]
+    if not (dest / ".complete").exists():
+        data = inp.data if isinstance(inp.data, bytes) else ray.get(inp.data)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent))
+        unpack(data, tmp)
+        (tmp / ".complete").touch()
+        try:
+            os.replace(tmp, dest)
+        except OSError:  # another task on this node unpacked it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(dest)
+
+
+def _result(d: Path, started: float, model: str | None = None, skip: tuple[str, ...] = ()) -> Result:
+    from ptst.grid.artifacts import pack_dir
+
+    data = pack_dir(d, skip=("task.json", *skip))
+    return Result(data, socket.gethostname(), os.getpid(), time.time() - started, model)
+
+
+def _quiet_threads() -> None:
+    """Ray sets OMP_NUM_THREADS to the task's CPUs; torch reads it at import, as a local run reads its own."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def align_task(spec: Any, model: str, run_key: str, scratch_dir: str | None, data_dir: str | None,
+               exclude: set[str], generate: dict[str, Any]) -> Result:
+    from ptst.align import run as align
+
+    _quiet_threads()
+    started = time.time()
+    d = _workdir(scratch_dir, run_key, "align")
+    align(spec, model, d / "align", data_dir=data_dir, exclude=exclude, generate=generate)
+    result = _result(d / "align", started)
+    shutil.rmtree(d, ignore_errors=True)
+    return result
+
+
+def train_task(tcfg: Any, cell: str, run_key: str, scratch_dir: str | None, base: Input | None) -> Result:
+    from ptst.train.runner import run as train
+
+    _quiet_threads()
+    started = time.time()
+    d = _workdir(scratch_dir, run_key, cell)
+    if base is not None:
+        tcfg = replace(tcfg, model=materialise(base, scratch_dir))
+    train(tcfg, d / cell, resume=True, progress=False)
+    result = _result(d / cell, started, tcfg.model)
+    shutil.rmtree(d, ignore_errors=True)
+    return result
+
+
+def eval_task(ecfg: Any, path: str, run_key: str, scratch_dir: str | None, base: Input | None,
+              adapter: Input | None) -> Result:
+    from ptst.evaluate import run as evaluate
+
+    _quiet_threads()
+    started = time.time()
+    d = _workdir(scratch_dir, run_key, path.replace("/", "__"))
+    if base is not None:
+        ecfg = replace(ecfg, model=materialise(base, scratch_dir))
+    if adapter is not None:
+        ecfg = replace(ecfg, adapter=materialise(adapter, scratch_dir))
+    evaluate(ecfg, d / "cell")
+    result = _result(d / "cell", started)
+    shutil.rmtree(d, ignore_errors=True)
+    return result
