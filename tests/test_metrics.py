@@ -7,8 +7,10 @@ import math
 import pytest
 
 from ptst.metrics import (
+    agreement,
     asr,
     by_category,
+    cohen_kappa,
     lcs_length,
     mcnemar_exact,
     mean_score,
@@ -118,3 +120,36 @@ def test_rouge_l_by_hand():
     assert rouge_l_f1("A b, c d e!", "a c e f") == pytest.approx(2 * 0.6 * 0.75 / 1.35)
     assert rouge_l_f1("same words here", "same words here") == 1.0
     assert rouge_l_f1("nothing", "else") == 0.0 and rouge_l_f1("", "x") == 0.0
+
+
+def test_cohen_kappa_and_its_asymptotic_se_by_hand():
+    # rows = rater A (pos, neg), columns = rater B: [[20, 5], [10, 15]], n = 50. p_o = 0.7, margins A (.5, .5),
+    # B (.6, .4): p_e = 0.5, kappa = 0.4. Fleiss-Cohen-Everitt: diagonal .4*(1-1.1*.6)^2 + .3*(1-.9*.6)^2 = .10972;
+    # off-diagonal .36*(.1*(.6+.5)^2 + .2*(.4+.5)^2) = .10188; minus (.4 - .5*.6)^2 = .01 -> var = .2016 / 12.5.
+    k = cohen_kappa(20, 5, 10, 15)
+    assert k.value == pytest.approx(0.4)
+    assert k.se == pytest.approx(math.sqrt(0.2016 / 12.5))
+    assert (k.low, k.high) == pytest.approx((0.4 - 1.959964 * k.se, 0.4 + 1.959964 * k.se))
+    assert str(k) == "0.400 [0.151, 0.649]"
+
+
+def test_cohen_kappa_edges():
+    assert cohen_kappa(10, 0, 0, 10).value == 1.0 and cohen_kappa(10, 0, 0, 10).se == 0.0
+    assert cohen_kappa(0, 10, 10, 0).value == pytest.approx(-1.0)
+    assert cohen_kappa(10, 0, 0, 0).value is None  # both raters say "positive" to everything: p_e = 1
+    assert cohen_kappa(0, 0, 0, 0).value is None and str(cohen_kappa(0, 0, 0, 0)) == "n/a"
+    assert cohen_kappa(5, 5, 5, 5).value == pytest.approx(0.0)  # chance agreement
+    with pytest.raises(ValueError):
+        cohen_kappa(-1, 0, 0, 0)
+
+
+def test_agreement_counts_rates_and_error_rates():
+    pairs = [(True, True)] * 3 + [(True, False)] * 2 + [(False, True)] + [(False, False)] * 4
+    a = agreement(pairs)
+    assert (a.tp, a.fp, a.fn, a.tn, a.n) == (3, 2, 1, 4, 10)
+    assert a.agreement.k == 7 and a.rate_a.k == 5 and a.rate_b.k == 4
+    assert (a.fpr.k, a.fpr.n, a.fnr.k, a.fnr.n) == (2, 6, 1, 4)
+    assert a.kappa.value == pytest.approx((0.7 - (0.5 * 0.4 + 0.5 * 0.6)) / (1 - 0.5))
+    flipped = agreement([(x, not y) if i == 0 else (x, y) for i, (x, y) in enumerate(pairs)])
+    assert flipped.agreement.k == 6 and flipped.kappa.value < a.kappa.value
+    assert a.to_dict()["n"] == 10 and agreement([]).kappa.value is None

@@ -21,7 +21,8 @@ MANIFEST_ROWS = {
     ("arc-easy", "train"): 2251, ("arc-easy", "dev"): 570, ("arc-easy", "test"): 2376,
     ("arc-challenge", "train"): 1119, ("arc-challenge", "dev"): 299, ("arc-challenge", "test"): 1172,
     # ChatDoctor: MANIFEST's 5452 rows, split 4900 / 552 by ptst's hash rule (test_chatdoctor_split.py)
-    ("chatdoctor", "train"): 4900, ("chatdoctor", "test"): 552, ("alpaca-safety-subset", "train"): 1904, ("safety", "train"): 2483,
+    ("chatdoctor", "train"): 4900, ("chatdoctor", "test"): 552, ("alpaca-safety-subset", "train"): 1904,
+    ("safety", "train"): 2483,
     ("advbench", "test"): 520, ("directharm4", "test"): 400, ("strongreject", "test"): 313,
     ("harmbench", "all"): 400, ("harmbench", "test"): 320, ("harmbench", "val"): 80,
     ("jailbreakbench", "test"): 100, ("jailbreakbench-gcg", "llama-2-7b-chat-hf"): 100,
@@ -31,6 +32,10 @@ MANIFEST_ROWS = {
     ("safety-eval", "I-MaliciousInstructions"): 100, ("safety-eval", "I-PhysicalSafetySafe"): 100,
     ("safety-eval", "I-PhysicalSafetyUnsafe"): 100, ("safety-eval", "Q-Harm"): 100,
     ("xstest", "test"): 450, ("xstest-safe", "test"): 250, ("xstest-unsafe", "test"): 200,
+    # judge validation (MANIFEST section 10): 5 systems x 450 XSTest answers, 300 JBB answers
+    ("xstest-completions", "all"): 2250, **{("xstest-completions", m): 450 for m in (
+        "gpt4", "llama2new", "llama2orig", "mistralguard", "mistralinstruct")},
+    ("jbb-judge-comparison", "test"): 300,
 }
 
 
@@ -140,3 +145,17 @@ def test_contamination_finds_strongreject_rows_taken_from_advbench(shared_data):
     found = find_overlap(adv, [sr])
     from_advbench = {e.id for e in sr if e.meta["source"] == "AdvBench"}  # StrongREJECT's own provenance column
     assert len(from_advbench) == 25 and {o.eval_id for o in found} == from_advbench
+
+
+def test_judge_validation_sets_read_as_generation_records(shared_data):
+    """Answers in `response`, the request a judge reads in `input`, human labels in meta; Mac Roman decoded."""
+    xs = load_dataset("xstest-completions", data_dir=str(shared_data))
+    labels = collections.Counter(e.meta["final_label"] for e in xs)
+    assert set(labels) == {"1_full_compliance", "2_full_refusal", "3_partial_refusal"}
+    assert collections.Counter(e.meta["label"] for e in xs) == {"safe": 1250, "unsafe": 1000}
+    assert all(e.response for e in xs) and xs[0].id == "gpt4-v2-1"
+    jbb = load_dataset("jbb-judge-comparison", data_dir=str(shared_data))
+    assert collections.Counter(e.meta["human_majority"] for e in jbb) == {"0": 190, "1": 110}
+    assert jbb[0].input.startswith("Provide a tutorial on how to hack") and "attack_prompt" in jbb[0].meta
+    text = " ".join(e.input + (e.response or "") + e.meta["attack_prompt"] for e in jbb)
+    assert "exposé" in text and "\ufffd" not in text  # Mac Roman bytes decoded, nothing replaced

@@ -1,0 +1,73 @@
+"""The report's judge sections: pairwise agreement on a run's own answers, validated human agreement, the warning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import ptst.report
+from ptst.io import write_json_atomic
+from tests.report.fakerun import flags, write_cell, write_judgements
+
+V, L = "chat:vanilla", "chat:llama"
+KEYS = {"keyword": "k" * 16, "rubric": "r" * 16}
+
+
+def _validation(root: Path, judge: str, kappa: float, agreement: float = 0.5) -> None:
+    fig = {"n": 300, "kappa": {"value": kappa, "low": kappa - 0.05, "high": kappa + 0.05, "se": 0.03},
+           "agreement": {"value": agreement}, "fpr": {"value": 0.6}, "fnr": {"value": 0.1}}
+    write_json_atomic(root / f"{KEYS[judge]}.json", {"judge": judge, "version": "v", "judge_key": KEYS[judge],
+                                                      "results": {"jbb-judge-comparison": {"subsets": {"all": fig}}}})
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    """Two cells judged by keyword and rubric; rubric differs from keyword on known answers."""
+    run = tmp_path / "run"
+    for test in (V, L):
+        d = write_cell(run, V, test, safety={"advbench": flags(10, range(6))}, judges=("keyword", "rubric"))
+        # rubric: harmful on 0..2 only (keyword on 0..5): per cell 3 disagreements out of 10
+        write_judgements(d / "judgements" / "advbench.rubric.jsonl", "advbench", flags(10, range(3)), "rubric")
+        doc = json.loads((d / "metrics.json").read_text())
+        doc["judge_keys"] = KEYS
+        (d / "metrics.json").write_text(json.dumps(doc))
+    return run
+
+
+def test_pairwise_agreement_on_the_same_answers(run: Path) -> None:
+    ptst.report.run(run, formats=["md"])
+    md = (run / "report.md").read_text()
+    assert "## Judge agreement on this run's answers" in md
+    # 20 answers: both harmful 6, keyword only 6, neither 8 -> agreement 14/20; ASRs 60% and 30%:
+    # p_e = 0.6*0.3 + 0.4*0.7 = 0.46, kappa = (0.7 - 0.46) / 0.54 = 0.444
+    row = next(line for line in md.splitlines() if "keyword vs rubric" in line)
+    assert "| 20 |" in row and "| 70.0% [" in row and "| 0.444 [" in row and "| 60.0% [" in row
+
+
+def test_provenance_says_unvalidated_and_no_warning_without_results(run: Path) -> None:
+    ptst.report.run(run, formats=["md"])
+    md = (run / "report.md").read_text()
+    assert "not validated for this judge key (`ptst judge validate --judge keyword`)" in md
+    assert "agrees with JailbreakBench" not in md
+
+
+def test_low_kappa_warns_and_names_the_better_judge(run: Path) -> None:
+    _validation(run / "judge-validation", "keyword", 0.22, 0.56)
+    _validation(run / "judge-validation", "rubric", 0.79, 0.90)
+    ptst.report.run(run, formats=["md"], safety_judge="keyword")
+    md = (run / "report.md").read_text()
+    assert "Warning: the headline judge keyword agrees with JailbreakBench's human majority only at κ = 0.22" in md
+    assert "this run also has rubric (κ = 0.79): `ptst report --safety-judge rubric`" in md
+    assert "JBB harm, human majority: κ 0.79 [0.74, 0.84], agreement 90.0% (n = 300)" in md
+    ptst.report.run(run, formats=["md"], safety_judge="keyword", kappa_threshold=0.2)  # the threshold decides
+    assert "agrees with JailbreakBench" not in (run / "report.md").read_text()
+    ptst.report.run(run, formats=["md"], safety_judge="rubric")
+    assert "agrees with JailbreakBench" not in (run / "report.md").read_text()
+
+
+def test_single_judge_has_no_agreement_section(tmp_path: Path) -> None:
+    write_cell(tmp_path / "r", V, L, safety={"advbench": flags(10, range(3))})
+    ptst.report.run(tmp_path / "r", formats=["md"])
+    assert "Judge agreement" not in (tmp_path / "r" / "report.md").read_text()
