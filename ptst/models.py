@@ -142,7 +142,12 @@ def _explain(e: BaseException, path: Path, what: str) -> str:
             return f"{path} is not a GGUF file (it does not start with the GGUF magic bytes)"
         if isinstance(e, struct.error | ValueError):
             return f"{path} is a truncated or corrupt GGUF file ({first})"
-    return f"{path}: {first}" if path.exists() else first  # an HF hub id: its own message names it
+    if path.exists():
+        return f"{path}: {first}"
+    if "connect" in first or "offline" in first.lower() or "cached files" in first:  # a hub id, hub unreachable
+        return (f"{path} is not a local directory or alias and is not in the Hugging Face cache, and the hub "
+                f"cannot be reached (offline); download it first (hf download {path}) or pass a local directory")
+    return first  # an HF hub id: its own message names it
 
 
 def _is_json(path: Path) -> bool:

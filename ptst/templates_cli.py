@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -12,7 +13,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     ls.add_argument("--file", help="also list the templates of this YAML file")
     show = sub.add_parser("show", help="print a template rendered for a model")
     show.add_argument("name", help="template name, FILE.yaml or FILE.yaml:NAME")
-    show.add_argument("--model", help="model whose tokenizer renders chat templates (HF id, directory, GGUF, alias)")
+    show.add_argument("--model", help="model whose tokenizer renders chat templates: a local model or tokenizer "
+                      "directory, an HF id (from the HF cache when offline), a GGUF file or an alias")
+    show.add_argument("--chat-template", metavar="FILE", help="render with this Jinja chat template instead of the "
+                      "tokenizer's own (e.g. a model's .jinja file; needs --model for the tokenizer)")
     show.add_argument("--input", default=None, help="user input to render (default: the literal {input})")
     show.add_argument("--response", default=None, help="also render this target response (as in training)")
     show.add_argument("--raw", action="store_true", help="print only the exact rendered text, nothing else")
@@ -31,29 +35,18 @@ def cli(args: argparse.Namespace) -> int:
             print(f"{t.name:<{width}}  {t.mode:<4}  {t.description}{flag}")
         return 0
     t = T.get_template(args.name)
-    tok = None
-    if args.model:
-        from ptst.models import load_tokenizer
-
-        tok = load_tokenizer(args.model)
+    tok = _tokenizer(args)
     text = T.INPUT if args.input is None else args.input
-    if tok is None and t.mode == "chat":
+    if tok is None and t.mode == "chat" and t.rendering == "native":
         print(f"# template {t.name} (chat); no --model given: OpenAI-style messages (pass --model to render)")
         for m in t.messages(text):
             print(f"[{m['role']}]\n{m['content']}")
         return 0
     r = T.render(t, tok, text, args.response)
-    sys_note = ""
-    if tok is not None and t.mode == "chat":
-        fam = T.inspect_family(tok)
-        if not fam.supports_system and t.system is not None:
-            sys_note = "family has no system role: system prompt folded into the first user turn"
-        elif fam.default_system is not None and t.system is None:
-            sys_note = f"family injects default system prompt {fam.default_system!r}: policy {t.default_system}"
+    sys_note = T.placement(t, tok)
     if not args.raw:
         print(f"# template {t.name} ({t.mode}); fingerprint {T.fingerprint(t, tok)[:16]}")
-        if sys_note:
-            print(f"# {sys_note}")
+        print(f"# {sys_note}")
         if tok is not None:
             n = len(tok(r.text, add_special_tokens=False)["input_ids"])
             print(f"# {n} tokens")
@@ -65,3 +58,24 @@ def cli(args: argparse.Namespace) -> int:
         lead = "" if r.text.endswith("\n") else "\n"
         print(f"{lead}# ---- end; the text ends with {r.text[-24:]!r} ----", file=sys.stderr)
     return 0
+
+
+def _tokenizer(args: argparse.Namespace) -> Any:
+    from ptst.errors import PtstError
+
+    if args.chat_template and not args.model:
+        raise PtstError("--chat-template needs --model: the tokenizer whose tokens the template is rendered with")
+    if not args.model:
+        return None
+    from pathlib import Path
+
+    from ptst.models import load_tokenizer
+
+    tok = load_tokenizer(args.model)
+    if args.chat_template:
+        path = Path(args.chat_template)
+        try:
+            tok.chat_template = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise PtstError(f"--chat-template {path}: cannot read it ({e})") from None
+    return tok

@@ -151,7 +151,7 @@ PLACEMENT_WORDS = {
     "first-user": "inside the first user turn, by the family's own template",
     "last-user": "inside the last user turn, by the family's own template (it moves to each new user turn)",
     "after-bos": "bare right after BOS, with no role marker, by the family's own template",
-    "none": "folded by ptst into the first user turn as system + blank line + user (the family has no system role)",
+    "none": "by ptst inside the first user turn, as system + blank line + user (the family has no system role)",
 }
 
 

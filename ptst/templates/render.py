@@ -207,8 +207,6 @@ def placement(t: Template, tok: ChatTokenizer | None) -> str:
     if fam.default_system is None:
         return "no system prompt: no system turn (the family injects no default)"
     d = fam.default_system if len(fam.default_system) <= 80 else fam.default_system[:77] + "..."
-    return {"drop": f"no system prompt: the family's injected default system prompt {d!r} was dropped "
-                    "(default_system: drop), no system turn at all",
-            "keep": f"no system prompt: the family's default system prompt {d!r} was kept (default_system: keep)",
-            "empty": "no system prompt: an empty system turn replaces the family's default (default_system: empty)",
-            }[t.default_system]
+    what = {"drop": "dropped, no system turn at all", "keep": "kept as the system turn",
+            "empty": "replaced by an empty system turn"}[t.default_system]
+    return f"no system prompt: the family injects default system prompt {d!r}; policy {t.default_system}: {what}"
