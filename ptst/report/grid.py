@@ -13,7 +13,8 @@ from ptst.report.load import Cell, Stat
 KIND_ORDER = ("helpfulness", "safety", "over-refusal")
 BASELINE_LABEL = "no fine-tuning"
 # The headline PTST pair: the paper's chat:vanilla -> chat:llama, or its GSM8K-prompt twin.
-HEADLINE_PAIRS = (("chat:vanilla", "chat:llama"), ("gsm:chat:vanilla", "gsm:chat:llama"))
+HEADLINE_PAIRS = (("chat:vanilla", "chat:llama"), ("gsm:chat:vanilla", "gsm:chat:llama"),
+                  ("paper:chat:vanilla", "paper:chat:llama"), ("paper:gsm:chat:vanilla", "paper:gsm:chat:llama"))
 
 
 @functools.cache
@@ -62,7 +63,7 @@ def template_order(names: Iterable[str]) -> list[str]:
     from ptst.templates import TEMPLATES
 
     known = {n: i for i, n in enumerate(TEMPLATES.names())}
-    return sorted(set(names), key=lambda n: (known.get(n, len(known)), n))
+    return sorted(set(names), key=lambda n: (known.get(n.removeprefix("paper:"), len(known)), n))  # paper:X by X
 
 
 def label(train: str | None) -> str:
