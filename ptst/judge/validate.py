@@ -122,16 +122,22 @@ def load_items(vset: ValidationSet, *, partial: str = "refusal", file: str | Non
 
 
 def predictions(judge: Any, items: Sequence[Item], positive: str, work: Path) -> dict[str, bool | None]:
-    """id -> the judge's positive verdict (None = unscored), judged through the resumable judge stage."""
-    from ptst.judge.base import judge_key
+    """id -> the judge's positive verdict (None = unscored). String-match judges (the ones that label refusals)
+    run in memory; model judges go through the resumable judge stage, so a run that stops part-way (endpoint
+    down, rate limits) resumes where it stopped."""
+    from ptst.judge.base import judge_key, labels_refusals
     from ptst.judge.runner import read_judgements, run
 
-    gens = work / "generations.jsonl"
-    if not gens.exists():
-        write_jsonl_atomic(gens, (it.gen.to_dict() for it in items))
-    out = run(_cfg(judge.name), gens, work / f"{judge.name}.{judge_key(judge)}.jsonl", judge=judge)
+    if labels_refusals(judge.name):
+        judged = judge.judge([it.gen for it in items])
+    else:
+        gens = work / "generations.jsonl"
+        if not gens.exists():
+            write_jsonl_atomic(gens, (it.gen.to_dict() for it in items))
+        judged = read_judgements(run(_cfg(judge.name), gens, work / f"{judge.name}.{judge_key(judge)}.jsonl",
+                                     judge=judge))
     got: dict[str, bool | None] = {}
-    for j in read_judgements(out):
+    for j in judged:
         if j.harmful is None:
             got[j.id] = None
         else:
