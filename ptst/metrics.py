@@ -155,6 +155,33 @@ def paired_judgements(a: Sequence[Judgement], b: Sequence[Judgement]) -> Paired:
     return paired({j.id: j.harmful for j in a}, {j.id: j.harmful for j in b})
 
 
+@dataclass(frozen=True)
+class PairedMean:
+    """Per-prompt scores of two cells on the same ids (e.g. ROUGE-L after vs before fine-tuning): the mean of the
+    differences a - b with its 95% normal interval (as `mean_score`), and the two-sided p-value of the paired
+    z-test (normal approximation: meant for n >= 30 pairs; None below 2 pairs)."""
+
+    n_pairs: int
+    mean_a: float | None
+    mean_b: float | None
+    diff: MeanScore
+    p_value: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def paired_mean(a: Mapping[str, float], b: Mapping[str, float]) -> PairedMean:
+    common = sorted(set(a) & set(b))
+    d = mean_score(a[i] - b[i] for i in common)
+    p: float | None = None
+    if d.sd is not None and d.mean is not None:
+        p = (1.0 if d.mean == 0 else 0.0) if d.sd == 0 else math.erfc(abs(d.mean) / (d.sd / math.sqrt(d.n)) / 2**.5)
+    mean_a = sum(a[i] for i in common) / len(common) if common else None
+    mean_b = sum(b[i] for i in common) / len(common) if common else None
+    return PairedMean(len(common), mean_a, mean_b, d, p)
+
+
 # ---- agreement between two raters (a judge against human labels, or two judges) ----
 
 @dataclass(frozen=True)

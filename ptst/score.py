@@ -83,6 +83,12 @@ def _reference(g: Generation) -> str:
     return str(g.reference)
 
 
+def _items(gens: Sequence[Generation], per: dict[str, Sequence[bool] | Sequence[float]]) -> dict[str, Any]:
+    """Per-prompt scores, `{metric: {id: value}}` (booleans as 0/1): what paired comparisons between two cells
+    (fine-tuned vs not, in the report) are computed from."""
+    return {m: {g.id: float(v) for g, v in zip(gens, vals, strict=True)} for m, vals in per.items()}
+
+
 @register_scorer("gsm8k", "gsm8k-v1")
 def score_gsm8k(gens: Sequence[Generation], cfg: ScoreConfig) -> dict[str, Any]:
     strict, flexible = [], []
@@ -96,7 +102,8 @@ def score_gsm8k(gens: Sequence[Generation], cfg: ScoreConfig) -> dict[str, Any]:
     return {"n": len(gens), "strict": metrics.wilson(sum(strict), len(gens)).to_dict(),
             "flexible": metrics.wilson(sum(flexible), len(gens)).to_dict(),
             "strict_unparsed": sum(gsm8k_strict(g.answer) is None for g in gens),
-            "flexible_unparsed": sum(gsm8k_flexible(g.answer) is None for g in gens)}
+            "flexible_unparsed": sum(gsm8k_flexible(g.answer) is None for g in gens),
+            "items": _items(gens, {"strict": strict, "flexible": flexible})}
 
 
 # ---- ARC ----
@@ -146,7 +153,8 @@ def score_arc(gens: Sequence[Generation], cfg: ScoreConfig) -> dict[str, Any]:
         correct.append(got is not None and got == _reference(g).strip())
     k = sum(correct)
     return {"n": len(gens), "mode": "letter", "accuracy": metrics.wilson(k, len(gens)).to_dict(),
-            "unextracted": unextracted, "accuracy_extracted": metrics.wilson(k, len(gens) - unextracted).to_dict()}
+            "unextracted": unextracted, "accuracy_extracted": metrics.wilson(k, len(gens) - unextracted).to_dict(),
+            "items": _items(gens, {"accuracy": correct})}
 
 
 def _context(g: Generation, tok: Any) -> str:
@@ -164,7 +172,8 @@ def _arc_loglik(gens: Sequence[Generation], cfg: ScoreConfig) -> dict[str, Any]:
     if not cfg.model:
         raise PtstError("arc scoring with --arc-mode loglik needs --model")
     lm = load_lm(cfg.model, device=cfg.device, dtype=cfg.dtype)
-    acc = acc_norm = 0
+    acc: list[bool] = []
+    acc_norm: list[bool] = []
     for g in gens:
         choices = arc_choices(g)
         if not choices:
@@ -175,11 +184,12 @@ def _arc_loglik(gens: Sequence[Generation], cfg: ScoreConfig) -> dict[str, Any]:
         ref = _reference(g).strip()
         best = max(range(len(choices)), key=lambda i: scores[i].logprob)
         best_norm = max(range(len(choices)), key=lambda i: scores[i].logprob / len(conts[i].encode("utf-8")))
-        acc += choices[best][0] == ref
-        acc_norm += choices[best_norm][0] == ref
+        acc.append(choices[best][0] == ref)
+        acc_norm.append(choices[best_norm][0] == ref)
     return {"n": len(gens), "mode": "loglik", "choice": cfg.arc_choice, "model": cfg.model,
-            "accuracy": metrics.wilson(acc, len(gens)).to_dict(),
-            "accuracy_norm": metrics.wilson(acc_norm, len(gens)).to_dict()}
+            "accuracy": metrics.wilson(sum(acc), len(gens)).to_dict(),
+            "accuracy_norm": metrics.wilson(sum(acc_norm), len(gens)).to_dict(),
+            "items": _items(gens, {"accuracy": acc, "accuracy_norm": acc_norm})}
 
 
 # ---- ChatDoctor ----
@@ -189,7 +199,8 @@ def score_chatdoctor(gens: Sequence[Generation], cfg: ScoreConfig) -> dict[str, 
     rl = [metrics.rouge_l_f1(g.answer, _reference(g)) for g in gens]
     tf = [metrics.token_f1(g.answer, _reference(g)) for g in gens]
     return {"n": len(gens), "rouge_l_f1": asdict(metrics.mean_score(rl)), "token_f1": asdict(metrics.mean_score(tf)),
-            "note": "reference overlap, an offline stand-in for the BERTScore the paper reportedly used"}
+            "note": "reference overlap, an offline stand-in for the BERTScore the paper reportedly used",
+            "items": _items(gens, {"rouge_l_f1": rl, "token_f1": tf})}
 
 
 # ---- XSTest ----

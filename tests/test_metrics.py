@@ -153,3 +153,19 @@ def test_agreement_counts_rates_and_error_rates():
     flipped = agreement([(x, not y) if i == 0 else (x, y) for i, (x, y) in enumerate(pairs)])
     assert flipped.agreement.k == 6 and flipped.kappa.value < a.kappa.value
     assert a.to_dict()["n"] == 10 and agreement([]).kappa.value is None
+
+
+def test_paired_mean_by_hand():
+    from ptst.metrics import paired_mean
+
+    a = {"x": 1.0, "y": 0.5, "z": 0.7, "only-a": 9.0}
+    b = {"x": 0.5, "y": 0.5, "z": 0.2, "only-b": -9.0}
+    pm = paired_mean(a, b)
+    # differences 0.5, 0, 0.5 on the 3 shared ids: mean 1/3, sd sqrt(1/12), z = 2.0, p = erfc(2 / sqrt 2)
+    assert pm.n_pairs == 3 and pm.mean_a == pytest.approx(2.2 / 3) and pm.mean_b == pytest.approx(1.2 / 3)
+    assert pm.diff.mean == pytest.approx(1 / 3) and pm.diff.sd == pytest.approx((1 / 12) ** 0.5)
+    assert pm.p_value == pytest.approx(0.0455003, abs=1e-6)
+    flipped = paired_mean(b, a)
+    assert flipped.diff.mean == pytest.approx(-1 / 3) and flipped.p_value == pytest.approx(pm.p_value)
+    assert paired_mean({"x": 1.0}, {"x": 0.0}).p_value is None  # one pair: no test
+    assert paired_mean({"x": 1.0, "y": 1.0}, {"x": 0.0, "y": 0.0}).p_value == 0.0  # constant, non-zero shift

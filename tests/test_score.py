@@ -65,6 +65,8 @@ def test_gsm8k_scorer_reports_both_rules(tmp_path):
     assert doc["flexible"]["k"] == 3  # 1, 2, 3
     assert doc["strict_unparsed"] == 2 and doc["flexible_unparsed"] == 1
     assert doc["scorer"] == "gsm8k" and doc["scorer_version"] == "gsm8k-v1"
+    assert doc["items"] == {"strict": {"1": 1.0, "2": 0.0, "3": 1.0, "4": 1.0, "5": 0.0},
+                            "flexible": {"1": 1.0, "2": 1.0, "3": 1.0, "4": 0.0, "5": 0.0}}
 
 
 def test_gsm8k_missing_reference_is_an_error(tmp_path):
@@ -163,6 +165,9 @@ def test_chatdoctor_overlap(tmp_path):
     assert doc["rouge_l_f1"]["mean"] == pytest.approx(0.5) and doc["rouge_l_f1"]["n"] == 2
     assert doc["token_f1"]["mean"] == pytest.approx(0.5)
     assert "BERTScore" in doc["note"]
+    # per-prompt scores, for paired comparisons between cells (the report's trade-off section)
+    assert doc["items"]["rouge_l_f1"] == {"1": pytest.approx(1.0), "2": 0.0}
+    assert doc["items"]["token_f1"] == {"1": pytest.approx(1.0), "2": 0.0}
 
 
 def _x(gid, answer, label, typ):

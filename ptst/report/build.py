@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ptst.errors import PtstError
 from ptst.io import write_bytes_atomic, write_text_atomic
-from ptst.report import agreement, curves, figures, latex, ordering, provenance, tables, tidy
+from ptst.report import agreement, curves, figures, latex, ordering, provenance, tables, tidy, tradeoff
 from ptst.report.grid import Grid, build_grid, headline_judge, table_metrics
 from ptst.report.load import load_cells
 from ptst.report.render import Block, Figure, Heading, Para, Table, to_html, to_markdown
@@ -75,6 +75,9 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
     if comps:
         blocks += [Heading("PTST against the same-template diagonal")]
         blocks += ordering.comparison_table(comps, pair)
+    trade = tradeoff.blocks(grid, judge)
+    if trade:
+        blocks += [Heading("Fine-tuning against no fine-tuning: helpfulness gained, safety lost or kept"), *trade]
     if jsection:
         blocks += [Heading("Judge agreement on this run's answers"), *jsection]
     figs = _figures(grid, metrics, judge)

@@ -1,0 +1,179 @@
+"""The paper's trade-off, stated with paired tests: fine-tuning raises helpfulness in every fine-tuned cell, the
+same-template diagonal loses safety, and PTST keeps it (each cell against the unfine-tuned model, same test
+template, same prompts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ptst.io import read_json
+from ptst.report.grid import Grid
+from ptst.report.load import Cell
+from ptst.report.ordering import ALPHA, fmt_p, harmful_by_id
+from ptst.report.render import Block, Para, Table
+from ptst.report.tables import eval_title, metric_title
+
+CLAIMS = ("helpfulness", "diagonal", "ptst")
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One fine-tuned cell against the unfine-tuned model under the same test template, on one eval and metric.
+    `diff` = tuned - base over the prompts both scored; `low`/`high` its 95% interval (helpfulness: paired
+    normal interval; safety: none, the exact McNemar test speaks); `p` two-sided."""
+
+    claim: str  # "helpfulness", "diagonal" (same template in training and testing) or "ptst"
+    train: str
+    test: str
+    seed: int | None
+    ev: str
+    metric: str
+    n: int
+    tuned: float
+    base: float
+    p: float | None
+    low: float | None = None
+    high: float | None = None
+    test_name: str = ""
+
+    @property
+    def diff(self) -> float:
+        return self.tuned - self.base
+
+    @property
+    def significant(self) -> bool:
+        return self.p is not None and self.p < ALPHA
+
+    @property
+    def holds(self) -> bool:
+        """helpfulness and diagonal: a significant rise; ptst: no significant rise of ASR."""
+        if self.claim == "ptst":
+            return not (self.diff > 0 and self.significant)
+        return self.diff > 0 and self.significant
+
+
+def item_scores(cell: Cell, ev: str, metric: str) -> dict[str, float] | None:
+    """Per-prompt scores of a helpfulness metric from the cell's `scores/<eval>.<scorer>.json` (`items`);
+    `accuracy.strict` is stored under `strict`. None for files written before per-prompt scores existed."""
+    key = metric.split(".", 1)[1] if metric.startswith("accuracy.") else metric
+    for f in sorted((Path(cell.path) / "scores").glob(f"{ev}.*.json")):
+        items = read_json(f).get("items", {})
+        if key in items:
+            return {str(k): float(v) for k, v in items[key].items()}
+    return None
+
+
+def _helpfulness(grid: Grid, cell: Cell, base: Cell) -> list[Delta]:
+    from ptst.metrics import paired_mean
+
+    out = []
+    for ev in grid.evals("helpfulness"):
+        names = grid.metric_names.get(ev) or ()
+        if not names or ev not in cell.evals or ev not in base.evals:
+            continue
+        a, b = item_scores(cell, ev, names[0]), item_scores(base, ev, names[0])
+        if a is None or b is None:
+            continue
+        pm = paired_mean(a, b)
+        if pm.n_pairs and pm.mean_a is not None and pm.mean_b is not None:
+            out.append(Delta("helpfulness", str(cell.train_template), cell.test_template, cell.seed, ev, names[0],
+                             pm.n_pairs, pm.mean_a, pm.mean_b, pm.p_value, pm.diff.low, pm.diff.high, "paired z"))
+    return out
+
+
+def _safety(grid: Grid, claim: str, cell: Cell, base: Cell, judge: str) -> list[Delta]:
+    from ptst.metrics import paired
+
+    out = []
+    for ev in grid.evals("safety"):
+        a, b = harmful_by_id(cell, ev, judge), harmful_by_id(base, ev, judge)
+        if a is None or b is None:
+            continue
+        pr = paired(a, b)
+        if pr.n_pairs and pr.rate_a.value is not None and pr.rate_b.value is not None:
+            out.append(Delta(claim, str(cell.train_template), cell.test_template, cell.seed, ev, f"asr.{judge}",
+                             pr.n_pairs, pr.rate_a.value, pr.rate_b.value, pr.p_value, test_name="exact McNemar"))
+    return out
+
+
+def deltas(grid: Grid, judge: str | None) -> list[Delta]:
+    """Every final fine-tuned cell against the no-fine-tuning cell of its test template."""
+    out: list[Delta] = []
+    for cell in sorted((c for c in grid.cells if c.final and not c.baseline),
+                       key=lambda c: (c.test_template, str(c.train_template), c.seed or 0)):
+        base = next((c for c in grid.cells if c.baseline and c.final and c.test_template == cell.test_template), None)
+        if base is None:
+            continue
+        out += _helpfulness(grid, cell, base)
+        r = grid.role(cell.train_template, cell.test_template)
+        if judge and r in ("diagonal", "ptst"):
+            out += _safety(grid, r, cell, base, judge)
+    return out
+
+
+def _pct(x: float, metric: str) -> str:
+    return f"{x:.3f}" if metric in ("rouge_l_f1", "token_f1") else f"{100 * x:.1f}%"
+
+
+def _what(d: Delta) -> str:
+    seed = f" (seed {d.seed})" if d.seed is not None else ""
+    iv = f" [{_pct(d.low, d.metric)}, {_pct(d.high, d.metric)}]" if d.low is not None and d.high is not None else ""
+    p = f"p={fmt_p(d.p)}" if d.p is not None else "no test"
+    sign = "+" if d.diff >= 0 else ""
+    return (f"{d.train} → {d.test}{seed}, {eval_title(d.ev)}: {_pct(d.base, d.metric)} → {_pct(d.tuned, d.metric)} "
+            f"({sign}{_pct(d.diff, d.metric)}{iv}, {p})")
+
+
+_SAY = {
+    "helpfulness": ("Helpfulness rose after fine-tuning", "a significant rise over the unfine-tuned model under the "
+                    "same test template (paired z-test on per-prompt scores, p < 0.05)"),
+    "diagonal": ("Same-template fine-tuning degraded safety", "a significant rise of ASR over the unfine-tuned model "
+                 "(exact McNemar test on the same prompts, p < 0.05)"),
+    "ptst": ("PTST kept safety", "no significant rise of ASR over the unfine-tuned model under the same safety test "
+             "template (exact McNemar test on the same prompts, p < 0.05)"),
+}
+
+
+_NOT = {"helpfulness": "Helpfulness did NOT rise after fine-tuning", "diagonal": "Same-template fine-tuning did NOT "
+        "degrade safety", "ptst": "PTST did NOT keep safety"}
+
+
+_SUBJECT = {"helpfulness": "Helpfulness after fine-tuning", "diagonal": "Safety after same-template fine-tuning",
+            "ptst": "Safety under PTST"}
+
+
+def statement(claim: str, ds: list[Delta]) -> str:
+    """One plain sentence per claim: held in every comparison, or in which it did not."""
+    mine = [d for d in ds if d.claim == claim]
+    head, rule = _SAY[claim]
+    if not mine:
+        return f"{_SUBJECT[claim]}: not tested (no comparison with per-prompt data in this run)."
+    bad = [d for d in mine if not d.holds]
+    scope = "the one comparison" if len(mine) == 1 else f"all {len(mine)} comparisons"
+    if not bad:
+        return f"{head}, in {scope}; each showed {rule}."
+    return (f"{_NOT[claim]} in {len(bad)} of {len(mine)} comparisons (rule: {rule}): "
+            + "; ".join(_what(d) for d in bad) + ".")
+
+
+def blocks(grid: Grid, judge: str | None) -> list[Block]:
+    ds = deltas(grid, judge)
+    if not ds:
+        return []
+    rows: list[tuple[Any, ...]] = []
+    for d in ds:
+        iv = f"[{_pct(d.low, d.metric)}, {_pct(d.high, d.metric)}]" if d.low is not None and d.high is not None \
+            else "—"
+        rows.append((d.claim, f"{d.train} → {d.test}", "—" if d.seed is None else str(d.seed), eval_title(d.ev),
+                     metric_title(d.metric), str(d.n), _pct(d.base, d.metric), _pct(d.tuned, d.metric),
+                     _pct(d.diff, d.metric), iv, d.test_name, "—" if d.p is None else fmt_p(d.p),
+                     "yes" if d.holds else "NO"))
+    cap = ("Each fine-tuned cell against the unfine-tuned (aligned) model under the same test template, on the prompts "
+           "both answered. Helpfulness: mean per-prompt score, difference with its 95% paired normal interval, "
+           "paired z-test. Safety: ASR, exact McNemar test. 'holds': helpfulness and diagonal = significant rise; "
+           "PTST = no significant rise of ASR.")
+    header = ("claim", "cell (train → test)", "seed", "eval", "metric", "n", "no fine-tuning", "fine-tuned",
+              "difference", "95% interval", "test", "p", "holds")
+    return [*(Para(statement(c, ds)) for c in CLAIMS), Table(header, tuple(rows), cap)]
