@@ -1,0 +1,47 @@
+"""The paper grids: the Llama-2 config and its Mistral twin under the paper-literal rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ptst import templates as T
+from tests.templates import families as F
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _grid(name: str):
+    import yaml
+
+    return yaml.safe_load((CONFIGS / name).read_text(encoding="utf-8"))
+
+
+def test_mistral_grid_renders_the_llama2_strings_the_official_code_used():
+    g = _grid("paper-mistral-gsm8k.yaml")
+    assert g["model"] == "mistralai/Mistral-7B-Instruct-v0.2" and g["train_templates"] == g["test_templates"]
+    for name in g["train_templates"]:
+        t = T.get_template(name)
+        assert (t.rendering == "paper-literal") == (t.mode == "chat"), name
+    if not F.available():
+        pytest.skip(f"chat-template fixtures not found at {F.FIXTURES}")
+    tok = F.tokenizer("mistral-v0.2")
+    got = T.render(T.get_template("paper:gsm:chat:llama"), tok, "%s").text
+    assert got == f"<s>[INST] <<SYS>>\n{T.LLAMA_BASE_PROMPT}\n<</SYS>>\n\nQuestion: %s [/INST]"  # protocol notes §2.1
+
+
+def test_the_llama2_grid_keeps_its_keys():
+    """Native rendering stays the default: the Llama-2 grid's templates and fingerprints are unchanged by the
+    paper-literal mode (fingerprints pinned from before it existed, on the tiny Llama-2 tokenizer)."""
+    from ptst.testing import tiny_tokenizer
+
+    tok = tiny_tokenizer("llama2")
+    g = _grid("paper-llama2-gsm8k.yaml")
+    assert all(T.get_template(n).rendering == "native" for n in g["train_templates"] + g["test_templates"])
+    assert {n: T.fingerprint(T.get_template(n), tok)[:16] for n in g["train_templates"]} == PINNED
+
+
+PINNED = {"gsm:text:vanilla": "36922ba2a093b596", "gsm:text:alpaca": "86fd650f9cda4c00",
+          "gsm:chat:vanilla": "146a3f9f1070efdc", "gsm:chat:alpaca": "ea901af6e22938b1",
+          "gsm:chat:llama": "e7603260acb0a6b8"}
