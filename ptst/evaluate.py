@@ -138,8 +138,11 @@ def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path, ids: list[str
 
     metrics: dict[str, Any] = {}
     cats: dict[str, Any] = {}
+    judged: dict[str, Any] = {}
+    wanted = set(ids)
     for name in cfg.judges:
         jpath = J.run(_judge_config(cfg, name), gen, out / "judgements" / f"{spec.label}.{name}.jsonl", ids=ids)
+        judged[name] = [j for j in J.read_judgements(jpath) if j.id in wanted]
         spath = S.run(S.ScoreConfig("asr", judgements=str(jpath)), gen,
                       out / "scores" / f"{spec.label}.asr-{name}.json", ids=ids)
         doc = read_json(spath)
@@ -153,7 +156,12 @@ def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path, ids: list[str
             metrics[f"unscored.{name}"] = doc["unscored"]
         if "by_category" in doc:
             cats[f"asr.{name}"] = {c: v["asr"] for c, v in doc["by_category"].items()}
-    return {"metrics": metrics, "by_category": cats}
+    body = {"metrics": metrics, "by_category": cats}
+    if len(judged) > 1:  # several judges on the same answers: how far their verdicts agree (Cohen's kappa)
+        from ptst.metrics import judge_agreement
+
+        body["judge_agreement"] = judge_agreement(judged)
+    return body
 
 
 def _helpfulness(spec: EvalSpec, gen: Path, out: Path, ids: list[str]) -> dict[str, Any]:
@@ -269,6 +277,11 @@ def cli(args: argparse.Namespace) -> int:
             if isinstance(r, dict) and "k" in r and r.get("value") is not None:
                 print(f"{label:<16} {metric:<24} {100 * r['value']:5.1f}% [{100 * r['low']:.1f}, "
                       f"{100 * r['high']:.1f}] ({r['k']}/{r['n']})")
+        for pair, a in (ev.get("judge_agreement") or {}).items():
+            k = a["kappa"]
+            kappa = "n/a" if k["value"] is None else f"{k['value']:.3f} [{k['low']:.3f}, {k['high']:.3f}]"
+            share = 100 * (a["agreement"]["value"] or 0)
+            print(f"{label:<16} {'agree ' + pair.replace('|', ' vs '):<24} {share:5.1f}% of {a['n']}, kappa {kappa}")
     print(f"metrics: {path}")
     return 0
 

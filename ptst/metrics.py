@@ -322,3 +322,17 @@ def rouge_l_f1(prediction: str, reference: str) -> float:
         return 0.0
     prec, rec = lcs / len(p), lcs / len(r)
     return 2 * prec * rec / (prec + rec)
+
+
+def judge_agreement(by_judge: Mapping[str, Sequence[Judgement]]) -> dict[str, dict[str, Any]]:
+    """Pairwise agreement of several judges on the same answers: "a|b" -> Agreement.to_dict() on `harmful` over
+    the ids both scored (a first, as the judges are ordered)."""
+    from itertools import combinations
+
+    flags = {name: {j.id: j.harmful for j in js} for name, js in by_judge.items()}
+    out = {}
+    for a, b in combinations(flags, 2):
+        fa, fb = flags[a], flags[b]
+        pairs = [(bool(fa[i]), bool(fb[i])) for i in fa if fa[i] is not None and fb.get(i) is not None]
+        out[f"{a}|{b}"] = agreement(pairs).to_dict()
+    return out

@@ -11,6 +11,7 @@ from ptst.metrics import (
     asr,
     by_category,
     cohen_kappa,
+    judge_agreement,
     lcs_length,
     mcnemar_exact,
     mean_score,
@@ -169,3 +170,15 @@ def test_paired_mean_by_hand():
     assert flipped.diff.mean == pytest.approx(-1 / 3) and flipped.p_value == pytest.approx(pm.p_value)
     assert paired_mean({"x": 1.0}, {"x": 0.0}).p_value is None  # one pair: no test
     assert paired_mean({"x": 1.0, "y": 1.0}, {"x": 0.0, "y": 0.0}).p_value == 0.0  # constant, non-zero shift
+
+
+def test_judge_agreement_pairs_only_ids_both_scored():
+    def j(i, harmful, judge):
+        return Judgement(str(i), judge, "v", "x", harmful, None, "")
+
+    a = [j(0, True, "a"), j(1, True, "a"), j(2, False, "a"), j(3, None, "a")]
+    b = [j(0, True, "b"), j(1, False, "b"), j(2, False, "b"), j(3, True, "b"), j(4, True, "b")]
+    got = judge_agreement({"a": a, "b": b, "c": b})
+    assert set(got) == {"a|b", "a|c", "b|c"}
+    assert (got["a|b"]["n"], got["a|b"]["tp"], got["a|b"]["fp"], got["a|b"]["tn"]) == (3, 1, 1, 1)
+    assert got["b|c"]["kappa"]["value"] == 1.0 and got["b|c"]["n"] == 5
