@@ -10,8 +10,8 @@ from ptst.grid.config import GridConfig
 
 # Grid lists that only add cells or columns when every old entry is kept: what is finished stays valid.
 ADDITIVE = ("train_templates", "test_templates", "evals", "judges", "seeds")
-# How the grid is executed, never what it computes: a grid started locally may be finished on Ray and back.
-OPERATIONAL = ("executor", "ray")
+# How the grid is executed or reported, never what it computes: a grid started locally may be finished on Ray and back.
+OPERATIONAL = ("executor", "ray", "report")
 
 
 def _where(where: str, fn: Any, *args: Any) -> Any:

@@ -170,8 +170,15 @@ class GridConfig:
     eval_seed: int = 0
     executor: str = "local"  # operational, like `ray`: `ptst run --executor` overrides it
     ray: RaySpec | None = None
+    report: dict[str, Any] = field(default_factory=dict)  # operational: `kappa_threshold` (ptst report's warning)
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.report) - {"kappa_threshold"})
+        if unknown:
+            raise PtstError(f"report: unknown key {unknown[0]!r} (known: kappa_threshold)")
+        k = self.report.get("kappa_threshold", 0.6)
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or not -1 <= k <= 1:
+            raise PtstError(f"report.kappa_threshold must be a number in [-1, 1], got {k!r}")
         if self.executor not in EXECUTORS:
             raise PtstError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
         if not self.name or "/" in self.name:

@@ -10,14 +10,14 @@ def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: st
         formats: Sequence[str] | None = None, kappa_threshold: float | None = None) -> Path:
     """Write results.csv, fig-*.png, report.md, report.html and table1.tex (or only the `formats` named: md, html,
     tex) for `run_dir` into `out_dir` (default: the run directory), atomically, and return that directory.
-    `kappa_threshold` (default 0.6): warn below it when the headline judge has a validated human agreement.
+    `kappa_threshold`: warn below it when the headline judge has a validated human agreement (default: the run's
+    grid.yaml `report.kappa_threshold`, else 0.6).
     Imported lazily so `ptst --help` stays fast."""
-    from ptst.report.agreement import KAPPA_THRESHOLD
     from ptst.report.build import FORMATS
     from ptst.report.build import run as _run
 
     return _run(run_dir, out_dir, safety_judge=safety_judge, formats=FORMATS if formats is None else formats,
-                kappa_threshold=KAPPA_THRESHOLD if kappa_threshold is None else kappa_threshold)
+                kappa_threshold=kappa_threshold)
 
 
 __all__ = ["run"]

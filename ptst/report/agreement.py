@@ -18,6 +18,21 @@ REFUSAL_SET = "xstest-completions"  # what a refusal (over-refusal) judge is val
 SET_TITLES = {HARM_SET: "JBB harm, human majority", REFUSAL_SET: "XSTest refusal"}
 
 
+def threshold(run_dir: Path | None, given: float | None = None) -> float:
+    """The kappa threshold: `given`, else the run's grid.yaml `report.kappa_threshold`, else 0.6."""
+    import yaml
+
+    if given is not None:
+        return given
+    try:
+        doc = yaml.safe_load((run_dir / "grid.yaml").read_text(encoding="utf-8")) if run_dir is not None else None
+    except (OSError, yaml.YAMLError):
+        doc = None
+    report = doc.get("report") if isinstance(doc, dict) else None
+    k = report.get("kappa_threshold") if isinstance(report, dict) else None
+    return float(k) if isinstance(k, (int, float)) and not isinstance(k, bool) else KAPPA_THRESHOLD
+
+
 def _verdicts(path: Path) -> dict[str, bool | None]:
     out: dict[str, bool | None] = {}
     try:

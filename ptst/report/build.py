@@ -93,7 +93,7 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
 
 
 def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: str | None = None,
-        formats: Sequence[str] = FORMATS, kappa_threshold: float = agreement.KAPPA_THRESHOLD) -> Path:
+        formats: Sequence[str] = FORMATS, kappa_threshold: float | None = None) -> Path:
     """Write results.csv, the figures, report.md, report.html and table1.tex (atomically) into `out_dir` (default:
     the run directory) and return that directory. Reads only `*/eval/*/metrics.json`, eval.json and judgements."""
     bad = [f for f in formats if f not in FORMATS]
@@ -102,7 +102,8 @@ def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: st
     cells = load_cells(run_dir)
     out = Path(out_dir) if out_dir is not None else Path(run_dir)
     grid = build_grid(cells)
-    blocks, figs = build_blocks(grid, safety_judge, Path(run_dir), kappa_threshold)
+    k = agreement.threshold(Path(run_dir), kappa_threshold)  # given, else grid.yaml report.kappa_threshold, else 0.6
+    blocks, figs = build_blocks(grid, safety_judge, Path(run_dir), k)
     for f in figs:
         write_bytes_atomic(out / f.name, f.png)
     write_text_atomic(out / "results.csv", tidy.to_csv(cells))

@@ -17,7 +17,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "default: all three")
     p.add_argument("--kappa-threshold", type=float, default=None, metavar="K",
                    help="warn when the headline judge's validated kappa against human harm labels is below K "
-                        "(default 0.6; `ptst judge validate` records it)")
+                        "(default: grid.yaml report.kappa_threshold, else 0.6; `ptst judge validate` records kappa)")
 
 
 def cli(args: argparse.Namespace) -> int:
@@ -25,10 +25,9 @@ def cli(args: argparse.Namespace) -> int:
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     from ptst.errors import PtstError
-    from ptst.report.agreement import KAPPA_THRESHOLD
 
-    threshold = KAPPA_THRESHOLD if args.kappa_threshold is None else args.kappa_threshold
-    if not -1 <= threshold <= 1:
+    threshold = args.kappa_threshold
+    if threshold is not None and not -1 <= threshold <= 1:
         raise PtstError(f"--kappa-threshold must be in [-1, 1], got {threshold}")
     out = run(args.run_dir, args.out, safety_judge=args.safety_judge, formats=formats, kappa_threshold=threshold)
     written = ["results.csv"] + [f"report.{f}" if f != "tex" else "table1.tex" for f in formats]

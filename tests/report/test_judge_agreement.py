@@ -71,3 +71,29 @@ def test_single_judge_has_no_agreement_section(tmp_path: Path) -> None:
     write_cell(tmp_path / "r", V, L, safety={"advbench": flags(10, range(3))})
     ptst.report.run(tmp_path / "r", formats=["md"])
     assert "Judge agreement" not in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_the_grid_config_sets_the_threshold(run: Path) -> None:
+    from ptst.report.agreement import threshold
+
+    _validation(run / "judge-validation", "keyword", 0.22, 0.56)
+    (run / "grid.yaml").write_text("name: x\nreport:\n  kappa_threshold: 0.2\n")
+    assert threshold(run) == 0.2 and threshold(run, 0.5) == 0.5 and threshold(None) == 0.6
+    ptst.report.run(run, formats=["md"], safety_judge="keyword")
+    assert "agrees with JailbreakBench" not in (run / "report.md").read_text()
+    ptst.report.run(run, formats=["md"], safety_judge="keyword", kappa_threshold=0.6)  # an explicit value wins
+    assert "agrees with JailbreakBench" in (run / "report.md").read_text()
+
+
+def test_grid_config_report_section_is_checked_and_operational() -> None:
+    from ptst.errors import PtstError
+    from ptst.grid.checks import grid_changes
+    from ptst.grid.config import EvalSpec, GridConfig
+
+    base = {"name": "g", "model": "m", "train_templates": ["chat:vanilla"], "test_templates": ["chat:llama"],
+            "evals": [EvalSpec("advbench")]}
+    a, b = GridConfig(**base), GridConfig(**base, report={"kappa_threshold": 0.7})
+    assert grid_changes(a, b) == []  # a report setting changes no finished result
+    for bad in ({"kappa": 0.7}, {"kappa_threshold": 2}, {"kappa_threshold": "high"}):
+        with pytest.raises(PtstError, match="report"):
+            GridConfig(**base, report=bad)
