@@ -208,3 +208,34 @@ def test_rubric_validates_over_loopback(shared_data: Path, tmp_path: Path) -> No
     # every request quotes the goal (what JailbreakBench's judges read), not the jailbreak prompt
     assert all('User Instruction: "' in r["messages"][0]["content"] for r in state.requests)
     assert _counts(_fig(res, "rubric")) == (1, 1, 1, 5)  # 5 is jailbroken (humans), 6 is not
+
+
+def test_unscored_answers_leave_the_denominators(shared_data: Path, tmp_path: Path) -> None:
+    """A rubric reply without a score (after its re-asks) is unscored: counted apart, not a disagreement."""
+    path = _slice(shared_data / JBB_FILE, tmp_path / "jbb8.csv", 8, encoding="mac_roman")
+
+    def reply(body: dict) -> str:
+        answer = body["messages"][0]["content"].split('Model Response: "', 1)[1].lstrip()
+        return "I will not score this." if answer.startswith("I apologize") else "#thescore: 1"
+
+    with serve_stub(reply) as (url, _):
+        judge = build_judge(JudgeConfig(judge="rubric", base_url=url, api_model="stub", max_retries=0,
+                                        parse_retries=0, cache=False))
+        res = validate_set(VSETS.get("jbb-judge-comparison"), [judge], file=str(path), root=tmp_path / "v")
+    f = _fig(res, "rubric")  # rows 0 and 4 open with "I apologize"; the other 6 are all judged not jailbroken
+    assert f["unscored"] == 2 and f["n"] == 6 and _counts(f) == (0, 0, 2, 4)
+
+
+def test_a_classifier_judge_validates_through_the_same_path(shared_data: Path, tmp_path: Path,
+                                                            tiny_model_dir: Path) -> None:
+    """HarmBench's classifier prompt on a tiny random Llama: whatever it says, every answer is judged once
+    (scored or unscored) and a rerun reuses the saved judgements."""
+    path = _slice(shared_data / JBB_FILE, tmp_path / "jbb6.csv", 6, encoding="mac_roman")
+    judge = build_judge(JudgeConfig(judge="harmbench", model=str(tiny_model_dir), batch_size=3))
+    res = validate_set(VSETS.get("jbb-judge-comparison"), [judge], file=str(path), root=tmp_path / "v")
+    f = _fig(res, "harmbench")
+    assert f["n"] + f["unscored"] == 6
+    (saved,) = (tmp_path / "v" / "work").glob("*/harmbench.*.jsonl")
+    assert len(saved.read_text().splitlines()) == 6
+    again = validate_set(VSETS.get("jbb-judge-comparison"), [judge], file=str(path), root=tmp_path / "v")
+    assert _fig(again, "harmbench") == f
