@@ -33,6 +33,8 @@ def cli(args: argparse.Namespace) -> int:
         for t in items:
             flag = " [safety prompt]" if t.safety_prompt else ""
             print(f"{t.name:<{width}}  {t.mode:<4}  {t.description}{flag}")
+        print(f"\n{T.PAPER_PREFIX}NAME: any chat template above under the paper's literal Llama-2 rendering "
+              f"(e.g. {T.PAPER_PREFIX}gsm:chat:llama)")
         return 0
     t = T.get_template(args.name)
     tok = _tokenizer(args)

@@ -204,3 +204,36 @@ def test_show_prints_the_exact_prompt_with_nothing_added(capsys, tiny_chatml_dir
     assert raw == want and err == ""
     raw, _ = _show(capsys, "gsm:text:vanilla", "--model", str(tiny_chatml_dir), "--input", "2+2?", "--raw")
     assert raw == "Question: 2+2?\nAnswer:"
+
+
+# --- paper-literal rendering (paper: names) ---------------------------------------------------------------------
+def test_paper_prefix_selects_the_literal_rendering(llama2_tok, chatml_tok):
+    t = T.get_template("paper:gsm:chat:llama")
+    assert (t.name, t.rendering, t.system, t.safety_prompt) == ("paper:gsm:chat:llama", "paper-literal",
+                                                                T.LLAMA_BASE_PROMPT, True)
+    want = "<s>" + OFFICIAL["gsm:chat:llama"] % QUERY
+    assert T.render(t, llama2_tok, QUERY).text == want  # the official string, as on Llama-2-chat natively
+    assert T.render(t, chatml_tok, QUERY).text == want.removeprefix("<s>")  # no BOS added by this tokenizer
+    assert T.fingerprint(t, llama2_tok) != T.fingerprint(T.get_template("gsm:chat:llama"), llama2_tok)
+    assert "rendering" not in T.get_template("gsm:chat:llama").to_dict()  # the default stays out of dicts
+    assert T.get_template(t) is t and T.paper_literal(t) is t
+
+
+def test_paper_prefix_errors_are_one_line():
+    with pytest.raises(PtstError, match="text template"):
+        T.get_template("paper:text:vanilla")
+    with pytest.raises(PtstError, match="did you mean"):
+        T.get_template("paper:chat:lama")
+
+
+def test_rendering_field_in_yaml(tmp_path):
+    f = tmp_path / "t.yaml"
+    f.write_text("name: x\nmode: chat\nuser: '{input}'\nsystem: S\nrendering: paper-literal\n")
+    t = T.get_template(str(f))
+    assert t.rendering == "paper-literal" and T.render(t, None, "q").text == "[INST] <<SYS>>\nS\n<</SYS>>\n\nq [/INST]"
+    f.write_text("name: x\nmode: chat\nuser: '{input}'\nrendering: literal\n")
+    with pytest.raises(PtstError, match="rendering must be native or paper-literal, got 'literal'"):
+        T.load_templates_file(f)
+    f.write_text("name: x\nmode: text\nuser: '{input}'\nrendering: paper-literal\n")
+    with pytest.raises(PtstError, match="paper-literal applies to chat templates only"):
+        T.load_templates_file(f)
