@@ -19,6 +19,9 @@ from ptst.io import read_json, stable_hash, write_json_atomic
 # What the alignment is measured under: no system prompt and the Llama-2 safety prompt.
 MEASURE_TEMPLATES = ("chat:vanilla", "chat:llama")
 MEASURE_TOKENS = 32  # new tokens per measured answer: a refusal shows in its first sentence
+# Refusal judges for the measurements: keyword first (the fields before `by_judge`, as before), then XSTest's own
+# string match, which agrees best with XSTest's human labels (kappa 0.77 vs 0.67 on 2,250 answers; docs/judging.md)
+MEASURE_JUDGES = ("keyword", "xstest-strmatch")
 
 
 def say(msg: str) -> None:
@@ -103,12 +106,20 @@ def measure(spec: AlignSpec, model: str, out: Path, data_dir: str | None,
     res: dict[str, Any] = {}
     for template in MEASURE_TEMPLATES:
         doc = read_json(evaluate(EvalConfig(model=model, template=template, evals=evals, data_dir=data_dir,
-                                            decoding={"max_new_tokens": 64}, generate=dict(generate or {})),
+                                            decoding={"max_new_tokens": 64}, generate=dict(generate or {}),
+                                            judges=list(MEASURE_JUDGES)),
                                    out / template.replace(":", "-")))
         ev = doc["evals"]
-        res[template] = {"refusal_heldout": ev["heldout"]["metrics"]["refusal.keyword"],
-                         "over_refusal_xstest": ev["xstest"]["metrics"].get("over_refusal.keyword")}
+        by = {j: {"refusal_heldout": ev["heldout"]["metrics"].get(f"refusal.{j}"),
+                  "over_refusal_xstest": ev["xstest"]["metrics"].get(f"over_refusal.{j}")} for j in MEASURE_JUDGES}
+        res[template] = {**by[MEASURE_JUDGES[0]], "by_judge": by}
     return res
+
+
+def _summary(before: dict[str, Any], after: dict[str, Any], t: str, judge: str) -> str:
+    b, a = before[t]["by_judge"][judge], after[t]["by_judge"][judge]
+    return (f"{t} ({judge}): refusal {_pct(b['refusal_heldout'])} -> {_pct(a['refusal_heldout'])}, "
+            f"XSTest over-refusal {_pct(a['over_refusal_xstest'])}")
 
 
 def _pct(r: dict[str, Any] | None) -> str:
@@ -151,8 +162,7 @@ def run(spec: AlignSpec, model: str, out_dir: str | Path, *, data_dir: str | Non
     say("== measuring refusal before/after alignment")
     before = measure(spec, model, out / "eval-shipped", data_dir, generate)
     after = measure(spec, str(out / "model"), out / "eval-aligned", data_dir, generate)
-    summary = "; ".join(f"{t}: refusal {_pct(before[t]['refusal_heldout'])} -> {_pct(after[t]['refusal_heldout'])}, "
-                        f"XSTest over-refusal {_pct(after[t]['over_refusal_xstest'])}" for t in MEASURE_TEMPLATES)
+    summary = "; ".join(_summary(before, after, t, j) for j in MEASURE_JUDGES for t in MEASURE_TEMPLATES)
     say(f"alignment: {summary}")
     write_json_atomic(out / "align.json", {"ptst_version": __version__, "key": key, "base_model": model,
                                            "data": info, "parts": parts, "shipped": before, "aligned": after,

@@ -36,7 +36,11 @@ def test_align_writes_merged_model_and_measurements(tiny_model_dir, tmp_path):
     for who in ("shipped", "aligned"):
         for t in ("chat:vanilla", "chat:llama"):
             assert doc[who][t]["refusal_heldout"]["n"] == 4
-    assert "refusal" in doc["summary"]
+            # both refusal judges measured the same answers; the top-level fields are the keyword judge's
+            by = doc[who][t]["by_judge"]
+            assert set(by) == {"keyword", "xstest-strmatch"} and by["keyword"]["refusal_heldout"] == \
+                doc[who][t]["refusal_heldout"] and by["xstest-strmatch"]["refusal_heldout"]["n"] == 4
+    assert "chat:llama (xstest-strmatch): refusal" in doc["summary"]
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(out / "model")
