@@ -62,11 +62,13 @@ def clear_incoming(root: Path) -> None:
     shutil.rmtree(root / INCOMING, ignore_errors=True)
 
 
-def place_dir(root: Path, data: bytes, target: Path) -> None:
+def place_dir(root: Path, data: bytes, target: Path, fix: Callable[[Path], None] | None = None) -> None:
     """Replace directory `target` by the tar's contents in one rename (the old one, if any, is dropped after):
-    a reader sees the old cell or the new one, never half of one."""
+    a reader sees the old cell or the new one, never half of one. `fix` may edit the unpacked files first."""
     tmp = _incoming(root)
     new = unpack(data, tmp / "new")
+    if fix is not None:
+        fix(new)
     _fsync_tree(new)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():

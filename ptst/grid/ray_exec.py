@@ -101,22 +101,30 @@ def _why(e: BaseException) -> str:
     return f"{type(cause or e).__name__}: {text[-1] if text else ''}"
 
 
-def _rebase(d: Path, tcfg: Any, used: str) -> None:
-    """A task that trained on a shipped (node-local) copy of the aligned model: name the run directory's path
-    in config.yaml, spec.json and the adapters' configs, as a local run does."""
+def _replace_paths(d: Path, pairs: list[tuple[str, str]]) -> None:
+    """Name the run directory's paths where the node-local ones were recorded (config.yaml, spec.json,
+    align.json, adapter configs), so those files read as a local run's."""
+    pairs = [(json.dumps(a)[1:-1], json.dumps(b)[1:-1]) for a, b in pairs if a and a != b]
+    for p in d.rglob("*"):
+        if pairs and p.is_file() and p.suffix in (".json", ".yaml", ".md"):
+            text = p.read_text(encoding="utf-8")
+            new = text
+            for a, b in pairs:
+                new = new.replace(a, b)
+            if new != text:
+                p.write_text(new, encoding="utf-8")
+
+
+def _rebase(d: Path, tcfg: Any, res: Result) -> None:
+    """A training cell made on a shipped (node-local) copy of the aligned model: the run directory's path in
+    its files, and spec.json's config_sha256 of the config with that path."""
     from ptst.io import stable_hash
     from ptst.train.config import identity
     from ptst.train.runner import base_ref
 
-    pairs = [(base_ref(used), base_ref(tcfg.model)), (used, tcfg.model)]
-    for p in d.rglob("*"):
-        if p.is_file() and p.suffix in (".json", ".yaml", ".md"):
-            text = p.read_text(encoding="utf-8")
-            new = text
-            for a, b in pairs:
-                new = new.replace(json.dumps(a)[1:-1], json.dumps(b)[1:-1])
-            if new != text:
-                p.write_text(new, encoding="utf-8")
+    if not res.model or res.model == tcfg.model:
+        return
+    _replace_paths(d, [(base_ref(res.model), base_ref(tcfg.model)), (res.model, tcfg.model)])
     spec = d / "spec.json"
     if spec.exists():
         doc = json.loads(spec.read_text(encoding="utf-8"))
@@ -196,7 +204,8 @@ class Scheduler:
             res: Result = self.ray.get(ref)
         except Exception as e:  # noqa: BLE001 - every cell depends on it: stop here
             raise PtstError(f"alignment failed: {_why(e)}") from None
-        place_dir(self.root, res.data, self.root / "align")
+        target = self.root / "align"
+        place_dir(self.root, res.data, target, lambda d: _replace_paths(d, [(res.workdir or "", str(target))]))
         say(f"== align done on {res.host} in {res.seconds:.0f} s")
 
     def submit_train(self, tc: TrainCell) -> None:
@@ -246,10 +255,10 @@ class Scheduler:
             return None
         if kind == "train":
             tcfg = train_config(self.cfg, self.model, cell)
-            fix = (lambda d: _rebase(d, tcfg, res.model or "")) if res.model and res.model != tcfg.model else None
-            place_train_cell(self.root, res.data, self.root / cell.id, fix)
+            place_train_cell(self.root, res.data, self.root / cell.id, lambda d: _rebase(d, tcfg, res))
         else:
-            place_dir(self.root, res.data, self.root / cell.path)
+            target = self.root / cell.path
+            place_dir(self.root, res.data, target, lambda d: _replace_paths(d, [(res.workdir or "", str(target))]))
         self.state.done += 1
         say(f"== {kind} {label} done on {res.host} in {res.seconds:.0f} s")
         return list(cell.evals) if kind == "train" else None

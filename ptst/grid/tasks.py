@@ -9,6 +9,8 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,21 +37,30 @@ class Result:
     pid: int
     seconds: float
     model: str | None = None  # the base model path the task trained on (a shipped input's is node-local)
+    workdir: str | None = None  # where the cell was made on the node (files that record paths name it)
 
 
 def scratch_root(scratch_dir: str | None) -> Path:
     return Path(scratch_dir or tempfile.gettempdir()) / f"ptst-{getpass.getuser()}"
 
 
-def _workdir(scratch_dir: str | None, run_key: str, name: str) -> Path:
-    """Fixed per (run, cell, config): a retry on the same node resumes the killed attempt's checkpoints."""
-    d = scratch_root(scratch_dir) / run_key / name
-    d.mkdir(parents=True, exist_ok=True)
+@contextmanager
+def _workdir(scratch_dir: str | None, run_key: str, name: str) -> Iterator[Path]:
+    """Fixed per (run, cell, config): a retry on the same node resumes the killed attempt's checkpoints. The
+    lock makes a new attempt wait while an old one still runs (a rerun right after the driver died); the
+    kernel drops it when the process dies. The directory is removed once its result has been packed."""
+    import fcntl
+
     from ptst.io import write_json_atomic
 
-    write_json_atomic(d / "task.json", {"cell": name, "pid": os.getpid(), "host": socket.gethostname(),
-                                        "started": time.time()})
-    return d
+    d = scratch_root(scratch_dir) / run_key / name
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d.parent / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write_json_atomic(d / "task.json", {"cell": name, "pid": os.getpid(), "host": socket.gethostname(),
+                                            "started": time.time()})
+        yield d
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def materialise(inp: Input, scratch_dir: str | None) -> str:
@@ -81,11 +92,11 @@ def _result(d: Path, started: float, model: str | None = None, skip: tuple[str, 
     from ptst.grid.artifacts import pack_dir
 
     data = pack_dir(d, skip=("task.json", *skip))
-    return Result(data, socket.gethostname(), os.getpid(), time.time() - started, model)
+    return Result(data, socket.gethostname(), os.getpid(), time.time() - started, model, str(d))
 
 
 def _quiet_threads() -> None:
-    """Ray sets OMP_NUM_THREADS to the task's CPUs; torch reads it at import, as a local run reads its own."""
+    """What `ptst` sets before torch loads (ptst.cli.main): OpenMP threads that sleep, not spin, when idle."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
@@ -95,11 +106,9 @@ def align_task(spec: Any, model: str, run_key: str, scratch_dir: str | None, dat
 
     _quiet_threads()
     started = time.time()
-    d = _workdir(scratch_dir, run_key, "align")
-    align(spec, model, d / "align", data_dir=data_dir, exclude=exclude, generate=generate)
-    result = _result(d / "align", started)
-    shutil.rmtree(d, ignore_errors=True)
-    return result
+    with _workdir(scratch_dir, run_key, "align") as d:
+        align(spec, model, d / "align", data_dir=data_dir, exclude=exclude, generate=generate)
+        return _result(d / "align", started)
 
 
 def train_task(tcfg: Any, cell: str, run_key: str, scratch_dir: str | None, base: Input | None) -> Result:
@@ -107,13 +116,11 @@ def train_task(tcfg: Any, cell: str, run_key: str, scratch_dir: str | None, base
 
     _quiet_threads()
     started = time.time()
-    d = _workdir(scratch_dir, run_key, cell)
-    if base is not None:
-        tcfg = replace(tcfg, model=materialise(base, scratch_dir))
-    train(tcfg, d / cell, resume=True, progress=False)
-    result = _result(d / cell, started, tcfg.model)
-    shutil.rmtree(d, ignore_errors=True)
-    return result
+    with _workdir(scratch_dir, run_key, cell) as d:
+        if base is not None:
+            tcfg = replace(tcfg, model=materialise(base, scratch_dir))
+        train(tcfg, d / cell, resume=True, progress=False)
+        return _result(d / cell, started, tcfg.model)
 
 
 def eval_task(ecfg: Any, path: str, run_key: str, scratch_dir: str | None, base: Input | None,
@@ -122,12 +129,10 @@ def eval_task(ecfg: Any, path: str, run_key: str, scratch_dir: str | None, base:
 
     _quiet_threads()
     started = time.time()
-    d = _workdir(scratch_dir, run_key, path.replace("/", "__"))
-    if base is not None:
-        ecfg = replace(ecfg, model=materialise(base, scratch_dir))
-    if adapter is not None:
-        ecfg = replace(ecfg, adapter=materialise(adapter, scratch_dir))
-    evaluate(ecfg, d / "cell")
-    result = _result(d / "cell", started)
-    shutil.rmtree(d, ignore_errors=True)
-    return result
+    with _workdir(scratch_dir, run_key, path.replace("/", "__")) as d:
+        if base is not None:
+            ecfg = replace(ecfg, model=materialise(base, scratch_dir))
+        if adapter is not None:
+            ecfg = replace(ecfg, adapter=materialise(adapter, scratch_dir))
+        evaluate(ecfg, d / "cell")
+        return _result(d / "cell", started)
