@@ -130,3 +130,24 @@ def test_text_template_serves_single_turn_only_and_has_no_system_turn(llama2_tok
         apply_policy(t, [{"role": "system", "content": "S"}, *_user("a")], "prepend")
     conv = apply_policy(t, [{"role": "system", "content": "S"}, *_user("a")], "ignore")
     assert render_conversation(t, llama2_tok, conv) == render(t, llama2_tok, "a").text
+
+
+@pytest.mark.parametrize("fam", ["mistral-v0.3", "gemma-2", "deepseek-r1", "llama-3.1", "qwen2.5", "phi-3"])
+def test_official_families_multi_turn_with_client_system_text_passes_the_control_check(fam):
+    """Serving a multi-turn conversation on the official templates: the prompt is the shared renderer's, with the
+    client's system text after the template's (prepend), and its control tokens are exactly the template's."""
+    from ptst.serve.controls import ControlTokens
+    from ptst.serve.prompt import encode_prompt
+    from ptst.templates import render_conversation
+    from tests.templates import families as F
+
+    if not F.available():
+        pytest.skip(f"chat-template fixtures not found at {F.FIXTURES}")
+    tok, t = F.tokenizer(fam), get_template("gsm:chat:llama")
+    msgs = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "q1"},
+            {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}]
+    conv = apply_policy(t, msgs, "prepend")
+    text, ids = encode_prompt(t, tok, conv, ControlTokens.of(tok, t))
+    assert text == render_conversation(t, tok, f"{LLAMA_BASE_PROMPT}\n\nAnswer briefly.", msgs[1:]).text
+    assert text.count(LLAMA_BASE_PROMPT) == 1 and text.index("Question: q1") < text.index("Question: q2")
+    assert ids == tok(text, add_special_tokens=False)["input_ids"]
