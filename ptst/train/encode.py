@@ -121,16 +121,19 @@ def load_examples(spec: str, split: str | None, data_dir: str | None, limit: int
 
 def encode_part(data: str, ds: Any, template_name: str, tok: Any, max_len: int, limit: int | None,
                 stops: frozenset[int]) -> tuple[list[Encoded], Part]:
-    from ptst.templates import fingerprint, get_template, render
+    from ptst.templates import fingerprint, frame, get_template
 
     t = get_template(template_name)
-    train_format = render(t, tok, *TRAIN_FORMAT).text  # fails fast on a template this tokenizer cannot render
+    # One rendering of the conversation's shape, filled per example: exactly `render(t, tok, input, response)`
+    # (the function evaluation and serving use), without a chat-template call per example.
+    shape = frame(t, tok, t.system is not None, ["user"], response=True)
+    train_format = shape.fill(t.system, [TRAIN_FORMAT[0]], TRAIN_FORMAT[1]).text
     examples = list(ds.examples)
     missing = [ex.id for ex in examples if not isinstance(ex.response, str)]
     if missing:
         raise PtstError(f"data set {data!r}: {len(missing)} of {len(examples)} examples have no target response "
                         f"(first: {missing[0]}); training needs a fine-tuning set")
-    rendered = [render(t, tok, ex.input, ex.response) for ex in examples]
+    rendered = [shape.fill(t.system, [ex.input], ex.response) for ex in examples]
     encoded = encode_rendered(tok, rendered, max_len, stops)
     kept = [Encoded(ex.id, data, tuple(e[0]), e[1]) for ex, e in zip(examples, encoded, strict=True) if e]
     part = Part(

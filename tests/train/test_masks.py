@@ -143,3 +143,21 @@ def test_family_masks_train_exactly_the_answer_and_its_end_of_turn(fam, template
     assert pieces(tok, ids[first:]) == A + eot
     assert pieces(tok, ids[:first]) == r.text[: r.response_start]
     assert ids[-1] in stop_token_ids(tok) and all(i not in stop_token_ids(tok) for i in ids[first:-1])
+
+
+def test_encode_part_renders_every_example_as_render_does(llama2_tok, chatml_tok):
+    """encode_part fills one frame per template: the same text as `render` for every example, special
+    characters and placeholder-looking text included."""
+    from types import SimpleNamespace
+
+    rows = [Example("a", "hi there", "The answer is 72."), Example("b", "PTSTxUSER0x7f3a {input}", "x{response}"),
+            Example("c", "  spaced  ", "\nnew line\n")]
+    ds = SimpleNamespace(examples=rows, name="t", split=None, sha256="", licence=None, non_commercial=False)
+    for tok in (llama2_tok, chatml_tok):
+        for name in ("chat:llama", "chat:vanilla", "gsm:text:vanilla", "paper:chat:mpt"):
+            enc, part = encode_part("t", ds, name, tok, 4096, None, stop_token_ids(tok))
+            want = [render(get_template(name), tok, ex.input, ex.response) for ex in rows]
+            got_ids = [list(e.input_ids) for e in enc]
+            assert got_ids == [tok(r.text, add_special_tokens=False)["input_ids"][: len(g)]
+                               for r, g in zip(want, got_ids, strict=True)]
+            assert part.train_format == render(get_template(name), tok, "{input}", "{response}").text
