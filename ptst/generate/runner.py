@@ -103,6 +103,10 @@ def run_key(cfg: GenerateConfig, template: Template, tok: Any, ds: DatasetLike) 
         fp = fingerprint(template, tok)
         dtype = str(pick_dtype(cfg.dtype, pick_device(cfg.device))).removeprefix("torch.")
     else:  # the endpoint applies its own chat template: the messages we send identify the prompt
+        if template.rendering != "native":
+            raise PtstError(f"template {template.name!r} renders the paper's literal strings, which needs the "
+                            f"model's tokenizer; backend {cfg.backend!r} sends messages that the endpoint renders "
+                            "with its own chat template: use the template without 'paper:' or a local backend")
         model = f"{cfg.api_model}@{cfg.base_url}"
         fp = stable_hash(template.messages(INPUT))
         dtype = None

@@ -45,3 +45,21 @@ def test_the_llama2_grid_keeps_its_keys():
 PINNED = {"gsm:text:vanilla": "36922ba2a093b596", "gsm:text:alpaca": "86fd650f9cda4c00",
           "gsm:chat:vanilla": "146a3f9f1070efdc", "gsm:chat:alpaca": "ea901af6e22938b1",
           "gsm:chat:llama": "e7603260acb0a6b8"}
+
+
+def test_an_api_backend_refuses_paper_literal_rendering(tmp_path, monkeypatch):
+    """An OpenAI-compatible endpoint renders messages with its own chat template: the paper's literal strings
+    cannot reach the model that way, so a `paper:` template is one clear error there, and nothing is written."""
+    from ptst.data.types import Dataset
+    from ptst.errors import PtstError
+    from ptst.generate.config import GenerateConfig
+    from ptst.generate.runner import run
+    from ptst.records import Example
+
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    ds = Dataset("d", "test", (Example("a", "hi"),), "s", "x", False, "x")
+    cfg = GenerateConfig(data="d", template="paper:chat:llama", backend="openai", base_url="http://127.0.0.1:9/v1",
+                         api_model="m")
+    with pytest.raises(PtstError, match="paper's literal strings.*own chat template"):
+        run(cfg, tmp_path / "g.jsonl", dataset=ds, progress=False)
+    assert not list(tmp_path.iterdir())
