@@ -70,6 +70,9 @@ def export_openai(data: str, template: str, out: str | Path, *, limit: int | Non
     t = get_template(template)
     if t.mode != "chat":
         raise PtstError(f"template {t.name!r} is a text template; the OpenAI path needs a chat one (gpt:*)")
+    if t.rendering != "native":
+        raise PtstError(f"template {t.name!r} renders the paper's literal Llama-2 strings; the OpenAI path sends "
+                        "messages, which OpenAI renders its own way: use a gpt:* template")
     ds = load_examples(data, split, data_dir, limit, seed)
     missing = [ex.id for ex in ds.examples if not isinstance(ex.response, str)]
     if missing:

@@ -63,3 +63,14 @@ def test_an_api_backend_refuses_paper_literal_rendering(tmp_path, monkeypatch):
     with pytest.raises(PtstError, match="paper's literal strings.*own chat template"):
         run(cfg, tmp_path / "g.jsonl", dataset=ds, progress=False)
     assert not list(tmp_path.iterdir())
+
+
+def test_openai_export_refuses_paper_literal_rendering(tmp_path):
+    from ptst.errors import PtstError
+    from ptst.train.export import export_openai
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"input": "q", "response": "a"}\n')
+    with pytest.raises(PtstError, match="literal Llama-2 strings"):
+        export_openai(f"jsonl:{data}", "paper:gpt:llama", tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
