@@ -237,3 +237,15 @@ def test_rendering_field_in_yaml(tmp_path):
     f.write_text("name: x\nmode: text\nuser: '{input}'\nrendering: paper-literal\n")
     with pytest.raises(PtstError, match="paper-literal applies to chat templates only"):
         T.load_templates_file(f)
+
+
+@pytest.mark.parametrize(("value", "match"), [
+    ("[1, 2]", "chat_template_kwargs must map names to strings, numbers or booleans"),
+    ("{x: [1]}", "chat_template_kwargs must map names to strings, numbers or booleans"),
+    ("{1: true}", "chat_template_kwargs must map names"),
+])
+def test_chat_template_kwargs_types_are_checked(tmp_path, value, match):
+    f = tmp_path / "t.yaml"
+    f.write_text(f"name: x\nmode: chat\nuser: '{{input}}'\nchat_template_kwargs: {value}\n")
+    with pytest.raises(PtstError, match=match):
+        T.load_templates_file(f)

@@ -45,9 +45,10 @@ class Family:
     placement: Placement = "none"
 
 
-def apply(tok: ChatTokenizer, messages: list[dict[str, str]], gen: bool) -> str:
-    """One chat-template render to text, with the date pinned (see DATE_STRING)."""
-    out = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen, date_string=DATE_STRING)
+def apply(tok: ChatTokenizer, messages: list[dict[str, str]], gen: bool, extra: dict[str, Any] | None = None) -> str:
+    """One chat-template render to text, with the date pinned (see DATE_STRING) unless `extra` sets it."""
+    kwargs = {"date_string": DATE_STRING, **(extra or {})}
+    out = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen, **kwargs)
     return str(out)
 
 

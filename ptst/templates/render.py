@@ -115,7 +115,7 @@ def frame(t: Template, tok: ChatTokenizer | None, has_system: bool, roles: Seque
 
 def _native(t: Template, tok: ChatTokenizer, fam: Family, msgs: list[Turn], gen: bool, has_system: bool) -> str:
     try:
-        out = apply(tok, msgs, gen)
+        out = apply(tok, msgs, gen, dict(t.chat_template_kwargs))
     except Exception as e:  # noqa: BLE001 - jinja raise_exception and friends
         why = _first_line(e)
         raise RenderError(f"template {t.name!r}: the model's chat template cannot render it ({why})") from None

@@ -53,6 +53,8 @@ class Template:
     system prompt (SmolLM2, Qwen): drop it (no system turn at all), keep it, or send an empty one.
     `rendering` is "native" (the model's own chat template, the default) or "paper-literal": the literal
     Llama-2 `[INST] <<SYS>>` strings of the paper's official code, for every model (how it ran Mistral).
+    `chat_template_kwargs`: extra variables for the model's chat template, as (name, value) pairs (YAML: a
+    mapping), e.g. Qwen3's `enable_thinking: false`; they change the rendered text, hence the fingerprint.
     """
 
     name: str
@@ -64,6 +66,7 @@ class Template:
     safety_prompt: bool = False
     description: str = ""
     rendering: Rendering = "native"
+    chat_template_kwargs: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -91,6 +94,14 @@ class Template:
             if not isinstance(value, str) and not (key == "system" and value is None):
                 want = "a string or null" if key == "system" else "a string"
                 raise PtstError(f"template {self.name!r}: {key} must be {want}, got {_shown(value)}")
+        kw = self.chat_template_kwargs
+        if not isinstance(kw, tuple) or not all(
+                isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and p[0]
+                and isinstance(p[1], str | bool | int | float) for p in kw):
+            raise PtstError(f"template {self.name!r}: chat_template_kwargs must map names to strings, numbers or "
+                            f"booleans, got {_shown(kw)}")
+        if kw and self.mode == "text":
+            raise PtstError(f"template {self.name!r}: chat_template_kwargs apply to chat templates only")
         if not isinstance(self.safety_prompt, bool):
             got = _shown(self.safety_prompt)
             raise PtstError(f"template {self.name!r}: safety_prompt must be true or false, got {got}")
@@ -105,8 +116,12 @@ class Template:
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        if d["rendering"] == "native":  # the default stays out, so existing template dicts are unchanged
+        if d["rendering"] == "native":  # defaults stay out, so existing template dicts are unchanged
             del d["rendering"]
+        if d["chat_template_kwargs"]:
+            d["chat_template_kwargs"] = dict(d["chat_template_kwargs"])
+        else:
+            del d["chat_template_kwargs"]
         return d
 
 
@@ -154,7 +169,7 @@ def _paper_templates() -> None:
 _paper_templates()
 
 _KEYS = {"name", "mode", "user", "system", "response_sep", "default_system", "safety_prompt", "description",
-         "rendering"}
+         "rendering", "chat_template_kwargs"}
 
 
 def template_from_dict(d: dict[str, Any], origin: str = "template") -> Template:
@@ -169,6 +184,11 @@ def template_from_dict(d: dict[str, Any], origin: str = "template") -> Template:
     missing = {"name", "mode", "user"} - set(d)
     if missing:
         raise PtstError(f"{origin}: template is missing {', '.join(sorted(missing))}")
+    kw = d.get("chat_template_kwargs")
+    if isinstance(kw, dict):
+        d = {**d, "chat_template_kwargs": tuple(sorted(kw.items(), key=lambda p: str(p[0])))}
+    elif kw is None and "chat_template_kwargs" in d:
+        d = {**d, "chat_template_kwargs": ()}
     try:
         return Template(**d)
     except PtstError as e:

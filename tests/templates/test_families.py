@@ -196,3 +196,22 @@ def test_serving_renders_through_the_same_function():
                      {"role": "user", "content": Q1})
             assert render_conversation(t, tok, Conversation(t.system, turns)) == \
                 T.render_conversation(t, tok, t.system, list(turns)).text
+
+
+def test_qwen3_thinking_off_through_chat_template_kwargs(tmp_path):
+    """`chat_template_kwargs: {enable_thinking: false}`: the prompt carries Qwen3's empty think block, so the
+    trained prompt is the tested prompt byte for byte (the default keeps thinking on and the block in training
+    context only); the kwargs are part of what is rendered, hence of the fingerprint."""
+    f = tmp_path / "q.yaml"
+    f.write_text("name: q3:chat:llama\nmode: chat\nuser: '{input}'\nsystem: S\n"
+                 "chat_template_kwargs: {enable_thinking: false}\n")
+    t, tok = T.get_template(f"{f}:q3:chat:llama"), F.tokenizer("qwen3")
+    prompt = T.render(t, tok, Q).text
+    assert prompt == f"<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n{Q}<|im_end|>\n<|im_start|>assistant\n" \
+                     "<think>\n\n</think>\n\n"
+    r = T.render(t, tok, Q, RESP)
+    assert r.text == prompt + RESP + "<|im_end|>\n" and r.response_start == len(prompt)
+    on = dataclasses.replace(t, chat_template_kwargs=())
+    assert T.fingerprint(t, tok) != T.fingerprint(on, tok)
+    assert t.to_dict()["chat_template_kwargs"] == {"enable_thinking": False} and "chat_template_kwargs" not in \
+        on.to_dict()
