@@ -20,7 +20,7 @@ from ptst.serve.config import ServeConfig
 from ptst.serve.controls import ControlTokens
 from ptst.serve.protocol import ApiError
 from ptst.serve.state import ServerState
-from ptst.templates import fingerprint, get_template
+from ptst.templates import fingerprint, get_template, placement
 
 log = logging.getLogger("ptst.serve")
 OPEN_PATHS = frozenset({"/health"})  # liveness probes carry no key and learn nothing but up/down
@@ -149,4 +149,5 @@ def run(cfg: ServeConfig) -> None:
     print(f"ptst serve: {st.name} on http://{cfg.host}:{cfg.port}/v1 with template {st.template.name} "
           f"(fingerprint {st.fingerprint[:16]}), system policy {cfg.system_policy}, "
           f"{'API key required' if cfg.api_key else 'no API key (loopback only)'}", file=sys.stderr)
+    print(f"ptst serve: {placement(st.template, st.tokenizer)}", file=sys.stderr)  # as `ptst templates show` says
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, timeout_graceful_shutdown=30)

@@ -151,3 +151,19 @@ def test_official_families_multi_turn_with_client_system_text_passes_the_control
     assert text == render_conversation(t, tok, f"{LLAMA_BASE_PROMPT}\n\nAnswer briefly.", msgs[1:]).text
     assert text.count(LLAMA_BASE_PROMPT) == 1 and text.index("Question: q1") < text.index("Question: q2")
     assert ids == tok(text, add_special_tokens=False)["input_ids"]
+
+
+def test_serve_start_says_where_the_system_prompt_went(monkeypatch, capsys, mistral_tok):
+    """`ptst serve` prints the same system-placement line as `ptst templates show`, before it listens."""
+    import uvicorn
+
+    from ptst.serve import app as serve_app
+    from ptst.serve.config import ServeConfig
+    from tests.serve.conftest import EchoBackend
+
+    real = serve_app.create_app
+    monkeypatch.setattr(serve_app, "create_app", lambda cfg: real(cfg, EchoBackend(), mistral_tok))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    serve_app.run(ServeConfig(model="tiny", template="chat:llama", max_context=2048))
+    err = capsys.readouterr().err
+    assert "ptst serve: system prompt placed by ptst inside the first user turn, as system + blank line" in err
