@@ -148,25 +148,28 @@ def test_ray_grid_with_alignment_equals_the_local_run(cluster, tmp_path, tiny_mo
     assert "6/6 evaluation cells done" in capsys.readouterr().out
 
 
-def _kill_mid_training(scratch: Path, cell: str, killed: list[int], stop: threading.Event) -> None:
-    """Wait until the cell's task has saved a checkpoint (and is training on), then SIGKILL its worker."""
+def _kill_mid_training(scratch: Path, cell: str, killed: list[tuple[int, list[str]]], stop: threading.Event) -> None:
+    """Once the cell's task has saved a checkpoint, freeze its worker (SIGSTOP), note what it had written, and
+    SIGKILL it."""
     while not stop.is_set():
         for task in scratch.glob(f"ptst-*/*/{cell}-*/task.json"):
-            log = task.parent / task.parent.name / "train_log.jsonl"
-            ckpts = task.parent / task.parent.name / "checkpoints"
-            if log.exists() and ckpts.exists() and any((c / "state.pt").exists() for c in ckpts.iterdir()):
+            out = task.parent / task.parent.name
+            ckpts = out / "checkpoints"
+            if ckpts.exists() and any((c / "state.pt").exists() for c in ckpts.iterdir()):
                 pid = json.loads(task.read_text())["pid"]
                 assert pid != os.getpid()
+                os.kill(pid, signal.SIGSTOP)
+                state = sorted(p.name for p in out.iterdir()) + sorted(p.name for p in ckpts.iterdir())
                 os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+                killed.append((pid, state))
                 return
-        time.sleep(0.02)
+        time.sleep(0.005)
 
 
 def test_a_worker_killed_mid_training_is_retried_and_the_grid_is_identical(cluster, ref, tmp_path, capsys):
     cfg_path, local = ref
     cfg = load_grid(cfg_path, [f"ray={{scratch_dir: {tmp_path / 'scratch'}, max_retries: 2}}"])
-    killed: list[int] = []
+    killed: list[tuple[int, list[str]]] = []
     stop = threading.Event()
     watcher = threading.Thread(target=_kill_mid_training, args=(tmp_path / "scratch", "chat-llama.s0", killed, stop))
     watcher.start()
@@ -175,10 +178,10 @@ def test_a_worker_killed_mid_training_is_retried_and_the_grid_is_identical(clust
     finally:
         stop.set()
         watcher.join()
-    assert len(killed) == 1, "the training cell finished before the kill: raise EPOCHS"
+    assert len(killed) == 1 and "spec.json" not in killed[0][1], f"killed after training: raise EPOCHS {killed}"
     assert _results(tmp_path / "ray") == local
     spec = json.loads((tmp_path / "ray" / "chat-llama.s0" / "spec.json").read_text())
-    assert spec["resumed_from_step"], "the retry on the same node resumes the killed attempt's checkpoint"
+    assert spec["resumed_from_step"], f"the retry on the same node resumes the killed attempt's checkpoint {killed}"
     assert "FAILED" not in capsys.readouterr().err
 
 
