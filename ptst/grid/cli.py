@@ -33,6 +33,14 @@ def cli(args: argparse.Namespace) -> int:
         from ptst.grid.status import print_plan
 
         print_plan(cfg, out, args.shard, args.cell)
+        if (args.executor or cfg.executor) == "ray":
+            from ptst.grid.config import RaySpec
+            from ptst.grid.ray_exec import _fmt
+
+            r = cfg.ray or RaySpec()
+            print(f"executor: ray at {args.address or r.address or 'a new local cluster'}; per task: train "
+                  f"{_fmt(r.train.request())}, eval {_fmt(r.eval.request())}; max_retries {r.max_retries}; "
+                  f"inputs {r.inputs} (a dry run contacts no cluster)")
         return 0
     if args.address and (args.executor or cfg.executor) != "ray":
         from ptst.errors import PtstError

@@ -250,8 +250,11 @@ class Scheduler:
         try:
             res: Result = self.ray.get(ref)
         except Exception as e:  # noqa: BLE001 - a cell that failed after its retries: the others go on
-            self.state.failed.append(f"{label}: {_why(e)}")
-            say(f"== {kind} {label} FAILED: {_why(e)}")
+            why = _why(e)
+            if not isinstance(getattr(e, "cause", None), PtstError):  # a dead worker or node: Ray retried it
+                why += f" ({1 + self.spec.max_retries} attempts: ray.max_retries={self.spec.max_retries})"
+            self.state.failed.append(f"{label}: {why}")
+            say(f"== {kind} {label} FAILED: {why}")
             return None
         if kind == "train":
             tcfg = train_config(self.cfg, self.model, cell)

@@ -137,3 +137,16 @@ def test_import_ptst_and_the_grid_does_not_import_ray():
     code = ("import sys, ptst, ptst.cli, ptst.grid.runner, ptst.grid.ray_exec, ptst.grid.tasks; "
             "sys.exit('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_dry_run_shows_the_ray_settings_and_contacts_nothing(tmp_path, tiny_model_dir, capsys):
+    from ptst.cli import main
+
+    cfg_path = grid_yaml(tmp_path, tiny_model_dir, tiny_data(tmp_path / "data"))
+    assert main(["run", str(cfg_path), "ray.eval.num_gpus=1", "--dry-run", "--executor", "ray",
+                 "--address", "10.255.255.1:6379"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("executor: ray at 10.255.255.1:6379; per task: train CPU 1, eval CPU 1, GPU 1; "
+                        "max_retries 3; inputs ship (a dry run contacts no cluster)\n")
+    assert main(["run", str(cfg_path), "--dry-run"]) == 0
+    assert "executor" not in capsys.readouterr().out

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ptst.cli import main
+from ptst.errors import PtstError
 from ptst.grid.runner import load_grid, run
 from tests.grid.helpers import align_yaml, grid_yaml, tiny_data
 from tests.grid.test_grid import _results
@@ -183,6 +184,32 @@ def test_a_worker_killed_mid_training_is_retried_and_the_grid_is_identical(clust
     spec = json.loads((tmp_path / "ray" / "chat-llama.s0" / "spec.json").read_text())
     assert spec["resumed_from_step"], f"the retry on the same node resumes the killed attempt's checkpoint {killed}"
     assert "FAILED" not in capsys.readouterr().err
+
+
+def test_a_cell_that_fails_for_good_is_named_the_rest_finish_and_a_rerun_retries_it(cluster, ref, tmp_path,
+                                                                                     capsys):
+    cfg_path, local = ref
+    cfg = load_grid(cfg_path, [f"ray={{scratch_dir: {tmp_path / 'scratch'}, max_retries: 0}}"])
+    killed: list[tuple[int, list[str]]] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=_kill_mid_training, args=(tmp_path / "scratch", "chat-llama.s0", killed, stop))
+    watcher.start()
+    try:
+        with pytest.raises(PtstError) as e:
+            run(cfg, tmp_path / "ray", executor="ray")
+    finally:
+        stop.set()
+        watcher.join()
+    msg = str(e.value)
+    assert msg.startswith("1 of 8 cells failed (chat-llama.s0: ") and "\n" not in msg, msg
+    assert msg.endswith("; 2 evaluation cells of failed training cells not run; finished cells are kept: rerun to "
+                        "retry"), msg
+    assert len(list((tmp_path / "ray").glob("*/eval/*/metrics.json"))) == 4  # base and chat-vanilla.s0 finished
+    assert not (tmp_path / "ray" / "chat-llama.s0" / "spec.json").exists()
+    capsys.readouterr()
+    run(cfg, tmp_path / "ray", executor="ray")
+    assert "of 3 cells" in capsys.readouterr().err  # the failed training cell and its 2 evaluations only
+    assert _results(tmp_path / "ray") == local
 
 
 def test_a_killed_driver_reruns_without_recomputing_anything_finished(cluster, ref, tmp_path, capsys):
