@@ -150,3 +150,25 @@ def test_dry_run_shows_the_ray_settings_and_contacts_nothing(tmp_path, tiny_mode
                         "max_retries 3; inputs ship (a dry run contacts no cluster)\n")
     assert main(["run", str(cfg_path), "--dry-run"]) == 0
     assert "executor" not in capsys.readouterr().out
+
+
+def test_an_input_a_node_cannot_see_is_one_line_naming_the_fix(tmp_path):
+    from ptst.grid.tasks import Input, materialise
+
+    there = tmp_path / "adapter"
+    there.mkdir()
+    assert materialise(Input(str(there), "adapter-x"), None) == str(there)  # shared: read in place
+    with pytest.raises(PtstError, match=r"/nowhere/adapter is not visible on node .*; set ray.inputs: ship$"):
+        materialise(Input("/nowhere/adapter", "adapter-x"), None)
+
+
+def test_a_shipped_input_is_unpacked_once_per_node_and_content(tmp_path):
+    from ptst.grid.tasks import Input, materialise
+
+    src = _cell(tmp_path / "src")
+    inp = Input("/driver/path", "adapter-abc", pack_dir(src))
+    first = materialise(inp, str(tmp_path / "scratch"))
+    assert _tree(Path(first)) == {**_tree(src), ".complete": b""} and first.startswith(str(tmp_path / "scratch"))
+    (Path(first) / "eval.json").write_text("touched")
+    assert materialise(inp, str(tmp_path / "scratch")) == first  # not unpacked again
+    assert (Path(first) / "eval.json").read_text() == "touched"

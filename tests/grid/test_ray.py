@@ -227,7 +227,7 @@ def test_a_killed_driver_reruns_without_recomputing_anything_finished(cluster, r
     finished = {k: v for k, v in _finished(root).items() if "/eval/" in k or k.endswith(("spec.json", ".safetensors"))}
     assert any(k.endswith("metrics.json") for k in finished)
     done_cells = {k.rsplit("/", 1)[0] for k in finished if k.endswith("metrics.json")}
-    run(load_grid(cfg_path), root, executor="ray")
+    run(load_grid(cfg_path, ["ray.inputs=shared"]), root, executor="ray")  # adapters read in place this time
     err = capsys.readouterr().err
     after = _finished(root)
     assert {k: after.get(k) for k in finished} == finished  # nothing finished was rewritten
