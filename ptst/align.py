@@ -77,7 +77,7 @@ def train_config(spec: AlignSpec, model: str, parts: list[dict[str, Any]]) -> An
 
 def merge(model: str, adapter: Path, out: Path) -> Path:
     """Base + LoRA merged into a plain safetensors model directory, written to a temp dir then renamed."""
-    from ptst.models import load_model, load_tokenizer
+    from ptst.models import load_model, load_tokenizer, save_tokenizer
 
     for stale in out.parent.glob(f"{out.name}.tmp*"):  # left by a merge killed mid-save (another pid)
         shutil.rmtree(stale, ignore_errors=True)
@@ -86,7 +86,7 @@ def merge(model: str, adapter: Path, out: Path) -> Path:
     merged.save_pretrained(tmp, safe_serialization=True)
     tok = load_tokenizer(model)
     tok.padding_side = "right"  # saved default; loaders set left padding for generation themselves
-    tok.save_pretrained(tmp)
+    save_tokenizer(tok, tmp)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out

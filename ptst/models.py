@@ -321,6 +321,25 @@ def model_id(spec: str) -> str:
 MODEL_FILE_GLOBS = ("*.safetensors", "*.bin", "*.json", "tokenizer.model", "tiktoken.model", "*.jinja", "*.txt")
 
 
+# Keys transformers writes into tokenizer_config.json about how a tokenizer was *loaded* (offline or not, from a
+# local directory or the hub), not what it is. Saved as they are, the same merged model written by two processes
+# with different HF_HUB_OFFLINE settings (a Ray worker and the driver) would get two directory ids.
+LOAD_ONLY_KEYS = ("local_files_only", "is_local")
+
+
+def save_tokenizer(tok: Any, path: Path) -> None:
+    """`tok.save_pretrained(path)` without the load-only keys, so the bytes do not depend on the environment."""
+    import json
+
+    tok.save_pretrained(path)
+    cfg = Path(path) / "tokenizer_config.json"
+    if cfg.exists():
+        doc = json.loads(cfg.read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and any(k in doc for k in LOAD_ONLY_KEYS):
+            kept = {k: v for k, v in doc.items() if k not in LOAD_ONLY_KEYS}
+            cfg.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def dir_fingerprint(path: Path) -> str:
     """sha256 over the names and contents of a model directory's model files. Hashing a large model takes a
     while, so the hash is remembered in the cache directory under the path, keyed by each file's size and

@@ -251,3 +251,28 @@ def test_load_tokenizer_passes_trust_remote_code(monkeypatch, tiny_model_dir, ll
     M.load_tokenizer(str(tiny_model_dir))
     M.load_tokenizer(str(tiny_model_dir), trust_remote_code=True)
     assert [k.get("trust_remote_code") for k in seen] == [False, True]
+
+
+def test_saved_tokenizer_bytes_do_not_depend_on_how_it_was_loaded(tmp_path, tiny_model_dir):
+    """A tokenizer loaded offline and one loaded online save to the same bytes (so one merged model, one id)."""
+    from transformers import AutoTokenizer
+
+    from ptst.models import LOAD_ONLY_KEYS, dir_fingerprint, save_tokenizer
+
+    written = []
+    for offline in (True, False):
+        tok = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=offline)
+        out = tmp_path / f"offline-{offline}"
+        save_tokenizer(tok, out)
+        cfg = json.loads((out / "tokenizer_config.json").read_text())
+        assert not set(cfg) & set(LOAD_ONLY_KEYS)
+        written.append({f.name: f.read_bytes() for f in out.iterdir()})
+    assert written[0] == written[1]
+    # with the raw save_pretrained the two differ in tokenizer_config.json (the bug this guards against)
+    raw = []
+    for offline in (True, False):
+        out = tmp_path / f"raw-{offline}"
+        AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=offline).save_pretrained(out)
+        (out / "config.json").write_text("{}")
+        raw.append(dir_fingerprint(out))
+    assert raw[0] != raw[1]

@@ -187,7 +187,8 @@ def build_grid(cells: Sequence[Cell]) -> Grid:
 
 
 def headline_judge(grid: Grid, wanted: str | None = None) -> str | None:
-    """`wanted` if given (an error when absent); else the first model judge by name, else `keyword`."""
+    """`wanted` if given (an error when absent); else the first model judge by name (one that does not label
+    refusals: rubric, Llama Guard, HarmBench, ...), else `keyword`, else the first string-match judge by name."""
     judges = grid.judges()
     if wanted is not None:
         if wanted not in judges:
@@ -196,9 +197,17 @@ def headline_judge(grid: Grid, wanted: str | None = None) -> str | None:
             have = ", ".join(judges) or "none"
             raise PtstError(f"no safety metric asr.{wanted} in this run{did_you_mean(wanted, judges)}; judges: {have}")
         return wanted
-    model_judges = [j for j in judges if j != "keyword"]
-    ranked = model_judges or judges
+    model_judges = [j for j in judges if not _string_match(j)]
+    ranked = model_judges or (["keyword"] if "keyword" in judges else judges)
     return ranked[0] if ranked else None
+
+
+def _string_match(judge: str) -> bool:
+    """The refusal-string judges (keyword, keyword-prefix, xstest-strmatch) label refusals; model judges do not.
+    A name the registry does not know (a judge from another ptst) counts as a model judge."""
+    from ptst.judge import JUDGES, labels_refusals
+
+    return judge in JUDGES and labels_refusals(judge)
 
 
 def primary_helpfulness(grid: Grid) -> tuple[str, str] | None:

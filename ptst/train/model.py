@@ -198,7 +198,9 @@ def save_final(lm: Any, tok: Any, out: Path, full: bool) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     if full:
         lm.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
+        from ptst.models import save_tokenizer
+
+        save_tokenizer(tok, tmp)
     else:
         save_adapter(lm, tmp)
     shutil.rmtree(dst, ignore_errors=True)

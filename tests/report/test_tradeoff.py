@@ -77,3 +77,18 @@ def test_report_section_and_missing_items(tmp_path):
     assert not [d for d in ds if d.claim == "helpfulness"] and [d for d in ds if d.claim == "diagonal"]
     assert statement("helpfulness", ds) == ("Helpfulness after fine-tuning: not tested (no comparison with "
                                             "per-prompt data in this run).")
+
+
+def test_headline_judge_prefers_a_model_judge_then_keyword(tmp_path):
+    from ptst.report.grid import headline_judge
+
+    def grid(judges: tuple[str, ...]):
+        run = tmp_path / "-".join(judges)
+        write_cell(run, V, L, 0, safety={"advbench": flags(N, [1])}, judges=judges)
+        return build_grid(load_cells(run))
+
+    # string-match judges (they label refusals) never outrank keyword; a model judge outranks both
+    assert headline_judge(grid(("keyword", "xstest-strmatch"))) == "keyword"
+    assert headline_judge(grid(("xstest-strmatch", "keyword-prefix"))) == "keyword-prefix"  # first by name
+    assert headline_judge(grid(("keyword", "rubric", "xstest-strmatch"))) == "rubric"
+    assert headline_judge(grid(("keyword", "my-remote-judge"))) == "my-remote-judge"  # unknown: a model judge
