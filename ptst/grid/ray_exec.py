@@ -291,11 +291,11 @@ def run_grid(cfg: GridConfig, root: Path, cells: list[TrainCell], exclude: set[s
             ready += [ec for ec in tc.evals if not eval_done(cfg, sched.model, ec, root)]
     later = sum(len(tc.evals) for tc in waiting)
     sched.state.total = len(waiting) + later + len(ready)
-    for tc in waiting:
-        sched.submit_train(tc)
-    for ec in ready:
-        sched.submit_eval(ec)
-    try:
+    try:  # a submission that raises (an eval cell without its adapter) cancels the tasks already submitted
+        for tc in waiting:
+            sched.submit_train(tc)
+        for ec in ready:
+            sched.submit_eval(ec)
         while sched.state.running:
             sched.progress(later)
             done, _ = session.ray.wait(list(sched.state.running), num_returns=1, timeout=60)

@@ -172,3 +172,46 @@ def test_a_shipped_input_is_unpacked_once_per_node_and_content(tmp_path):
     (Path(first) / "eval.json").write_text("touched")
     assert materialise(inp, str(tmp_path / "scratch")) == first  # not unpacked again
     assert (Path(first) / "eval.json").read_text() == "touched"
+
+
+class _FakeRay:
+    """Just enough of `ray` for the scheduler's submissions: each `.remote()` returns a new ref."""
+
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+        self.cancelled: list[str] = []
+
+    def remote(self, fn):
+        ray = self
+
+        class _Options:
+            def options(self, **_kw):
+                return self
+
+            def remote(self, *_args):
+                ray.submitted.append(f"{fn.__name__}#{len(ray.submitted)}")
+                return ray.submitted[-1]
+
+        return _Options()
+
+    def cancel(self, ref, force=False):
+        self.cancelled.append(ref)
+
+
+def test_a_submission_that_fails_cancels_the_tasks_already_submitted(tmp_path, tiny_model_dir, monkeypatch):
+    import ptst.grid.runner as grid_runner
+    import ptst.train.runner as train_runner
+    from ptst.grid.plan import expand
+    from ptst.grid.ray_exec import Session, run_grid
+
+    cfg = load_grid(grid_yaml(tmp_path, tiny_model_dir, tiny_data(tmp_path / "data")))
+    cells = expand(cfg)
+    done = next(tc for tc in cells if tc.template == "chat:vanilla")  # "finished", but its adapter is gone
+    monkeypatch.setattr(train_runner, "dir_state", lambda out, _cfg: ("done" if out.name == done.id else "new", ""))
+    monkeypatch.setattr(grid_runner, "eval_done", lambda *_a: False)
+    monkeypatch.setattr(grid_runner, "_align_done", lambda *_a: True)
+    ray = _FakeRay()
+    with pytest.raises(PtstError, match="no adapter at"):
+        run_grid(cfg, tmp_path / "run", cells, set(), Session(ray, owned=False))
+    assert ray.submitted and sorted(ray.cancelled) == sorted(ray.submitted)
+    assert not (tmp_path / "run" / INCOMING).exists()
