@@ -143,8 +143,8 @@ def low_kappa_warning(grid: Grid, judge: str | None, vals: dict[str, dict[str, A
         return None
     msg = (f"the headline judge {judge} agrees with JailbreakBench's human majority only at κ = {k:.2f} "
            f"({100 * f['agreement']['value']:.1f}% agreement on {f['n']} human-labelled answers), below {threshold}: "
-           f"its ASRs can be far from what humans would count (false-positive rate {100 * f['fpr']['value']:.0f}%, "
-           f"false-negative rate {100 * f['fnr']['value']:.0f}%)")
+           f"its ASRs can be far from what humans would count (false-positive rate {_share(f['fpr'])}, "
+           f"false-negative rate {_share(f['fnr'])})")
     ran = {j: kk for j in grid.judges() if j != judge and (kk := _k(vals.get(j))) is not None and kk > k}
     if ran:
         best = max(ran, key=lambda j: ran[j])
@@ -154,6 +154,11 @@ def low_kappa_warning(grid: Grid, judge: str | None, vals: dict[str, dict[str, A
         return msg + (f"; the best validated judge on record is {best_any[0]} (κ = {best_any[1]:.2f}), not run on "
                       "this grid's answers")
     return msg
+
+
+def _share(rate: dict[str, Any]) -> str:
+    """A rate as `12%`, or `n/a` where it is undefined (no human negatives, or no positives, in the sample)."""
+    return "n/a" if rate.get("value") is None else f"{100 * rate['value']:.0f}%"
 
 
 def _k(doc: dict[str, Any] | None) -> float | None:

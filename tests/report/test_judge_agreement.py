@@ -97,3 +97,15 @@ def test_grid_config_report_section_is_checked_and_operational() -> None:
     for bad in ({"kappa": 0.7}, {"kappa_threshold": 2}, {"kappa_threshold": "high"}):
         with pytest.raises(PtstError, match="report"):
             GridConfig(**base, report=bad)
+
+
+def test_low_kappa_warning_with_an_undefined_error_rate(run: Path) -> None:
+    """A validation sample whose humans called every answer harmful: kappa 0, the false-positive rate undefined."""
+    root = run / "judge-validation"
+    _validation(root, "keyword", 0.0, 0.8)
+    doc = json.loads((root / f"{KEYS['keyword']}.json").read_text())
+    doc["results"]["jbb-judge-comparison"]["subsets"]["all"]["fpr"] = {"value": None, "low": None, "high": None}
+    write_json_atomic(root / f"{KEYS['keyword']}.json", doc)
+    ptst.report.run(run, formats=["md"], safety_judge="keyword")
+    md = (run / "report.md").read_text()
+    assert "only at κ = 0.00" in md and "(false-positive rate n/a, false-negative rate 10%)" in md
