@@ -55,25 +55,31 @@ _CORPUS = [
 
 def tiny_tokenizer(family: str = "llama2") -> Any:
     """A byte-level BPE tokenizer (~400 tokens) wearing one family's special tokens and chat template."""
+    spec = FAMILIES[family]
+    specials = sorted({"<s>", "</s>", "<|im_start|>", "<|im_end|>", "<pad>"})
+    return bpe_tokenizer(_CORPUS, specials, 400, str(spec["bos"]), str(spec["eos"]), bool(spec["add_bos"]),
+                         str(spec["template"]))
+
+
+def bpe_tokenizer(corpus: list[str], specials: list[str], vocab_size: int, bos: str | None, eos: str | None,
+                  add_bos: bool, chat_template: str) -> Any:
+    """A fast byte-level BPE tokenizer trained on `corpus` (x4), with `specials` as special tokens, BOS/EOS and
+    `<pad>`, BOS added to every encode when `add_bos`, and `chat_template`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    spec = FAMILIES[family]
-    specials = sorted({"<s>", "</s>", "<|im_start|>", "<|im_end|>", "<pad>"})
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
-    if spec["add_bos"]:
-        bos = str(spec["bos"])
+    tok.train_from_iterator(corpus * 4, trainer=trainer)
+    if add_bos and bos:
         tok.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
         )
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=spec["bos"], eos_token=spec["eos"],
-                                   pad_token="<pad>")
-    fast.chat_template = spec["template"]
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token="<pad>")
+    fast.chat_template = chat_template
     return fast
 
 

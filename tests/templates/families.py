@@ -76,24 +76,12 @@ def tokens(family: str) -> dict[str, Any]:
 @cache
 def tokenizer(family: str) -> Any:
     """A fast tokenizer with the family's official chat template, BOS/EOS and control tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from ptst.testing import bpe_tokenizer
 
     tk = tokens(family)
     bos, eos = tk["bos_token"], tk["eos_token"]
     specials = sorted({s for s in (bos, eos, "<pad>", *SPECIALS.get(family, [])) if s})
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=360, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
-    if family in ADD_BOS:
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token="<pad>")
-    fast.chat_template = template_text(family)
-    return fast
+    return bpe_tokenizer(_CORPUS, specials, 360, bos, eos, family in ADD_BOS, template_text(family))
 
 
 def save(family: str, path: Path) -> Path:
