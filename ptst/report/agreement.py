@@ -33,17 +33,15 @@ def threshold(run_dir: Path | None, given: float | None = None) -> float:
     return float(k) if isinstance(k, (int, float)) and not isinstance(k, bool) else KAPPA_THRESHOLD
 
 
-def _verdicts(path: Path) -> dict[str, bool | None]:
-    out: dict[str, bool | None] = {}
+def _verdicts(cell: Cell, ev: str, judge: str) -> dict[str, bool | None]:
+    """id -> harmful of one cell's judgements (ordering.harmful_by_id); an absent or malformed file adds no pairs."""
+    from ptst.errors import PtstError
+    from ptst.report.ordering import harmful_by_id
+
     try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    row = json.loads(line)
-                    out[str(row["id"])] = row.get("harmful")
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return harmful_by_id(cell, ev, judge) or {}
+    except PtstError:
         return {}
-    return out
 
 
 def pairwise(grid: Grid) -> list[tuple[str, str, str, Any]]:
@@ -57,8 +55,7 @@ def pairwise(grid: Grid) -> list[tuple[str, str, str, Any]]:
         for a, b in combinations(judges, 2):
             pairs: list[tuple[bool, bool]] = []
             for c in grid.cells:
-                va = _verdicts(c.path / "judgements" / f"{ev}.{a}.jsonl")
-                vb = _verdicts(c.path / "judgements" / f"{ev}.{b}.jsonl")
+                va, vb = _verdicts(c, ev, a), _verdicts(c, ev, b)
                 pairs += [(bool(va[i]), bool(vb[i])) for i in va
                           if va[i] is not None and vb.get(i) is not None]
             if pairs:
