@@ -40,8 +40,12 @@ class Browser:
         os.close(w_out)
         self._w, self._r, self._buf, self._id = w_in, r_out, b"", 0
         self.events: list[dict[str, Any]] = []
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        try:
+            target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        except BaseException:  # a browser that never answers is still killed and its pipes closed
+            self.close()
+            raise
 
     def _read(self, deadline: float) -> dict[str, Any]:
         while b"\0" not in self._buf:
