@@ -261,7 +261,7 @@ def paper_literal(t: Template) -> Template:
     if t.rendering == "paper-literal":
         return t
     if t.mode == "text":
-        raise PtstError(f"template {PAPER_PREFIX}{t.name!r}: {t.name} is a text template, which renders the same "
+        raise PtstError(f"template {PAPER_PREFIX + t.name!r}: {t.name} is a text template, which renders the same "
                         f"raw string in both modes; use {t.name} itself")
     desc = f"{t.description}; paper-literal Llama-2 [INST] strings for every model"
     return replace(t, name=PAPER_PREFIX + t.name, rendering="paper-literal", description=desc.lstrip("; "))
