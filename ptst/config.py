@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,22 +66,66 @@ def _is_dataclass_type(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def _coerce(tp: Any, value: Any, where: str) -> Any:
+def section(schema: Callable[[], type], exclude: tuple[str, ...] = ()) -> Any:
+    """A `dict[str, Any]` field holding keyword arguments of the dataclass `schema()` (a function, so the class
+    is imported only when a config is read). `from_dict` checks it like a typed field: unknown keys fail with
+    "did you mean", values are type-checked, and numbers YAML reads as strings (`7e-1`) become numbers; every
+    other value stays as written, so the dict that reaches a cache key is unchanged. `exclude`: fields the
+    config sets itself, refused here."""
+    return dataclasses.field(default_factory=dict, metadata={"section": (schema, exclude)})
+
+
+def check_section(cls: type, data: Any, where: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`data` checked as keyword arguments of dataclass `cls` (see `section`); returns it with numbers read.
+    `where` names the section by its key (`train`, `align.train`), as the stage that builds `cls` later does."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PtstError(f"{where}: expected a mapping of {cls.__name__} keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in exclude]
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in exclude:
+            raise PtstError(f"{where}: {key!r} cannot be set here (it is set from other keys of this config)")
+        if key not in names:
+            raise PtstError(f"{where}: unknown key {key!r}{did_you_mean(str(key), names)}")
+        out[key] = _as_written(value, _coerce(hints[key], value, f"{where}.{key}"))
+    return out
+
+
+def _as_written(value: Any, coerced: Any) -> Any:
+    """`value` as the user wrote it, except strings that were read as numbers (recursively)."""
+    if isinstance(value, dict) and dataclasses.is_dataclass(coerced):
+        return {k: _as_written(v, getattr(coerced, k, v)) for k, v in value.items()}
+    if isinstance(value, list | tuple) and isinstance(coerced, list | tuple) and len(value) == len(coerced):
+        return type(value)(_as_written(v, c) for v, c in zip(value, coerced, strict=True))
+    if isinstance(value, str) and isinstance(coerced, int | float) and not isinstance(coerced, bool):
+        return coerced
+    return value
+
+
+def _coerce(tp: Any, value: Any, where: str, key: str = "") -> Any:
+    """`value` as type `tp`. `where` names it in messages (file.key); `key` is its dotted key alone."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where) if len(inner) == 1 else value
+        return _coerce(inner[0], value, where, key) if len(inner) == 1 else value
     if _is_dataclass_type(tp):
+        if isinstance(value, str) and callable(getattr(tp, "from_text", None)):
+            return tp.from_text(value)  # e.g. a mix entry `safety:500:chat:llama`
         if not isinstance(value, dict):
-            raise PtstError(f"{where}: expected a mapping")
-        return from_dict(tp, value, where)
+            raise PtstError(f"{where}: expected a mapping, got {value!r}")
+        return _build(tp, value, where, key)
+    if origin is dict and not isinstance(value, dict):
+        raise PtstError(f"{where}: expected a mapping, got {value!r}")
     if origin in (list, tuple):
         items = value if isinstance(value, list | tuple) else [value]
         sub = args[0] if args else Any
-        vals = [_coerce(sub, v, f"{where}[{i}]") for i, v in enumerate(items)]
+        vals = [_coerce(sub, v, f"{where}[{i}]", f"{key}[{i}]") for i, v in enumerate(items)]
         return tuple(vals) if origin is tuple else vals
     if tp is float and isinstance(value, int | float | str) and not isinstance(value, bool):
         try:
@@ -101,16 +146,31 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     """Build dataclass `cls` from `data`; unknown keys fail with a suggestion."""
+    return _build(cls, data, where, "")
+
+
+def _build(cls: type[T], data: dict[str, Any], where: str, key: str) -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for key in data:
-        if key not in fields:
-            raise PtstError(f"{where}: unknown key {key!r}{did_you_mean(str(key), list(fields))}")
-    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    for name in data:
+        if name not in fields:
+            raise PtstError(f"{where}: unknown key {name!r}{did_you_mean(str(name), list(fields))}")
+    missing = [n for n, f in fields.items() if f.init and n not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise PtstError(f"{where}: missing required key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    kwargs = {k: _field(fields[k], hints[k], v, f"{where}.{k}", f"{key}.{k}" if key else k) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except TypeError as e:
         raise PtstError(f"{where}: {e}") from None
+
+
+def _field(f: dataclasses.Field[Any], tp: Any, value: Any, where: str, key: str) -> Any:
+    if "section" in f.metadata:
+        schema, exclude = f.metadata["section"]
+        return check_section(schema(), value, key, exclude)
+    return _coerce(tp, value, where, key)
 
 
 def to_dict(obj: Any) -> Any:

@@ -5,10 +5,38 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ptst.config import section
 from ptst.errors import PtstError
 
 KINDS = ("safety", "helpfulness", "over-refusal")
 
+
+def _train() -> type:
+    from ptst.train.config import TrainConfig
+
+    return TrainConfig
+
+
+def _decoding() -> type:
+    from ptst.generate.base import Decoding
+
+    return Decoding
+
+
+def _generate() -> type:
+    from ptst.generate.config import GenerateConfig
+
+    return GenerateConfig
+
+
+def _judge() -> type:
+    from ptst.judge.base import JudgeConfig
+
+    return JudgeConfig
+
+
+# what an evaluation cell sets in its GenerateConfig itself (`decoding` has its own section)
+_CELL_KEYS = ("data", "template", "model", "adapter", "split", "limit", "seed", "data_dir", "decoding")
 
 # Helpfulness scorers by data-set name prefix; anything else is judged by its registry kind.
 _SCORER_FOR = {"gsm8k": "gsm8k", "arc-easy": "arc", "arc-challenge": "arc", "chatdoctor": "chatdoctor"}
@@ -70,7 +98,7 @@ class AlignSpec:
     benign_split: str = "train"
     n_benign: int = 400
     templates: list[str] = field(default_factory=lambda: ["chat:vanilla", "chat:llama"])
-    train: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = section(_train)
     heldout: str = "strongreject"
     heldout_limit: int = 64
     overrefusal: str = "xstest"
@@ -157,15 +185,15 @@ class GridConfig:
     train_templates: list[str]
     test_templates: list[str]
     evals: list[EvalSpec]
-    train: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = section(_train)
     align: AlignSpec | None = None
     judges: list[str] = field(default_factory=lambda: ["keyword"])
-    judge: dict[str, Any] = field(default_factory=dict)
+    judge: dict[str, Any] = section(_judge, exclude=("judge",))
     seeds: list[int] = field(default_factory=lambda: [0])
     checkpoints: list[int] = field(default_factory=list)
     baseline: bool = True
-    decoding: dict[str, Any] = field(default_factory=dict)
-    generate: dict[str, Any] = field(default_factory=dict)
+    decoding: dict[str, Any] = section(_decoding)
+    generate: dict[str, Any] = section(_generate, exclude=_CELL_KEYS)
     data_dir: str | None = None
     eval_seed: int = 0
     executor: str = "local"  # operational, like `ray`: `ptst run --executor` overrides it

@@ -56,6 +56,11 @@ class MixSpec:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise PtstError(f"mix {self.data}: n must be a positive integer, got {self.n!r}")
 
+    @classmethod
+    def from_text(cls, text: str) -> MixSpec:
+        """A mix entry as written on the command line or in YAML: `safety:500`, `jsonl:PATH:20:chat:llama`."""
+        return parse_mix(text)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -161,11 +166,6 @@ def load_train_config(path: str | Path | None = None, flags: dict[str, Any] | No
     if missing:
         where = f" or in {path}" if path else ""
         raise PtstError(f"train: missing {', '.join(missing)} (give --{missing[0]}{where})")
-    if isinstance(data.get("mix"), str | dict):
-        data["mix"] = [data["mix"]]
-    if isinstance(data.get("mix"), list):
-        data["mix"] = [parse_mix(m) if isinstance(m, str) else m for m in data["mix"]]
-        data["mix"] = [m if isinstance(m, dict) else to_yaml_dict_mix(m) for m in data["mix"]]
     return from_dict(TrainConfig, data, str(path) if path else "train")
 
 
