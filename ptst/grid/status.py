@@ -91,17 +91,15 @@ def _template_chars(name: str, batch_size: int) -> float:
     return len(t.user) - len("{input}") + len(t.system or "") / max(batch_size, 1) + 30  # 30: chat scaffolding
 
 
-def _train_tokens(cfg: GridConfig, templates: list[str]) -> int | None:
+def _train_tokens(cfg: GridConfig, tc: Any, templates: list[str]) -> int | None:
     """Training tokens (all epochs) of one cell per template, from the local data's characters and each
-    template's; None when the data is not on this machine."""
-    t = cfg.train
-    ds = local_dataset(t.get("data", "gsm8k"), t.get("split", "train"), cfg.data_dir, t.get("limit"))
+    template's; None when the data is not on this machine. `tc`: a cell's TrainConfig, as training reads it."""
+    ds = local_dataset(tc.data, tc.split, cfg.data_dir, tc.limit)
     if ds is None:
         return None
-    mix = sum(int(m["n"] if isinstance(m, dict) else str(m).split(":")[1]) for m in t.get("mix", []))
-    rows, per, epochs = len(ds.examples) + mix, _chars(ds), int(t.get("epochs", 3))
-    batch = int(t.get("batch_size", 4))
-    return int(sum(rows * (per + _template_chars(x, batch)) for x in templates) / CHARS_PER_TOKEN * epochs)
+    rows, per = len(ds.examples) + sum(m.n for m in tc.mix), _chars(ds)
+    return int(sum(rows * (per + _template_chars(x, tc.batch_size)) for x in templates) / CHARS_PER_TOKEN
+               * tc.epochs)
 
 
 def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
@@ -128,10 +126,11 @@ def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
 def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) -> None:
     """The cells to run with a rough time estimate; first every check `ptst run` makes before it starts."""
     from ptst.grid.checks import check_grid_yaml, validate
-    from ptst.grid.runner import check_cells, model_path
+    from ptst.grid.runner import check_cells, model_path, train_config
 
     cells = select(expand(cfg), shard, cell)
-    validate(cfg, model_path(cfg, out))
+    model = model_path(cfg, out)
+    validate(cfg, model)
     check_cells(cfg, out, cells)
     check_grid_yaml(cfg, out)
     n_train = sum(c.template is not None for c in cells)
@@ -143,7 +142,8 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
     ns = [_n_items(e, cfg.data_dir) for e in specs]
     gen_tokens = sum((n or 0) * (e.max_new_tokens or cfg.decoding.get("max_new_tokens", 512))
                      for e, n in zip(specs, ns, strict=True))
-    tt = _train_tokens(cfg, to_train)
+    tc = train_config(cfg, model, next(c for c in expand(cfg) if c.template is not None))
+    tt = _train_tokens(cfg, tc, to_train)
     print(f"grid {cfg.name} -> {out}")
     print(f"model {cfg.model}{' (+ alignment stage)' if cfg.align else ''}; seeds {cfg.seeds}")
     for c in cells:
