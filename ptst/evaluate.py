@@ -207,14 +207,14 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
     if done.exists() and _same_keys(done, key_hash, jkeys):  # is_evaluated, with the keys computed once
         print(f"{out}: already evaluated (same key); nothing to do", file=sys.stderr)
         return done
-    write_json_atomic(out / "eval.json", {**key, "ptst_version": __version__})
     specs = [e.resolved() for e in cfg.evals]
-    backend = _LazyBackend(_gen_config(cfg, specs[0]))
+    gcfgs = [_gen_config(cfg, spec) for spec in specs]
+    sets = [load_examples(gcfg) for gcfg in gcfgs]  # every input read (and checked) before anything is written
+    write_json_atomic(out / "eval.json", {**key, "ptst_version": __version__})
+    backend = _LazyBackend(gcfgs[0])
     evals: dict[str, Any] = {}
     fingerprint = None
-    for spec in specs:
-        gcfg = _gen_config(cfg, spec)
-        ds = load_examples(gcfg)
+    for spec, gcfg, ds in zip(specs, gcfgs, sets, strict=True):
         # The generations file may also hold answers for ids outside this sample (an earlier, larger --limit):
         # judge and score exactly this sample's ids.
         ids = [ex.id for ex in ds.examples]

@@ -107,4 +107,6 @@ def load_custom_rows(fmt: str, path: Path, fields: dict[str, str] | None) -> lis
             raise PtstError(f"{path}: {where}: field {mapping['input']!r} (mapped to input) is null")
         meta = {k: v for k, v in rec.items() if k not in used}
         rows.append(Row(index, vals["input"], vals["response"], vals["reference"], meta, id=vals["id"] or None))
+    if not rows:  # every stage needs at least one example; an empty set would only fail later, less clearly
+        raise PtstError(f"{path}: no {'rows' if fmt == 'csv' else 'records'} (the data set is empty)")
     return rows

@@ -35,7 +35,7 @@ def read_csv(path: Path, encoding: str = "utf-8-sig") -> Iterator[tuple[int, dic
     trailing columns (so a needed one is a "missing field" error naming the line, never a silent "")."""
     csv.field_size_limit(1 << 24)  # HarmBench context strings are long; the default limit is 128 KiB
     with open(path, newline="", encoding=encoding) as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, strict=True)  # an unclosed quote is an error, not the rest of the file as one field
         try:
             header = next(reader)
         except StopIteration:

@@ -121,7 +121,7 @@ def config_from_args(args: argparse.Namespace) -> JudgeConfig:
 def cli(args: argparse.Namespace) -> int:
     from ptst import metrics
     from ptst.errors import PtstError
-    from ptst.judge import JUDGES, read_judgements, run
+    from ptst.judge import JUDGES, read_generations, read_judgements, run
 
     if getattr(args, "judge_action", None) == "validate":
         from ptst.judge.validate_cli import cli as validate
@@ -130,6 +130,8 @@ def cli(args: argparse.Namespace) -> int:
     if not args.generations or not args.judge:
         raise PtstError("ptst judge needs --generations FILE and --judge NAME (or: ptst judge validate --judge NAME)")
     JUDGES.get(args.judge)  # an unknown name fails here, with "did you mean"
+    if not read_generations(args.generations):  # `run` judges an empty file to an empty result; a user means a mistake
+        raise PtstError(f"{args.generations}: no generation records (the file is empty)")
     out = run(config_from_args(args), args.generations, args.out)
     js = read_judgements(out)
     summary = metrics.asr(js)
