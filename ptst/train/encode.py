@@ -45,6 +45,7 @@ class Part:
     fingerprint: str
     train_format_sha256: str
     train_format: str
+    rows_fingerprint: str  # the loaded rows' fingerprint (ptst.data.Dataset.fingerprint)
     n_loaded: int
     n_used: int
     n_dropped_truncated: int
@@ -119,15 +120,35 @@ def load_examples(spec: str, split: str | None, data_dir: str | None, limit: int
         raise PtstError(f"data set {spec!r}: {e}") from None
 
 
-def encode_part(data: str, ds: Any, template_name: str, tok: Any, max_len: int, limit: int | None,
-                stops: frozenset[int]) -> tuple[list[Encoded], Part]:
-    from ptst.templates import fingerprint, frame, get_template
+def _shape(t: Any, tok: Any) -> Any:
+    """One rendering of the conversation's shape, filled per example: exactly `render(t, tok, input, response)`
+    (the function evaluation and serving use), without a chat-template call per example."""
+    from ptst.templates import frame
+
+    return frame(t, tok, t.system is not None, ["user"], response=True)
+
+
+def train_format(template_name: str, tok: Any) -> tuple[str, str]:
+    """The training text of the placeholder example under a template on this tokenizer, and its sha256 (what
+    spec.json records, so a finished run can tell when ptst's rendering changed)."""
+    from ptst.templates import get_template
 
     t = get_template(template_name)
-    # One rendering of the conversation's shape, filled per example: exactly `render(t, tok, input, response)`
-    # (the function evaluation and serving use), without a chat-template call per example.
-    shape = frame(t, tok, t.system is not None, ["user"], response=True)
-    train_format = shape.fill(t.system, [TRAIN_FORMAT[0]], TRAIN_FORMAT[1]).text
+    return _format_of(t, _shape(t, tok))
+
+
+def _format_of(t: Any, shape: Any) -> tuple[str, str]:
+    text = shape.fill(t.system, [TRAIN_FORMAT[0]], TRAIN_FORMAT[1]).text
+    return text, sha256_text(text)
+
+
+def encode_part(data: str, ds: Any, template_name: str, tok: Any, max_len: int, limit: int | None,
+                stops: frozenset[int]) -> tuple[list[Encoded], Part]:
+    from ptst.templates import fingerprint, get_template
+
+    t = get_template(template_name)
+    shape = _shape(t, tok)
+    fmt_text, fmt_sha = _format_of(t, shape)
     examples = list(ds.examples)
     missing = [ex.id for ex in examples if not isinstance(ex.response, str)]
     if missing:
@@ -140,7 +161,8 @@ def encode_part(data: str, ds: Any, template_name: str, tok: Any, max_len: int, 
         data=data, name=str(getattr(ds, "name", data)), split=getattr(ds, "split", None),
         sha256=str(getattr(ds, "sha256", "")), licence=getattr(ds, "licence", None),
         non_commercial=bool(getattr(ds, "non_commercial", False)), limit=limit, template=t.name,
-        fingerprint=fingerprint(t, tok), train_format_sha256=sha256_text(train_format), train_format=train_format,
+        fingerprint=fingerprint(t, tok), train_format_sha256=fmt_sha, train_format=fmt_text,
+        rows_fingerprint=str(getattr(ds, "fingerprint", "")),
         n_loaded=len(examples), n_used=len(kept), n_dropped_truncated=len(examples) - len(kept),
         response_tokens=sum(e.n_trained for e in kept), total_tokens=sum(len(e.input_ids) for e in kept),
     )

@@ -65,24 +65,50 @@ def _same_base_moved(out: Path, old: dict[str, Any], new: dict[str, Any], model:
 
 
 def data_change(out: Path, cfg: TrainConfig) -> str:
-    """"" when every data set of the finished run in `out` still has the sha256 its spec.json records, else
-    which one changed (a `jsonl:PATH` edited in place). A set that cannot be loaded any more is not checked."""
+    """"" when the finished run in `out` would be trained on the same text today, else what changed: a data set's
+    sha256 (a `jsonl:PATH` edited in place), its rows (a registered split redefined, as ChatDoctor's when it got a
+    test split; runs from before spec.json recorded `rows_fingerprint` are not checked for this), or the rendered
+    training format (ptst's rendering of the template on this model changed). A set that cannot be loaded any
+    more is not checked."""
     from ptst.io import read_json
     from ptst.train.encode import load_examples
 
     spec = read_json(out / "spec.json")
-    recorded = [(spec.get("data") or {}).get("sha256")] + [m.get("sha256") for m in spec.get("mix") or []]
+    recorded = [spec.get("data") or {}] + list(spec.get("mix") or [])
     sets = [(cfg.data, cfg.split, cfg.limit)] + [(m.data, m.split, m.n) for m in cfg.mix]
     for (data, split, limit), old in zip(sets, recorded, strict=False):
-        if not old:
+        if not old.get("sha256"):
             continue
         try:
-            new = load_examples(data, split, cfg.data_dir, limit, cfg.seed).sha256
+            ds = load_examples(data, split, cfg.data_dir, limit, cfg.seed)
         except PtstError as e:
             _say(f"note: cannot recheck {data} against spec.json ({e})")
             continue
-        if new != old:
-            return f"{data}: sha256 {old[:12]}... in spec.json, {new[:12]}... now"
+        if ds.sha256 != old["sha256"]:
+            return f"{data}: sha256 {old['sha256'][:12]}... in spec.json, {ds.sha256[:12]}... now"
+        if old.get("rows_fingerprint") and ds.fingerprint != old["rows_fingerprint"]:
+            return (f"{data}: the rows of split {ds.split!r} changed (row fingerprint "
+                    f"{old['rows_fingerprint'][:12]}... in spec.json, {ds.fingerprint[:12]}... now)")
+    return format_change(spec, cfg)
+
+
+def format_change(spec: dict[str, Any], cfg: TrainConfig) -> str:
+    """"" when every template of the run renders its training text as spec.json recorded, else which one differs."""
+    from ptst.models import load_tokenizer
+    from ptst.train.encode import train_format
+
+    main = spec.get("template") or {}
+    recorded = [(main.get("name"), main.get("train_format_sha256"))]
+    recorded += [(m.get("template"), m.get("train_format_sha256")) for m in spec.get("mix") or []]
+    parts = [(t, sha) for t, sha in recorded if t and sha]
+    if not parts:
+        return ""
+    tok = load_tokenizer(cfg.model)
+    for template, sha in parts:
+        now = train_format(template, tok)[1]
+        if now != sha:
+            return (f"the training text under {template} changed: ptst now renders it differently for this model "
+                    f"(format sha256 {sha[:12]}... in spec.json, {now[:12]}... now)")
     return ""
 
 

@@ -64,7 +64,8 @@ def build_spec(cfg: TrainConfig, out: Path, lm: Any, data: Any, result: Any, pre
 
 
 def _part(p: Any, seed: int) -> dict[str, Any]:
-    return {"data": p.data, "name": p.name, "split": p.split, "sha256": p.sha256, "limit": p.limit, "seed": seed,
+    return {"data": p.data, "name": p.name, "split": p.split, "sha256": p.sha256,
+            "rows_fingerprint": p.rows_fingerprint, "limit": p.limit, "seed": seed,
             "licence": p.licence, "non_commercial": p.non_commercial, "examples_loaded": p.n_loaded,
             "examples": p.n_used, "dropped_truncated": p.n_dropped_truncated, "response_tokens": p.response_tokens,
             "total_tokens": p.total_tokens}

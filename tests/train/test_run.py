@@ -190,6 +190,28 @@ def test_finished_run_whose_data_file_changed_is_refused(make_cfg, tmp_path, dat
     assert json.loads((out / "spec.json").read_text())["data"]["sha256"] != json.loads(spec)["data"]["sha256"]
 
 
+@pytest.mark.parametrize(("where", "key", "said"), [
+    ("data", "rows_fingerprint", r"the rows of split .* changed \(row fingerprint"),
+    ("template", "train_format_sha256", r"the training text under chat:vanilla changed"),
+])
+def test_a_finished_run_whose_rows_or_training_text_changed_is_refused(make_cfg, tmp_path, where, key, said):
+    """The source file is the same, but the rows it yields (a redefined split) or the text ptst renders for them
+    (a renderer fix for a model family) differ from what spec.json recorded: the adapter is not reused."""
+    from ptst.train.runner import data_change
+
+    out = run(make_cfg(), tmp_path / "run")
+    assert data_change(out, make_cfg()) == ""
+    spec = json.loads((out / "spec.json").read_text())
+    assert spec[where][key]
+    spec[where][key] = "0" * 64
+    (out / "spec.json").write_text(json.dumps(spec))
+    with pytest.raises(PtstError, match=said):
+        run(make_cfg(), out)
+    del spec[where][key]  # a spec.json from before the field existed is not checked for it
+    (out / "spec.json").write_text(json.dumps(spec))
+    assert data_change(out, make_cfg()) == ""
+
+
 def test_a_checkpoint_at_the_last_step_is_the_final_adapter(make_cfg, tmp_path):
     from ptst.models import adapter_hash
 
