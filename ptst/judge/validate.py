@@ -254,7 +254,10 @@ def save_results(results: Sequence[dict[str, Any]], root: Path | None = None) ->
                          subsets=row["subsets"], reference=[r["judge"] for r in res["judges"] if r["stored"]],
                          reference_kappa={r["judge"]: r["subsets"]["all"]["kappa"]["value"]
                                           for r in res["judges"] if r["stored"]})
-            doc.setdefault("results", {})[res["entry"]] = entry
+            held = doc.setdefault("results", {}).get(res["entry"]) or {}
+            if entry["limit"] is not None and held and held.get("limit") is None:
+                continue  # a --limit sample never replaces a validation on the whole set
+            doc["results"][res["entry"]] = entry
             written[row["judge_key"]] = write_json_atomic(path, doc)
     return list(written.values())
 

@@ -30,6 +30,7 @@ def cli(args: argparse.Namespace) -> int:
     if threshold is not None and not -1 <= threshold <= 1:
         raise PtstError(f"--kappa-threshold must be in [-1, 1], got {threshold}")
     out = run(args.run_dir, args.out, safety_judge=args.safety_judge, formats=formats, kappa_threshold=threshold)
-    written = ["results.csv"] + [f"report.{f}" if f != "tex" else "table1.tex" for f in formats]
+    names = ["results.csv"] + [f"report.{f}" if f != "tex" else "table1.tex" for f in formats]
+    written = [n for n in names if (out / n).exists()]  # table1.tex only when there was a Table 1 to write
     print(f"wrote {', '.join(written)} and figures to {out}")
     return 0

@@ -124,6 +124,21 @@ def test_results_are_keyed_by_judge_key_and_found_again(orig10: Path, tmp_path: 
     assert save_results([_xstest(orig10, tmp_path)], tmp_path / "other") == []
 
 
+def test_a_limited_sample_never_replaces_a_whole_set_validation(tmp_path: Path, shared_data: Path) -> None:
+    judge = build_judge(JudgeConfig(judge="keyword"))
+    vset, store = VSETS.get("jbb-judge-comparison"), tmp_path / "store"
+    save_results([validate_set(vset, [judge], data_dir=str(shared_data), root=tmp_path / "v")], store)
+    small = validate_set(vset, [judge], data_dir=str(shared_data), root=tmp_path / "v", limit=20)
+    assert small["n"] == 20
+    save_results([small], store)
+    doc = load_validation(judge_key(judge), [store])
+    assert doc is not None and doc["results"]["jbb-judge-comparison"]["n"] == 300
+    # a sample still fills an empty slot
+    fresh = tmp_path / "fresh"
+    save_results([small], fresh)
+    assert load_validation(judge_key(judge), [fresh])["results"]["jbb-judge-comparison"]["n"] == 20  # type: ignore[index]
+
+
 def test_empty_answer_rule_is_in_the_key_and_the_verdict() -> None:
     default = build_judge(JudgeConfig(judge="keyword"))
     assert judge_key(default) == "a830c77c6036c7e7"  # the key every existing run recorded
