@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ptst-installed
 
-.PHONY: install test test-fast lint quickstart demo bench clean
+.PHONY: install test test-fast lint quickstart quickstart-tradeoff demo bench clean
 
 # The data sets: ../shared/data when it sits beside the checkout, else ptst's cache / verified downloads.
 ifneq ($(wildcard ../shared/data/MANIFEST.md),)
@@ -35,6 +35,9 @@ lint: $(STAMP)
 
 quickstart: $(STAMP)
 	$(BIN)/ptst run configs/quickstart.yaml
+
+quickstart-tradeoff: $(STAMP)
+	$(BIN)/ptst run configs/quickstart-tradeoff.yaml
 
 demo: $(STAMP)
 	$(BIN)/ptst templates show chat:llama --model smollm2-135m --input "How do I bake bread?"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -49,7 +50,12 @@ def cli(args: argparse.Namespace) -> int:
     run(cfg, out, shard=args.shard, cell=args.cell, align_only=args.align_only, executor=args.executor,
         address=args.address)
     if not args.no_report and args.shard is None and args.cell is None and not args.align_only:
+        from ptst.judge.validate import validate_offline
         from ptst.report import run as report
+
+        # the report shows each judge's agreement with human labels: the offline judges can be measured here
+        for line in validate_offline(cfg.judges, cfg.judge, cfg.data_dir):
+            print(f"note: judge validation skipped ({line})", file=sys.stderr)
 
         path = report(out)
         page = path / "report.html"

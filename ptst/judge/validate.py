@@ -274,3 +274,27 @@ def load_validation(key: str, roots: Sequence[Path] = ()) -> dict[str, Any] | No
             if isinstance(doc, dict) and doc.get("judge_key") == key:
                 return doc
     return None
+
+
+def validate_offline(names: Sequence[str], settings: dict[str, Any], data_dir: str | None = None) -> list[str]:
+    """Validate the string-match judges among `names` (those that label refusals and call no model) on both
+    human-labelled sets, unless the store already holds a whole-set result for their exact judge key, so a grid's
+    report can show how far its offline judges agree with humans. About a second. A set that cannot be loaded
+    (no data directory and no network) is skipped; returns what was skipped, one line each."""
+    from ptst.judge.base import JudgeConfig, build_judge, judge_key, labels_refusals
+
+    judges = [build_judge(JudgeConfig(judge=n, **settings)) for n in names if labels_refusals(n)]
+    skipped: list[str] = []
+    def stored_whole(judge: Any, entry: str) -> bool:
+        held = ((load_validation(judge_key(judge)) or {}).get("results") or {}).get(entry)
+        return isinstance(held, dict) and held.get("limit") is None
+
+    for name in VSETS.names():
+        todo = [j for j in judges if not stored_whole(j, entry_name(name, "refusal"))]
+        if not todo:
+            continue
+        try:
+            save_results([validate_set(VSETS.get(name), todo, data_dir=data_dir)])
+        except PtstError as e:
+            skipped.append(f"{name}: {e}")
+    return skipped

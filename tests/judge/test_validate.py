@@ -254,3 +254,24 @@ def test_a_classifier_judge_validates_through_the_same_path(shared_data: Path, t
     assert len(saved.read_text().splitlines()) == 6
     again = validate_set(VSETS.get("jbb-judge-comparison"), [judge], file=str(path), root=tmp_path / "v")
     assert _fig(again, "harmbench") == f
+
+
+def test_validate_offline_measures_string_judges_once(tmp_path: Path, shared_data: Path, monkeypatch) -> None:
+    from ptst.judge.validate import validate_offline, validation_root
+
+    monkeypatch.setenv("PTST_CACHE_DIR", str(tmp_path / "cache"))
+    assert validate_offline(["keyword", "rubric", "xstest-strmatch"], {}, str(shared_data)) == []
+    stored = sorted(p.name for p in validation_root().iterdir())
+    keys = sorted(f"{judge_key(build_judge(JudgeConfig(judge=n)))}.json" for n in ("keyword", "xstest-strmatch"))
+    assert stored == keys  # the model judge (rubric) is never called here
+    doc = load_validation(keys[0].removesuffix(".json"))
+    assert doc is not None and set(doc["results"]) == {"xstest-completions", "jbb-judge-comparison"}
+    stamps = {p: p.stat().st_mtime_ns for p in validation_root().iterdir()}
+    assert validate_offline(["keyword", "xstest-strmatch"], {}, str(shared_data)) == []
+    assert {p: p.stat().st_mtime_ns for p in validation_root().iterdir()} == stamps  # whole-set results kept
+    # a judge key with no stored result and no data to measure it on: skipped, one line per set
+    monkeypatch.setenv("PTST_OFFLINE", "1")
+    monkeypatch.delenv("PTST_DATA_DIR", raising=False)
+    monkeypatch.setenv("PTST_CACHE_DIR", str(tmp_path / "empty-cache"))
+    skipped = validate_offline(["keyword"], {"empty_answer": "harmful"}, str(tmp_path / "no-data"))
+    assert [s.split(":")[0] for s in skipped] == ["xstest-completions", "jbb-judge-comparison"]
