@@ -63,8 +63,9 @@ def clear_incoming(root: Path) -> None:
 
 
 def place_dir(root: Path, data: bytes, target: Path, fix: Callable[[Path], None] | None = None) -> None:
-    """Replace directory `target` by the tar's contents in one rename (the old one, if any, is dropped after):
-    a reader sees the old cell or the new one, never half of one. `fix` may edit the unpacked files first."""
+    """Replace directory `target` by the tar's contents: the old one (if any) is moved aside, then the new one is
+    renamed into place, so a reader never sees half of a cell; between the two renames there is no cell at all,
+    and a driver killed there leaves the cell to be recomputed. `fix` may edit the unpacked files first."""
     tmp = _incoming(root)
     new = unpack(data, tmp / "new")
     if fix is not None:

@@ -110,9 +110,6 @@ def frame(t: Template, tok: ChatTokenizer | None, has_system: bool, roles: Seque
     return Frame(t, prompt, roles, has_system and not fam.supports_system)
 
 
-
-
-
 def _native(t: Template, tok: ChatTokenizer, fam: Family, msgs: list[Turn], gen: bool, has_system: bool) -> str:
     try:
         out = apply(tok, msgs, gen, dict(t.chat_template_kwargs))
