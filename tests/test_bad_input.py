@@ -149,6 +149,7 @@ def _data_show(fmt: str, texts: dict[str, str]) -> Callable[[Env, str], list[str
 
 
 def _data_check(env: Env, kind: str) -> list[str]:
+    """`data check` verifies registered files only: a custom file is refused by name, whatever it holds."""
     return ["data", "check", f"jsonl:{env.file('d.jsonl', JSONL[kind])}"]
 
 
