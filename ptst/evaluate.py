@@ -45,7 +45,8 @@ def _decoding(cfg: EvalConfig, spec: EvalSpec) -> Any:
     d = dict(cfg.decoding)
     if spec.max_new_tokens:
         d["max_new_tokens"] = spec.max_new_tokens
-    d["stop"] = tuple(d.get("stop", ()))
+    stop = d.get("stop", ())
+    d["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)  # `stop: END` is one stop string, not E, N, D
     try:
         return Decoding(**d)
     except TypeError as e:

@@ -190,3 +190,15 @@ def test_is_evaluated_compares_key_and_judge_keys(tiny_model_dir, data, tmp_path
     done.write_text(json.dumps(m))
     assert is_evaluated(cfg, out)
     assert not is_evaluated(_cfg(tiny_model_dir, data, seed=1), out)
+
+
+def test_a_single_stop_string_is_one_stop():
+    from ptst.evaluate import EvalConfig, _decoding
+    from ptst.grid.config import EvalSpec
+
+    def stops(stop):
+        cfg = EvalConfig(model="m", template="chat:vanilla", evals=[EvalSpec("advbench")], decoding={"stop": stop})
+        return _decoding(cfg, EvalSpec("advbench")).stop
+
+    assert stops("END") == ("END",)  # was ("E", "N", "D")
+    assert stops(["END", "\n\n"]) == ("END", "\n\n")
