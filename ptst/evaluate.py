@@ -11,7 +11,7 @@ from typing import Any
 from ptst import __version__
 from ptst.errors import PtstError
 from ptst.grid.config import EvalSpec
-from ptst.io import read_json, stable_hash, write_json_atomic
+from ptst.io import clear_stale_tmp, read_json, stable_hash, write_json_atomic
 from ptst.judge.cli import add_judge_options, judge_overrides
 
 
@@ -211,6 +211,7 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
     specs = [e.resolved() for e in cfg.evals]
     gcfgs = [_gen_config(cfg, spec) for spec in specs]
     sets = [load_examples(gcfg) for gcfg in gcfgs]  # every input read (and checked) before anything is written
+    clear_stale_tmp(out)  # a cell is evaluated by one process at a time: leftovers are a killed run's
     write_json_atomic(out / "eval.json", {**key, "ptst_version": __version__})
     backend = _LazyBackend(gcfgs[0])
     evals: dict[str, Any] = {}

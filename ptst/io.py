@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -59,6 +60,21 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+_TMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what write_bytes_atomic's mkstemp names look like
+
+
+def clear_stale_tmp(root: Path, recursive: bool = True) -> int:
+    """Remove the temporary files of atomic writes a killed process left under `root` (SIGKILL between writing a
+    temporary file and renaming it). Only for a directory this process owns (a stage's own cell): another live
+    writer's temporary file would go too. Returns how many were removed."""
+    n = 0
+    for p in (root.rglob(".*.tmp") if recursive else root.glob(".*.tmp")) if root.is_dir() else ():
+        if p.is_file() and _TMP.match(p.name):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -228,13 +228,14 @@ def _own_rng() -> Iterator[None]:
 
 def _start_dir(out: Path, cfg: TrainConfig, ckpt: Path | None) -> None:
     from ptst.config import dump_yaml
-    from ptst.io import write_text_atomic
+    from ptst.io import clear_stale_tmp, write_text_atomic
 
     if ckpt is None:
         _clean(out)
     else:
         _trim_log(out, int(ckpt.name.split("-")[1]))
     out.mkdir(parents=True, exist_ok=True)
+    clear_stale_tmp(out, recursive=False)  # a killed run's spec.json / config.yaml temporaries (not eval/'s)
     write_text_atomic(out / "config.yaml", dump_yaml(cfg))
 
 

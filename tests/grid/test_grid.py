@@ -297,6 +297,10 @@ def _results(root: Path) -> dict[str, object]:
     return res
 
 
+def _files(root: Path) -> set[str]:
+    return {str(p) for p in root.rglob("*")} if root.exists() else set()
+
+
 def test_sigkill_at_random_moments_then_resume_gives_identical_results(grid, tmp_path):
     tmp, cfg_path, _ = grid
     run(load_grid(cfg_path), tmp / "clean")
@@ -305,8 +309,14 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_results(grid, tmp
     rng = random.Random(1234)
     kills = 0
     for _ in range(4):
+        before = _files(tmp / "killed")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(3.0, 9.0))
+        # kill at a random moment after this process has written something (not after a fixed sleep, which a fast
+        # machine outruns: the whole tiny grid takes ~6 s)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and _files(tmp / "killed") == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 2.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1

@@ -1,0 +1,24 @@
+"""ptst.io: stale temporaries of atomic writes a killed process left behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from ptst.io import clear_stale_tmp, write_json_atomic
+
+
+def test_clear_stale_tmp_removes_only_atomic_write_leftovers(tmp_path):
+    write_json_atomic(tmp_path / "eval.json", {"a": 1})
+    (tmp_path / "sub").mkdir()
+    # what a SIGKILL between mkstemp and os.replace leaves (the same names write_bytes_atomic makes)
+    left = [tempfile.mkstemp(prefix=".eval.json.", suffix=".tmp", dir=d)[1] for d in (tmp_path, tmp_path / "sub")]
+    keep = [tmp_path / ".adapter.tmp", tmp_path / "notes.tmp", tmp_path / "sub" / ".hidden"]
+    keep[0].mkdir()  # training's temporary directory is the trainer's business
+    for p in keep[1:]:
+        p.write_text("x")
+    assert clear_stale_tmp(tmp_path, recursive=False) == 1
+    assert clear_stale_tmp(tmp_path) == 1
+    assert not any(os.path.exists(p) for p in left)
+    assert all(p.exists() for p in keep) and (tmp_path / "eval.json").read_text() == '{\n  "a": 1\n}\n'
+    assert clear_stale_tmp(tmp_path / "missing") == 0
