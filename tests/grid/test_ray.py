@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -167,18 +169,26 @@ def _kill_mid_training(scratch: Path, cell: str, killed: list[tuple[int, list[st
         time.sleep(0.005)
 
 
-def test_a_worker_killed_mid_training_is_retried_and_the_grid_is_identical(cluster, ref, tmp_path, capsys):
-    cfg_path, local = ref
-    cfg = load_grid(cfg_path, [f"ray={{scratch_dir: {tmp_path / 'scratch'}, max_retries: 2}}"])
+@contextmanager
+def killing_mid_training(scratch: Path, cell: str) -> Iterator[list[tuple[int, list[str]]]]:
+    """While the block runs, a watcher kills the worker training `cell` once (after its first checkpoint); the
+    list it yields gets (pid, files the cell had) for each kill."""
     killed: list[tuple[int, list[str]]] = []
     stop = threading.Event()
-    watcher = threading.Thread(target=_kill_mid_training, args=(tmp_path / "scratch", "chat-llama.s0", killed, stop))
+    watcher = threading.Thread(target=_kill_mid_training, args=(scratch, cell, killed, stop))
     watcher.start()
     try:
-        run(cfg, tmp_path / "ray", executor="ray")
+        yield killed
     finally:
         stop.set()
         watcher.join()
+
+
+def test_a_worker_killed_mid_training_is_retried_and_the_grid_is_identical(cluster, ref, tmp_path, capsys):
+    cfg_path, local = ref
+    cfg = load_grid(cfg_path, [f"ray={{scratch_dir: {tmp_path / 'scratch'}, max_retries: 2}}"])
+    with killing_mid_training(tmp_path / "scratch", "chat-llama.s0") as killed:
+        run(cfg, tmp_path / "ray", executor="ray")
     assert len(killed) == 1 and "spec.json" not in killed[0][1], f"killed after training: raise EPOCHS {killed}"
     assert _results(tmp_path / "ray") == local
     spec = json.loads((tmp_path / "ray" / "chat-llama.s0" / "spec.json").read_text())
@@ -190,16 +200,8 @@ def test_a_cell_that_fails_for_good_is_named_the_rest_finish_and_a_rerun_retries
                                                                                      capsys):
     cfg_path, local = ref
     cfg = load_grid(cfg_path, [f"ray={{scratch_dir: {tmp_path / 'scratch'}, max_retries: 0}}"])
-    killed: list[tuple[int, list[str]]] = []
-    stop = threading.Event()
-    watcher = threading.Thread(target=_kill_mid_training, args=(tmp_path / "scratch", "chat-llama.s0", killed, stop))
-    watcher.start()
-    try:
-        with pytest.raises(PtstError) as e:
-            run(cfg, tmp_path / "ray", executor="ray")
-    finally:
-        stop.set()
-        watcher.join()
+    with killing_mid_training(tmp_path / "scratch", "chat-llama.s0"), pytest.raises(PtstError) as e:
+        run(cfg, tmp_path / "ray", executor="ray")
     msg = str(e.value)
     assert msg.startswith("1 of 8 cells failed (chat-llama.s0: ") and "\n" not in msg, msg
     assert msg.endswith("; 2 evaluation cells of failed training cells not run; finished cells are kept: rerun to "
