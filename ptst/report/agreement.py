@@ -142,14 +142,25 @@ def low_kappa_warning(grid: Grid, judge: str | None, vals: dict[str, dict[str, A
            f"({100 * f['agreement']['value']:.1f}% agreement on {f['n']} human-labelled answers), below {threshold}: "
            f"its ASRs can be far from what humans would count (false-positive rate {_share(f['fpr'])}, "
            f"false-negative rate {_share(f['fnr'])})")
-    ran = {j: kk for j in grid.judges() if j != judge and (kk := _k(vals.get(j))) is not None and kk > k}
+    # "better" = clearly better: its kappa's 95% interval lies above the headline judge's (not a 0.001 difference)
+    top = f["kappa"].get("high")
+    bar = k if top is None else top
+    ran = {j: kk for j in grid.judges() if j != judge and (kk := _k(vals.get(j), low=True)) is not None and kk > bar}
     if ran:
         best = max(ran, key=lambda j: ran[j])
-        return msg + f"; this run also has {best} (κ = {ran[best]:.2f}): `ptst report --safety-judge {best}`"
-    best_any = _best_on_record(roots, k)
+        kb = _k(vals.get(best))
+        return msg + f"; this run also has {best} (κ = {kb:.2f}): `ptst report --safety-judge {best}`"
+    best_any = _best_on_record(roots, bar)
     if best_any:
         return msg + (f"; the best validated judge on record is {best_any[0]} (κ = {best_any[1]:.2f}), not run on "
                       "this grid's answers")
+    ref = ((vals.get(judge) or {}).get("results") or {}).get(HARM_SET, {}).get("reference_kappa") or {}
+    named = {n: v for n, v in ref.items() if isinstance(v, (int, float))}
+    if named:
+        top_ref = max(named, key=lambda n: named[n])
+        msg += (f"; no judge validated here does clearly better (on the same labels JailbreakBench's stored "
+                f"{top_ref} reaches κ = {named[top_ref]:.2f}): validate a model judge with `ptst judge validate` and "
+                "add it to the grid's judges")
     return msg
 
 
@@ -158,9 +169,13 @@ def _share(rate: dict[str, Any]) -> str:
     return "n/a" if rate.get("value") is None else f"{100 * rate['value']:.0f}%"
 
 
-def _k(doc: dict[str, Any] | None) -> float | None:
+def _k(doc: dict[str, Any] | None, low: bool = False) -> float | None:
+    """A validated judge's kappa, or the low end of its 95% interval (`low`; the value where none was stored)."""
     f = kappa_of(doc)
-    return None if f is None else f.get("kappa", {}).get("value")
+    if f is None:
+        return None
+    kappa = f.get("kappa", {})
+    return kappa.get("low", kappa.get("value")) if low else kappa.get("value")
 
 
 def _best_on_record(roots: Sequence[Path], above: float) -> tuple[str, float] | None:
@@ -173,8 +188,8 @@ def _best_on_record(roots: Sequence[Path], above: float) -> tuple[str, float] | 
                 doc = json.loads(p.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):
                 continue
-            k = _k(doc) if isinstance(doc, dict) else None
-            if k is not None and k > above and (best is None or k > best[1]):
+            k, kl = (_k(doc), _k(doc, low=True)) if isinstance(doc, dict) else (None, None)
+            if k is not None and kl is not None and kl > above and (best is None or k > best[1]):
                 best = (str(doc.get("judge")), k)
     return best
 

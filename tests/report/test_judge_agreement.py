@@ -67,6 +67,20 @@ def test_low_kappa_warns_and_names_the_better_judge(run: Path) -> None:
     assert "agrees with JailbreakBench" not in (run / "report.md").read_text()
 
 
+def test_a_judge_no_clearly_better_is_not_named_and_the_stored_reference_is(run: Path) -> None:
+    """keyword 0.220 vs xstest-strmatch 0.221 on JBB (as measured): overlapping intervals, no advice to switch."""
+    _validation(run / "judge-validation", "keyword", 0.22, 0.56)
+    _validation(run / "judge-validation", "rubric", 0.25, 0.60)  # within keyword's interval [0.17, 0.27]
+    doc = json.loads((run / "judge-validation" / f"{KEYS['keyword']}.json").read_text())
+    doc["results"]["jbb-judge-comparison"]["reference_kappa"] = {"gpt4_cf": 0.795, "llama3_cf": 0.805}
+    (run / "judge-validation" / f"{KEYS['keyword']}.json").write_text(json.dumps(doc))
+    ptst.report.run(run, formats=["md"], safety_judge="keyword")
+    md = (run / "report.md").read_text()
+    assert "only at κ = 0.22" in md and "this run also has" not in md
+    assert ("no judge validated here does clearly better (on the same labels JailbreakBench's stored llama3_cf "
+            "reaches κ = 0.81)") in md
+
+
 def test_single_judge_has_no_agreement_section(tmp_path: Path) -> None:
     write_cell(tmp_path / "r", V, L, safety={"advbench": flags(10, range(3))})
     ptst.report.run(tmp_path / "r", formats=["md"])
