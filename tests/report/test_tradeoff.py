@@ -46,6 +46,8 @@ def test_every_claim_holds(tmp_path):
     # worked by hand: 20 prompts go 0 -> 1 (ids 5..24), none 1 -> 0: mean diff 0.5, sd 0.5064, se 0.0801
     assert (ptst.n, ptst.base, ptst.tuned) == (40, 5 / 40, 25 / 40) and abs(ptst.diff - 0.5) < 1e-12
     assert ptst.low is not None and abs(ptst.low - (0.5 - 1.959964 * 0.506370 / 40**0.5)) < 1e-5
+    # right/wrong scores: exact McNemar, 20 prompts 0 -> 1 and none back: p = 2 / 2**20
+    assert ptst.test_name == "exact McNemar" and abs(ptst.p - 2 / 2**20) < 1e-15
     diag = [d for d in ds if d.claim == "diagonal"]
     assert {(d.train, d.test) for d in diag} == {(V, V), (L, L)}
     ll = next(d for d in diag if d.test == L)
@@ -92,3 +94,13 @@ def test_headline_judge_prefers_a_model_judge_then_keyword(tmp_path):
     assert headline_judge(grid(("xstest-strmatch", "keyword-prefix"))) == "keyword-prefix"  # first by name
     assert headline_judge(grid(("keyword", "rubric", "xstest-strmatch"))) == "rubric"
     assert headline_judge(grid(("keyword", "my-remote-judge"))) == "my-remote-judge"  # unknown: a model judge
+
+
+def test_graded_scores_use_the_paired_z_test(tmp_path):
+    run = _run(tmp_path)
+    for f in run.glob("*/eval/*/scores/gsm8k.gsm8k.json"):  # ROUGE-L-like scores instead of 0/1
+        items = json.loads(f.read_text())["items"]["strict"]
+        f.write_text(json.dumps({"items": {"strict": {k: 0.3 + 0.4 * v + 0.01 * (int(k.split("-")[1]) % 3) for k, v in
+                                                      items.items()}}}))
+    helpful = [d for d in _deltas(run) if d.claim == "helpfulness"]
+    assert helpful and all(d.test_name == "paired z" for d in helpful)
