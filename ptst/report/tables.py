@@ -131,8 +131,9 @@ def combined(grid: Grid, judge: str | None) -> list[Block]:
     what = ", ".join(panel_title(ev, m) for ev, m in metrics)
     return [Heading("All in one (the paper's layout)", 3),
             Table(("train ↓ / test →", *grid.tests), tuple(rows),
-                  f"Each cell: {what}; values in % with 95% Wilson intervals (mean ± std across seeds when there "
-                  f"are several). {LEGEND}")]
+                  f"Each cell: {what}; values × 100 (rates in %, mean scores such as ROUGE-L × 100) with 95% "
+                  f"intervals (Wilson for rates, normal for mean scores; mean ± std across seeds when there are "
+                  f"several). {LEGEND}")]
 
 
 def table_one(grid: Grid, metrics: list[tuple[str, str]], judge: str | None = None) -> list[Block]:
