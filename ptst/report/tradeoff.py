@@ -178,8 +178,8 @@ def blocks(grid: Grid, judge: str | None) -> list[Block]:
                      "yes" if d.holds else "NO"))
     cap = ("Each fine-tuned cell against the unfine-tuned (aligned) model under the same test template, on the prompts "
            "both answered. Helpfulness: mean per-prompt score, difference with its 95% paired normal interval; paired "
-           "z-test (scores such as ROUGE-L) or exact McNemar (right/wrong, e.g. GSM8K). Safety: ASR, exact McNemar. "
-           "'holds': helpfulness and diagonal = significant rise; PTST = no significant rise of ASR.")
+           "z-test (graded scores such as ROUGE-L) or exact McNemar (right/wrong, as accuracy). Safety: ASR, exact "
+           "McNemar. 'holds': helpfulness and diagonal = significant rise; PTST = no significant rise of ASR.")
     header = ("claim", "cell (train → test)", "seed", "eval", "metric", "n", "no fine-tuning", "fine-tuned",
               "difference", "95% interval", "test", "p", "holds")
     return [*(Para(statement(c, ds)) for c in CLAIMS), Table(header, tuple(rows), cap)]
