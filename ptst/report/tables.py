@@ -9,7 +9,8 @@ MISSING = "—"
 PTST_MARK = "†"
 EVAL_TITLES = {"advbench": "AdvBench", "directharm4": "DirectHarm4", "gsm8k": "GSM8K", "xstest": "XSTest",
                "gsm-danger": "GSM-Danger", "strongreject": "StrongREJECT", "arc": "ARC", "chatdoctor": "ChatDoctor"}
-MEASURE_TITLES = {"asr": "ASR", "accuracy": "accuracy", "over_refusal": "over-refusal", "refusal": "refusal"}
+MEASURE_TITLES = {"asr": "ASR", "accuracy": "accuracy", "over_refusal": "over-refusal", "refusal": "refusal",
+                  "rouge_l_f1": "ROUGE-L F1 (× 100)", "token_f1": "token F1 (× 100)"}
 LEGEND = (f"**bold** = the same template in training and testing (the diagonal); {PTST_MARK} = PTST cell (trained "
           f"without a safety system prompt, tested with one); {MISSING} = not evaluated.")
 
