@@ -152,13 +152,15 @@ def test_ray_grid_with_alignment_equals_the_local_run(cluster, tmp_path, tiny_mo
 
 
 def _kill_mid_training(scratch: Path, cell: str, killed: list[tuple[int, list[str]]], stop: threading.Event) -> None:
-    """Once the cell's task has saved a checkpoint, freeze its worker (SIGSTOP), note what it had written, and
+    """Once the cell's task has finished saving a checkpoint, freeze its worker (SIGSTOP), note what it had written, and
     SIGKILL it."""
     while not stop.is_set():
         for task in scratch.glob(f"ptst-*/*/{cell}-*/task.json"):
             out = task.parent / task.parent.name
             ckpts = out / "checkpoints"
-            if ckpts.exists() and any((c / "state.pt").exists() for c in ckpts.iterdir()):
+            # a finished checkpoint: renamed into place as step-N (`.step-N.tmp` is one still being written)
+            if ckpts.exists() and any(c.name.startswith("step-") and (c / "state.pt").exists()
+                                      for c in ckpts.iterdir()):
                 pid = json.loads(task.read_text())["pid"]
                 assert pid != os.getpid()
                 os.kill(pid, signal.SIGSTOP)
