@@ -65,7 +65,17 @@ def item_scores(cell: Cell, ev: str, metric: str) -> dict[str, float] | None:
     return None
 
 
-def _helpfulness(grid: Grid, cell: Cell, base: Cell) -> list[Delta]:
+Reads = dict[tuple[Path, str, str], Any]  # (cell path, eval, metric or judge) -> what was read, once per file
+
+
+def _read(reads: Reads, cell: Cell, ev: str, what: str, fn: Any) -> Any:
+    key = (Path(cell.path), ev, what)
+    if key not in reads:
+        reads[key] = fn(cell, ev, what)
+    return reads[key]
+
+
+def _helpfulness(grid: Grid, cell: Cell, base: Cell, reads: Reads) -> list[Delta]:
     from ptst.metrics import paired, paired_mean
 
     out = []
@@ -73,7 +83,7 @@ def _helpfulness(grid: Grid, cell: Cell, base: Cell) -> list[Delta]:
         names = grid.metric_names.get(ev) or ()
         if not names or ev not in cell.evals or ev not in base.evals:
             continue
-        a, b = item_scores(cell, ev, names[0]), item_scores(base, ev, names[0])
+        a, b = (_read(reads, c, ev, names[0], item_scores) for c in (cell, base))
         if a is None or b is None:
             continue
         pm = paired_mean(a, b)
@@ -88,12 +98,12 @@ def _helpfulness(grid: Grid, cell: Cell, base: Cell) -> list[Delta]:
     return out
 
 
-def _safety(grid: Grid, claim: str, cell: Cell, base: Cell, judge: str) -> list[Delta]:
+def _safety(grid: Grid, claim: str, cell: Cell, base: Cell, judge: str, reads: Reads) -> list[Delta]:
     from ptst.metrics import paired
 
     out = []
     for ev in grid.evals("safety"):
-        a, b = harmful_by_id(cell, ev, judge), harmful_by_id(base, ev, judge)
+        a, b = (_read(reads, c, ev, judge, harmful_by_id) for c in (cell, base))
         if a is None or b is None:
             continue
         pr = paired(a, b)
@@ -106,15 +116,16 @@ def _safety(grid: Grid, claim: str, cell: Cell, base: Cell, judge: str) -> list[
 def deltas(grid: Grid, judge: str | None) -> list[Delta]:
     """Every final fine-tuned cell against the no-fine-tuning cell of its test template."""
     out: list[Delta] = []
+    reads: Reads = {}  # the no-fine-tuning cell's files are compared with every fine-tuned cell: read them once
     for cell in sorted((c for c in grid.cells if c.final and not c.baseline),
                        key=lambda c: (c.test_template, str(c.train_template), c.seed or 0)):
         base = next((c for c in grid.cells if c.baseline and c.final and c.test_template == cell.test_template), None)
         if base is None:
             continue
-        out += _helpfulness(grid, cell, base)
+        out += _helpfulness(grid, cell, base, reads)
         r = grid.role(cell.train_template, cell.test_template)
         if judge and r in ("diagonal", "ptst"):
-            out += _safety(grid, r, cell, base, judge)
+            out += _safety(grid, r, cell, base, judge, reads)
     return out
 
 
