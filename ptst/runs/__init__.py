@@ -1,0 +1,3 @@
+"""The run layer, below every stage: where a run directory keeps each stage's files (`layout`) and what state
+a stage's output is in (`state`: new, done, partial or different), so that the stages, the grid, `--dry-run` and
+`ptst status` read one answer. Nothing heavy is imported here."""
