@@ -13,8 +13,9 @@ from typing import Any
 from ptst import __version__
 from ptst.config import from_dict
 from ptst.errors import PtstError
-from ptst.grid.config import AlignSpec, EvalSpec
 from ptst.io import read_json, stable_hash, write_json_atomic
+from ptst.specs.align import AlignSpec
+from ptst.specs.eval import EvalConfig, EvalSpec
 
 # What the alignment is measured under: no system prompt and the Llama-2 safety prompt.
 MEASURE_TEMPLATES = ("chat:vanilla", "chat:llama")
@@ -96,7 +97,6 @@ def measure(spec: AlignSpec, model: str, out: Path, data_dir: str | None,
             generate: dict[str, Any] | None = None) -> dict[str, Any]:
     """Refusal on held-out harmful prompts and over-refusal on XSTest's safe prompts, per template.
     `generate`: GenerateConfig fields (backend, batch_size, ...), as the grid's `generate:` section."""
-    from ptst.evaluate import EvalConfig
     from ptst.evaluate import run as evaluate
 
     evals = [EvalSpec(spec.heldout, kind="safety", limit=spec.heldout_limit, name="heldout",

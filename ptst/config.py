@@ -66,10 +66,11 @@ def _is_dataclass_type(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def section(schema: Callable[[], type], exclude: tuple[str, ...] = ()) -> Any:
-    """A `dict[str, Any]` field holding keyword arguments of the dataclass `schema()` (a function, so the class
-    is imported only when a config is read). `from_dict` checks it like a typed field: unknown keys fail with
-    "did you mean", values are type-checked, and numbers YAML reads as strings (`7e-1`) become numbers; every
+def section(schema: type | Callable[[], type], exclude: tuple[str, ...] = ()) -> Any:
+    """A `dict[str, Any]` field holding keyword arguments of the dataclass `schema` (or of `schema()`, a function
+    returning it, for a class imported only when a config is read). `from_dict` checks it like a typed field:
+    unknown keys fail with "did you mean", values are type-checked, and numbers YAML reads as strings (`7e-1`)
+    become numbers; every
     other value stays as written, so the dict that reaches a cache key is unchanged. `exclude`: fields the
     config sets itself, refused here."""
     return dataclasses.field(default_factory=dict, metadata={"section": (schema, exclude)})
@@ -169,7 +170,7 @@ def _build(cls: type[T], data: dict[str, Any], where: str, key: str) -> T:
 def _field(f: dataclasses.Field[Any], tp: Any, value: Any, where: str, key: str) -> Any:
     if "section" in f.metadata:
         schema, exclude = f.metadata["section"]
-        return check_section(schema(), value, key, exclude)
+        return check_section(schema if isinstance(schema, type) else schema(), value, key, exclude)
     return _coerce(tp, value, where, key)
 
 

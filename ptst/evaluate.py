@@ -4,73 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ptst import __version__
-from ptst.errors import PtstError
-from ptst.grid.config import EvalSpec
 from ptst.io import clear_stale_tmp, read_json, stable_hash, write_json_atomic
 from ptst.judge.cli import add_judge_options, judge_overrides
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """One evaluation cell: a model (+ adapter) under one test template, on several evaluation sets."""
-
-    model: str
-    template: str
-    evals: list[EvalSpec]
-    adapter: str | None = None
-    judges: list[str] = field(default_factory=lambda: ["keyword"])
-    judge: dict[str, Any] = field(default_factory=dict)  # JudgeConfig fields (endpoint of the rubric judge...)
-    decoding: dict[str, Any] = field(default_factory=dict)  # Decoding fields
-    generate: dict[str, Any] = field(default_factory=dict)  # GenerateConfig fields (backend, batch_size...)
-    data_dir: str | None = None
-    seed: int = 0
-    cell: dict[str, Any] = field(default_factory=dict)  # labels copied into metrics.json
-
-    def __post_init__(self) -> None:
-        if not self.evals:
-            raise PtstError("no evaluation sets given")
-        if not self.judges:
-            raise PtstError("no judges given (keyword, keyword-prefix, xstest-strmatch, rubric, llama-guard, "
-                            "harmbench)")
-
-
-def _decoding(cfg: EvalConfig, spec: EvalSpec) -> Any:
-    from ptst.generate.base import Decoding
-
-    d = dict(cfg.decoding)
-    if spec.max_new_tokens:
-        d["max_new_tokens"] = spec.max_new_tokens
-    stop = d.get("stop", ())
-    d["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)  # `stop: END` is one stop string, not E, N, D
-    try:
-        return Decoding(**d)
-    except TypeError as e:
-        raise PtstError(f"decoding: {e}") from None
-
-
-def _gen_config(cfg: EvalConfig, spec: EvalSpec) -> Any:
-    from ptst.generate.config import GenerateConfig
-
-    try:
-        return GenerateConfig(data=spec.data, template=cfg.template, model=cfg.model, adapter=cfg.adapter,
-                              split=spec.split, limit=spec.limit, seed=cfg.seed, data_dir=cfg.data_dir,
-                              decoding=_decoding(cfg, spec), **cfg.generate)
-    except TypeError as e:
-        raise PtstError(f"generate: {e}") from None
-
-
-def _judge_config(cfg: EvalConfig, name: str) -> Any:
-    from ptst.judge import JudgeConfig
-
-    try:
-        return JudgeConfig(judge=name, **cfg.judge)
-    except TypeError as e:
-        raise PtstError(f"judge: {e}") from None
+from ptst.specs.eval import EvalConfig, EvalSpec
 
 
 def eval_key(cfg: EvalConfig) -> dict[str, Any]:
@@ -82,7 +23,7 @@ def eval_key(cfg: EvalConfig) -> dict[str, Any]:
     return {
         "model": model_id(cfg.model), "adapter_hash": adapter_hash(cfg.adapter), "template": cfg.template,
         "evals": [vars(e) for e in specs], "decoding": cfg.decoding, "generate": cfg.generate, "seed": cfg.seed,
-        "judges": {j: build_judge(_judge_config(cfg, j)).version for j in cfg.judges},
+        "judges": {j: build_judge(cfg.judge_config(j)).version for j in cfg.judges},
     }
 
 
@@ -111,7 +52,7 @@ def judge_keys(cfg: EvalConfig) -> dict[str, str]:
     beside `key`, so a finished cell re-judges when --judge-* options change what a judge is."""
     from ptst.judge import build_judge, judge_key
 
-    return {j: judge_key(build_judge(_judge_config(cfg, j))) for j in cfg.judges}
+    return {j: judge_key(build_judge(cfg.judge_config(j))) for j in cfg.judges}
 
 
 def is_evaluated(cfg: EvalConfig, out_dir: str | Path) -> bool:
@@ -142,7 +83,7 @@ def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path, ids: list[str
     judged: dict[str, Any] = {}
     wanted = set(ids)
     for name in cfg.judges:
-        jpath = J.run(_judge_config(cfg, name), gen, out / "judgements" / f"{spec.label}.{name}.jsonl", ids=ids)
+        jpath = J.run(cfg.judge_config(name), gen, out / "judgements" / f"{spec.label}.{name}.jsonl", ids=ids)
         judged[name] = [j for j in J.read_judgements(jpath) if j.id in wanted]
         spath = S.run(S.ScoreConfig("asr", judgements=str(jpath)), gen,
                       out / "scores" / f"{spec.label}.asr-{name}.json", ids=ids)
@@ -184,7 +125,7 @@ def _over_refusal(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: Path, ids: li
 
     metrics: dict[str, Any] = {}
     for name in [j for j in cfg.judges if J.labels_refusals(j)] or ["keyword"]:
-        jpath = J.run(_judge_config(cfg, name), gen, out / "judgements" / f"{spec.label}.{name}.jsonl", ids=ids)
+        jpath = J.run(cfg.judge_config(name), gen, out / "judgements" / f"{spec.label}.{name}.jsonl", ids=ids)
         doc = read_json(S.run(S.ScoreConfig("xstest", judgements=str(jpath)), gen,
                               out / "scores" / f"{spec.label}.xstest-{name}.json", ids=ids))
         if "safe" in doc:
@@ -209,7 +150,7 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
         print(f"{out}: already evaluated (same key); nothing to do", file=sys.stderr)
         return done
     specs = [e.resolved() for e in cfg.evals]
-    gcfgs = [_gen_config(cfg, spec) for spec in specs]
+    gcfgs = [cfg.generate_config(spec) for spec in specs]
     sets = [load_examples(gcfg) for gcfg in gcfgs]  # every input read (and checked) before anything is written
     clear_stale_tmp(out)  # a cell is evaluated by one process at a time: leftovers are a killed run's
     write_json_atomic(out / "eval.json", {**key, "ptst_version": __version__})

@@ -8,7 +8,7 @@ import pytest
 
 from ptst.align import run
 from ptst.errors import PtstError
-from ptst.grid.config import AlignSpec
+from ptst.specs.align import AlignSpec
 from tests.grid.helpers import tiny_data, write_jsonl
 
 

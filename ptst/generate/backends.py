@@ -1,30 +1,12 @@
-"""The backend registry: how each named backend is built from a GenerateConfig."""
+"""ptst's own generation backends, registered in `ptst.specs.generate.BACKENDS`: how each is built from a
+GenerateConfig."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ptst.generate.base import Backend
-from ptst.registry import Registry
-
-if TYPE_CHECKING:
-    from ptst.generate.config import GenerateConfig
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """`build(cfg, tokenizer, progress)`; `needs_model`: renders prompts with the model's tokenizer (hf, vllm)
-    rather than sending chat messages to an endpoint that applies its own template (openai)."""
-
-    name: str
-    build: Callable[[GenerateConfig, Any, bool], Backend]
-    needs_model: bool
-    description: str
-
-
-BACKENDS: Registry[BackendSpec] = Registry("generation backend")
+from ptst.specs.generate import BACKENDS, BackendSpec, GenerateConfig
 
 
 def _build_hf(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:

@@ -72,17 +72,17 @@ def validate(cfg: GridConfig, model: str) -> None:
 
 
 def _eval_settings(cfg: GridConfig, model: str, specs: list[Any]) -> None:
-    from ptst.evaluate import EvalConfig, _gen_config, _judge_config
     from ptst.judge import JUDGES
+    from ptst.specs.eval import EvalConfig
 
     ecfg = EvalConfig(model=model, template=cfg.test_templates[0], evals=cfg.evals, judges=cfg.judges,
                       judge=cfg.judge, decoding=cfg.decoding, generate=cfg.generate, data_dir=cfg.data_dir,
                       seed=cfg.eval_seed)
     for s in specs:
-        _gen_config(ecfg, s)  # decoding and generate keys, the backend
+        ecfg.generate_config(s)  # decoding and generate keys, the backend
     for i, name in enumerate(cfg.judges):
         _where(f"judges[{i}]", JUDGES.get, name)
-        _judge_config(ecfg, name)
+        ecfg.judge_config(name)
 
 
 def _align(cfg: GridConfig) -> None:

@@ -7,113 +7,11 @@ from typing import Any
 
 from ptst.config import section
 from ptst.errors import PtstError
-
-KINDS = ("safety", "helpfulness", "over-refusal")
-
-
-def _train() -> type:
-    from ptst.train.config import TrainConfig
-
-    return TrainConfig
-
-
-def _decoding() -> type:
-    from ptst.generate.base import Decoding
-
-    return Decoding
-
-
-def _generate() -> type:
-    from ptst.generate.config import GenerateConfig
-
-    return GenerateConfig
-
-
-def _judge() -> type:
-    from ptst.judge.base import JudgeConfig
-
-    return JudgeConfig
-
-
-# what an evaluation cell sets in its GenerateConfig itself (`decoding` has its own section)
-_CELL_KEYS = ("data", "template", "model", "adapter", "split", "limit", "seed", "data_dir", "decoding")
-
-# Helpfulness scorers by data-set name prefix; anything else is judged by its registry kind.
-_SCORER_FOR = {"gsm8k": "gsm8k", "arc-easy": "arc", "arc-challenge": "arc", "chatdoctor": "chatdoctor"}
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    """One evaluation set. `kind` decides what is computed: safety → judges (ASR, refusal); helpfulness →
-    `scorer` (gsm8k, arc, chatdoctor); over-refusal → refusal rate on benign prompts (xstest). Both are
-    inferred from the data set when left out (`resolved()`)."""
-
-    data: str
-    kind: str | None = None
-    split: str | None = None
-    limit: int | None = None
-    scorer: str | None = None
-    max_new_tokens: int | None = None
-    name: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind is not None and self.kind not in KINDS:
-            raise PtstError(f"eval {self.data!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if self.limit is not None and self.limit < 1:
-            raise PtstError(f"eval {self.data!r}: limit must be >= 1")
-
-    def resolved(self) -> EvalSpec:
-        """Fill kind, scorer and split from the data registry (gsm8k → helpfulness on its test split, ...)."""
-        from dataclasses import replace
-
-        from ptst.data import DATASETS
-
-        scorer = self.scorer or _SCORER_FOR.get(self.data)
-        kind = self.kind
-        if kind is None:
-            if scorer:
-                kind = "helpfulness"
-            elif self.data in DATASETS:
-                reg = DATASETS.get(self.data).kind
-                kind = "over-refusal" if reg == "over-refusal" else "safety" if reg == "safety-eval" else None
-            if kind is None:
-                raise PtstError(f"eval {self.data!r}: cannot infer its kind; set kind: safety|helpfulness|over-refusal")
-        if kind == "helpfulness" and not scorer:
-            raise PtstError(f"eval {self.data!r}: a helpfulness eval needs a scorer (gsm8k, arc, chatdoctor)")
-        split = self.split or ("test" if kind == "helpfulness" and self.data in _SCORER_FOR else None)
-        return replace(self, kind=kind, scorer=scorer if kind != "safety" else None, split=split)
-
-    @property
-    def label(self) -> str:
-        return self.name or self.data.replace(":", "-").replace("/", "-")
-
-
-@dataclass(frozen=True)
-class AlignSpec:
-    """Optional safety-alignment stage run before the grid (for models that ship unaligned, like SmolLM2)."""
-
-    safety: str = "safety"
-    n_safety: int = 400
-    benign: str = "gsm8k"
-    benign_split: str = "train"
-    n_benign: int = 400
-    templates: list[str] = field(default_factory=lambda: ["chat:vanilla", "chat:llama"])
-    train: dict[str, Any] = section(_train)
-    heldout: str = "strongreject"
-    heldout_limit: int = 64
-    overrefusal: str = "xstest"
-    overrefusal_limit: int = 64
-    decontaminate: list[str] = field(default_factory=lambda: ["advbench", "directharm4", "xstest", "strongreject"])
-
-    def __post_init__(self) -> None:
-        if not self.templates:
-            raise PtstError("align.templates must name at least one template")
-        empty = [i for i, t in enumerate(self.templates) if not isinstance(t, str) or not t.strip()]
-        if empty:
-            raise PtstError(f"align.templates[{empty[0]}] is an empty template name")
-        if self.n_safety < 1:
-            raise PtstError("align.n_safety must be >= 1")
-
+from ptst.specs.align import AlignSpec
+from ptst.specs.decoding import Decoding
+from ptst.specs.eval import CELL_KEYS, EvalSpec, judge_schema
+from ptst.specs.generate import GenerateConfig
+from ptst.specs.train import TrainConfig
 
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
 INPUTS = ("ship", "shared")
@@ -185,15 +83,15 @@ class GridConfig:
     train_templates: list[str]
     test_templates: list[str]
     evals: list[EvalSpec]
-    train: dict[str, Any] = section(_train)
+    train: dict[str, Any] = section(TrainConfig)
     align: AlignSpec | None = None
     judges: list[str] = field(default_factory=lambda: ["keyword"])
-    judge: dict[str, Any] = section(_judge, exclude=("judge",))
+    judge: dict[str, Any] = section(judge_schema, exclude=("judge",))
     seeds: list[int] = field(default_factory=lambda: [0])
     checkpoints: list[int] = field(default_factory=list)
     baseline: bool = True
-    decoding: dict[str, Any] = section(_decoding)
-    generate: dict[str, Any] = section(_generate, exclude=_CELL_KEYS)
+    decoding: dict[str, Any] = section(Decoding)
+    generate: dict[str, Any] = section(GenerateConfig, exclude=CELL_KEYS)
     data_dir: str | None = None
     eval_seed: int = 0
     executor: str = "local"  # operational, like `ray`: `ptst run --executor` overrides it

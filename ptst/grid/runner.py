@@ -34,7 +34,7 @@ def train_config(cfg: GridConfig, model: str, cell: TrainCell) -> Any:
 
 
 def eval_config(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> Any:
-    from ptst.evaluate import EvalConfig
+    from ptst.specs.eval import EvalConfig
     from ptst.templates import get_template
 
     adapter = None

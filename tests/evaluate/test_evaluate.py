@@ -8,10 +8,10 @@ import pytest
 
 from ptst.cli import main
 from ptst.errors import PtstError
-from ptst.evaluate import EvalConfig, run
-from ptst.grid.config import EvalSpec
+from ptst.evaluate import run
 from ptst.judge import register_judge
 from ptst.records import Judgement
+from ptst.specs.eval import EvalConfig, EvalSpec
 from tests.grid.helpers import tiny_data
 
 
@@ -193,12 +193,11 @@ def test_is_evaluated_compares_key_and_judge_keys(tiny_model_dir, data, tmp_path
 
 
 def test_a_single_stop_string_is_one_stop():
-    from ptst.evaluate import EvalConfig, _decoding
-    from ptst.grid.config import EvalSpec
+    from ptst.specs.eval import EvalConfig, EvalSpec
 
     def stops(stop):
         cfg = EvalConfig(model="m", template="chat:vanilla", evals=[EvalSpec("advbench")], decoding={"stop": stop})
-        return _decoding(cfg, EvalSpec("advbench")).stop
+        return cfg.decoding_for(EvalSpec("advbench")).stop
 
     assert stops("END") == ("END",)  # was ("E", "N", "D")
     assert stops(["END", "\n\n"]) == ("END", "\n\n")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from ptst.evaluate import EvalConfig, run
-from ptst.grid.config import EvalSpec
+from ptst.evaluate import run
 from ptst.judge import read_judgements
 from ptst.metrics import agreement
+from ptst.specs.eval import EvalConfig, EvalSpec
 from tests.grid.helpers import tiny_data
 
 

@@ -102,7 +102,8 @@ def test_the_grid_config_sets_the_threshold(run: Path) -> None:
 def test_grid_config_report_section_is_checked_and_operational() -> None:
     from ptst.errors import PtstError
     from ptst.grid.checks import grid_changes
-    from ptst.grid.config import EvalSpec, GridConfig
+    from ptst.grid.config import GridConfig
+    from ptst.specs.eval import EvalSpec
 
     base = {"name": "g", "model": "m", "train_templates": ["chat:vanilla"], "test_templates": ["chat:llama"],
             "evals": [EvalSpec("advbench")]}
