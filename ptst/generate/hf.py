@@ -7,9 +7,10 @@ from typing import Any
 
 from ptst.errors import PtstError
 from ptst.generate.base import Completion, Decoding, OnDone, PromptItem
-from ptst.generate.decode import left_pad
 from ptst.generate.progress import GenProgress
 from ptst.generate.stops import first_stop, stop_token_ids, truncate_at_stop
+from ptst.runtime.cache import cache_kind
+from ptst.runtime.rows import left_pad, shared_prefix
 
 MIN_SHARED_PREFIX = 8  # shorter shared prefixes are not worth an extra forward pass
 
@@ -68,14 +69,12 @@ class HFBackend:
             raise PtstError("the tokenizer has no EOS or end-of-turn token: generation could never stop early")
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.stop_ids[0]
-        from ptst.generate.decode import cache_kind
-
         kind = cache_kind(model)
         if engine == "auto":
             engine = "generate" if kind == "other" else "loop"
         self.engine = engine
         self.prefix_cache = prefix_cache and engine == "loop" and kind == "full"
-        from ptst.packing import can_pack
+        from ptst.runtime.packing import can_pack
 
         self.packed_prefill = packed_prefill and engine == "loop" and can_pack(model)
 
@@ -131,7 +130,7 @@ class HFBackend:
         return torch.tensor(ids, device=dev), torch.tensor(mask, device=dev)
 
     def _loop_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:
-        from ptst.generate.decode import decode_loop, make_sampler, shared_prefix
+        from ptst.runtime.decode import decode_loop, make_sampler
 
         stop_check = None
         if d.stop:  # a stop string of k characters lies within the last 4k+4 tokens (byte-level BPE worst case)

@@ -6,6 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ptst.runtime.cache import cache_arg
+from ptst.runtime.rows import left_pad
+
 # Two savings over transformers' generate(): rows that end early (a refusal after 40 tokens) leave the batch and
 # its KV cache instead of riding along until the longest answer ends, and a prefix every prompt shares (the
 # safety system prompt of a safe-test template, ~110 tokens on SmolLM2) is run through the model once, not per row.
@@ -15,35 +18,6 @@ from typing import Any
 class Decoded:
     token_ids: list[int]  # generated tokens, the end-of-turn token included when there was one
     finish_reason: str  # "stop" | "length"
-
-
-def cache_kind(model: Any) -> str:
-    """"full": every layer a plain DynamicLayer (rows can be dropped, a shared prefix reused); "sliding": some
-    sliding-window layers (rows can be dropped; a prefix is not reused, as padding after it would eat into the
-    window); "other": recurrent/quantized/unknown caches, which go through `model.generate`."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
-
-    try:
-        layers = DynamicCache(config=model.config).layers
-    except Exception:  # noqa: BLE001 - an exotic config: let generate() handle it
-        return "other"
-    kinds = {type(layer) for layer in layers}
-    if kinds <= {DynamicLayer}:
-        return "full"
-    return "sliding" if kinds <= {DynamicLayer, DynamicSlidingWindowLayer} else "other"
-
-
-def cache_arg(module: Any) -> str:
-    """The keyword `module.forward` takes its KV cache under: `cache` in transformers releases that renamed it
-    (passing `past_key_values` there warns), `past_key_values` before (and for wrappers that take **kwargs)."""
-    import inspect
-
-    try:
-        params = inspect.signature(module.forward).parameters
-    except (TypeError, ValueError):
-        return "past_key_values"
-    return "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
 
 
 def make_sampler(temperature: float, top_p: float, seed: int, device: Any) -> Callable[[Any], Any]:
@@ -63,24 +37,6 @@ def make_sampler(temperature: float, top_p: float, seed: int, device: Any) -> Ca
         return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
     return sample
-
-
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
-    """Left-pad token rows to one length: (input_ids, attention_mask)."""
-    width = max(len(r) for r in rows)
-    ids = [[pad_id] * (width - len(r)) + list(r) for r in rows]
-    mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
-    return ids, mask
-
-
-def shared_prefix(rows: Sequence[Sequence[int]]) -> int:
-    """Length of the token prefix all rows share, leaving every row at least one token of its own."""
-    n = min(len(r) for r in rows) - 1
-    first = rows[0]
-    for i in range(max(n, 0)):
-        if any(r[i] != first[i] for r in rows):
-            return i
-    return max(n, 0)
 
 
 def _prefill(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int) -> tuple[Any, Any, Any, Any]:
@@ -111,12 +67,12 @@ def _prefill(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int
 
 def _prefill_packed(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int) -> tuple[Any, Any, Any, Any]:
     """`_prefill` without computing the padding: the rows' suffixes run concatenated in one row with per-row
-    attention (`ptst.packing`; after the shared prefix, from a cache of batch size one), then their keys and
+    attention (`ptst.runtime.packing`; after the shared prefix, from a cache of batch size one), then their keys and
     values are laid out left-padded, [prefix][pad][suffix], for the decoding steps, as `_prefill` leaves them."""
     import torch
     from transformers import DynamicCache
 
-    from ptst import packing
+    from ptst.runtime import packing
 
     dev, kw = model.device, cache_arg(model)
     suffixes = [list(r[prefix:]) for r in rows]
@@ -156,7 +112,7 @@ def decode_loop(model: Any, rows: Sequence[Sequence[int]], pad_id: int, *, max_n
                 stop_check: Callable[[list[int]], bool] | None = None,
                 on_step: Callable[[int], None] | None = None, pack: bool = False) -> list[Decoded]:
     """Generate for a batch of token rows; a row leaves the batch at its first stop token, stop string or limit.
-    `pack`: prefill rows of different lengths without padding (`_prefill_packed`; models `ptst.packing`
+    `pack`: prefill rows of different lengths without padding (`_prefill_packed`; models `ptst.runtime.packing`
     supports)."""
     import torch
 

@@ -9,7 +9,7 @@ model's forward passes through to its attention layers. With a shared prefix eve
 prefix's keys and values first, from a cache of batch size one.
 
 Used by training (`batching.collate(pack=True)`, `ResponseLoss`) and by the decoding loop's prefill
-(`ptst.generate.decode`), which runs a batch's prompts of different lengths without padding.
+(`ptst.runtime.decode`), which runs a batch's prompts of different lengths without padding.
 
 Supported for models that route attention through the interface (`_supports_attention_backend`) with full
 attention in every layer and no attention-logit soft-capping; anything else keeps padded batches."""
@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+
+from ptst.runtime.cache import cache_kind
 
 ATTENTION = "ptst_varlen"
 SEGMENTS = "ptst_segments"  # keyword carrying the rows' boundaries [0, e_1, ..., T] in the packed row
@@ -107,8 +109,6 @@ def attention(model: Any) -> Iterator[None]:
 def can_pack(core: Any) -> bool:
     """A model whose attention layers call the attention interface, with full attention in every layer and no
     soft-capped attention logits."""
-    from ptst.generate.decode import cache_kind
-
     cfg = core.config
     softcap = getattr(cfg, "attn_logit_softcapping", None)
     return bool(getattr(core, "_supports_attention_backend", False)) and cache_kind(core) == "full" and not softcap

@@ -9,6 +9,7 @@ from itertools import accumulate
 from typing import Any
 
 from ptst.io import stable_hash
+from ptst.runtime.rows import shared_prefix as common_prefix
 from ptst.train.encode import Encoded
 
 MEGABATCH = 64  # micro-batches per length-sorted window: little padding, order still random across windows
@@ -74,8 +75,6 @@ MIN_SHARED_PREFIX = 16
 def shared_prefix(examples: Sequence[Encoded]) -> int:
     """Length of the token prefix every example shares, ending before any position that predicts a trained
     token (each example keeps at least its last context token after the prefix)."""
-    from ptst.generate.decode import shared_prefix as common_prefix
-
     return common_prefix([e.input_ids[: e.start] for e in examples]) if len(examples) > 1 else 0
 
 
@@ -90,7 +89,7 @@ def collate(examples: Sequence[Encoded], pad_id: int, share_prefix: bool = False
 
     With `pack`, no padding at all: the rows (after any shared prefix) are concatenated into `input_ids` [1, T]
     with `position_ids` restarting at every row (at P after a prefix) and `segments` [B + 1], the rows'
-    boundaries, for the per-row attention of `ptst.packing`."""
+    boundaries, for the per-row attention of `ptst.runtime.packing`."""
     import torch
 
     p = shared_prefix(examples) if share_prefix else 0

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from ptst.errors import PtstError
+from ptst.runtime import packing
+from ptst.runtime.cache import cache_arg, cache_kind
 
 
 def resolve_precision(precision: str, device_type: str) -> str:
@@ -82,14 +84,11 @@ class ResponseLoss(torch.nn.Module):
     cache is repeated over the batch, and the rows run after it; gradients flow back through the shared cache,
     so the loss and gradients are those of the full rows up to float rounding.
 
-    With a packed row (`position_ids` and `segments`, see `ptst.packing`) the decoder runs on the real
+    With a packed row (`position_ids` and `segments`, see `ptst.runtime.packing`) the decoder runs on the real
     tokens only, attention row by row; with a prefix too, the prefix's cache stays at batch size one and every
     row attends to it."""
 
     def __init__(self, lm: Any) -> None:
-        from ptst import packing
-        from ptst.generate.decode import cache_arg
-
         super().__init__()
         self.lm = lm
         self.attention = getattr(self.core().config, "_attn_implementation", None)
@@ -120,8 +119,6 @@ class ResponseLoss(torch.nn.Module):
                 prefix_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                 segments: torch.Tensor | None = None) -> torch.Tensor:
         """`position_ids` and `segments` come with a packed row (`batching.collate(pack=True)`)."""
-        from ptst import packing
-
         core = self.core()
         p = 0 if prefix_ids is None else prefix_ids.shape[1]
         extra: dict[str, Any] = {}
@@ -160,8 +157,6 @@ class ResponseLoss(torch.nn.Module):
 def _can_share_prefix(core: Any) -> bool:
     """A shared prefix needs a plain per-layer KV cache (no sliding windows, recurrent or quantized layers) and
     no activation checkpointing (which turns the cache off)."""
-    from ptst.generate.decode import cache_kind
-
     ckpt = getattr(core, "is_activation_checkpointing", None)
     if ckpt is None:  # transformers before the rename
         ckpt = getattr(core, "is_gradient_checkpointing", False)

@@ -8,7 +8,6 @@ import pytest
 
 from ptst.errors import PtstError
 from ptst.generate.base import Decoding, PromptItem
-from ptst.generate.decode import left_pad, shared_prefix
 from ptst.generate.hf import HFBackend, length_sorted_batches
 from ptst.generate.stops import stop_token_ids, truncate_at_stop
 from tests.generate.conftest import PROMPTS
@@ -34,43 +33,12 @@ def texts(backend, items, **dec):
 def test_length_sorted_batches_cover_every_index_once_longest_first():
     batches = length_sorted_batches([3, 9, 1, 9, 5], 2)
     assert batches == [[1, 3], [4, 0], [2]]
-    ids, mask = left_pad([[7, 8, 9], [5]], pad_id=0)
-    assert ids == [[7, 8, 9], [0, 0, 5]] and mask == [[1, 1, 1], [0, 0, 1]]
 
 
-def test_shared_prefix_leaves_each_row_a_token_of_its_own(lively):
-    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
-    assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2
-    assert shared_prefix([[1], [1, 2]]) == 0
+def test_a_plain_llama_reuses_a_shared_prefix(lively):
+    """The prefix the chat:llama prompts share (tests/runtime/test_decode.py) is reused for a plain KV cache."""
     model, tok = lively
-    rows = [tok(it.rendered, add_special_tokens=False)["input_ids"] for it in items_for(tok)]
-    assert shared_prefix(rows) > 100  # the chat:llama system prompt: what prefix caching saves
     assert HFBackend(model, tok).prefix_cache
-
-
-@pytest.mark.parametrize("with_prefix", [False, True])
-def test_packed_prefill_leaves_the_state_of_the_padded_one(lively, with_prefix):
-    """Prompts of different lengths prefilled without padding give the padded prefill's next-token logits,
-    attention mask and positions, and its keys and values at every real position (pads are masked)."""
-    import torch
-
-    from ptst.generate.decode import _prefill, _prefill_packed
-
-    model, tok = lively
-    rows = [tok(it.rendered, add_special_tokens=False)["input_ids"] for it in items_for(tok)]
-    assert len({len(r) for r in rows}) > 1
-    prefix = shared_prefix(rows) if with_prefix else 0
-    with torch.inference_mode():
-        ref, got = _prefill(model, rows, 0, prefix), _prefill_packed(model, rows, 0, prefix)
-    (c1, m1, l1, g1), (c2, m2, l2, g2) = ref, got
-    assert torch.equal(m1, m2) and torch.equal(l1, l2)
-    torch.testing.assert_close(g2, g1, rtol=1e-4, atol=1e-4)
-    real = m1.bool()
-    for a, b in zip(c1.layers, c2.layers, strict=True):
-        assert a.keys.shape == b.keys.shape
-        for x, y in ((a.keys, b.keys), (a.values, b.values)):
-            torch.testing.assert_close(y.transpose(1, 2)[real], x.transpose(1, 2)[real], rtol=1e-4, atol=1e-5)
-    assert model.config._attn_implementation != "ptst_varlen"  # the model's own attention again
 
 
 def test_greedy_is_deterministic_across_runs_batch_sizes_and_engines(lively):

@@ -1,5 +1,5 @@
-"""Packed rows (`ptst.packing`): rows concatenated in one, attention per row. Training on them gives the loss and
-gradients of the padded batch (up to float rounding), with and without a shared prefix."""
+"""Packed rows (`ptst.runtime.packing`): rows concatenated in one, attention per row. Training on them gives the
+loss and gradients of the padded batch (up to float rounding), with and without a shared prefix."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _loss_and_grads(module, batch):
 @pytest.mark.parametrize("share", [False, True])
 @pytest.mark.parametrize("eager_max_keys", [0, 10_000])  # per-row SDPA kernel / plain matmuls + softmax
 def test_loss_and_gradients_match_the_padded_batch(attention, share, eager_max_keys, monkeypatch):
-    from ptst import packing
+    from ptst.runtime import packing
     from ptst.train.model import ResponseLoss
 
     monkeypatch.setattr(packing, "EAGER_MAX_KEYS", eager_max_keys)
