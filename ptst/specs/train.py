@@ -12,7 +12,7 @@ SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # Keys that change how a run is carried out but not what it computes: a run directory whose config differs
 # only in these is the same run (so `--resume` may change them). `share_prefix` and `padding_free` compute the
-# same loss and gradients up to float rounding (tests/train/test_prefix.py, tests/test_packing.py).
+# same loss and gradients up to float rounding (tests/train/test_prefix.py, tests/runtime/test_packing.py).
 OPERATIONAL_KEYS = ("save_every", "keep_checkpoints", "log_every", "share_prefix", "padding_free")
 
 
