@@ -111,6 +111,17 @@ def labels_refusals(name: str) -> bool:
     return bool(getattr(JUDGES.get(name), "labels_refusals", False))
 
 
+def judge_names() -> list[str]:
+    """Every registered judge, sorted: what help texts and error messages list. Importing this module runs
+    ptst/judge/__init__.py first, which registers the built-in judges."""
+    return sorted(JUDGES)
+
+
+def refusal_judge_names() -> list[str]:
+    """The registered judges that label refusals (`labels_refusals = True`), sorted."""
+    return [name for name in judge_names() if labels_refusals(name)]
+
+
 def judge_key(judge: Judge) -> str:
     """A short hash of everything that identifies a judge's verdicts: name, version, settings."""
     settings = getattr(judge, "settings", {}) or {}

@@ -8,16 +8,17 @@ import sys
 import time
 from typing import Any
 
-SETS = ("xstest-completions", "jbb-judge-comparison")
+from ptst.judge.validate import VSETS
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    from ptst.judge.cli import BUILTIN, add_judge_options
+    from ptst.judge.base import judge_names
+    from ptst.judge.options import add_judge_options
 
     p.add_argument("--judge", dest="judges", action="append", required=True, metavar="NAME",
-                   help=f"judge to validate (repeat): {', '.join(BUILTIN)}")
-    p.add_argument("--set", dest="sets", action="append", choices=SETS, metavar="SET",
-                   help=f"human-labelled set (repeat; default both): {', '.join(SETS)}")
+                   help=f"judge to validate (repeat): {', '.join(judge_names())}")
+    p.add_argument("--set", dest="sets", action="append", choices=VSETS.names(), metavar="SET",
+                   help=f"human-labelled set (repeat; default all): {', '.join(VSETS.names())}")
     p.add_argument("--partial", default="refusal", choices=("refusal", "compliance"),
                    help="XSTest's 3_partial_refusal counts as a refusal (default) or as compliance")
     p.add_argument("--file", metavar="PATH", help="your own human-labelled file in the format of the one --set "
@@ -53,8 +54,6 @@ def _shown(subset: str, prefixes: tuple[str, ...], every: bool) -> bool:
 
 def table(res: dict[str, Any], every: bool = False) -> str:
     """One set's figures as a fixed-width table, then the inter-annotator agreement beneath."""
-    from ptst.judge.validate import VSETS
-
     prefixes = VSETS.get(res["set"]).table_subsets
     head = ("judge", "subset", "n", "judge rate %", "human rate %", "agreement %", "kappa [95%]", "FPR %", "FNR %")
     rows: list[tuple[str, ...]] = []
@@ -84,13 +83,13 @@ def table(res: dict[str, Any], every: bool = False) -> str:
 def cli(args: argparse.Namespace) -> int:
     from ptst.errors import PtstError
     from ptst.io import write_json_atomic
-    from ptst.judge.base import JUDGES, JudgeConfig, build_judge
-    from ptst.judge.cli import judge_overrides
-    from ptst.judge.validate import VSETS, save_results, validate_set
+    from ptst.judge.base import JUDGES, JudgeConfig, build_judge, labels_refusals, refusal_judge_names
+    from ptst.judge.options import judge_overrides
+    from ptst.judge.validate import save_results, validate_set
 
-    sets = list(dict.fromkeys(args.sets or SETS))
+    sets = list(dict.fromkeys(args.sets or VSETS.names()))
     if args.file and len(sets) != 1:
-        raise PtstError("--file needs exactly one --set naming its format (xstest-completions or jbb-judge-comparison)")
+        raise PtstError(f"--file needs exactly one --set naming its format ({' or '.join(VSETS.names())})")
     if args.limit is not None and args.limit < 1:
         raise PtstError("--limit must be >= 1")
     for name in args.judges:
@@ -101,12 +100,9 @@ def cli(args: argparse.Namespace) -> int:
     results = []
     for s in sets:
         vset = VSETS.get(s)
-        if vset.positive == "refusal" and len(sets) == 1:
-            from ptst.judge.base import labels_refusals
-
-            if not any(labels_refusals(j.name) for j in judges):
-                raise PtstError(f"{s} measures refusal judges; none of {', '.join(args.judges)} labels refusals "
-                                "(keyword, keyword-prefix, xstest-strmatch do)")
+        if vset.positive == "refusal" and len(sets) == 1 and not any(labels_refusals(j.name) for j in judges):
+            raise PtstError(f"{s} measures refusal judges; none of {', '.join(args.judges)} labels refusals "
+                            f"({', '.join(refusal_judge_names())} do)")
         results.append(validate_set(vset, judges, partial=args.partial, file=args.file, data_dir=args.data_dir,
                                     limit=args.limit))
     seconds = time.perf_counter() - t0

@@ -195,7 +195,7 @@ def test_an_error_before_the_first_judgement_leaves_no_file(tmp_path):
 
 
 def test_every_cli_option_names_a_judge_config_field():
-    from ptst.judge.cli import API_OPTIONS, CLASSIFIER_OPTIONS
+    from ptst.judge.options import API_OPTIONS, CLASSIFIER_OPTIONS
 
     fields = JudgeConfig.__dataclass_fields__
     assert all(field in fields for _, field, _, _ in API_OPTIONS + CLASSIFIER_OPTIONS)
