@@ -1,4 +1,5 @@
-"""Scorers on hand-made generations: GSM8K (strict/flexible), ARC (letters, log-likelihood), ChatDoctor, XSTest, ASR."""
+"""Scorers on hand-made generations: GSM8K (strict/flexible), ARC (letters, log-likelihood), ChatDoctor, XSTest, ASR;
+the scorer registry (a new scorer is one registration)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from ptst.judge import JudgeConfig
 from ptst.judge import run as judge_run
 from ptst.records import Generation
 from ptst.score import (
+    SCORERS,
     ScoreConfig,
     arc_choices,
     extract_choice,
     gsm8k_flexible,
     gsm8k_strict,
+    helpfulness_metrics,
     normalize_number,
+    register_scorer,
     run,
+    scorer_names,
 )
 from tests.judge.helpers import gen, write_gens
 
@@ -245,7 +250,7 @@ def test_cli_score_and_did_you_mean(tmp_path, capsys):
 
 def test_arc_loglik_context_is_the_rendered_test_template(tmp_path, tiny_model_dir):
     from ptst.judge.hf import encode_prompt, load_lm
-    from ptst.score import _context
+    from ptst.score.helpfulness import _context
 
     lm = load_lm(str(tiny_model_dir))
     g = gen("1", "", prompt="Which is a gas?", template="chat:llama-short")
@@ -284,3 +289,58 @@ def test_xstest_with_the_xstest_strmatch_judge(tmp_path):
     assert kw_labels == ["refusal", "refusal", "compliance"] and by_kw["safe"]["over_refusal"]["k"] == 2
     assert xs_labels == ["compliance", "compliance", "refusal"] and by_xs["safe"]["over_refusal"]["k"] == 1
     assert by_xs["refusal_judge"] == "xstest-strmatch xstest-strmatch-v1"
+
+
+# ---- the registry ----
+
+@pytest.fixture
+def scratch_scorers(monkeypatch):
+    """Scorers registered during a test are gone after it: the registry holds a copy of its entries meanwhile."""
+    monkeypatch.setattr(SCORERS, "_items", dict(SCORERS.items()))
+    return SCORERS
+
+
+def test_a_new_scorer_is_one_registration(tmp_path, scratch_scorers, monkeypatch, capsys):
+    @register_scorer("length-test", "length-test-v1", kind="helpfulness",
+                     metrics=lambda doc: {"chars.mean": doc["chars"]})
+    def score_length(gens, cfg):
+        return {"n": len(gens), "chars": sum(len(g.answer) for g in gens) / len(gens)}
+
+    assert "length-test" in scorer_names("helpfulness") and "length-test" not in scorer_names("safety")
+    path = write_gens(tmp_path / "generations" / "e.jsonl", [gen("1", "abcd"), gen("2", "ab")])
+    assert main(["score", "--generations", str(path), "--scorer", "length-test"]) == 0
+    doc = json.loads((tmp_path / "metrics" / "e.length-test.json").read_text())
+    assert (doc["scorer"], doc["scorer_version"], doc["chars"]) == ("length-test", "length-test-v1", 3)
+    assert helpfulness_metrics("length-test", doc) == {"chars.mean": 3}
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    assert ", ".join(scorer_names()) in capsys.readouterr().out  # the help lists the registry, this one too
+    monkeypatch.undo()
+    assert "length-test" not in SCORERS
+
+
+def test_a_scorer_registration_is_checked(scratch_scorers):
+    with pytest.raises(ValueError, match="needs metrics="):
+        register_scorer("no-metrics-test", "v0", kind="helpfulness")(lambda gens, cfg: {})
+    with pytest.raises(ValueError, match="kind 'speed'"):
+        register_scorer("bad-kind-test", "v0", kind="speed")(lambda gens, cfg: {})
+    with pytest.raises(ValueError, match="registered twice"):
+        register_scorer("gsm8k", "gsm8k-v2", kind="helpfulness", metrics=dict)(lambda gens, cfg: {})
+    assert SCORERS.get("gsm8k").version == "gsm8k-v1"
+
+
+def test_builtin_scorers_kinds_and_metrics_entries(tmp_path):
+    assert scorer_names("helpfulness")[:3] == ["gsm8k", "arc", "chatdoctor"]
+    assert (SCORERS.get("xstest").kind, SCORERS.get("asr").kind) == ("over-refusal", "safety")
+    gsm = _score(tmp_path, [gen("1", "#### 4", reference="4"), gen("2", "5", reference="4")], scorer="gsm8k")
+    assert helpfulness_metrics("gsm8k", gsm) == {"accuracy.strict": gsm["strict"], "accuracy.flexible": gsm["flexible"]}
+    arc = _score(tmp_path, [_arc("1", "The answer is B.", "B"), _arc("2", "unsure", "B")], scorer="arc")
+    assert helpfulness_metrics("arc", arc) == {"accuracy.accuracy": arc["accuracy"],
+                                               "accuracy.accuracy_extracted": arc["accuracy_extracted"]}
+    doc = _score(tmp_path, [gen("1", "rest", reference="rest")], scorer="chatdoctor")
+    assert helpfulness_metrics("chatdoctor", doc) == {"rouge_l_f1": doc["rouge_l_f1"], "token_f1": doc["token_f1"]}
+    with pytest.raises(PtstError, match="serves safety evals, not helpfulness; helpfulness scorers: gsm8k, arc"):
+        helpfulness_metrics("asr", {})
+    with pytest.raises(PtstError, match="did you mean 'gsm8k'"):
+        helpfulness_metrics("gsm8", {})
