@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
-from ptst.data import loaders as L
+from typing import NamedTuple
+
+import ptst.data.loaders as L
 from ptst.data.types import DatasetSpec, FileSpec, Loader
 from ptst.registry import Registry
 
 DATASETS: Registry[DatasetSpec] = Registry("data set")
+
+
+class EvalDefaults(NamedTuple):
+    """What `ptst eval` infers for a data set given without kind, scorer or split (None: nothing inferred)."""
+
+    kind: str | None  # "helpfulness", "safety" or "over-refusal"
+    scorer: str | None
+    split: str | None
+
+
+_EVAL_KIND = {"safety-eval": "safety", "over-refusal": "over-refusal"}
+
+
+def eval_defaults(name: str) -> EvalDefaults:
+    """A set that names a scorer is a helpfulness eval on its helpfulness-eval split (gsm8k -> gsm8k on `test`);
+    a safety-eval set is a safety eval and an over-refusal set an over-refusal eval, on their default split.
+    Custom files (`jsonl:PATH`), unknown names and training-only sets infer nothing: they need an explicit kind
+    (and scorer)."""
+    if name not in DATASETS:
+        return EvalDefaults(None, None, None)
+    spec = DATASETS.get(name)
+    if spec.scorer:
+        return EvalDefaults("helpfulness", spec.scorer, spec.helpfulness_split)
+    return EvalDefaults(_EVAL_KIND.get(spec.kind), None, None)
 
 GH = "https://raw.githubusercontent.com"
 HF = "https://huggingface.co/datasets"
@@ -26,12 +52,12 @@ NC = "CC BY-NC 4.0"
 def _add(
     name: str, kind: str, files: dict[str, FileSpec], loader: Loader, *, licence: str, source: str,
     sizes: dict[str, int] | None = None, nc: bool = False, description: str = "",
-    split_kinds: dict[str, str] | None = None,
+    split_kinds: dict[str, str] | None = None, scorer: str | None = None,
 ) -> None:
     DATASETS.register(name, DatasetSpec(
         name=name, kind=kind, splits=tuple(files), files={s: (f,) for s, f in files.items()}, licence=licence,
         non_commercial=nc, loader=loader, source=source, description=description, sizes=sizes or {},
-        split_kinds=split_kinds or {},
+        split_kinds=split_kinds or {}, scorer=scorer,
     ))
 
 
@@ -42,7 +68,7 @@ _add("gsm8k", "train", {
     "test": FileSpec("gsm8k/test.jsonl", "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14",
                      f"{GSM8K}/test.jsonl"),
 }, L.load_gsm8k, licence="MIT", source="https://github.com/openai/grade-school-math",
-    sizes={"train": 7473, "test": 1319}, split_kinds={"test": "helpfulness-eval"},
+    sizes={"train": 7473, "test": 1319}, split_kinds={"test": "helpfulness-eval"}, scorer="gsm8k",
     description="grade-school maths; reference = the number after ####")
 
 _ARC_SHA = {
@@ -61,6 +87,7 @@ for _level, _shas in _ARC_SHA.items():
         _files[_split] = FileSpec(f"arc/{_rel}", _sha, ARC_ZIP, member=f"ARC-V1-Feb2018-2/{_rel}")
     _add(f"arc-{_level.lower()}", "train", _files, L.load_arc, licence="CC BY-SA 4.0",
          source="https://allenai.org/data/arc", sizes=_ARC_SIZES[_level], split_kinds={"test": "helpfulness-eval"},
+         scorer="arc",
          description=f"ARC-{_level} multiple choice; input = stem + lettered choices + 'Answer:', reference = letter")
 
 _CHATDOCTOR = FileSpec("chatdoctor/chatdoctor5k.json",
@@ -69,7 +96,7 @@ _CHATDOCTOR = FileSpec("chatdoctor/chatdoctor5k.json",
 _add("chatdoctor", "train", {"train": _CHATDOCTOR, "test": _CHATDOCTOR}, L.load_chatdoctor,
      licence="Apache-2.0 repo; academic research only, no commercial or clinical use", nc=True,
      source="https://github.com/Kent0n-Li/ChatDoctor", sizes={"train": 4900, "test": 552},
-     split_kinds={"test": "helpfulness-eval"},
+     split_kinds={"test": "helpfulness-eval"}, scorer="chatdoctor",
      description="GenMedGPT-5k synthetic patient-doctor dialogues (ChatGPT-generated; not for clinical use); "
                  "test = the ~10% of patient texts whose sha256 is 0 mod 10, reference = the doctor's answer")
 

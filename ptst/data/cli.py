@@ -51,7 +51,7 @@ def _table(rows: list[list[str]], wrap: dict[int, int] | None = None) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ptst.data import DATASETS
+    from ptst.data.catalog import DATASETS
     from ptst.data.sources import find_local
 
     out: list[dict[str, Any]] = []
@@ -63,7 +63,7 @@ def _list(args: argparse.Namespace) -> int:
         out.append({
             "name": name, "kind": spec.kind, "splits": {s: spec.sizes.get(s) for s in spec.splits}, "local": local,
             "downloadable": all(f.url for f in files), "non_commercial": spec.non_commercial,
-            "licence": spec.licence, "description": spec.description,
+            "licence": spec.licence, "scorer": spec.scorer, "description": spec.description,
         })
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
@@ -89,7 +89,7 @@ def _fields(pairs: list[str]) -> dict[str, str] | None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ptst.data import load_dataset
+    from ptst.data.load import load_dataset
 
     ds = load_dataset(args.name, args.split, data_dir=args.data_dir, limit=None if args.all else args.limit,
                       seed=args.seed, fields=_fields(args.field))
@@ -113,8 +113,9 @@ def _show(args: argparse.Namespace) -> int:
 
 def check_files(names: list[str], data_dir: str | None) -> list[dict[str, Any]]:
     """One record per registered file: ok / mismatch / unpinned (no pinned sha256) / missing."""
-    from ptst.data import DATASETS, EXTRA_FILES, FileSpec
+    from ptst.data.catalog import DATASETS, EXTRA_FILES
     from ptst.data.sources import file_sha256, find_local
+    from ptst.data.types import FileSpec
 
     files: dict[str, FileSpec] = {}
     for name in names or list(DATASETS):
@@ -151,7 +152,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _contamination(args: argparse.Namespace) -> int:
-    from ptst.data import find_overlap, load_dataset
+    from ptst.data.contamination import find_overlap
+    from ptst.data.load import load_dataset
 
     train = load_dataset(args.train, data_dir=args.data_dir)
     evals = [load_dataset(n.strip(), data_dir=args.data_dir) for n in args.eval.split(",") if n.strip()]

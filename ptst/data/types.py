@@ -59,7 +59,9 @@ Loader = Callable[[list[Path], str], list[Row]]
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A registered data set: its splits (the first is the default), files, licence and loader."""
+    """A registered data set: its splits (the first is the default), files, licence and loader. A set with a
+    helpfulness-eval split names the registered scorer (`ptst score`) that scores answers to it; `ptst eval`
+    then needs no kind, scorer or split for it."""
 
     name: str
     kind: str
@@ -72,6 +74,7 @@ class DatasetSpec:
     description: str = ""
     sizes: dict[str, int] = field(default_factory=dict)
     split_kinds: dict[str, str] = field(default_factory=dict)  # splits whose role differs from `kind`
+    scorer: str | None = None  # the scorer of its helpfulness-eval split
 
     def __post_init__(self) -> None:
         if not self.splits:
@@ -84,6 +87,8 @@ class DatasetSpec:
         extra = (set(self.sizes) | set(self.split_kinds)) - set(self.splits)
         if extra:
             raise ValueError(f"data set {self.name}: sizes/split_kinds name unknown splits {sorted(extra)}")
+        if self.scorer and self.helpfulness_split is None:
+            raise ValueError(f"data set {self.name}: a scorer is for a set with a helpfulness-eval split")
 
     @property
     def default_split(self) -> str:
@@ -99,6 +104,11 @@ class DatasetSpec:
 
     def kind_of(self, split: str) -> str:
         return self.split_kinds.get(split, self.kind)
+
+    @property
+    def helpfulness_split(self) -> str | None:
+        """The first split that measures helpfulness (a training set's test split), or None."""
+        return next((s for s in self.splits if self.kind_of(s) == "helpfulness-eval"), None)
 
     def all_files(self) -> list[FileSpec]:
         seen: dict[str, FileSpec] = {}

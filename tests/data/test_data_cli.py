@@ -17,6 +17,7 @@ def test_list_marks_local_sets(fake_dir, capsys):
     assert rows["gsm8k"]["local"] == "yes" and rows["gsm8k"]["splits"] == {"train": 7473, "test": 1319}
     assert rows["harmbench"]["local"] == "partial" and rows["openorca"]["local"] == "no"
     assert rows["safety"]["non_commercial"] and not rows["gsm8k"]["non_commercial"]
+    assert (rows["arc-easy"]["scorer"], rows["advbench"]["scorer"]) == ("arc", None)
     assert main(["data", "list", "--data-dir", str(fake_dir)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["NAME", "KIND", "LOCAL", "NC"]

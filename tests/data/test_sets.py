@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ptst.data import DATASETS, KINDS, gsm8k_reference, load_dataset
+from ptst.data import DATASETS, KINDS, eval_defaults, gsm8k_reference, load_dataset
 from ptst.errors import PtstError
 from ptst.io import sha256_file
 
@@ -136,6 +136,41 @@ def test_spec_table_is_consistent():
         assert set(spec.sizes) <= set(spec.splits)
     nc = {n for n in DATASETS if DATASETS.get(n).non_commercial}
     assert nc == {"chatdoctor", "alpaca", "alpaca-safety-subset", "safety", "safety-eval"}
+
+
+def test_each_helpfulness_set_names_a_registered_helpfulness_scorer():
+    from ptst.score import scorer_names
+
+    declared = {n: DATASETS.get(n).scorer for n in DATASETS if DATASETS.get(n).scorer}
+    assert declared == {"gsm8k": "gsm8k", "arc-easy": "arc", "arc-challenge": "arc", "chatdoctor": "chatdoctor"}
+    for name, scorer in declared.items():
+        assert scorer in scorer_names("helpfulness"), f"{name}: {scorer!r} is not a registered helpfulness scorer"
+    # every training set evaluated for helpfulness on a split declares how (safety-eval's I-Alpaca is a benign
+    # control of the safety evals, measured by refusal)
+    assert {n for n in DATASETS if DATASETS.get(n).helpfulness_split} - {"safety-eval"} == set(declared)
+
+
+@pytest.mark.parametrize(("name", "want"), [
+    ("gsm8k", ("helpfulness", "gsm8k", "test")), ("arc-easy", ("helpfulness", "arc", "test")),
+    ("arc-challenge", ("helpfulness", "arc", "test")), ("chatdoctor", ("helpfulness", "chatdoctor", "test")),
+    ("advbench", ("safety", None, None)), ("xstest-unsafe", ("safety", None, None)),
+    ("safety-eval", ("safety", None, None)), ("xstest", ("over-refusal", None, None)),
+    ("xstest-safe", ("over-refusal", None, None)), ("alpaca", (None, None, None)),
+    ("xstest-completions", (None, None, None)), ("jsonl:mine.jsonl", (None, None, None)), ("nope", (None, None, None)),
+])
+def test_eval_defaults(name, want):
+    d = eval_defaults(name)
+    assert d == want and (d.kind, d.scorer, d.split) == want
+
+
+def test_a_scorer_needs_a_helpfulness_split():
+    import dataclasses
+
+    spec = DATASETS.get("advbench")
+    with pytest.raises(ValueError, match="helpfulness-eval split"):
+        dataclasses.replace(spec, scorer="gsm8k")
+    evaluated = dataclasses.replace(spec, split_kinds={"test": "helpfulness-eval"}, scorer="gsm8k")
+    assert evaluated.helpfulness_split == "test"
 
 
 UNPINNED = {"alpaca/alpaca_data.json", "openorca/1M-GPT4-Augmented.parquet",
