@@ -142,7 +142,8 @@ def test_each_helpfulness_set_names_a_registered_helpfulness_scorer():
     from ptst.score import scorer_names
 
     declared = {n: DATASETS.get(n).scorer for n in DATASETS if DATASETS.get(n).scorer}
-    assert declared == {"gsm8k": "gsm8k", "arc-easy": "arc", "arc-challenge": "arc", "chatdoctor": "chatdoctor"}
+    builtin = {"gsm8k": "gsm8k", "arc-easy": "arc", "arc-challenge": "arc", "chatdoctor": "chatdoctor"}
+    assert declared.items() >= builtin.items()
     for name, scorer in declared.items():
         assert scorer in scorer_names("helpfulness"), f"{name}: {scorer!r} is not a registered helpfulness scorer"
     # every training set evaluated for helpfulness on a split declares how (safety-eval's I-Alpaca is a benign
