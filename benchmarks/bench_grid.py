@@ -83,7 +83,8 @@ def main() -> None:
     import ray
     import torch
 
-    from ptst.grid.runner import load_grid, run
+    from ptst.grid.cells import load_grid
+    from ptst.grid.runner import run
 
     torch.set_num_threads(1)
     cpus = os.cpu_count() or 1

@@ -7,13 +7,16 @@ import os
 import random
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ptst import __version__
 from ptst.config import from_dict
 from ptst.errors import PtstError
 from ptst.io import read_json, stable_hash, write_json_atomic
+from ptst.runs.layout import AlignDir
+from ptst.runs.state import State, Status
 from ptst.specs.align import AlignSpec
 from ptst.specs.eval import EvalConfig, EvalSpec
 
@@ -56,7 +59,7 @@ def build_parts(spec: AlignSpec, out: Path, data_dir: str | None, exclude: set[s
         rows = tuple(chosen[i:: len(spec.templates)])
         part = Dataset(name=f"align-{i}", split="train", examples=rows, sha256="", licence="", non_commercial=True,
                        source="ptst align")
-        path = part.to_jsonl(out / "data" / f"part-{i}.jsonl")
+        path = part.to_jsonl(AlignDir(out).part(i))
         parts.append({"data": f"jsonl:{path.resolve()}", "template": template, "n": len(rows)})
     info = {"safety": {"name": safety.name, "sha256": safety.sha256, "removed_as_eval_duplicates": n_s,
                        "used": spec.n_safety},
@@ -93,9 +96,10 @@ def merge(model: str, adapter: Path, out: Path) -> Path:
     return out
 
 
-def measure(spec: AlignSpec, model: str, out: Path, data_dir: str | None,
+def measure(spec: AlignSpec, model: str, d: AlignDir, which: str, data_dir: str | None,
             generate: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Refusal on held-out harmful prompts and over-refusal on XSTest's safe prompts, per template.
+    """Refusal on held-out harmful prompts and over-refusal on XSTest's safe prompts, per template, of the
+    `which` ("shipped" | "aligned") model.
     `generate`: GenerateConfig fields (backend, batch_size, ...), as the grid's `generate:` section."""
     from ptst.evaluate import run as evaluate
 
@@ -108,7 +112,7 @@ def measure(spec: AlignSpec, model: str, out: Path, data_dir: str | None,
         doc = read_json(evaluate(EvalConfig(model=model, template=template, evals=evals, data_dir=data_dir,
                                             decoding={"max_new_tokens": 64}, generate=dict(generate or {}),
                                             judges=list(MEASURE_JUDGES)),
-                                   out / template.replace(":", "-")))
+                                 d.measure(which, template).path))
         ev = doc["evals"]
         by = {j: {"refusal_heldout": ev["heldout"]["metrics"].get(f"refusal.{j}"),
                   "over_refusal_xstest": ev["xstest"]["metrics"].get(f"over_refusal.{j}")} for j in MEASURE_JUDGES}
@@ -133,14 +137,32 @@ def align_key(spec: AlignSpec, model: str, exclude: set[str] | None = None) -> s
     return stable_hash({"spec": vars(spec), "model": model_id(model), "exclude": sorted(exclude or ())})
 
 
-def is_done(out: Path, key: str) -> bool:
-    """True when `out` holds a finished alignment with this key; refuses one made with another key."""
-    done = out / "align.json"
-    if not done.exists():
-        return False
-    if read_json(done).get("key") != key:
-        raise PtstError(f"{out} holds an alignment made with a different config; use another directory")
-    return (out / "model" / "config.json").exists()
+@dataclass(frozen=True)
+class AlignArtifact:
+    """An alignment directory for one AlignSpec, base model and set of fine-tuning rows kept out of its data.
+    align.json, written last, carries the key; a directory made with another key is refused."""
+
+    dir: AlignDir
+    spec: AlignSpec
+    model: str
+    exclude: frozenset[str] = frozenset()
+    on_different: ClassVar[str] = "refused: use another run directory"
+
+    @property
+    def path(self) -> Path:
+        return self.dir.path
+
+    def key(self) -> str:
+        return align_key(self.spec, self.model, set(self.exclude))
+
+    def state(self) -> Status:
+        d = self.dir
+        if d.manifest.exists():
+            if read_json(d.manifest).get("key") != self.key():
+                return Status(State.DIFFERENT, "made with a different align: section, base model or fine-tuning data")
+            return Status(State.DONE) if (d.model / "config.json").exists() else Status(State.PARTIAL, "no model/")
+        started = [p.name for p in (d.data_dir, d.train.path, d.model) if p.exists()]
+        return Status(State.PARTIAL, ", ".join(started) + " written") if started else Status(State.NEW)
 
 
 def run(spec: AlignSpec, model: str, out_dir: str | Path, *, data_dir: str | None = None,
@@ -150,23 +172,28 @@ def run(spec: AlignSpec, model: str, out_dir: str | Path, *, data_dir: str | Non
     from ptst.train.runner import run as train
 
     out = Path(out_dir)
-    key = align_key(spec, model, exclude)
-    if is_done(out, key):
+    d = AlignDir(out)
+    artifact = AlignArtifact(d, spec, model, frozenset(exclude or ()))
+    status = artifact.state()
+    if status.state is State.DIFFERENT:
+        raise PtstError(f"{out} holds an alignment made with a different config ({status.detail}); use another "
+                        "directory")
+    if status.done:
         say(f"{out}: alignment already done (same key); nothing to do")
         return out
     parts, info = build_parts(spec, out, data_dir, exclude or set())
     say(f"== align: {spec.n_safety} refusals + {spec.n_benign} benign answers over {', '.join(spec.templates)}")
-    train(train_config(spec, model, parts), out / "train", resume=True)
-    if not (out / "model" / "config.json").exists():
-        merge(model, out / "train" / "adapter", out / "model")
+    train(train_config(spec, model, parts), d.train.path, resume=True)
+    if not (d.model / "config.json").exists():
+        merge(model, d.train.adapter, d.model)
     say("== measuring refusal before/after alignment")
-    before = measure(spec, model, out / "eval-shipped", data_dir, generate)
-    after = measure(spec, str(out / "model"), out / "eval-aligned", data_dir, generate)
+    before = measure(spec, model, d, "shipped", data_dir, generate)
+    after = measure(spec, str(d.model), d, "aligned", data_dir, generate)
     summary = "; ".join(_summary(before, after, t, j) for j in MEASURE_JUDGES for t in MEASURE_TEMPLATES)
     say(f"alignment: {summary}")
-    write_json_atomic(out / "align.json", {"ptst_version": __version__, "key": key, "base_model": model,
-                                           "data": info, "parts": parts, "shipped": before, "aligned": after,
-                                           "summary": summary})
+    write_json_atomic(d.manifest, {"ptst_version": __version__, "key": artifact.key(), "base_model": model,
+                                   "data": info, "parts": parts, "shipped": before, "aligned": after,
+                                   "summary": summary})
     return out
 
 
@@ -188,7 +215,7 @@ def cli(args: argparse.Namespace) -> int:
     spec = load_config(AlignSpec, args.config, args.overrides)
     gen = {"batch_size": args.batch_size} if args.batch_size else None
     out = run(spec, args.model, args.out, data_dir=args.data_dir, generate=gen)
-    print(read_json(out / "align.json")["summary"])
-    print(f"aligned model: {out / 'model'}")
+    print(read_json(AlignDir(out).manifest)["summary"])
+    print(f"aligned model: {AlignDir(out).model}")
     return 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ptst.cli import main
-from ptst.grid.runner import load_grid
+from ptst.grid.cells import load_grid
 from tests.grid.helpers import grid_yaml, tiny_data, write_jsonl
 
 # What each kind of bad file holds, per format.

@@ -11,8 +11,8 @@ import yaml
 
 from ptst.config import from_dict, to_dict
 from ptst.errors import PtstError
+from ptst.grid.cells import load_grid
 from ptst.grid.config import GridConfig
-from ptst.grid.runner import load_grid
 from ptst.train.config import MixSpec, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]

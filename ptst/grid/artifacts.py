@@ -82,7 +82,7 @@ def place_train_cell(root: Path, data: bytes, target: Path, fix: Callable[[Path]
     """A training cell shares its directory with its evaluation cells (`eval/`), so its own entries are
     replaced one rename each and spec.json, the done marker, goes in last. `fix` may edit the unpacked files
     first."""
-    from ptst.train.runner import _clean
+    from ptst.train.runner import clean
 
     tmp = _incoming(root)
     new = unpack(data, tmp / "new")
@@ -90,7 +90,7 @@ def place_train_cell(root: Path, data: bytes, target: Path, fix: Callable[[Path]
         fix(new)
     _fsync_tree(new)
     target.mkdir(parents=True, exist_ok=True)
-    _clean(target)
+    clean(target)
     for p in sorted(new.iterdir(), key=lambda p: p.name == "spec.json"):
         os.replace(p, target / p.name)
     shutil.rmtree(tmp, ignore_errors=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from ptst.errors import PtstError
 from ptst.grid.config import GridConfig
+from ptst.runs.layout import RunDir
 
 # Grid lists that only add cells or columns when every old entry is kept: what is finished stays valid.
 ADDITIVE = ("train_templates", "test_templates", "evals", "judges", "seeds")
@@ -49,8 +50,8 @@ def _templates(names: list[str], what: str) -> None:
 def validate(cfg: GridConfig, model: str) -> None:
     """Everything a grid names, checked in seconds without loading data or models: templates, data set names,
     every training cell's TrainConfig (with the would-be model path), eval sets, judges, decoding, generate."""
+    from ptst.grid.cells import train_config
     from ptst.grid.plan import expand
-    from ptst.grid.runner import train_config
     from ptst.models import resolve
     from ptst.templates import get_template
 
@@ -128,16 +129,17 @@ def grid_changes(old: GridConfig, new: GridConfig) -> list[str]:
 
 def has_results(root: Path) -> bool:
     """Whether a run directory holds anything a changed config would contradict (not just a failed start)."""
-    if (root / "align" / "align.json").exists() or (root / "align" / "train" / "config.yaml").exists():
+    align = RunDir(root).align
+    if align.manifest.exists() or align.train.config.exists():
         return True
     return any(root.glob("*/config.yaml")) or any(root.glob("*/eval/*/metrics.json"))
 
 
 def check_grid_yaml(cfg: GridConfig, root: Path) -> None:
     """Refuse a run directory whose grid.yaml differs from `cfg` in a key that changes its finished results."""
-    from ptst.grid.runner import load_grid
+    from ptst.grid.cells import load_grid
 
-    path = root / "grid.yaml"
+    path = RunDir(root).grid_yaml
     if not path.exists() or not has_results(root):
         return
     try:

@@ -26,7 +26,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from ptst.grid.runner import load_grid, run
+    from ptst.grid.cells import load_grid
+    from ptst.grid.runner import run
 
     cfg = load_grid(args.config, args.overrides)
     out = Path(args.out or Path("runs") / cfg.name)

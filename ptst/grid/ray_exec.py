@@ -14,6 +14,7 @@ from ptst.errors import PtstError
 from ptst.grid.config import GridConfig, RaySpec, Resources
 from ptst.grid.plan import EvalCell, TrainCell
 from ptst.grid.tasks import Input, Result
+from ptst.runs.layout import RunDir, TrainDir
 
 
 def require_ray() -> Any:
@@ -125,7 +126,7 @@ def _rebase(d: Path, tcfg: Any, res: Result) -> None:
     if not res.model or res.model == tcfg.model:
         return
     _replace_paths(d, [(base_ref(res.model), base_ref(tcfg.model)), (res.model, tcfg.model)])
-    spec = d / "spec.json"
+    spec = TrainDir(d).spec
     if spec.exists():
         doc = json.loads(spec.read_text(encoding="utf-8"))
         doc["config_sha256"] = stable_hash(identity(tcfg))
@@ -145,7 +146,7 @@ class Scheduler:
     """Submits every unfinished cell, places each result as it arrives, and reports progress."""
 
     def __init__(self, cfg: GridConfig, root: Path, session: Session, run_key: str) -> None:
-        from ptst.grid.runner import model_path
+        from ptst.grid.cells import model_path
 
         self.cfg, self.root, self.ray, self.run_key = cfg, root, session.ray, run_key
         self.spec = cfg.ray or RaySpec()
@@ -175,7 +176,7 @@ class Scheduler:
         if self._base is None:
             from ptst.models import model_id
 
-            path = self.root / "align" / "model"
+            path = RunDir(self.root).align.model
             self._base = self._input(path, model_id(str(path)))
         return self._base
 
@@ -185,14 +186,14 @@ class Scheduler:
         line = f"grid {self.cfg.name} [ray]: {s.done} done, {len(s.running)} running, {pending} pending{failed} " \
                f"(of {s.total} cells)"
         if line != s.last and s.total:
-            from ptst.grid.runner import say
+            from ptst.grid.cells import say
 
             say(line)
             s.last = line
 
     def align(self, exclude: set[str]) -> None:
         from ptst.grid.artifacts import place_dir
-        from ptst.grid.runner import say
+        from ptst.grid.cells import say
         from ptst.grid.tasks import align_task
 
         assert self.cfg.align is not None
@@ -204,12 +205,12 @@ class Scheduler:
             res: Result = self.ray.get(ref)
         except Exception as e:  # noqa: BLE001 - every cell depends on it: stop here
             raise PtstError(f"alignment failed: {_why(e)}") from None
-        target = self.root / "align"
+        target = RunDir(self.root).align.path
         place_dir(self.root, res.data, target, lambda d: _replace_paths(d, [(res.workdir or "", str(target))]))
         say(f"== align done on {res.host} in {res.seconds:.0f} s")
 
     def submit_train(self, tc: TrainCell) -> None:
-        from ptst.grid.runner import train_config
+        from ptst.grid.cells import train_config
         from ptst.grid.tasks import train_task
         from ptst.io import stable_hash
         from ptst.train.config import identity
@@ -221,7 +222,7 @@ class Scheduler:
         self.state.running[ref] = ("train", tc)
 
     def submit_eval(self, ec: EvalCell) -> None:
-        from ptst.grid.runner import eval_config
+        from ptst.grid.cells import eval_config
         from ptst.grid.tasks import eval_task
         from ptst.io import stable_hash
         from ptst.models import adapter_hash
@@ -243,7 +244,7 @@ class Scheduler:
     def finish(self, ref: Any) -> list[EvalCell] | None:
         """Place a finished task's cell; a training cell returns its evaluation cells, now ready to run."""
         from ptst.grid.artifacts import place_dir, place_train_cell
-        from ptst.grid.runner import say, train_config
+        from ptst.grid.cells import say, train_config
 
         kind, cell = self.state.running.pop(ref)
         label = cell.id if kind == "train" else cell.path
@@ -258,9 +259,10 @@ class Scheduler:
             return None
         if kind == "train":
             tcfg = train_config(self.cfg, self.model, cell)
-            place_train_cell(self.root, res.data, self.root / cell.id, lambda d: _rebase(d, tcfg, res))
+            target = RunDir(self.root).train(cell.id).path
+            place_train_cell(self.root, res.data, target, lambda d: _rebase(d, tcfg, res))
         else:
-            target = self.root / cell.path
+            target = RunDir(self.root).eval(cell.train_cell, cell.id).path
             place_dir(self.root, res.data, target, lambda d: _replace_paths(d, [(res.workdir or "", str(target))]))
         self.state.done += 1
         say(f"== {kind} {label} done on {res.host} in {res.seconds:.0f} s")
@@ -271,24 +273,23 @@ def run_grid(cfg: GridConfig, root: Path, cells: list[TrainCell], exclude: set[s
              align_only: bool = False) -> None:
     """Run every unfinished stage of `cells` on the cluster; raise one line naming the cells that failed."""
     from ptst.grid.artifacts import clear_incoming
-    from ptst.grid.runner import _align_done, eval_done, train_config
+    from ptst.grid.cells import align_status, eval_status, train_status
     from ptst.io import stable_hash
-    from ptst.train.runner import dir_state
 
     clear_incoming(root)
     run_key = stable_hash({"host": socket.gethostname(), "root": str(root.resolve())})[:16]
     sched = Scheduler(cfg, root, session, run_key)
-    if not _align_done(cfg, root, exclude):
+    if not align_status(cfg, root, exclude).done:  # a different one was refused by the runner's checks
         sched.align(exclude)
     if align_only:
         return
     waiting: list[TrainCell] = []
     ready: list[EvalCell] = []
     for tc in cells:
-        if tc.template is not None and dir_state(root / tc.id, train_config(cfg, sched.model, tc))[0] != "done":
+        if not train_status(cfg, root, tc, sched.model).done:
             waiting.append(tc)
         else:
-            ready += [ec for ec in tc.evals if not eval_done(cfg, sched.model, ec, root)]
+            ready += [ec for ec in tc.evals if not eval_status(cfg, root, ec, sched.model).done]
     later = sum(len(tc.evals) for tc in waiting)
     sched.state.total = len(waiting) + later + len(ready)
     try:  # a submission that raises (an eval cell without its adapter) cancels the tasks already submitted
@@ -304,7 +305,7 @@ def run_grid(cfg: GridConfig, root: Path, cells: list[TrainCell], exclude: set[s
                 if evals is not None:
                     later -= len(evals)
                     for ec in evals:
-                        if not eval_done(cfg, sched.model, ec, root):
+                        if not eval_status(cfg, root, ec, sched.model).done:
                             sched.submit_eval(ec)
                         else:
                             sched.state.done += 1

@@ -10,6 +10,7 @@ from ptst.errors import PtstError
 from ptst.grid.config import GridConfig
 from ptst.grid.plan import expand, select
 from ptst.io import read_json
+from ptst.runs.layout import RunDir
 
 # Measured throughputs of SmolLM2-135M on 2 CPU cores (docs/performance.md): (train tokens/s, generated tokens/s)
 # with fast bf16 (Zen 4, AVX512-BF16: bf16 training, fp32 generation) and without it (Zen 3, AVX2: fp32 for both).
@@ -125,8 +126,8 @@ def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
 
 def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) -> None:
     """The cells to run with a rough time estimate; first every check `ptst run` makes before it starts."""
+    from ptst.grid.cells import check_cells, eval_status, model_path, train_config, train_status
     from ptst.grid.checks import check_grid_yaml, validate
-    from ptst.grid.runner import check_cells, model_path, train_config
 
     cells = select(expand(cfg), shard, cell)
     model = model_path(cfg, out)
@@ -135,9 +136,10 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
     check_grid_yaml(cfg, out)
     n_train = sum(c.template is not None for c in cells)
     n_eval = sum(len(c.evals) for c in cells)
-    # what is left: training cells without spec.json, evaluation cells without metrics.json
-    to_train = [c.template for c in cells if c.template is not None and not (out / c.id / "spec.json").exists()]
-    todo_eval = sum(not (out / e.path / "metrics.json").exists() for c in cells for e in c.evals)
+    # what is left, as the runner and `ptst status` see it (the cells' artifact states)
+    trained = {c.id: train_status(cfg, out, c, model) for c in cells}
+    to_train = [c.template for c in cells if c.template is not None and not trained[c.id].done]
+    todo_eval = sum(not eval_status(cfg, out, e, model).done for c in cells for e in c.evals)
     specs = [e.resolved() for e in cfg.evals]
     ns = [_n_items(e, cfg.data_dir) for e in specs]
     gen_tokens = sum((n or 0) * (e.max_new_tokens or cfg.decoding.get("max_new_tokens", 512))
@@ -147,7 +149,7 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
     print(f"grid {cfg.name} -> {out}")
     print(f"model {cfg.model}{' (+ alignment stage)' if cfg.align else ''}; seeds {cfg.seeds}")
     for c in cells:
-        state = "no train" if c.template is None else "done" if (out / c.id / "spec.json").exists() else "to train"
+        state = "no train" if c.template is None else "done" if trained[c.id].done else "to train"
         print(f"  {c.id:<28} {state:<9} evals: {', '.join(e.id for e in c.evals)}")
     sets = ", ".join(f"{e.label} ({e.kind}, n={n if n is not None else 'unknown'})" for e, n in zip(specs, ns,
                                                                                                     strict=True))
@@ -158,7 +160,7 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
         notes.append(f"size of {', '.join(unknown)} unknown (not on this machine, no limit): left out")
     parts = []
     if cfg.align is not None:
-        est = _align_estimate(cfg) if not (out / "align" / "align.json").exists() else (0.0, 0.0)
+        est = (0.0, 0.0) if _aligned(cfg, out) else _align_estimate(cfg)
         parts.append(f"align {_minutes(sum(est) if est else None)}")
         if est is None:
             notes.append("alignment data not on this machine: alignment time unknown")
@@ -175,42 +177,48 @@ def _minutes(seconds: float | None) -> str:
     return "? min" if seconds is None else f"{seconds / 60:.0f} min"
 
 
-def _eval_state(d: Path, done: bool) -> str:
-    if done:
-        return "done"
-    stale = (d / "metrics.json").exists()
-    gens = list((d / "generations").glob("*.jsonl")) if (d / "generations").exists() else []
-    if stale:
-        return "stale (made by another config: will be recomputed)"
-    if not gens:
-        return "pending"
-    n = sum(sum(1 for _ in g.open(encoding="utf-8")) for g in gens)
-    return f"partial ({n} answers)"
+def _aligned(cfg: GridConfig, out: Path) -> bool:
+    """The alignment is finished with this config's key (its fine-tuning rows read from local data; when they
+    cannot be read, the done marker alone decides)."""
+    from ptst.grid.cells import align_status
+
+    try:
+        return align_status(cfg, out).done
+    except PtstError:
+        return RunDir(out).align.manifest.exists()
 
 
 def cell_states(run_dir: Path) -> list[dict[str, Any]]:
-    from ptst.grid.runner import eval_done, load_grid, model_path
-    from ptst.train.checkpoint import checkpoints
+    """Each training cell's state and its evaluation cells' states, as the runner sees them."""
+    from ptst.evaluate.key import EvalArtifact
+    from ptst.grid.cells import eval_status, load_grid, model_path, train_status
+    from ptst.train.artifact import TrainArtifact
 
-    if not (run_dir / "grid.yaml").exists():
+    if not RunDir(run_dir).grid_yaml.exists():
         raise PtstError(f"{run_dir} is not a grid run directory (no grid.yaml)")
-    cfg = load_grid(run_dir / "grid.yaml")
+    cfg = load_grid(RunDir(run_dir).grid_yaml)
     model = model_path(cfg, run_dir)
     rows = []
     for c in expand(cfg):
-        tdir = run_dir / c.id
-        if c.template is None:
-            train = "n/a"
-        elif (tdir / "spec.json").exists():
-            train = "done"
-        elif (tdir / "checkpoints").exists():
-            steps = checkpoints(tdir)
-            train = f"partial ({steps[-1][1].name if steps else 'started'})"
-        else:
-            train = "pending"
-        evals = {e.id: _eval_state(run_dir / e.path, eval_done(cfg, model, e, run_dir)) for e in c.evals}
+        train = "n/a" if c.template is None else \
+            train_status(cfg, run_dir, c, model).describe(TrainArtifact.on_different)
+        evals = {e.id: eval_status(cfg, run_dir, e, model).describe(EvalArtifact.on_different) for e in c.evals}
         rows.append({"cell": c.id, "train": train, "evals": evals})
     return rows
+
+
+def align_state(cfg: GridConfig, run_dir: Path) -> str | None:
+    """The alignment's state for `ptst status` (None without an align: section)."""
+    from ptst.align import AlignArtifact
+    from ptst.grid.cells import align_status
+
+    if cfg.align is None:
+        return None
+    try:
+        return align_status(cfg, run_dir).describe(AlignArtifact.on_different)
+    except PtstError as e:  # the fine-tuning rows (part of the key) cannot be read here
+        done = RunDir(run_dir).align.manifest.exists()
+        return f"{'done' if done else 'not finished'} (key not checked: {e})"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -218,6 +226,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace) -> int:
+    from ptst.grid.cells import load_grid
+
     run_dir = Path(args.run_dir)
     rows = cell_states(run_dir)
     n_done = n_all = 0
@@ -227,11 +237,13 @@ def cli(args: argparse.Namespace) -> int:
             print(f"    {eid:<32} {st}")
             n_all += 1
             n_done += st == "done"
-    align = run_dir / "align" / "align.json"
-    if (run_dir / "align").exists():
-        print(f"alignment: {'done' if align.exists() else 'not finished'}")
+    run = RunDir(run_dir)
+    align = run.align.manifest
+    state = align_state(load_grid(run.grid_yaml), run_dir)
+    if state is not None:
+        print(f"alignment: {state}")
     print(f"{n_done}/{n_all} evaluation cells done; report: "
-          f"{'yes' if (run_dir / 'report.md').exists() else 'not written'}")
+          f"{'yes' if run.report_md.exists() else 'not written'}")
     if align.exists():
         doc = read_json(align)
         print(f"alignment refusal: {doc.get('summary', '')}")

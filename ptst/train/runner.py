@@ -11,105 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
-from ptst.train.config import TrainConfig, identity
-
-RUN_FILES = ("spec.json", "config.yaml", "train_log.jsonl", "adapter", "model", "checkpoints", ".adapter.tmp",
-             ".model.tmp")
+from ptst.runs.layout import TrainDir
+from ptst.runs.state import State
+from ptst.specs.train import TrainConfig
+from ptst.train.artifact import TrainArtifact, data_change
 
 
 def _say(msg: str, main: bool = True) -> None:
     if main:
         print(f"ptst train: {msg}", file=sys.stderr, flush=True)
-
-
-def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    return [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-
-
-def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
-    keys = _changed(old, new)
-    shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:3])
-    return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-
-
-def dir_state(out: Path, cfg: TrainConfig) -> tuple[str, str]:
-    """('new' | 'done' | 'partial' | 'different', detail) for the run directory `out`."""
-    from ptst.config import from_dict, read_yaml
-
-    if not (out / "config.yaml").exists():
-        leftovers = [n for n in RUN_FILES if (out / n).exists()]
-        return ("different", f"run files without config.yaml: {', '.join(leftovers)}") if leftovers else ("new", "")
-    try:
-        old = identity(from_dict(TrainConfig, read_yaml(out / "config.yaml"), str(out / "config.yaml")))
-    except PtstError as e:
-        return "different", f"unreadable config.yaml ({e})"
-    new = identity(cfg)
-    if old != new and not _same_base_moved(out, old, new, cfg.model):
-        return "different", _diff(old, new)
-    return ("done", "") if (out / "spec.json").exists() else ("partial", "")
-
-
-def _same_base_moved(out: Path, old: dict[str, Any], new: dict[str, Any], model: str) -> bool:
-    """A finished run whose config differs only in the base model's path, where the model at the new path has
-    the content identity spec.json recorded (a grid's aligned model, moved with its run directory)."""
-    from ptst.io import read_json
-    from ptst.models import model_id
-
-    if _changed(old, new) != ["model"] or not (out / "spec.json").exists():
-        return False
-    try:
-        recorded = read_json(out / "spec.json").get("base_model_id")
-        return bool(recorded) and recorded.startswith("dir:") and recorded == model_id(model)
-    except (PtstError, OSError, ValueError):
-        return False
-
-
-def data_change(out: Path, cfg: TrainConfig) -> str:
-    """"" when the finished run in `out` would be trained on the same text today, else what changed: a data set's
-    sha256 (a `jsonl:PATH` edited in place), its rows (a registered split redefined, as ChatDoctor's when it got a
-    test split; runs from before spec.json recorded `rows_fingerprint` are not checked for this), or the rendered
-    training format (ptst's rendering of the template on this model changed). A set that cannot be loaded any
-    more is not checked."""
-    from ptst.io import read_json
-    from ptst.train.encode import load_examples
-
-    spec = read_json(out / "spec.json")
-    recorded = [spec.get("data") or {}] + list(spec.get("mix") or [])
-    sets = [(cfg.data, cfg.split, cfg.limit)] + [(m.data, m.split, m.n) for m in cfg.mix]
-    for (data, split, limit), old in zip(sets, recorded, strict=False):
-        if not old.get("sha256"):
-            continue
-        try:
-            ds = load_examples(data, split, cfg.data_dir, limit, cfg.seed)
-        except PtstError as e:
-            _say(f"note: cannot recheck {data} against spec.json ({e})")
-            continue
-        if ds.sha256 != old["sha256"]:
-            return f"{data}: sha256 {old['sha256'][:12]}... in spec.json, {ds.sha256[:12]}... now"
-        if old.get("rows_fingerprint") and ds.fingerprint != old["rows_fingerprint"]:
-            return (f"{data}: the rows of split {ds.split!r} changed (row fingerprint "
-                    f"{old['rows_fingerprint'][:12]}... in spec.json, {ds.fingerprint[:12]}... now)")
-    return format_change(spec, cfg)
-
-
-def format_change(spec: dict[str, Any], cfg: TrainConfig) -> str:
-    """"" when every template of the run renders its training text as spec.json recorded, else which one differs."""
-    from ptst.models import load_tokenizer
-    from ptst.train.encode import train_format
-
-    main = spec.get("template") or {}
-    recorded = [(main.get("name"), main.get("train_format_sha256"))]
-    recorded += [(m.get("template"), m.get("train_format_sha256")) for m in spec.get("mix") or []]
-    parts = [(t, sha) for t, sha in recorded if t and sha]
-    if not parts:
-        return ""
-    tok = load_tokenizer(cfg.model)
-    for template, sha in parts:
-        now = train_format(template, tok)[1]
-        if now != sha:
-            return (f"the training text under {template} changed: ptst now renders it differently for this model "
-                    f"(format sha256 {sha[:12]}... in spec.json, {now[:12]}... now)")
-    return ""
 
 
 def _check_dir(out: Path, cfg: TrainConfig, overwrite: bool, resume: bool) -> tuple[str, Path | None]:
@@ -120,29 +30,28 @@ def _check_dir(out: Path, cfg: TrainConfig, overwrite: bool, resume: bool) -> tu
         raise PtstError("--overwrite and --resume contradict each other; pick one")
     if out.exists() and not out.is_dir():
         raise PtstError(f"--out {out} exists and is not a directory")
-    state, detail = dir_state(out, cfg)
+    status = TrainArtifact(TrainDir(out), cfg).state()
     if overwrite:
         return "fresh", None
-    if state == "done":
+    if status.state is State.DONE:
         changed = data_change(out, cfg)
         if changed:
             raise PtstError(f"{out} was trained on different data ({changed}); pass --overwrite to retrain it "
                             "or choose another --out")
         return "skip", None
-    if state == "different":
-        raise PtstError(f"{out} holds a different training run ({detail}); pass --overwrite to replace it "
+    if status.state is State.DIFFERENT:
+        raise PtstError(f"{out} holds a different training run ({status.detail}); pass --overwrite to replace it "
                         "or choose another --out")
-    ckpt = latest(out) if state == "partial" else None
+    ckpt = latest(out) if status.state is State.PARTIAL else None
     if ckpt is not None and not resume:
         raise PtstError(f"{out} holds an unfinished run of this config (last checkpoint {ckpt.name}); pass "
                         "--resume to continue it or --overwrite to start over")
     return ("resume", ckpt) if ckpt is not None else ("fresh", None)
 
 
-def _clean(out: Path) -> None:
+def clean(out: Path) -> None:
     """Remove what a training run writes (and nothing else: a run directory may hold later stages' files)."""
-    for name in RUN_FILES:
-        p = out / name
+    for p in TrainDir(out).own_files:
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
@@ -153,7 +62,7 @@ def _trim_log(out: Path, step: int) -> None:
     """Drop log rows written after the checkpoint we resume from: they will be written again."""
     from ptst.io import iter_jsonl, repair_jsonl, write_jsonl_atomic
 
-    path = out / "train_log.jsonl"
+    path = TrainDir(out).log
     if path.exists():
         repair_jsonl(path)
         write_jsonl_atomic(path, [r for r in iter_jsonl(path) if int(r.get("step", 0)) <= step])
@@ -231,12 +140,12 @@ def _start_dir(out: Path, cfg: TrainConfig, ckpt: Path | None) -> None:
     from ptst.io import clear_stale_tmp, write_text_atomic
 
     if ckpt is None:
-        _clean(out)
+        clean(out)
     else:
         _trim_log(out, int(ckpt.name.split("-")[1]))
     out.mkdir(parents=True, exist_ok=True)
     clear_stale_tmp(out, recursive=False)  # a killed run's spec.json / config.yaml temporaries (not eval/'s)
-    write_text_atomic(out / "config.yaml", dump_yaml(cfg))
+    write_text_atomic(TrainDir(out).config, dump_yaml(cfg))
 
 
 def _report_data(data: Any, cfg: TrainConfig, ckpt: Path | None, main: bool) -> None:
@@ -259,6 +168,6 @@ def _finish(out: Path, cfg: TrainConfig, tok: Any, lm: Any, data: Any, result: A
 
     save_final(lm, tok, out, cfg.full)
     spec = build_spec(cfg, out, lm, data, result, precision, world, wall)
-    write_json_atomic(out / "spec.json", spec)
+    write_json_atomic(TrainDir(out).spec, spec)
     _say(f"done: {result.steps} steps, final loss {result.progress.last_loss:.4f}, "
          f"{result.progress.elapsed_s:.1f}s -> {out}")

@@ -123,7 +123,7 @@ def test_refusal_rates_only_for_judges_that_label_refusals(tiny_model_dir, data,
 
 def test_cli_judge_options_reach_the_judge_config():
     from ptst.cli import build_parser
-    from ptst.evaluate import config_from_args
+    from ptst.evaluate.cli import config_from_args
 
     args = build_parser().parse_args([
         "eval", "--model", "m", "--template", "chat:llama", "--eval", "advbench", "--out", "o",
@@ -149,7 +149,7 @@ def test_rubric_judge_configured_from_the_cli_runs_against_an_endpoint(tiny_mode
     from dataclasses import replace
 
     from ptst.cli import build_parser
-    from ptst.evaluate import config_from_args
+    from ptst.evaluate.cli import config_from_args
     from tests.openai_stub import serve_stub
 
     def argv(url, model):

@@ -25,7 +25,7 @@ def test_shipped_config_plans(path, tmp_path, capsys):
 
 def test_the_two_quickstarts_share_their_alignment_spec():
     """The trade-off demo differs from the quickstart in its fine-tuning data and evals, not its aligned model."""
-    from ptst.grid.runner import load_grid
+    from ptst.grid.cells import load_grid
 
     folder = CONFIGS[0].parent
     a, b = (load_grid(str(folder / n), []) for n in ("quickstart.yaml", "quickstart-tradeoff.yaml"))

@@ -14,10 +14,10 @@ import pytest
 
 from ptst.errors import PtstError
 from ptst.grid.artifacts import INCOMING, clear_incoming, pack_dir, place_dir, place_train_cell, unpack
+from ptst.grid.cells import load_grid
 from ptst.grid.checks import grid_changes
 from ptst.grid.config import Resources
 from ptst.grid.ray_exec import _replace_paths, check_address, check_resources
-from ptst.grid.runner import load_grid
 from tests.grid.helpers import grid_yaml, tiny_data
 
 
@@ -199,17 +199,18 @@ class _FakeRay:
 
 
 def test_a_submission_that_fails_cancels_the_tasks_already_submitted(tmp_path, tiny_model_dir, monkeypatch):
-    import ptst.grid.runner as grid_runner
-    import ptst.train.runner as train_runner
+    import ptst.grid.cells as grid_cells
     from ptst.grid.plan import expand
     from ptst.grid.ray_exec import Session, run_grid
+    from ptst.runs.state import State, Status
 
     cfg = load_grid(grid_yaml(tmp_path, tiny_model_dir, tiny_data(tmp_path / "data")))
     cells = expand(cfg)
     done = next(tc for tc in cells if tc.template == "chat:vanilla")  # "finished", but its adapter is gone
-    monkeypatch.setattr(train_runner, "dir_state", lambda out, _cfg: ("done" if out.name == done.id else "new", ""))
-    monkeypatch.setattr(grid_runner, "eval_done", lambda *_a: False)
-    monkeypatch.setattr(grid_runner, "_align_done", lambda *_a: True)
+    monkeypatch.setattr(grid_cells, "train_status",
+                        lambda _cfg, _root, tc, *_a: Status(State.DONE if tc.id in (done.id, "base") else State.NEW))
+    monkeypatch.setattr(grid_cells, "eval_status", lambda *_a: Status(State.NEW))
+    monkeypatch.setattr(grid_cells, "align_status", lambda *_a: Status(State.DONE))
     ray = _FakeRay()
     with pytest.raises(PtstError, match="no adapter at"):
         run_grid(cfg, tmp_path / "run", cells, set(), Session(ray, owned=False))

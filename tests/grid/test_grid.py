@@ -17,9 +17,10 @@ import pytest
 from ptst.cli import main
 from ptst.config import dump_yaml
 from ptst.errors import PtstError
+from ptst.grid.cells import load_grid
 from ptst.grid.checks import check_grid_yaml, grid_changes
 from ptst.grid.plan import expand, select
-from ptst.grid.runner import load_grid, run
+from ptst.grid.runner import run
 from tests.grid.helpers import align_yaml, grid_yaml, tiny_data
 
 EVAL_FILES = {"eval.json", "metrics.json", "generations/harm.jsonl", "generations/harm.jsonl.meta.json",
@@ -264,13 +265,14 @@ def test_dry_run_and_status(grid, capsys):
     assert plan["train_cells"][1]["config_sha256"] == spec["config_sha256"]
     assert main(["status", str(tmp / "run")]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"chat-vanilla\.s0 +train: done", out) and re.search(r"chat-llama\.s0 +train: pending", out)
+    assert re.search(r"chat-vanilla\.s0 +train: done", out) and re.search(r"chat-llama\.s0 +train: new", out)
     assert "2/6 evaluation cells done" in out
     metrics = tmp / "run" / "chat-vanilla.s0" / "eval" / "chat-llama" / "metrics.json"
     metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "key": "made-by-another-config"}))
     assert main(["status", str(tmp / "run")]) == 0
     out = capsys.readouterr().out
-    assert "1/6 evaluation cells done" in out and re.search(r"chat-llama +stale", out)
+    assert "1/6 evaluation cells done" in out
+    assert re.search(r"chat-llama +different \(another key; made by another config: will be recomputed\)", out)
 
 
 def test_dry_run_sizes_registered_sets_and_estimates_the_alignment(grid_align, capsys):

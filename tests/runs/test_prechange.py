@@ -26,17 +26,51 @@ def prechange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_nothing_pending(prechange: Path) -> None:
+    from ptst.grid.cells import load_grid, pending
     from ptst.grid.plan import expand
-    from ptst.grid.runner import load_grid, pending
 
     cfg = load_grid("grid.yaml")
     assert not pending(cfg, Path("run"), expand(cfg))
 
 
 def test_rerun_writes_nothing(prechange: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from ptst.grid.runner import load_grid, run
+    from ptst.grid.cells import load_grid
+    from ptst.grid.runner import run
 
     before = _digest(prechange / "run")
     run(load_grid("grid.yaml"), "run")
     assert "nothing to do" in capsys.readouterr().err
     assert _digest(prechange / "run") == before
+
+
+def test_status_dry_run_and_runner_agree_on_each_cell(prechange: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One finished cell made partial, one made by another key, one training cell unfinished: `ptst status`,
+    `--dry-run`, `pending` and the runner itself see the same cells to do, and the runner redoes only them."""
+    import json
+
+    from ptst.cli import main
+    from ptst.grid.cells import load_grid, pending
+    from ptst.grid.plan import expand
+    from ptst.grid.runner import run
+
+    run_dir = prechange / "run"
+    (run_dir / "base" / "eval" / "chat-llama" / "metrics.json").unlink()  # answers there, no done marker
+    stale = run_dir / "chat-vanilla.s0" / "eval" / "chat-llama" / "metrics.json"
+    stale.write_text(json.dumps({**json.loads(stale.read_text()), "key": "made-by-another-config"}))
+    cfg = load_grid("grid.yaml")
+    assert pending(cfg, Path("run"), expand(cfg))
+
+    assert main(["status", "run"]) == 0
+    out = capsys.readouterr().out
+    assert "train: done" in out and "4/6 evaluation cells done" in out
+    assert "partial (" in out and "different (another key" in out and "alignment: done" in out
+    assert main(["run", "grid.yaml", "--out", "run", "--dry-run"]) == 0
+    assert "(0 and 2 to do)" in capsys.readouterr().out
+
+    untouched = _digest(run_dir / "chat-llama.s0")
+    run(cfg, "run")
+    assert not pending(cfg, Path("run"), expand(cfg))
+    assert _digest(run_dir / "chat-llama.s0") == untouched  # done cells are not touched
+    assert json.loads(stale.read_text())["key"] != "made-by-another-config"
+    assert main(["status", "run"]) == 0
+    assert "6/6 evaluation cells done" in capsys.readouterr().out

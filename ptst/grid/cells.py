@@ -1,0 +1,141 @@
+"""A grid's cells as stage configs and artifacts: what each cell's stage is given, and where each stands.
+
+The runner, the Ray executor, `--dry-run` and `ptst status` all ask these functions, so they cannot disagree
+about which cell is done."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from ptst.config import from_dict
+from ptst.errors import PtstError
+from ptst.grid.config import GridConfig
+from ptst.grid.plan import EvalCell, TrainCell
+from ptst.io import read_json
+from ptst.runs.layout import RunDir
+from ptst.runs.state import State, Status
+from ptst.specs.eval import EvalConfig
+from ptst.specs.train import TrainConfig, parse_mix
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_grid(path: str | Path, overrides: list[str] | None = None) -> GridConfig:
+    from ptst.config import load_config
+
+    return load_config(GridConfig, path, overrides)
+
+
+def model_path(cfg: GridConfig, root: Path) -> str:
+    """The model every cell starts from: the aligned one (under the run directory) or the config's."""
+    return str(RunDir(root).align.model) if cfg.align is not None else cfg.model
+
+
+def train_config(cfg: GridConfig, model: str, cell: TrainCell) -> TrainConfig:
+    d: dict[str, Any] = {"data": "gsm8k", "split": "train", **cfg.train}
+    d["mix"] = [parse_mix(m) if isinstance(m, str) else m for m in d.get("mix", [])]
+    d["mix"] = [m if isinstance(m, dict) else {"data": m.data, "n": m.n, "template": m.template, "split": m.split}
+                for m in d["mix"]]
+    d.update(model=model, template=cell.template, seed=cell.seed, data_dir=cfg.data_dir)
+    if cfg.checkpoints:
+        d["save_every"] = math.gcd(*cfg.checkpoints)
+        d["keep_checkpoints"] = 0
+    return from_dict(TrainConfig, d, "train")
+
+
+def eval_config(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> EvalConfig:
+    from ptst.templates import get_template
+
+    tdir = RunDir(root).train(cell.train_cell)
+    adapter = tdir.adapter_at(cell.checkpoint) if cell.train_template is not None else None
+    train_fp = None
+    if cell.train_template is not None and tdir.spec.exists():
+        train_fp = read_json(tdir.spec).get("template", {}).get("fingerprint")
+    labels = {"experiment": cfg.name, "train_template": cell.train_template, "test_template": cell.test_template,
+              "seed": cell.seed, "checkpoint": cell.checkpoint, "train_cell": cell.train_cell,
+              "train_fingerprint": train_fp,
+              "train_safety_prompt": get_template(cell.train_template).safety_prompt if cell.train_template else None,
+              "test_safety_prompt": get_template(cell.test_template).safety_prompt}
+    return EvalConfig(model=model, template=cell.test_template, evals=cfg.evals, adapter=str(adapter) if adapter
+                      else None, judges=cfg.judges, judge=cfg.judge, decoding=cfg.decoding, generate=cfg.generate,
+                      data_dir=cfg.data_dir, seed=cfg.eval_seed, cell=labels)
+
+
+def finetune_ids(cfg: GridConfig) -> set[str]:
+    """Ids of the fine-tuning rows of every seed, kept out of the alignment data (part of the alignment key)."""
+    from ptst.data import load_dataset
+
+    t = cfg.train
+    ids: set[str] = set()
+    for seed in cfg.seeds:
+        ds = load_dataset(t.get("data", "gsm8k"), t.get("split", "train"), data_dir=cfg.data_dir,
+                          limit=t.get("limit"), seed=seed)
+        ids |= {e.id for e in ds.examples}
+    return ids
+
+
+def train_status(cfg: GridConfig, root: Path, cell: TrainCell, model: str | None = None) -> Status:
+    """The training cell's state (the no-fine-tuning cell has nothing to train: always done)."""
+    from ptst.train.artifact import TrainArtifact
+
+    if cell.template is None:
+        return Status(State.DONE, "no training")
+    tcfg = train_config(cfg, model or model_path(cfg, root), cell)
+    return TrainArtifact(RunDir(root).train(cell.id), tcfg).state()
+
+
+def eval_status(cfg: GridConfig, root: Path, cell: EvalCell, model: str | None = None) -> Status:
+    """The evaluation cell's state; one whose inputs are not there yet (its adapter) is new or partial."""
+    from ptst.evaluate.key import EvalArtifact, answers
+
+    d = RunDir(root).eval(cell.train_cell, cell.id)
+    try:
+        return EvalArtifact(d, eval_config(cfg, model or model_path(cfg, root), cell, root)).state()
+    except PtstError:  # e.g. its training cell has not made the adapter yet
+        n = answers(d)
+        return Status(State.PARTIAL, f"{n} answers; waiting for its inputs") if n else Status(State.NEW)
+
+
+def align_status(cfg: GridConfig, root: Path, exclude: set[str] | None = None) -> Status:
+    """The alignment's state; `exclude` (the fine-tuning rows, part of its key) is read from the data when not
+    given. Without an `align:` section there is nothing to align: done."""
+    from ptst.align import AlignArtifact
+
+    if cfg.align is None:
+        return Status(State.DONE, "no alignment")
+    ids = finetune_ids(cfg) if exclude is None else exclude
+    return AlignArtifact(RunDir(root).align, cfg.align, cfg.model, frozenset(ids)).state()
+
+
+def check_cells(cfg: GridConfig, root: Path, cells: list[TrainCell], data: bool = False) -> None:
+    """Refuse training cells already in `root` that were made by another config (or, with `data`, from data
+    whose sha256 has changed since)."""
+    from ptst.train.artifact import data_change
+
+    model = model_path(cfg, root)
+    if cfg.align is not None and not RunDir(root).align.manifest.exists():
+        return  # nothing downstream can exist yet
+    for cell in cells:
+        if cell.template is None:
+            continue
+        status = train_status(cfg, root, cell, model)
+        tdir = RunDir(root).train(cell.id).path
+        if status.state is State.DIFFERENT:
+            raise PtstError(f"{tdir} was made by a different config ({status.detail}); use another --out "
+                            "or remove that cell")
+        changed = data_change(tdir, train_config(cfg, model, cell)) if status.done and data else ""
+        if changed:
+            raise PtstError(f"{tdir} was trained on different data ({changed}); use another --out "
+                            "or remove that cell")
+
+
+def pending(cfg: GridConfig, root: Path, cells: list[TrainCell]) -> bool:
+    """Whether any selected training or evaluation cell still has work to do."""
+    model = model_path(cfg, root)
+    return any(not train_status(cfg, root, tc, model).done or
+               not all(eval_status(cfg, root, ec, model).done for ec in tc.evals) for tc in cells)
