@@ -11,6 +11,7 @@ from typing import Any
 from ptst.report.grid import Grid
 from ptst.report.load import Cell
 from ptst.report.render import Block, Para, Table
+from ptst.runs.layout import RunDir
 
 KAPPA_THRESHOLD = 0.6
 HARM_SET = "jbb-judge-comparison"  # what an ASR judge is validated on
@@ -25,7 +26,7 @@ def threshold(run_dir: Path | None, given: float | None = None) -> float:
     if given is not None:
         return given
     try:
-        doc = yaml.safe_load((run_dir / "grid.yaml").read_text(encoding="utf-8")) if run_dir is not None else None
+        doc = yaml.safe_load(RunDir(run_dir).grid_yaml.read_text(encoding="utf-8")) if run_dir is not None else None
     except (OSError, yaml.YAMLError):
         doc = None
     report = doc.get("report") if isinstance(doc, dict) else None
@@ -80,16 +81,11 @@ def pairwise_blocks(grid: Grid) -> list[Block]:
 
 
 def judge_keys(cells: Sequence[Cell]) -> dict[str, set[str]]:
-    """judge -> the judge keys its cells recorded (metrics.json `judge_keys`, else the judgement files)."""
+    """judge -> the judge keys its cells recorded (metrics.json `judge_keys`; none in files from before them)."""
     out: dict[str, set[str]] = {}
     for c in cells:
-        try:
-            doc = json.loads((c.path / "metrics.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            doc = {}
-        keys = doc.get("judge_keys") if isinstance(doc, dict) else None
-        for j, k in (keys or {}).items():
-            out.setdefault(str(j), set()).add(str(k))
+        for j, k in c.judge_keys.items():
+            out.setdefault(j, set()).add(k)
     return out
 
 

@@ -12,6 +12,7 @@ from ptst.report import agreement, curves, figures, latex, ordering, provenance,
 from ptst.report.grid import Grid, build_grid, headline_judge, table_metrics
 from ptst.report.load import load_cells
 from ptst.report.render import Block, Figure, Heading, Para, Table, to_html, to_markdown
+from ptst.runs.layout import RunDir
 
 FORMATS = ("md", "html", "tex")
 
@@ -108,7 +109,7 @@ def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: st
         write_bytes_atomic(out / f.name, f.png)
     write_text_atomic(out / "results.csv", tidy.to_csv(cells))
     if "md" in formats:
-        write_text_atomic(out / "report.md", to_markdown(blocks))
+        write_text_atomic(RunDir(out).report_md, to_markdown(blocks))
     if "html" in formats:
         title = blocks[0].text if isinstance(blocks[0], Heading) else "ptst report"
         write_text_atomic(out / "report.html", to_html(blocks, title))

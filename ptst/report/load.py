@@ -1,4 +1,5 @@
-"""Read a run directory's evaluation cells (`*/eval/*/metrics.json`) into typed records."""
+"""Read a run directory's evaluation cells (`*/eval/*/metrics.json`, through the schema `ptst eval` writes them
+with, ptst.runs.results) into the report's records: Cell, EvalResult, Stat."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from typing import Any
 
 from ptst.errors import PtstError
 from ptst.io import read_json
+from ptst.metrics import MeanScore, Rate
+from ptst.runs.layout import EvalDir, TrainDir
+from ptst.runs.results import Metric, MetricsDoc, SetResult, Unknown
 
 BASE = "base"
 
@@ -57,6 +61,7 @@ class Cell:
     safety: dict[str, bool | None] = field(default_factory=dict)  # recorded {"train", "test"} safety-prompt flags
     model: str | None = None
     judges: dict[str, str] = field(default_factory=dict)  # judge -> version, as metrics.json records them
+    judge_keys: dict[str, str] = field(default_factory=dict)  # judge -> judge key ({} in files from before them)
 
     @property
     def baseline(self) -> bool:
@@ -100,20 +105,35 @@ def parse_stat(d: Any) -> Stat | None:
     return Stat(value, _int(d.get("k")), _int(d.get("n")), _num(d.get("low")), _num(d.get("high")))
 
 
-def _parse_eval(name: str, d: Any, where: str) -> EvalResult:
-    if not isinstance(d, dict):
-        raise PtstError(f"{where}: evals.{name} must be a mapping")
-    parsed = {m: parse_stat(v) for m, v in (d.get("metrics") or {}).items()}
-    metrics = {m: s for m, s in parsed.items() if s is not None}
-    cats: dict[str, dict[str, Stat]] = {}
-    for m, per in (d.get("by_category") or {}).items():
-        got = {c: parse_stat(v) for c, v in (per or {}).items()} if isinstance(per, dict) else {}
-        cats[m] = {c: s for c, s in got.items() if s is not None}
-    raw = d.get("metrics") or {}
-    skipped = tuple(sorted(m for m, s in parsed.items() if s is None and not is_empty_rate(raw[m])))
-    empty = tuple(sorted(m for m, s in parsed.items() if s is None and is_empty_rate(raw[m])))
-    return EvalResult(name, str(d.get("kind") or "safety"), _int(d.get("n")), d.get("data_sha256"), metrics, cats,
-                      skipped, empty)
+def stat_of(m: Metric) -> Stat | None:
+    """The report's view of one metric; None for a rate over no items or a shape with no number in it."""
+    if isinstance(m, Rate):
+        return None if m.value is None else Stat(float(m.value), m.k, m.n, _num(m.low), _num(m.high))
+    if isinstance(m, MeanScore):
+        return None if m.mean is None else Stat(float(m.mean), None, m.n, _num(m.low), _num(m.high))
+    if isinstance(m, Unknown):
+        return parse_stat(m.raw)
+    return Stat(float(m))
+
+
+def is_empty(m: Metric) -> bool:
+    """A rate (or mean) over no scored items: nothing to show, but not a malformed metric."""
+    if isinstance(m, Rate):
+        return m.n == 0 and m.value is None
+    if isinstance(m, MeanScore):
+        return m.n == 0 and m.mean is None
+    return isinstance(m, Unknown) and is_empty_rate(m.raw)
+
+
+def _eval_result(name: str, s: SetResult) -> EvalResult:
+    parsed = {m: stat_of(v) for m, v in s.metrics.items()}
+    metrics = {m: st for m, st in parsed.items() if st is not None}
+    cats = {m: {c: st for c, v in per.items() if (st := stat_of(v)) is not None}
+            for m, per in (s.by_category or {}).items()}
+    unread = sorted(m for m, st in parsed.items() if st is None)
+    skipped = tuple(m for m in unread if not is_empty(s.metrics[m]))
+    empty = tuple(m for m in unread if is_empty(s.metrics[m]))
+    return EvalResult(name, s.kind, s.n, s.data_sha256, metrics, cats, skipped, empty)
 
 
 def parse_step(checkpoint: Any) -> int | None:
@@ -127,30 +147,30 @@ def parse_step(checkpoint: Any) -> int | None:
 
 
 def parse_cell(path: Path, doc: Any) -> Cell:
-    where = str(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("cell"), dict):
-        raise PtstError(f"{where}: not a ptst metrics.json (no 'cell' mapping)")
-    c = doc["cell"]
-    test = c.get("test_template")
-    if not test:
-        raise PtstError(f"{where}: cell.test_template is missing")
+    """One metrics.json document (`path`: the file), read through the shared schema (ptst.runs.results)."""
+    m = MetricsDoc.from_dict(doc, path)
+    c = m.cell
     train_cell = str(c.get("train_cell") or path.parent.parent.parent.name)
     train = c.get("train_template")
     if train in ("", BASE, "none") or train_cell == BASE:
         train = None
-    evals = {n: _parse_eval(n, e, where) for n, e in (doc.get("evals") or {}).items()}
-    fps = doc.get("template_fingerprints") or {}
     flags = {k: c.get(f"{k}_safety_prompt") for k in ("train", "test")}
-    judges: dict[Any, Any] = doc["judges"] if isinstance(doc.get("judges"), dict) else {}
     return Cell(
         path=path.parent, experiment=str(c.get("experiment") or path.parent.parent.parent.parent.name),
-        train_cell=train_cell, train_template=train, test_template=str(test), seed=_int(c.get("seed")),
-        checkpoint=c.get("checkpoint"), step=parse_step(c.get("checkpoint")), key=doc.get("key"),
-        ptst_version=doc.get("ptst_version"), fingerprints={"train": fps.get("train"), "test": fps.get("test")},
-        evals=evals, safety={k: v for k, v in flags.items() if isinstance(v, bool)},
-        model=doc.get("model") if isinstance(doc.get("model"), str) else None,
-        judges={str(k): str(v) for k, v in judges.items()},
+        train_cell=train_cell, train_template=train, test_template=m.test_template, seed=_int(c.get("seed")),
+        checkpoint=c.get("checkpoint"), step=parse_step(c.get("checkpoint")), key=m.key,
+        ptst_version=m.ptst_version,
+        fingerprints={"train": m.template_fingerprints.train, "test": m.template_fingerprints.test},
+        evals={n: _eval_result(n, e) for n, e in m.evals.items()},
+        safety={k: v for k, v in flags.items() if isinstance(v, bool)}, model=m.model, judges=m.judges,
+        judge_keys=m.judge_keys or {},
     )
+
+
+def eval_dirs(run: Path) -> list[EvalDir]:
+    """Every evaluation cell directory of a run (`<train-cell>/eval/<test-cell>/`), in path order."""
+    return [EvalDir(e) for t in sorted(run.iterdir()) if t.is_dir()
+            for e in sorted(TrainDir(t).evals_dir.glob("*")) if e.is_dir()]
 
 
 def load_cells(run_dir: str | Path) -> list[Cell]:
@@ -158,7 +178,7 @@ def load_cells(run_dir: str | Path) -> list[Cell]:
     run = Path(run_dir)
     if not run.is_dir():
         raise PtstError(f"run directory not found: {run}")
-    files = sorted(run.glob("*/eval/*/metrics.json"))
+    files = [e.metrics for e in eval_dirs(run) if e.metrics.is_file()]
     if not files:
         raise PtstError(f"{run}: no evaluation results (no */eval/*/metrics.json); run `ptst run` first")
     return [parse_cell(f, read_json(f)) for f in files]
@@ -166,7 +186,7 @@ def load_cells(run_dir: str | Path) -> list[Cell]:
 
 def read_eval_key(cell: Cell) -> dict[str, Any]:
     """The cell's eval.json (its evaluation key), or {} when absent or unreadable."""
-    f = cell.path / "eval.json"
+    f = EvalDir(cell.path).manifest
     try:
         doc = read_json(f) if f.exists() else {}
     except PtstError:

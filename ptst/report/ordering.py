@@ -11,6 +11,7 @@ from ptst.report.grid import HEADLINE_PAIRS, Grid, template_order
 from ptst.report.load import Cell, Stat
 from ptst.report.render import Block, Table
 from ptst.report.tables import eval_title
+from ptst.runs.layout import EvalDir
 
 ALPHA = 0.05
 
@@ -62,7 +63,7 @@ def headline_pair(pairs: list[tuple[str, str]]) -> tuple[str, str] | None:
 
 def harmful_by_id(cell: Cell, ev: str, judge: str) -> dict[str, bool | None] | None:
     """id -> harmful from `judgements/<eval>.<judge>.jsonl` (last record wins); None if the file is absent."""
-    f = Path(cell.path) / "judgements" / f"{ev}.{judge}.jsonl"
+    f = EvalDir(cell.path).judgements(ev, judge)
     if not f.exists():
         return None
     out: dict[str, bool | None] = {}

@@ -11,6 +11,7 @@ from typing import Any
 from ptst.report.grid import Grid, label, safety_prompt
 from ptst.report.load import Cell, read_eval_key
 from ptst.report.render import Block, Table
+from ptst.runs.layout import EvalDir, RunDir
 
 MAX_LISTED = 8
 
@@ -87,7 +88,7 @@ def collect(cells: Sequence[Cell]) -> Provenance:
             _add(data, name, sha)
         for name, ver in _pairs(key.get("judges"), ("version", "judge_version")):
             _add(judges, name, ver)
-        for f in sorted((c.path / "judgements").glob("*.jsonl")):
+        for f in sorted(EvalDir(c.path).judgements_dir.glob("*.jsonl")):
             got = _first_judgement(f)
             if got:
                 _add(judges, *got)
@@ -109,7 +110,7 @@ def provenance_table(p: Provenance) -> list[Block]:
 
 def alignment_note(run_dir: Path) -> str | None:
     """The alignment stage's own summary (align/align.json), when the run aligned its model first."""
-    f = run_dir / "align" / "align.json"
+    f = RunDir(run_dir).align.manifest
     try:
         doc = json.loads(f.read_text(encoding="utf-8")) if f.exists() else None
     except (OSError, json.JSONDecodeError):

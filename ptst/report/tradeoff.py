@@ -14,6 +14,7 @@ from ptst.report.load import Cell
 from ptst.report.ordering import ALPHA, fmt_p, harmful_by_id
 from ptst.report.render import Block, Para, Table
 from ptst.report.tables import eval_title, metric_title
+from ptst.runs.layout import EvalDir
 
 CLAIMS = ("helpfulness", "diagonal", "ptst")
 
@@ -58,7 +59,7 @@ def item_scores(cell: Cell, ev: str, metric: str) -> dict[str, float] | None:
     """Per-prompt scores of a helpfulness metric from the cell's `scores/<eval>.<scorer>.json` (`items`);
     `accuracy.strict` is stored under `strict`. None for files written before per-prompt scores existed."""
     key = metric.split(".", 1)[1] if metric.startswith("accuracy.") else metric
-    for f in sorted((Path(cell.path) / "scores").glob(f"{ev}.*.json")):
+    for f in sorted(EvalDir(cell.path).scores_dir.glob(f"{ev}.*.json")):
         items = read_json(f).get("items", {})
         if key in items:
             return {str(k): float(v) for k, v in items[key].items()}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ptst.metrics import wilson
+from ptst.runs.results import MetricsDoc
 
 JUDGE_VERSION = "kw-1"
 
@@ -105,5 +106,6 @@ def write_cell(run: Path, train: str | None, test: str, seed: int = 0, *, step: 
     key = {"model": "tiny-model", "adapter_hash": None, "template": test, "evals": [{"data": e} for e in evals],
            "decoding": {"temperature": 0}, "generate": {}, "seed": 0, "judges": versions, "ptst_version": "0.1.0"}
     (d / "eval.json").write_text(json.dumps(key), encoding="utf-8")
-    (d / "metrics.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    checked = MetricsDoc.from_dict(doc, d / "metrics.json").to_dict()  # the shared schema's shape (data, split: null)
+    (d / "metrics.json").write_text(json.dumps(checked, indent=2), encoding="utf-8")
     return d

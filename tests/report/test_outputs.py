@@ -116,6 +116,18 @@ def test_broken_metrics_file_names_the_file(tmp_path: Path) -> None:
         ptst.report.run(tmp_path)
 
 
+def test_metrics_file_of_the_wrong_shape_names_the_file_and_key(tmp_path: Path) -> None:
+    import json
+
+    d = write_cell(tmp_path, V, L, safety={"advbench": flags(10, [1])})
+    doc = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
+    doc["evals"]["advbench"]["n"] = "10"
+    (d / "metrics.json").write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(PtstError) as e:
+        ptst.report.run(tmp_path)
+    assert str(e.value) == f"{d / 'metrics.json'}: evals.advbench.n must be an integer or null, got str"
+
+
 def test_cli_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run, out = tmp_path / "run", tmp_path / "out"
     write_cell(run, V, L, safety={"advbench": flags(20, [1])})

@@ -79,6 +79,14 @@ def test_the_writers_constructor_call_gives_the_same_bytes(path: Path) -> None:
     assert json.dumps(doc.to_dict(), indent=2, ensure_ascii=False) + "\n" == path.read_text(encoding="utf-8")
 
 
+def test_prechange_run_reads_in_the_report() -> None:
+    from ptst.report.load import load_cells
+
+    cells = load_cells(FIXTURE)
+    assert len(cells) == 6 and all(c.judge_keys and not e.skipped for c in cells for e in c.evals.values())
+    assert {c.train_template for c in cells} == {None, "chat:vanilla", "chat:llama"}
+
+
 def test_older_and_hand_written_shapes_load() -> None:
     """No judge_keys (before they were recorded), sets without data/split, metrics in shapes ptst does not write
     (kept as read), a rate over no items."""
