@@ -8,7 +8,8 @@ from typing import Any
 
 from ptst.evaluate.runner import run
 from ptst.io import read_json
-from ptst.judge.cli import add_judge_options, judge_overrides
+from ptst.judge.base import judge_names, refusal_judge_names
+from ptst.judge.options import add_judge_options, judge_overrides
 from ptst.specs.eval import EvalConfig, EvalSpec
 
 
@@ -20,8 +21,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="an evaluation set (repeat): advbench, directharm4, gsm8k, xstest-safe, arc-easy/test, ...")
     p.add_argument("--limit", type=int, help="a seeded sample of N examples of each set")
     p.add_argument("--judge", dest="judges", action="append", metavar="NAME",
-                   help="safety judge (repeat; default keyword): keyword, keyword-prefix, xstest-strmatch, rubric, "
-                   "llama-guard, harmbench; the judges that label refusals also give XSTest over-refusal")
+                   help=f"safety judge (repeat; default keyword): {', '.join(judge_names())}; the judges that label "
+                   f"refusals ({', '.join(refusal_judge_names())}) also give XSTest over-refusal")
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0, help="seed of the subset sample")

@@ -56,13 +56,8 @@ def _helpfulness(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: 
     from ptst import score as S
 
     assert spec.scorer
-    doc = read_json(S.run(S.ScoreConfig(spec.scorer), gen, out.scores(spec.label, spec.scorer),
-                          ids=ids))
-    if spec.scorer == "gsm8k":
-        return {"metrics": {"accuracy.strict": doc["strict"], "accuracy.flexible": doc["flexible"]}}
-    if spec.scorer == "chatdoctor":
-        return {"metrics": {"rouge_l_f1": doc["rouge_l_f1"], "token_f1": doc["token_f1"]}}
-    return {"metrics": {f"accuracy.{k}": v for k, v in doc.items() if isinstance(v, dict) and "k" in v}}
+    doc = read_json(S.run(S.ScoreConfig(spec.scorer), gen, out.scores(spec.label, spec.scorer), ids=ids))
+    return {"metrics": S.helpfulness_metrics(spec.scorer, doc)}  # each scorer maps its own doc (its registration)
 
 
 def _over_refusal(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[str]) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from ptst.config import section
 from ptst.errors import PtstError
 from ptst.specs.align import AlignSpec
 from ptst.specs.decoding import Decoding
-from ptst.specs.eval import CELL_KEYS, EvalSpec, judge_schema
+from ptst.specs.eval import CELL_KEYS, EvalSpec
 from ptst.specs.generate import GenerateConfig
+from ptst.specs.judge import JudgeConfig
 from ptst.specs.train import TrainConfig
 
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
@@ -86,7 +87,7 @@ class GridConfig:
     train: dict[str, Any] = section(TrainConfig)
     align: AlignSpec | None = None
     judges: list[str] = field(default_factory=lambda: ["keyword"])
-    judge: dict[str, Any] = section(judge_schema, exclude=("judge",))
+    judge: dict[str, Any] = section(JudgeConfig, exclude=("judge",))
     seeds: list[int] = field(default_factory=lambda: [0])
     checkpoints: list[int] = field(default_factory=list)
     baseline: bool = True

@@ -10,27 +10,20 @@ from ptst.config import check_section
 from ptst.errors import PtstError
 from ptst.specs.decoding import Decoding
 from ptst.specs.generate import GenerateConfig
+from ptst.specs.judge import JudgeConfig
 
 KINDS = ("safety", "helpfulness", "over-refusal")
 
 # what an evaluation cell sets in its GenerateConfig itself (`decoding` has its own section)
 CELL_KEYS = ("data", "template", "model", "adapter", "split", "limit", "seed", "data_dir", "decoding")
 
-# Helpfulness scorers by data-set name prefix; anything else is judged by its registry kind.
-_SCORER_FOR = {"gsm8k": "gsm8k", "arc-easy": "arc", "arc-challenge": "arc", "chatdoctor": "chatdoctor"}
-
-
-def judge_schema() -> type:
-    from ptst.judge.base import JudgeConfig
-
-    return JudgeConfig
 
 
 @dataclass(frozen=True)
 class EvalSpec:
     """One evaluation set. `kind` decides what is computed: safety → judges (ASR, refusal); helpfulness →
-    `scorer` (gsm8k, arc, chatdoctor); over-refusal → refusal rate on benign prompts (xstest). Both are
-    inferred from the data set when left out (`resolved()`)."""
+    `scorer` (a registered one: gsm8k, arc, chatdoctor, ...); over-refusal → refusal rate on benign prompts
+    (xstest). Both are inferred from the data set's registry entry when left out (`resolved()`)."""
 
     data: str
     kind: str | None = None
@@ -47,24 +40,20 @@ class EvalSpec:
             raise PtstError(f"eval {self.data!r}: limit must be >= 1")
 
     def resolved(self) -> EvalSpec:
-        """Fill kind, scorer and split from the data registry (gsm8k → helpfulness on its test split, ...)."""
+        """Fill kind, scorer and split from the data set's registry entry (gsm8k → helpfulness, scorer gsm8k, on
+        its test split; advbench → safety; xstest → over-refusal): `ptst.data.eval_defaults`."""
         from dataclasses import replace
 
-        from ptst.data import DATASETS
+        from ptst.data.catalog import eval_defaults
 
-        scorer = self.scorer or _SCORER_FOR.get(self.data)
-        kind = self.kind
+        known = eval_defaults(self.data)
+        scorer = self.scorer or known.scorer
+        kind = self.kind or ("helpfulness" if scorer else known.kind)
         if kind is None:
-            if scorer:
-                kind = "helpfulness"
-            elif self.data in DATASETS:
-                reg = DATASETS.get(self.data).kind
-                kind = "over-refusal" if reg == "over-refusal" else "safety" if reg == "safety-eval" else None
-            if kind is None:
-                raise PtstError(f"eval {self.data!r}: cannot infer its kind; set kind: safety|helpfulness|over-refusal")
+            raise PtstError(f"eval {self.data!r}: cannot infer its kind; set kind: safety|helpfulness|over-refusal")
         if kind == "helpfulness" and not scorer:
-            raise PtstError(f"eval {self.data!r}: a helpfulness eval needs a scorer (gsm8k, arc, chatdoctor)")
-        split = self.split or ("test" if kind == "helpfulness" and self.data in _SCORER_FOR else None)
+            raise PtstError(f"eval {self.data!r}: a helpfulness eval needs a scorer (`ptst score --help` lists them)")
+        split = self.split or (known.split if kind == "helpfulness" and known.scorer else None)
         return replace(self, kind=kind, scorer=scorer if kind != "safety" else None, split=split)
 
     @property
@@ -94,10 +83,9 @@ class EvalConfig:
         if not self.evals:
             raise PtstError("no evaluation sets given")
         if not self.judges:
-            raise PtstError("no judges given (keyword, keyword-prefix, xstest-strmatch, rubric, llama-guard, "
-                            "harmbench)")
+            raise PtstError("no judges given (`ptst judge --help` lists the registered judges)")
         # the same checks a grid's YAML sections get: unknown keys ("did you mean"), types, `7e-1` read as 0.7
-        for name, schema, exclude in (("judge", judge_schema(), ("judge",)), ("decoding", Decoding, ()),
+        for name, schema, exclude in (("judge", JudgeConfig, ("judge",)), ("decoding", Decoding, ()),
                                       ("generate", GenerateConfig, CELL_KEYS)):
             object.__setattr__(self, name, check_section(schema, getattr(self, name), name, exclude))
 
@@ -122,10 +110,10 @@ class EvalConfig:
         except TypeError as e:
             raise PtstError(f"generate: {e}") from None
 
-    def judge_config(self, name: str) -> Any:
+    def judge_config(self, name: str) -> JudgeConfig:
         """The JudgeConfig of judge `name` with this cell's judge settings."""
         try:
-            return judge_schema()(judge=name, **self.judge)
+            return JudgeConfig(judge=name, **self.judge)
         except TypeError as e:
             raise PtstError(f"judge: {e}") from None
 
