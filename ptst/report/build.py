@@ -6,9 +6,19 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+# Submodules by their full names, never through the package (`from ptst.report import ...`): ptst.report's
+# __init__ imports this module to run the report, so importing the package from here would be a cycle.
+import ptst.report.agreement as agreement
+import ptst.report.curves as curves
+import ptst.report.figures as figures
+import ptst.report.latex as latex
+import ptst.report.ordering as ordering
+import ptst.report.provenance as provenance
+import ptst.report.tables as tables
+import ptst.report.tidy as tidy
+import ptst.report.tradeoff as tradeoff
 from ptst.errors import PtstError
 from ptst.io import write_bytes_atomic, write_text_atomic
-from ptst.report import agreement, curves, figures, latex, ordering, provenance, tables, tidy, tradeoff
 from ptst.report.grid import Grid, build_grid, headline_judge, table_metrics
 from ptst.report.load import load_cells
 from ptst.report.render import Block, Figure, Heading, Para, Table, to_html, to_markdown

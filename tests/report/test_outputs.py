@@ -128,6 +128,19 @@ def test_metrics_file_of_the_wrong_shape_names_the_file_and_key(tmp_path: Path) 
     assert str(e.value) == f"{d / 'metrics.json'}: evals.advbench.n must be an integer or null, got str"
 
 
+def test_report_modules_never_import_the_report_package() -> None:
+    """ptst.report's __init__ imports build to run the report: a module of the package importing the package
+    back (`from ptst.report import tables`, even inside a function) would close an import cycle."""
+    import ast
+
+    for f in sorted(Path(ptst.report.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "ptst.report" and not (node.level and not node.module), f.name
+            if isinstance(node, ast.Import):
+                assert all(a.name != "ptst.report" for a in node.names), f.name
+
+
 def test_cli_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run, out = tmp_path / "run", tmp_path / "out"
     write_cell(run, V, L, safety={"advbench": flags(20, [1])})
