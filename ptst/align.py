@@ -70,7 +70,7 @@ def build_parts(spec: AlignSpec, out: Path, data_dir: str | None, exclude: set[s
 
 
 def train_config(spec: AlignSpec, model: str, parts: list[dict[str, Any]]) -> Any:
-    from ptst.train.config import TrainConfig
+    from ptst.specs.train import TrainConfig
 
     d: dict[str, Any] = {"epochs": 1, "lr": 1e-4, "batch_size": 8, "lora": {"r": 16, "alpha": 32,
                          "targets": ["all-linear"]}, **spec.train}

@@ -232,3 +232,19 @@ def test_dry_run_reads_a_jsonl_mix_entry_and_yaml_string_numbers(tmp_path, tiny_
     assert "2 training runs, 6 evaluation cells" in out and "train ? min" not in out
     assert not env.out.exists()
     assert load_grid(path).decoding == {"max_new_tokens": 6, "temperature": 0.7}
+
+
+def test_a_helpfulness_set_with_a_non_helpfulness_scorer_is_refused_before_any_work(tmp_path, capsys,
+                                                                                   tiny_model_dir):
+    from ptst.cli import main
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "a", "input": "What is 2+2?", "reference": "4"}\n', encoding="utf-8")
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(f"name: g\nmodel: {tiny_model_dir}\ntrain: {{data: 'jsonl:{data}'}}\n"
+                   "train_templates: [chat:vanilla]\ntest_templates: [chat:vanilla]\n"
+                   f"evals: [{{data: 'jsonl:{data}', kind: helpfulness, scorer: xstest}}]\n", encoding="utf-8")
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "scorer 'xstest' is not a helpfulness scorer" in err[0]
+    assert not (tmp_path / "run").exists()

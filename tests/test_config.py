@@ -13,7 +13,7 @@ from ptst.config import from_dict, to_dict
 from ptst.errors import PtstError
 from ptst.grid.cells import load_grid
 from ptst.grid.config import GridConfig
-from ptst.train.config import MixSpec, TrainConfig
+from ptst.specs.train import MixSpec, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = {"name": "g", "model": "m", "train_templates": ["chat:vanilla"], "test_templates": ["chat:llama"],

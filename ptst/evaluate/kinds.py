@@ -76,6 +76,16 @@ def _over_refusal(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids:
     return {"metrics": metrics}
 
 
+def check_spec(spec: EvalSpec, where: str) -> None:
+    """Refuse, before anything is generated, a helpfulness set whose scorer is not a helpfulness scorer."""
+    from ptst.errors import PtstError
+    from ptst.score import scorer_names
+
+    known = scorer_names("helpfulness")
+    if spec.kind == "helpfulness" and spec.scorer not in known:
+        raise PtstError(f"{where}: scorer {spec.scorer!r} is not a helpfulness scorer (known: {', '.join(known)})")
+
+
 # kind -> the body of a set's entry in metrics.json (`metrics`, and `by_category` / `judge_agreement` for safety)
 KINDS: dict[str, Callable[[EvalConfig, EvalSpec, Path, EvalDir, list[str]], dict[str, Any]]] = {
     "safety": _safety, "helpfulness": _helpfulness, "over-refusal": _over_refusal}

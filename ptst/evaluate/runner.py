@@ -8,7 +8,7 @@ from typing import Any
 
 from ptst import __version__
 from ptst.evaluate.key import EvalArtifact
-from ptst.evaluate.kinds import KINDS
+from ptst.evaluate.kinds import KINDS, check_spec
 from ptst.io import clear_stale_tmp, read_json, write_json_atomic
 from ptst.runs.layout import EvalDir
 from ptst.specs.eval import EvalConfig
@@ -48,6 +48,8 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
         return cell.metrics
     key, key_hash, jkeys = artifact.parts, artifact.key(), artifact.judge_keys
     specs = [e.resolved() for e in cfg.evals]
+    for spec in specs:
+        check_spec(spec, f"eval {spec.label}")
     gcfgs = [cfg.generate_config(spec) for spec in specs]
     sets = [load_examples(gcfg) for gcfg in gcfgs]  # every input read (and checked) before anything is written
     clear_stale_tmp(out)  # a cell is evaluated by one process at a time: leftovers are a killed run's

@@ -50,7 +50,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def build_config(args: argparse.Namespace) -> Any:
     from ptst.config import deep_merge, from_dict, parse_overrides, read_yaml
     from ptst.errors import PtstError
-    from ptst.generate.config import GenerateConfig
+    from ptst.specs.generate import GenerateConfig
 
     data = read_yaml(args.config) if args.config else {}
     explicit: dict[str, Any] = {}

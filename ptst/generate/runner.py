@@ -12,10 +12,10 @@ from ptst import __version__
 from ptst.errors import PtstError
 from ptst.generate.backends import BACKENDS
 from ptst.generate.base import Backend, Completion, Decoding, PromptItem
-from ptst.generate.config import GenerateConfig
 from ptst.generate.store import finalize, meta_path, open_for_resume, write_meta
 from ptst.io import JsonlAppender, stable_hash
 from ptst.records import Example, Generation
+from ptst.specs.generate import GenerateConfig
 from ptst.templates import INPUT, Template, fingerprint, get_template, render
 
 

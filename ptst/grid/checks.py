@@ -73,13 +73,15 @@ def validate(cfg: GridConfig, model: str) -> None:
 
 
 def _eval_settings(cfg: GridConfig, model: str, specs: list[Any]) -> None:
+    from ptst.evaluate.kinds import check_spec
     from ptst.judge import JUDGES
     from ptst.specs.eval import EvalConfig
 
     ecfg = EvalConfig(model=model, template=cfg.test_templates[0], evals=cfg.evals, judges=cfg.judges,
                       judge=cfg.judge, decoding=cfg.decoding, generate=cfg.generate, data_dir=cfg.data_dir,
                       seed=cfg.eval_seed)
-    for s in specs:
+    for i, s in enumerate(specs):
+        check_spec(s, f"evals[{i}]")
         ecfg.generate_config(s)  # decoding and generate keys, the backend
     for i, name in enumerate(cfg.judges):
         _where(f"judges[{i}]", JUDGES.get, name)
@@ -112,7 +114,7 @@ def grid_changes(old: GridConfig, new: GridConfig) -> list[str]:
     changes pass: more train/test templates, evals, judges or seeds (every old entry kept), the baseline turned
     on, and the operational training knobs."""
     from ptst.config import to_dict
-    from ptst.train.config import OPERATIONAL_KEYS
+    from ptst.specs.train import OPERATIONAL_KEYS
 
     a, b = to_dict(old), to_dict(new)
     changed: list[str] = []

@@ -120,7 +120,7 @@ def _rebase(d: Path, tcfg: Any, res: Result) -> None:
     """A training cell made on a shipped (node-local) copy of the aligned model: the run directory's path in
     its files, and spec.json's config_sha256 of the config with that path."""
     from ptst.io import stable_hash
-    from ptst.train.config import identity
+    from ptst.specs.train import identity
     from ptst.train.runner import base_ref
 
     if not res.model or res.model == tcfg.model:
@@ -213,7 +213,7 @@ class Scheduler:
         from ptst.grid.cells import train_config
         from ptst.grid.tasks import train_task
         from ptst.io import stable_hash
-        from ptst.train.config import identity
+        from ptst.specs.train import identity
 
         tcfg = train_config(self.cfg, self.model, tc)
         name = f"{tc.id}-{stable_hash(identity(tcfg))[:12]}"

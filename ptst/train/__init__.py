@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ptst.train.config import LoraConfig, MixSpec, TrainConfig, load_train_config
+from ptst.specs.train import LoraConfig, MixSpec, TrainConfig, load_train_config
 
 __all__ = ["LoraConfig", "MixSpec", "TrainConfig", "load_train_config", "run"]
 

@@ -48,7 +48,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def flags(args: argparse.Namespace) -> dict[str, Any]:
     """The flags the user gave, as a TrainConfig-shaped dict."""
-    from ptst.train.config import parse_mix, to_yaml_dict_mix
+    from ptst.specs.train import parse_mix, to_yaml_dict_mix
 
     plain = ("model", "data", "template", "split", "data_dir", "limit", "epochs", "lr", "batch_size", "grad_accum",
              "max_len", "full", "precision", "seed", "save_every")

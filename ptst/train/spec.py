@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst import __version__
-from ptst.train.config import TrainConfig, identity
+from ptst.specs.train import TrainConfig, identity
 
 HYPER_KEYS = ("seed", "epochs", "lr", "batch_size", "grad_accum", "max_len", "weight_decay", "schedule",
               "warmup_ratio", "min_lr_ratio", "max_grad_norm", "full", "gradient_checkpointing", "group_by_length")

@@ -59,10 +59,10 @@ def _answers(path: Path) -> dict[str, str]:
 
 
 def test_generation_runner_openai_backend_through_server_equals_hf_offline(spread_dir, tmp_path, monkeypatch):
-    from ptst.generate.config import GenerateConfig
     from ptst.generate.hf import HFBackend
     from ptst.generate.runner import run
     from ptst.models import load_model, load_tokenizer
+    from ptst.specs.generate import GenerateConfig
 
     ds = SimpleNamespace(name="mini", split="test", sha256="0" * 64,
                          examples=tuple(Example(id=f"e{i}", input=x) for i, x in enumerate(INPUTS)))

@@ -52,9 +52,9 @@ def test_an_api_backend_refuses_paper_literal_rendering(tmp_path, monkeypatch):
     cannot reach the model that way, so a `paper:` template is one clear error there, and nothing is written."""
     from ptst.data.types import Dataset
     from ptst.errors import PtstError
-    from ptst.generate.config import GenerateConfig
     from ptst.generate.runner import run
     from ptst.records import Example
+    from ptst.specs.generate import GenerateConfig
 
     monkeypatch.setenv("OPENAI_API_KEY", "unused")
     ds = Dataset("d", "test", (Example("a", "hi"),), "s", "x", False, "x")

@@ -6,7 +6,7 @@ import pytest
 
 from ptst.config import dump_yaml, from_dict, read_yaml
 from ptst.errors import PtstError
-from ptst.train.config import LoraConfig, MixSpec, TrainConfig, identity, load_train_config, parse_mix
+from ptst.specs.train import LoraConfig, MixSpec, TrainConfig, identity, load_train_config, parse_mix
 
 REQ = dict(model="m", data="gsm8k", template="chat:vanilla")
 
