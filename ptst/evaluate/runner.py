@@ -11,6 +11,7 @@ from ptst.evaluate.key import EvalArtifact
 from ptst.evaluate.kinds import KINDS, check_spec
 from ptst.io import clear_stale_tmp, read_json, write_json_atomic
 from ptst.runs.layout import EvalDir
+from ptst.runs.results import Fingerprints, MetricsDoc, SetResult, metrics_from_json
 from ptst.specs.eval import EvalConfig
 
 
@@ -55,7 +56,7 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
     clear_stale_tmp(out)  # a cell is evaluated by one process at a time: leftovers are a killed run's
     write_json_atomic(cell.manifest, {**key, "ptst_version": __version__})
     backend = _LazyBackend(gcfgs[0])
-    evals: dict[str, Any] = {}
+    evals: dict[str, SetResult] = {}
     fingerprint = None
     for spec, gcfg, ds in zip(specs, gcfgs, sets, strict=True):
         # The generations file may also hold answers for ids outside this sample (an earlier, larger --limit):
@@ -65,13 +66,17 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
         gmeta = read_json(meta_path(gpath))
         fingerprint = gmeta.get("key", {}).get("template_fingerprint", fingerprint)
         body = KINDS[str(spec.kind)](cfg, spec, gpath, cell, ids)
-        evals[spec.label] = {"kind": spec.kind, "data": spec.data, "split": spec.split,
-                             "data_sha256": gmeta.get("key", {}).get("data", {}).get("sha256"), "n": len(ids),
-                             **body}
-    doc = {"ptst_version": __version__, "cell": cfg.cell or {"test_template": cfg.template}, "key": key_hash,
-           "model": key["model"], "adapter_hash": key["adapter_hash"],
-           "template_fingerprints": {"train": cfg.cell.get("train_fingerprint"), "test": fingerprint},
-           "judges": key["judges"], "judge_keys": jkeys, "evals": evals}
-    return write_json_atomic(cell.metrics, doc)
+        cats = body.get("by_category")
+        evals[spec.label] = SetResult(
+            kind=str(spec.kind), data=spec.data, split=spec.split,
+            data_sha256=gmeta.get("key", {}).get("data", {}).get("sha256"), n=len(ids),
+            metrics=metrics_from_json(body["metrics"]),
+            by_category=None if cats is None else {m: metrics_from_json(per) for m, per in cats.items()},
+            judge_agreement=body.get("judge_agreement"))
+    doc = MetricsDoc(ptst_version=__version__, cell=cfg.cell or {"test_template": cfg.template}, key=key_hash,
+                     model=key["model"], adapter_hash=key["adapter_hash"],
+                     template_fingerprints=Fingerprints(train=cfg.cell.get("train_fingerprint"), test=fingerprint),
+                     judges=key["judges"], judge_keys=jkeys, evals=evals)
+    return write_json_atomic(cell.metrics, doc.to_dict())
 
 
