@@ -164,6 +164,14 @@ class AlignArtifact:
         started = [p.name for p in (d.data_dir, d.train.path, d.model) if p.exists()]
         return Status(State.PARTIAL, ", ".join(started) + " written") if started else Status(State.NEW)
 
+    def checked_state(self) -> Status:
+        """state(), refusing an alignment made with another key (`ptst align` and `ptst run` alike)."""
+        status = self.state()
+        if status.state is State.DIFFERENT:
+            raise PtstError(f"{self.path} holds an alignment made with a different config ({status.detail}); use "
+                            "another directory (ptst run: another --out)")
+        return status
+
 
 def run(spec: AlignSpec, model: str, out_dir: str | Path, *, data_dir: str | None = None,
         exclude: set[str] | None = None, generate: dict[str, Any] | None = None) -> Path:
@@ -174,11 +182,7 @@ def run(spec: AlignSpec, model: str, out_dir: str | Path, *, data_dir: str | Non
     out = Path(out_dir)
     d = AlignDir(out)
     artifact = AlignArtifact(d, spec, model, frozenset(exclude or ()))
-    status = artifact.state()
-    if status.state is State.DIFFERENT:
-        raise PtstError(f"{out} holds an alignment made with a different config ({status.detail}); use another "
-                        "directory")
-    if status.done:
+    if artifact.checked_state().done:
         say(f"{out}: alignment already done (same key); nothing to do")
         return out
     parts, info = build_parts(spec, out, data_dir, exclude or set())

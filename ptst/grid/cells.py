@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ptst.config import from_dict
 from ptst.errors import PtstError
@@ -19,6 +19,9 @@ from ptst.runs.layout import RunDir
 from ptst.runs.state import State, Status
 from ptst.specs.eval import EvalConfig
 from ptst.specs.train import TrainConfig, parse_mix
+
+if TYPE_CHECKING:
+    from ptst.align import AlignArtifact
 
 
 def say(msg: str) -> None:
@@ -101,15 +104,21 @@ def eval_status(cfg: GridConfig, root: Path, cell: EvalCell, model: str | None =
         return Status(State.PARTIAL, f"{n} answers; waiting for its inputs") if n else Status(State.NEW)
 
 
-def align_status(cfg: GridConfig, root: Path, exclude: set[str] | None = None) -> Status:
-    """The alignment's state; `exclude` (the fine-tuning rows, part of its key) is read from the data when not
-    given. Without an `align:` section there is nothing to align: done."""
+def align_artifact(cfg: GridConfig, root: Path, exclude: set[str] | None = None) -> AlignArtifact | None:
+    """The grid's alignment (None without an `align:` section); `exclude` (the fine-tuning rows, part of its
+    key) is read from the data when not given."""
     from ptst.align import AlignArtifact
 
     if cfg.align is None:
-        return Status(State.DONE, "no alignment")
+        return None
     ids = finetune_ids(cfg) if exclude is None else exclude
-    return AlignArtifact(RunDir(root).align, cfg.align, cfg.model, frozenset(ids)).state()
+    return AlignArtifact(RunDir(root).align, cfg.align, cfg.model, frozenset(ids))
+
+
+def align_status(cfg: GridConfig, root: Path, exclude: set[str] | None = None) -> Status:
+    """The alignment's state; without an `align:` section there is nothing to align: done."""
+    artifact = align_artifact(cfg, root, exclude)
+    return Status(State.DONE, "no alignment") if artifact is None else artifact.state()
 
 
 def check_cells(cfg: GridConfig, root: Path, cells: list[TrainCell], data: bool = False) -> None:

@@ -131,10 +131,10 @@ def grid_changes(old: GridConfig, new: GridConfig) -> list[str]:
 
 def has_results(root: Path) -> bool:
     """Whether a run directory holds anything a changed config would contradict (not just a failed start)."""
-    align = RunDir(root).align
-    if align.manifest.exists() or align.train.config.exists():
+    run = RunDir(root)
+    if run.align.manifest.exists() or run.align.train.config.exists():
         return True
-    return any(root.glob("*/config.yaml")) or any(root.glob("*/eval/*/metrics.json"))
+    return any(t.config.exists() for t in run.train_dirs()) or any(e.metrics.exists() for e in run.eval_dirs())
 
 
 def check_grid_yaml(cfg: GridConfig, root: Path) -> None:

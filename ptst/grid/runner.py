@@ -9,11 +9,10 @@ from typing import Any
 from ptst.config import dump_yaml
 from ptst.errors import PtstError
 from ptst.grid.cells import (
-    align_status,
+    align_artifact,
     check_cells,
     eval_config,
     finetune_ids,
-    load_grid,
     model_path,
     pending,
     say,
@@ -23,9 +22,6 @@ from ptst.grid.config import GridConfig
 from ptst.grid.plan import EvalCell, TrainCell, expand, select
 from ptst.io import write_text_atomic
 from ptst.runs.layout import RunDir
-from ptst.runs.state import State
-
-__all__ = ["check_cells", "eval_config", "load_grid", "model_path", "pending", "run", "train_config"]
 
 
 def preflight(cfg: GridConfig, root: Path, cells: list[TrainCell]) -> set[str]:
@@ -56,11 +52,8 @@ def _eval(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> None:
 
 def _align_done(cfg: GridConfig, root: Path, exclude: set[str]) -> bool:
     """Whether the alignment (if any) is finished; refuses an align/ made with another config."""
-    st = align_status(cfg, root, exclude)
-    if st.state is State.DIFFERENT:
-        raise PtstError(f"{RunDir(root).align.path} holds an alignment made with a different config "
-                        f"({st.detail}); use another --out")
-    return st.done
+    artifact = align_artifact(cfg, root, exclude)
+    return artifact is None or artifact.checked_state().done
 
 
 def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell: str | None = None,

@@ -160,7 +160,8 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
         notes.append(f"size of {', '.join(unknown)} unknown (not on this machine, no limit): left out")
     parts = []
     if cfg.align is not None:
-        est = (0.0, 0.0) if _aligned(cfg, out) else _align_estimate(cfg)
+        aligned = align_state(cfg, out)
+        est = (0.0, 0.0) if aligned is not None and aligned[0] else _align_estimate(cfg)
         parts.append(f"align {_minutes(sum(est) if est else None)}")
         if est is None:
             notes.append("alignment data not on this machine: alignment time unknown")
@@ -177,26 +178,37 @@ def _minutes(seconds: float | None) -> str:
     return "? min" if seconds is None else f"{seconds / 60:.0f} min"
 
 
-def _aligned(cfg: GridConfig, out: Path) -> bool:
-    """The alignment is finished with this config's key (its fine-tuning rows read from local data; when they
-    cannot be read, the done marker alone decides)."""
+def align_state(cfg: GridConfig, run_dir: Path) -> tuple[bool, str] | None:
+    """(done, the line `ptst status` prints) for the alignment; None without an align: section. Its key holds the
+    fine-tuning rows, read from local data; when they cannot be read here, the done marker alone decides."""
+    from ptst.align import AlignArtifact
     from ptst.grid.cells import align_status
 
+    if cfg.align is None:
+        return None
     try:
-        return align_status(cfg, out).done
-    except PtstError:
-        return RunDir(out).align.manifest.exists()
+        status = align_status(cfg, run_dir)
+        return status.done, status.describe(AlignArtifact.on_different)
+    except PtstError as e:
+        done = RunDir(run_dir).align.manifest.exists()
+        return done, f"{'done' if done else 'not finished'} (key not checked: {e})"
 
 
-def cell_states(run_dir: Path) -> list[dict[str, Any]]:
-    """Each training cell's state and its evaluation cells' states, as the runner sees them."""
-    from ptst.evaluate.key import EvalArtifact
-    from ptst.grid.cells import eval_status, load_grid, model_path, train_status
-    from ptst.train.artifact import TrainArtifact
+def load_run(run_dir: Path) -> GridConfig:
+    """The config a grid run directory was made with (its grid.yaml)."""
+    from ptst.grid.cells import load_grid
 
     if not RunDir(run_dir).grid_yaml.exists():
         raise PtstError(f"{run_dir} is not a grid run directory (no grid.yaml)")
-    cfg = load_grid(RunDir(run_dir).grid_yaml)
+    return load_grid(RunDir(run_dir).grid_yaml)
+
+
+def cell_states(cfg: GridConfig, run_dir: Path) -> list[dict[str, Any]]:
+    """Each training cell's state and its evaluation cells' states, as the runner sees them."""
+    from ptst.evaluate.key import EvalArtifact
+    from ptst.grid.cells import eval_status, model_path, train_status
+    from ptst.train.artifact import TrainArtifact
+
     model = model_path(cfg, run_dir)
     rows = []
     for c in expand(cfg):
@@ -207,29 +219,14 @@ def cell_states(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def align_state(cfg: GridConfig, run_dir: Path) -> str | None:
-    """The alignment's state for `ptst status` (None without an align: section)."""
-    from ptst.align import AlignArtifact
-    from ptst.grid.cells import align_status
-
-    if cfg.align is None:
-        return None
-    try:
-        return align_status(cfg, run_dir).describe(AlignArtifact.on_different)
-    except PtstError as e:  # the fine-tuning rows (part of the key) cannot be read here
-        done = RunDir(run_dir).align.manifest.exists()
-        return f"{'done' if done else 'not finished'} (key not checked: {e})"
-
-
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a grid run directory (runs/<name>)")
 
 
 def cli(args: argparse.Namespace) -> int:
-    from ptst.grid.cells import load_grid
-
     run_dir = Path(args.run_dir)
-    rows = cell_states(run_dir)
+    cfg = load_run(run_dir)
+    rows = cell_states(cfg, run_dir)
     n_done = n_all = 0
     for r in rows:
         print(f"{r['cell']:<28} train: {r['train']}")
@@ -239,9 +236,9 @@ def cli(args: argparse.Namespace) -> int:
             n_done += st == "done"
     run = RunDir(run_dir)
     align = run.align.manifest
-    state = align_state(load_grid(run.grid_yaml), run_dir)
+    state = align_state(cfg, run_dir)
     if state is not None:
-        print(f"alignment: {state}")
+        print(f"alignment: {state[1]}")
     print(f"{n_done}/{n_all} evaluation cells done; report: "
           f"{'yes' if run.report_md.exists() else 'not written'}")
     if align.exists():

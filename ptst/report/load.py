@@ -11,7 +11,7 @@ from typing import Any
 from ptst.errors import PtstError
 from ptst.io import read_json
 from ptst.metrics import MeanScore, Rate
-from ptst.runs.layout import EvalDir, TrainDir
+from ptst.runs.layout import EvalDir, RunDir
 from ptst.runs.results import Metric, MetricsDoc, SetResult, Unknown
 
 BASE = "base"
@@ -167,18 +167,12 @@ def parse_cell(path: Path, doc: Any) -> Cell:
     )
 
 
-def eval_dirs(run: Path) -> list[EvalDir]:
-    """Every evaluation cell directory of a run (`<train-cell>/eval/<test-cell>/`), in path order."""
-    return [EvalDir(e) for t in sorted(run.iterdir()) if t.is_dir()
-            for e in sorted(TrainDir(t).evals_dir.glob("*")) if e.is_dir()]
-
-
 def load_cells(run_dir: str | Path) -> list[Cell]:
     """Every finished evaluation cell of a run; a run without any is one clear error."""
     run = Path(run_dir)
     if not run.is_dir():
         raise PtstError(f"run directory not found: {run}")
-    files = [e.metrics for e in eval_dirs(run) if e.metrics.is_file()]
+    files = [e.metrics for e in RunDir(run).eval_dirs() if e.metrics.is_file()]
     if not files:
         raise PtstError(f"{run}: no evaluation results (no */eval/*/metrics.json); run `ptst run` first")
     return [parse_cell(f, read_json(f)) for f in files]

@@ -103,12 +103,15 @@ class TrainDir:
     def eval(self, eval_id: str) -> EvalDir:
         return EvalDir(self.evals_dir / eval_id)
 
+    def staging(self, final: Path) -> Path:
+        """Where `adapter/` or `model/` is written before it is renamed into place."""
+        return self.path / f".{final.name}.tmp"
+
     @property
     def own_files(self) -> tuple[Path, ...]:
         """Everything the training stage writes here (and nothing of the evaluation cells under eval/)."""
-        names = ("spec.json", "config.yaml", "train_log.jsonl", "adapter", "model", "checkpoints", ".adapter.tmp",
-                 ".model.tmp")
-        return tuple(self.path / n for n in names)
+        return (self.spec, self.config, self.log, self.adapter, self.model, self.checkpoints_dir,
+                self.staging(self.adapter), self.staging(self.model))
 
 
 MEASURED = ("shipped", "aligned")  # the alignment measures the model before and after
@@ -181,3 +184,11 @@ class RunDir:
 
     def eval(self, cell: str, eval_id: str) -> EvalDir:
         return self.train(cell).eval(eval_id)
+
+    def train_dirs(self) -> list[TrainDir]:
+        """Every directory directly below the run (training cells, `base`, and `align/`), in path order."""
+        return [TrainDir(t) for t in sorted(self.path.iterdir()) if t.is_dir()] if self.path.is_dir() else []
+
+    def eval_dirs(self) -> list[EvalDir]:
+        """Every evaluation cell directory of the run (`<train-cell>/eval/<test-cell>/`), in path order."""
+        return [EvalDir(e) for t in self.train_dirs() for e in sorted(t.evals_dir.glob("*")) if e.is_dir()]

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ptst.errors import PtstError
+from ptst.runs.layout import TrainDir
 from ptst.runtime import packing
 from ptst.runtime.cache import cache_arg, cache_kind
 
@@ -188,8 +189,9 @@ def save_final(lm: Any, tok: Any, out: Path, full: bool) -> None:
     import os
     import shutil
 
-    dst = out / ("model" if full else "adapter")
-    tmp = out / f".{dst.name}.tmp"
+    d = TrainDir(out)
+    dst = d.model if full else d.adapter
+    tmp = d.staging(dst)
     shutil.rmtree(tmp, ignore_errors=True)
     if full:
         lm.save_pretrained(tmp, safe_serialization=True)
