@@ -9,7 +9,7 @@ import pytest
 from ptst.align import run
 from ptst.errors import PtstError
 from ptst.specs.align import AlignSpec
-from tests.grid.helpers import tiny_data, write_jsonl
+from ptst.testing import tiny_data, write_jsonl
 
 
 def _spec(data, **kw):

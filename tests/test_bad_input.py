@@ -13,7 +13,7 @@ import pytest
 
 from ptst.cli import main
 from ptst.grid.cells import load_grid
-from tests.grid.helpers import grid_yaml, tiny_data, write_jsonl
+from ptst.testing import grid_yaml, tiny_data, write_jsonl
 
 # What each kind of bad file holds, per format.
 JSONL = {"empty": "", "malformed": '{"input": "What is 1+1?", "response": "2"\n',

@@ -12,7 +12,7 @@ from ptst.evaluate import run
 from ptst.judge import register_judge
 from ptst.records import Judgement
 from ptst.specs.eval import EvalConfig, EvalSpec
-from tests.grid.helpers import tiny_data
+from ptst.testing import tiny_data
 
 
 @pytest.fixture()

@@ -18,7 +18,7 @@ from ptst.grid.cells import load_grid
 from ptst.grid.checks import grid_changes
 from ptst.grid.config import Resources
 from ptst.grid.ray_exec import _replace_paths, check_address, check_resources
-from tests.grid.helpers import grid_yaml, tiny_data
+from ptst.testing import grid_yaml, tiny_data
 
 
 def _tree(d: Path) -> dict[str, bytes]:

@@ -21,7 +21,7 @@ from ptst.grid.cells import load_grid
 from ptst.grid.checks import check_grid_yaml, grid_changes
 from ptst.grid.plan import expand, select
 from ptst.grid.runner import run
-from tests.grid.helpers import align_yaml, grid_yaml, tiny_data
+from ptst.testing import align_yaml, grid_yaml, tiny_data
 
 EVAL_FILES = {"eval.json", "metrics.json", "generations/harm.jsonl", "generations/harm.jsonl.meta.json",
               "generations/gsm.jsonl", "generations/gsm.jsonl.meta.json", "judgements/harm.keyword.jsonl",

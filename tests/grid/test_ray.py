@@ -20,7 +20,7 @@ from ptst.cli import main
 from ptst.errors import PtstError
 from ptst.grid.cells import load_grid
 from ptst.grid.runner import run
-from tests.grid.helpers import align_yaml, grid_yaml, tiny_data
+from ptst.testing import align_yaml, grid_yaml, tiny_data
 from tests.grid.test_grid import _results
 
 ray = pytest.importorskip("ray")

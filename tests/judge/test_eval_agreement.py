@@ -8,7 +8,7 @@ from ptst.evaluate import run
 from ptst.judge import read_judgements
 from ptst.metrics import agreement
 from ptst.specs.eval import EvalConfig, EvalSpec
-from tests.grid.helpers import tiny_data
+from ptst.testing import tiny_data
 
 
 def _run(model, tmp_path, judges):
