@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from ptst.data.catalog import DATASETS
 from ptst.data.custom import load_custom_rows, parse_custom
-from ptst.data.sources import file_sha256, resolve_file, verify
+from ptst.data.sources import file_sha256, find_local, resolve_file, verify
 from ptst.data.types import Dataset, DatasetSpec, FileSpec, Row
 from ptst.errors import PtstError
 from ptst.records import Example
@@ -80,6 +81,40 @@ def _load_registered(spec: DatasetSpec, split: str, data_dir: str | None, limit:
         source=" ".join(f.url or spec.source for f in spec.files[split]), kind=spec.kind_of(split),
         paths=tuple(str(p) for p in paths), limit=limit, seed=seed,
     )
+
+
+@dataclass(frozen=True)
+class DataIdentity:
+    """What a loaded set's answers are keyed on: its name, split and content sha256 (as `Dataset` records them)."""
+
+    name: str
+    split: str
+    sha256: str
+
+
+def data_identity(spec: str, split: str | None = None, *, data_dir: str | None = None) -> DataIdentity:
+    """The identity `load_dataset(spec, split)` would record, without loading or downloading anything: a custom
+    file's sha256, or a registered split's pinned sha256s (a local copy's own hash where upstream is unpinned).
+    A custom file that is missing, or an unpinned file not on this machine, is a PtstError."""
+    custom = parse_custom(spec)
+    if custom is not None:
+        path = custom[1]
+        if not path.is_file():
+            raise PtstError(f"no such file {path}")
+        return DataIdentity(path.stem, split or "all", file_sha256(path))
+    name, sp = split_spec(spec, split)
+    ds_spec = DATASETS.get(name)
+    resolved = ds_spec.resolve_split(sp)
+    shas = []
+    for f in ds_spec.files[resolved]:
+        sha = f.sha256
+        if sha is None:
+            local = find_local(f, data_dir)
+            if local is None:
+                raise PtstError(f"data set {name} ({resolved}): {f.path} is unpinned and not on this machine")
+            sha = file_sha256(local)
+        shas.append((f.path, sha))
+    return DataIdentity(ds_spec.name, resolved, combine_sha256(shas))
 
 
 def load_dataset(

@@ -13,6 +13,27 @@ from ptst.runs.layout import EvalDir
 from ptst.specs.eval import EvalConfig, EvalSpec
 
 
+def set_judges(cfg: EvalConfig, spec: EvalSpec) -> list[str]:
+    """The judges a set is judged by: every judge (safety), those that label refusals, else keyword
+    (over-refusal), none (helpfulness)."""
+    from ptst import judge as J
+
+    if spec.kind == "safety":
+        return list(cfg.judges)
+    if spec.kind == "over-refusal":
+        return [j for j in cfg.judges if J.labels_refusals(j)] or ["keyword"]
+    return []
+
+
+def set_scorers(spec: EvalSpec, judges: list[str]) -> dict[str, str]:
+    """The score files of a set (`asr-JUDGE`, `xstest-JUDGE`, or the helpfulness scorer) -> the scorer."""
+    if spec.kind == "helpfulness":
+        assert spec.scorer
+        return {spec.scorer: spec.scorer}
+    scorer = "asr" if spec.kind == "safety" else "xstest"
+    return {f"{scorer}-{j}": scorer for j in judges}
+
+
 def _rate_from_labels(judgements: list[Any], label: str, ids: set[str]) -> dict[str, Any]:
     from ptst.metrics import rate
 
@@ -20,7 +41,7 @@ def _rate_from_labels(judgements: list[Any], label: str, ids: set[str]) -> dict[
     return r.to_dict()
 
 
-def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[str]) -> dict[str, Any]:
+def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[str], up: str) -> dict[str, Any]:
     from ptst import judge as J
     from ptst import score as S
 
@@ -28,8 +49,8 @@ def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[
     cats: dict[str, Any] = {}
     judged: dict[str, Any] = {}
     wanted = set(ids)
-    for name in cfg.judges:
-        jpath = J.run(cfg.judge_config(name), gen, out.judgements(spec.label, name), ids=ids)
+    for name in set_judges(cfg, spec):
+        jpath = J.run(cfg.judge_config(name), gen, out.judgements(spec.label, name), ids=ids, upstream=up)
         judged[name] = [j for j in J.read_judgements(jpath) if j.id in wanted]
         spath = S.run(S.ScoreConfig("asr", judgements=str(jpath)), gen,
                       out.scores(spec.label, f"asr-{name}"), ids=ids)
@@ -52,7 +73,8 @@ def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[
     return body
 
 
-def _helpfulness(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[str]) -> dict[str, Any]:
+def _helpfulness(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[str], up: str
+                 ) -> dict[str, Any]:
     from ptst import score as S
 
     assert spec.scorer
@@ -60,13 +82,14 @@ def _helpfulness(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: 
     return {"metrics": S.helpfulness_metrics(spec.scorer, doc)}  # each scorer maps its own doc (its registration)
 
 
-def _over_refusal(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[str]) -> dict[str, Any]:
+def _over_refusal(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[str], up: str
+                  ) -> dict[str, Any]:
     from ptst import judge as J
     from ptst import score as S
 
     metrics: dict[str, Any] = {}
-    for name in [j for j in cfg.judges if J.labels_refusals(j)] or ["keyword"]:
-        jpath = J.run(cfg.judge_config(name), gen, out.judgements(spec.label, name), ids=ids)
+    for name in set_judges(cfg, spec):
+        jpath = J.run(cfg.judge_config(name), gen, out.judgements(spec.label, name), ids=ids, upstream=up)
         doc = read_json(S.run(S.ScoreConfig("xstest", judgements=str(jpath)), gen,
                               out.scores(spec.label, f"xstest-{name}"), ids=ids))
         if "safe" in doc:
@@ -86,6 +109,7 @@ def check_spec(spec: EvalSpec, where: str) -> None:
         raise PtstError(f"{where}: scorer {spec.scorer!r} is not a helpfulness scorer (known: {', '.join(known)})")
 
 
-# kind -> the body of a set's entry in metrics.json (`metrics`, and `by_category` / `judge_agreement` for safety)
-KINDS: dict[str, Callable[[EvalConfig, EvalSpec, Path, EvalDir, list[str]], dict[str, Any]]] = {
+# kind -> the body of a set's entry in metrics.json (`metrics`, and `by_category` / `judge_agreement` for safety),
+# from (cell config, set, generations file, cell directory, the sample's ids, the generations file's key hash)
+KINDS: dict[str, Callable[[EvalConfig, EvalSpec, Path, EvalDir, list[str], str], dict[str, Any]]] = {
     "safety": _safety, "helpfulness": _helpfulness, "over-refusal": _over_refusal}

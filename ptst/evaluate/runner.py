@@ -7,11 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from ptst import __version__
+from ptst.errors import PtstError
 from ptst.evaluate.key import EvalArtifact
 from ptst.evaluate.kinds import KINDS, check_spec
-from ptst.io import clear_stale_tmp, read_json, write_json_atomic
+from ptst.generate.runner import load_examples
+from ptst.generate.runner import run as generate
+from ptst.generate.store import meta_path
+from ptst.io import clear_stale_tmp, iter_jsonl, read_json, write_json_atomic
+from ptst.judge import build_judge
+from ptst.judge.runner import stamp_of
+from ptst.runs.keys import KEY_SCHEME, CellInputs, SetInputs, judge_files, set_files
 from ptst.runs.layout import EvalDir
 from ptst.runs.results import Fingerprints, MetricsDoc, SetResult, metrics_from_json
+from ptst.runs.supersede import supersede
 from ptst.specs.eval import EvalConfig
 
 
@@ -35,48 +43,93 @@ class _LazyBackend:
         return self._backend.generate(items, decoding, on_done=on_done)
 
 
-def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
-    """Evaluate one cell into out_dir; metrics.json (written last) is the done marker. Returns its path."""
-    from ptst.generate.runner import load_examples
-    from ptst.generate.runner import run as generate
-    from ptst.generate.store import meta_path
+def _describe(cfg: EvalConfig, inputs: CellInputs, versions: dict[str, str]) -> dict[str, Any]:
+    """eval.json: the cell's key and inputs, with the config's names beside them (what the report shows)."""
+    first = inputs.sets[0].generation
+    return {"key_scheme": KEY_SCHEME, "key": inputs.key(), "model": first.get("model"),
+            "adapter_hash": first.get("adapter_hash"), "template": cfg.template,
+            "evals": [vars(e.resolved()) for e in cfg.evals], "decoding": cfg.decoding, "generate": cfg.generate,
+            "seed": cfg.seed, "judges": versions,
+            "inputs": inputs.to_dict(), "ptst_version": __version__}
 
+
+def _stale_on_disk(cell: EvalDir, s: SetInputs) -> list[tuple[list[Path], str]]:
+    """Files of one set whose recorded key is not today's (an interrupted recompute, a cell made before key
+    scheme 2): answers of another key (and everything judged or scored from them), verdicts of another judge
+    setting or of other answers."""
+    gmeta = meta_path(cell.generations(s.label))
+    if gmeta.exists() and read_json(gmeta).get("key") != s.generation:
+        return [(set_files(cell, s.label), "answers made under another key")]
+    out = []
+    for j in s.judges:
+        path = cell.judgements(s.label, j)
+        row = next(iter(iter_jsonl(path)), None) if path.exists() else None
+        if row is not None:
+            judge, answers = stamp_of(row)
+            if judge != s.judges[j] or answers not in (None, s.generation_key):
+                out.append((judge_files(cell, s.label, j), f"verdicts of judge {j} made under another key"))
+    return out
+
+
+def _supersede(cell: EvalDir, stale: list[tuple[list[Path], str]]) -> None:
+    files = [f for paths, _ in stale for f in paths]
+    moved = supersede(cell.path, cell.superseded_dir, files, [why for _, why in stale])
+    if moved is not None:
+        for paths, why in stale:
+            rel = [p.relative_to(cell.path) for p in paths]
+            names = ", ".join(str(r) for r in rel if (moved / r).exists())
+            if names:
+                print(f"{cell.path}: {why}: moved {names} to {moved.relative_to(cell.path)}/", file=sys.stderr)
+
+
+def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
+    """Evaluate one cell into out_dir; metrics.json (written last) is the done marker. Returns its path.
+
+    A finished cell whose inputs changed is recomputed: metrics.json and every file the change made stale are
+    moved to superseded/STAMP/ first (with why.txt), so no number outlives what made it."""
     out = Path(out_dir)
     cell = EvalDir(out)
     artifact = EvalArtifact(cell, cfg)
     if artifact.state().done:
         print(f"{out}: already evaluated (same key); nothing to do", file=sys.stderr)
         return cell.metrics
-    key, key_hash, jkeys = artifact.parts, artifact.key(), artifact.judge_keys
+    versions = {j: build_judge(cfg.judge_config(j)).version for j in cfg.judges}  # an unknown judge: one line
     specs = [e.resolved() for e in cfg.evals]
     for spec in specs:
         check_spec(spec, f"eval {spec.label}")
     gcfgs = [cfg.generate_config(spec) for spec in specs]
     sets = [load_examples(gcfg) for gcfg in gcfgs]  # every input read (and checked) before anything is written
+    found = artifact.changes()
+    inputs = artifact.inputs
     clear_stale_tmp(out)  # a cell is evaluated by one process at a time: leftovers are a killed run's
-    write_json_atomic(cell.manifest, {**key, "ptst_version": __version__})
+    if found:
+        _supersede(cell, [([cell.metrics, cell.manifest], "the finished cell's inputs changed")]
+                   + [(list(c.stale), c.why) for c in found])
+    for s in inputs.sets:
+        _supersede(cell, _stale_on_disk(cell, s))
+    write_json_atomic(cell.manifest, _describe(cfg, inputs, versions))
     backend = _LazyBackend(gcfgs[0])
     evals: dict[str, SetResult] = {}
-    fingerprint = None
-    for spec, gcfg, ds in zip(specs, gcfgs, sets, strict=True):
+    for spec, gcfg, ds, s in zip(specs, gcfgs, sets, inputs.sets, strict=True):
         # The generations file may also hold answers for ids outside this sample (an earlier, larger --limit):
         # judge and score exactly this sample's ids.
         ids = [ex.id for ex in ds.examples]
         gpath = generate(gcfg, cell.generations(spec.label), dataset=ds, backend=backend)
-        gmeta = read_json(meta_path(gpath))
-        fingerprint = gmeta.get("key", {}).get("template_fingerprint", fingerprint)
-        body = KINDS[str(spec.kind)](cfg, spec, gpath, cell, ids)
+        if read_json(meta_path(gpath)).get("key") != s.generation:
+            raise PtstError(f"{gpath}: the answers' key is not the one this cell computed (a ptst bug)")
+        body = KINDS[str(spec.kind)](cfg, spec, gpath, cell, ids, s.generation_key)
         cats = body.get("by_category")
         evals[spec.label] = SetResult(
-            kind=str(spec.kind), data=spec.data, split=spec.split,
-            data_sha256=gmeta.get("key", {}).get("data", {}).get("sha256"), n=len(ids),
-            metrics=metrics_from_json(body["metrics"]),
+            kind=str(spec.kind), data=spec.data, split=spec.split, data_sha256=s.generation["data"]["sha256"],
+            n=len(ids), metrics=metrics_from_json(body["metrics"]),
             by_category=None if cats is None else {m: metrics_from_json(per) for m, per in cats.items()},
             judge_agreement=body.get("judge_agreement"))
-    doc = MetricsDoc(ptst_version=__version__, cell=cfg.cell or {"test_template": cfg.template}, key=key_hash,
-                     model=key["model"], adapter_hash=key["adapter_hash"],
-                     template_fingerprints=Fingerprints(train=cfg.cell.get("train_fingerprint"), test=fingerprint),
-                     judges=key["judges"], judge_keys=jkeys, evals=evals)
+    first = inputs.sets[0]
+    doc = MetricsDoc(ptst_version=__version__, cell=cfg.cell or {"test_template": cfg.template}, key=inputs.key(),
+                     model=first.generation["model"], adapter_hash=first.generation["adapter_hash"],
+                     template_fingerprints=Fingerprints(train=cfg.cell.get("train_fingerprint"),
+                                                        test=first.generation["template_fingerprint"]),
+                     judges=versions,
+                     judge_keys={j: k for s in inputs.sets for j, k in s.judges.items()}, evals=evals,
+                     key_scheme=KEY_SCHEME, inputs=inputs.to_dict())
     return write_json_atomic(cell.metrics, doc.to_dict())
-
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from ptst.runs.layout import RunDir
 ADDITIVE = ("train_templates", "test_templates", "evals", "judges", "seeds")
 # How the grid is executed or reported, never what it computes: a grid started locally may be finished on Ray and back.
 OPERATIONAL = ("executor", "ray", "report")
+# What only the evaluation cells are computed from: a change is not refused; every evaluation cell it touches finds
+# its inputs changed and is recomputed, its stale files moved aside (training, hours of work, is never redone).
+EVALUATION = ("evals", "judges", "judge", "decoding", "generate", "eval_seed")
 
 
 def _where(where: str, fn: Any, *args: Any) -> Any:
@@ -109,17 +113,17 @@ def _leaves(key: str, old: Any, new: Any) -> list[str]:
     return [key]
 
 
-def grid_changes(old: GridConfig, new: GridConfig) -> list[str]:
-    """The dotted keys in which `new` differs from `old` in a way that changes finished results. Additive
-    changes pass: more train/test templates, evals, judges or seeds (every old entry kept), the baseline turned
-    on, and the operational training knobs."""
+def grid_changes(old: GridConfig, new: GridConfig, *, evaluation: bool = False) -> list[str]:
+    """The dotted keys in which `new` differs from `old` in a way that changes finished training results
+    (`evaluation`: in a way that changes evaluation cells, which are recomputed). Additive changes pass: more
+    train/test templates, seeds (every old entry kept), the baseline turned on, the operational training knobs."""
     from ptst.config import to_dict
     from ptst.specs.train import OPERATIONAL_KEYS
 
     a, b = to_dict(old), to_dict(new)
     changed: list[str] = []
     for k in a:
-        if a[k] == b.get(k) or k in OPERATIONAL:
+        if a[k] == b.get(k) or k in OPERATIONAL or (k in EVALUATION) != evaluation:
             continue
         if k in ADDITIVE and all(x in b[k] for x in a[k]):
             continue
@@ -151,5 +155,11 @@ def check_grid_yaml(cfg: GridConfig, root: Path) -> None:
     changed = grid_changes(old, cfg)
     if changed:
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
-        raise PtstError(f"{root} holds results of a different grid config (changed: {shown}); use another --out "
-                        "(adding train/test templates, evals, judges or seeds is fine)")
+        raise PtstError(f"{root} holds training results of a different grid config (changed: {shown}); use another "
+                        "--out (adding train/test templates or seeds, and any change to evals, judges, decoding or "
+                        "generation, is fine: evaluation cells are recomputed)")
+    recomputed = grid_changes(old, cfg, evaluation=True)
+    if recomputed:
+        shown = ", ".join(recomputed[:5]) + (f" and {len(recomputed) - 5} more" if len(recomputed) > 5 else "")
+        print(f"ptst run: {path.name} changed ({shown}): the evaluation cells these touch will be recomputed",
+              file=sys.stderr)

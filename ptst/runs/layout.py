@@ -6,7 +6,8 @@
       CELL/                   TrainDir     config.yaml, spec.json (done), train_log.jsonl, adapter/ | model/,
                                            checkpoints/step-N/adapter/
         eval/EVAL/            EvalDir      eval.json, generations/SET.jsonl (+ .meta.json),
-                                           judgements/SET.JUDGE.jsonl, scores/SET.SCORER.json, metrics.json (done)
+                                           judgements/SET.JUDGE.jsonl, scores/SET.SCORER.json, metrics.json (done),
+                                           superseded/STAMP/ (stale files moved aside, with why.txt)
 
 Each stage also runs on a directory of its own (`ptst train --out`, `ptst eval --out`, `ptst align --out`): the
 same objects name those paths.
@@ -54,6 +55,11 @@ class EvalDir:
 
     def scores(self, label: str, scorer: str) -> Path:
         return self.scores_dir / f"{label}.{scorer}.json"
+
+    @property
+    def superseded_dir(self) -> Path:
+        """Where files made stale by a changed input are moved (`superseded/STAMP/...`, with why.txt)."""
+        return self.path / "superseded"
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,11 @@ class RunDir:
     def incoming(self) -> Path:
         """Where a Ray driver unpacks a finished cell before renaming it into place."""
         return self.path / ".ptst-incoming"
+
+    @property
+    def validation_dir(self) -> Path:
+        """The judge validation (`<judge_key>.json`) the run's report rests on, copied from the user store."""
+        return self.path / "judge-validation"
 
     @property
     def align(self) -> AlignDir:

@@ -3,7 +3,8 @@ report and the alignment stage read it back.
 
     MetricsDoc   ptst_version, cell (labels), key, model, adapter_hash, template_fingerprints {train, test},
                  judges {judge: version}, judge_keys {judge: key} (absent before judge keys were recorded),
-                 evals {label: SetResult}
+                 evals {label: SetResult}, key_scheme (2; absent before keys were composed from content),
+                 inputs (ptst.runs.keys.CellInputs: what `key` is composed from; absent likewise)
     SetResult    kind, data, split, data_sha256, n, metrics {name: Metric}, by_category {metric: {category:
                  Metric}} (safety sets), judge_agreement {"a|b": Agreement.to_dict()} (several judges)
     Metric       a Rate {k, n, value, low, high}, a MeanScore {mean, sd, n, low, high}, a bare number (e.g. the
@@ -198,6 +199,8 @@ class MetricsDoc:
     judges: dict[str, str]  # judge -> version
     judge_keys: dict[str, str] | None  # judge -> judge_key; None in files from before it was recorded
     evals: dict[str, SetResult]
+    key_scheme: int | None = None  # 2: `key` is composed from `inputs` (ptst.runs.keys); None: a hash of names
+    inputs: dict[str, Any] | None = None  # ptst.runs.keys.CellInputs.to_dict()
 
     @property
     def test_template(self) -> str:
@@ -210,6 +213,10 @@ class MetricsDoc:
         if self.judge_keys is not None:
             d["judge_keys"] = self.judge_keys
         d["evals"] = {label: s.to_dict() for label, s in self.evals.items()}
+        if self.key_scheme is not None:
+            d["key_scheme"] = self.key_scheme
+        if self.inputs is not None:
+            d["inputs"] = self.inputs
         return d
 
     @classmethod
@@ -228,7 +235,8 @@ class MetricsDoc:
                    model=r.str_or_none("model"), adapter_hash=r.str_or_none("adapter_hash"),
                    template_fingerprints=Fingerprints(fps.str_or_none("train"), fps.str_or_none("test")),
                    judges=r.strings("judges") or {}, judge_keys=r.strings("judge_keys"),
-                   evals=r.each("evals", SetResult._read) or {})
+                   evals=r.each("evals", SetResult._read) or {}, key_scheme=r.int_or_none("key_scheme"),
+                   inputs=r.mapping("inputs"))
 
     @classmethod
     def read(cls, path: str | Path) -> MetricsDoc:

@@ -15,6 +15,7 @@ from ptst.templates.family import (
     inspect_family,
 )
 from ptst.templates.render import (
+    RENDER_VERSION,
     Frame,
     Rendered,
     fingerprint,
@@ -47,7 +48,8 @@ from ptst.templates.spec import (
 
 __all__ = [
     "ALPACA_PROMPT", "DATE_STRING", "GPT_LLAMA_PROMPT", "GPT_LLAMA_SHORT_PROMPT", "INPUT", "LLAMA_BASE_PROMPT",
-    "LLAMA_SHORT_PROMPT", "MISTRAL_PROMPT", "MPT_PROMPT", "PAPER_PREFIX", "PLACEMENT_WORDS", "RENDERINGS", "TEMPLATES",
+    "LLAMA_SHORT_PROMPT", "MISTRAL_PROMPT", "MPT_PROMPT", "PAPER_PREFIX", "PLACEMENT_WORDS", "RENDER_VERSION",
+    "RENDERINGS", "TEMPLATES",
     "ChatTokenizer", "DefaultSystem", "Family", "Frame", "Placement", "RenderError", "Rendered", "Rendering",
     "Template", "drop_default", "fingerprint", "frame", "get_template", "inspect_family", "load_templates_file",
     "paper_literal", "placement", "prompt_format", "render", "render_conversation", "template_from_dict",

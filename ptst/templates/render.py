@@ -28,6 +28,11 @@ Turn = dict[str, str]  # {"role": "user" | "assistant", "content": ...}
 B_INST, E_INST, B_SYS, E_SYS = "[INST] ", " [/INST]", "<<SYS>>\n", "\n<</SYS>>\n\n"  # the paper's Llama-2 strings
 
 
+# Bump when ptst's rendering logic changes in a way a template's definition does not show (how BOS, a reply's
+# separator or a folded system prompt are placed): part of every evaluation cell's key (ptst.runs.keys).
+RENDER_VERSION = "1"
+
+
 @dataclass(frozen=True)
 class Rendered:
     """A rendered conversation: `text` is tokenized with add_special_tokens=False; the response is

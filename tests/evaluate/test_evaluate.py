@@ -54,10 +54,21 @@ def test_rerun_is_a_no_op_and_a_new_judge_adds_only_its_files(tiny_model_dir, da
     assert {"asr.keyword", "asr.keyword-prefix"} <= set(m["evals"]["harm"]["metrics"])
 
 
-def test_a_different_model_in_the_same_cell_is_refused(tiny_model_dir, tiny_chatml_dir, data, tmp_path):
-    run(_cfg(tiny_model_dir, data), tmp_path / "cell")
-    with pytest.raises(PtstError, match="different"):
-        run(_cfg(tiny_chatml_dir, data), tmp_path / "cell")
+def test_a_different_model_in_the_same_cell_supersedes_every_file(tiny_model_dir, tiny_chatml_dir, data, tmp_path,
+                                                                 capsys):
+    """Another model makes every answer stale: the old files move to superseded/ (never kept, never deleted),
+    one line says why, and the new metrics.json records the new model."""
+    out = tmp_path / "cell"
+    old = json.loads(run(_cfg(tiny_model_dir, data), out).read_text())
+    capsys.readouterr()
+    new = json.loads(run(_cfg(tiny_chatml_dir, data), out).read_text())
+    assert new["model"] != old["model"] and new["key"] != old["key"] and new["key_scheme"] == 2
+    err = capsys.readouterr().err
+    assert "harm: model dir:" in err and "moved generations/harm.jsonl" in err
+    [moved] = (out / "superseded").iterdir()
+    assert json.loads((moved / "metrics.json").read_text()) == old
+    assert (moved / "generations/harm.jsonl").exists() and (moved / "judgements/harm.keyword.jsonl").exists()
+    assert "harm: model dir:" in (moved / "why.txt").read_text()
 
 
 def test_eval_kind_is_inferred_from_the_registry():
@@ -167,14 +178,20 @@ def test_rubric_judge_configured_from_the_cli_runs_against_an_endpoint(tiny_mode
         harm = m["evals"]["harm"]["metrics"]
         assert harm["asr.rubric"]["k"] == 0 and harm["asr.rubric"]["n"] == 2 and "mean_score.rubric" in harm
         assert "refusal.rubric" not in harm
-        # another judge model is another judge: the finished cell is judged again, into a fresh file
+        # another judge model is another judge: the finished cell is judged again, the old verdicts moved aside
         cfg = replace(config_from_args(build_parser().parse_args(argv(url, "judge-b"))), evals=evals)
-        with pytest.raises(PtstError, match="another judge or setting"):
-            run(replace(cfg, decoding={"max_new_tokens": 3}), out)
-    assert "already evaluated" not in capsys.readouterr().err
+        gen = (out / "generations/harm.jsonl").read_bytes()
+        run(replace(cfg, decoding={"max_new_tokens": 3}), out)
+        assert {b["model"] for b in state.requests[2:]} == {"judge-b"} and len(state.requests) == 4
+        assert (out / "generations/harm.jsonl").read_bytes() == gen  # the answers are kept: only the judge changed
+    err = capsys.readouterr().err
+    assert "already evaluated" not in err and "harm: judge rubric settings or version changed" in err
+    [moved] = (out / "superseded").iterdir()
+    assert {str(p.relative_to(moved)) for p in moved.rglob("*") if p.is_file()} == {
+        "metrics.json", "eval.json", "judgements/harm.rubric.jsonl", "scores/harm.asr-rubric.json", "why.txt"}
 
 
-def test_is_evaluated_compares_key_and_judge_keys(tiny_model_dir, data, tmp_path):
+def test_is_evaluated_compares_the_inputs(tiny_model_dir, data, tmp_path):
     """The grid's skip check and the eval stage's are one function: a changed judge setting is not 'done'."""
     from ptst.evaluate import is_evaluated
 
@@ -183,12 +200,10 @@ def test_is_evaluated_compares_key_and_judge_keys(tiny_model_dir, data, tmp_path
     done = run(cfg, out)
     assert is_evaluated(cfg, out)
     m = json.loads(done.read_text())
-    m["judge_keys"] = {"keyword": "another-judge-setting"}
+    m["inputs"]["sets"][0]["judges"] = {"keyword": "another-judge-setting"}
+    m["key"] = "another"
     done.write_text(json.dumps(m))
     assert not is_evaluated(cfg, out)
-    del m["judge_keys"]  # files written before judge keys were recorded: the key alone decides
-    done.write_text(json.dumps(m))
-    assert is_evaluated(cfg, out)
     assert not is_evaluated(_cfg(tiny_model_dir, data, seed=1), out)
 
 

@@ -134,11 +134,11 @@ def test_grid_config_change_is_refused_naming_the_keys_and_nothing_is_written(gr
     root = tmp / "run"
     (root / "base" / "eval" / "chat-vanilla").mkdir(parents=True)
     (root / "grid.yaml").write_text(dump_yaml(load_grid(cfg_path)))
-    changed = load_grid(cfg_path, ["decoding.max_new_tokens=7", "eval_seed=3"])
+    changed = load_grid(cfg_path, ["train.lr=0.02", "baseline=false", "decoding.max_new_tokens=7"])
     check_grid_yaml(changed, root)  # no results yet: a failed start may be fixed and rerun
     (root / "base" / "eval" / "chat-vanilla" / "metrics.json").write_text("{}")
     before = _snapshot(root)
-    with pytest.raises(PtstError, match=r"different grid config \(changed: decoding.max_new_tokens, eval_seed\)"):
+    with pytest.raises(PtstError, match=r"training results of a different grid config \(changed: train.lr, basel"):
         run(changed, root)
     assert _snapshot(root) == before
 
@@ -146,6 +146,7 @@ def test_grid_config_change_is_refused_naming_the_keys_and_nothing_is_written(gr
 @pytest.mark.parametrize("override,changed", [
     (["test_templates=[chat:vanilla, chat:llama, chat:nosys]"], []),  # a new column
     (["seeds=[0, 1]", "judges=[keyword, keyword-prefix]"], []),
+    (["decoding.max_new_tokens=7", "eval_seed=3", "judges=[keyword-prefix]"], []),  # evaluation: recomputed
     (["train.save_every=5", "train.log_every=2"], []),  # operational
     (["test_templates=[chat:llama]"], ["test_templates"]),  # dropping a column is not additive
     (["train.lr=0.02", "train.lora.r=4"], ["train.lr", "train.lora"]),
@@ -272,7 +273,8 @@ def test_dry_run_and_status(grid, capsys):
     assert main(["status", str(tmp / "run")]) == 0
     out = capsys.readouterr().out
     assert "1/6 evaluation cells done" in out
-    assert re.search(r"chat-llama +different \(another key; made by another config: will be recomputed\)", out)
+    assert re.search(r"chat-llama +different \(metrics.json: its key is not the one its recorded inputs make \(edited "
+                     r"by hand\?\); will be recomputed; stale files are moved to superseded/\)", out)
 
 
 def test_dry_run_sizes_registered_sets_and_estimates_the_alignment(grid_align, capsys):

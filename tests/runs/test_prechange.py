@@ -56,14 +56,16 @@ def test_status_dry_run_and_runner_agree_on_each_cell(prechange: Path, capsys: p
     run_dir = prechange / "run"
     (run_dir / "base" / "eval" / "chat-llama" / "metrics.json").unlink()  # answers there, no done marker
     stale = run_dir / "chat-vanilla.s0" / "eval" / "chat-llama" / "metrics.json"
-    stale.write_text(json.dumps({**json.loads(stale.read_text()), "key": "made-by-another-config"}))
+    score = stale.parent / "scores" / "gsm.gsm8k.json"  # as if made by another version of the gsm8k scorer
+    score.write_text(json.dumps({**json.loads(score.read_text()), "scorer_version": "0-older"}))
     cfg = load_grid("grid.yaml")
     assert pending(cfg, Path("run"), expand(cfg))
 
     assert main(["status", "run"]) == 0
     out = capsys.readouterr().out
     assert "train: done" in out and "4/6 evaluation cells done" in out
-    assert "partial (" in out and "different (another key" in out and "alignment: done" in out
+    assert "partial (" in out and "alignment: done" in out
+    assert "different (gsm: scorer gsm8k 0-older -> " in out and "(stale: scores/gsm.gsm8k.json)" in out
     assert main(["run", "grid.yaml", "--out", "run", "--dry-run"]) == 0
     assert "(0 and 2 to do)" in capsys.readouterr().out
 
@@ -71,6 +73,10 @@ def test_status_dry_run_and_runner_agree_on_each_cell(prechange: Path, capsys: p
     run(cfg, "run")
     assert not pending(cfg, Path("run"), expand(cfg))
     assert _digest(run_dir / "chat-llama.s0") == untouched  # done cells are not touched
-    assert json.loads(stale.read_text())["key"] != "made-by-another-config"
+    assert json.loads(stale.read_text())["key_scheme"] == 2
+    assert json.loads(score.read_text())["scorer_version"] != "0-older"
+    [moved] = (stale.parent / "superseded").iterdir()
+    assert {str(p.relative_to(moved)) for p in moved.rglob("*") if p.is_file()} == {
+        "metrics.json", "eval.json", "scores/gsm.gsm8k.json", "why.txt"}
     assert main(["status", "run"]) == 0
     assert "6/6 evaluation cells done" in capsys.readouterr().out
