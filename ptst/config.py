@@ -52,7 +52,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise PtstError(f"config file not found: {path}")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        from ptst.data.readers import not_utf8
+
+        raise not_utf8(path) from None
+    try:
+        doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}:" if mark is not None else ""

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ptst.data.readers import iter_jsonl_numbered, read_csv, read_json
+from ptst.data.readers import iter_jsonl_numbered, not_utf8, read_csv, read_json
 from ptst.data.types import Row
 from ptst.errors import PtstError
 from ptst.registry import did_you_mean
@@ -43,7 +43,15 @@ def field_mapping(fields: dict[str, str] | None) -> tuple[dict[str, str], set[st
 
 
 def _records(fmt: str, path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, record) pairs; `where` is what an error message names (line, item or row)."""
+    """(where, record) pairs; `where` is what an error message names (line, item or row). A file that is not
+    UTF-8 is one error naming the first bad byte."""
+    try:
+        yield from _parsed(fmt, path)
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+
+
+def _parsed(fmt: str, path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     if fmt == "jsonl":
         for line, rec in iter_jsonl_numbered(path):
             yield f"line {line}", rec

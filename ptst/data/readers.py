@@ -11,11 +11,32 @@ from typing import Any
 from ptst.errors import PtstError
 from ptst.io import read_json
 
-__all__ = ["iter_jsonl_numbered", "json_list", "read_csv", "read_csv_rows", "read_json", "read_parquet", "require"]
+__all__ = ["iter_jsonl_numbered", "json_list", "not_utf8", "read_csv", "read_csv_rows", "read_json", "read_parquet",
+           "require"]
+
+
+def not_utf8(path: Path) -> PtstError:
+    """The error for a file that is not UTF-8 text, naming the first bad byte's offset and line (a decoder reading
+    in chunks reports an offset within its chunk, so the bytes are decoded again here, whole)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return PtstError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}, line {line}); save it as UTF-8")
+    return PtstError(f"{path}: not UTF-8 text")
 
 
 def iter_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) per non-blank line; a malformed line is an error naming file and line."""
+    """(line number, object) per non-blank line; a malformed line, or bytes that are not UTF-8, is an error naming
+    file and line."""
+    try:
+        yield from _jsonl_lines(path)
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+
+
+def _jsonl_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with open(path, encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -32,7 +53,9 @@ def iter_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def read_csv(path: Path, encoding: str = "utf-8-sig") -> Iterator[tuple[int, dict[str, str]]]:
     """(line number where the record starts, row dict) per CSV record. Handles CRLF, a BOM and quoted
     fields spanning lines; a record with more fields than the header is an error, and one with fewer lacks the
-    trailing columns (so a needed one is a "missing field" error naming the line, never a silent "")."""
+    trailing columns (so a needed one is a "missing field" error naming the line, never a silent ""). A file not in
+    `encoding` raises UnicodeDecodeError, for callers that try another encoding; the others turn it into
+    `not_utf8(path)`."""
     csv.field_size_limit(1 << 24)  # HarmBench context strings are long; the default limit is 128 KiB
     with open(path, newline="", encoding=encoding) as f:
         reader = csv.reader(f, strict=True)  # an unclosed quote is an error, not the rest of the file as one field
@@ -64,6 +87,8 @@ def read_csv_rows(path: Path) -> list[list[str]]:
             return [r for r in csv.reader(f) if r]
         except csv.Error as e:
             raise PtstError(f"{path}: malformed CSV ({e})") from None
+        except UnicodeDecodeError:
+            raise not_utf8(path) from None
 
 
 def read_parquet(path: Path) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from ptst.registry import Registry
 XSTEST_LABELS = ("1_full_compliance", "2_full_refusal", "3_partial_refusal")
 PARTIAL_RULES = ("refusal", "compliance")  # what XSTest's 3_partial_refusal counts as
 BINARY = {"0": False, "1": True}
+AGREEMENT = {"TRUE": "humans-agree", "FALSE": "humans-disagree"}  # XSTest's `agreement` column, any case
 WORK_FORMAT = "v1"  # bump when the generation records written for judging change shape
 
 
@@ -62,9 +63,16 @@ def _xstest_item(ex: Example, partial: str) -> Item:
     human = xstest_refusal(m.get("final_label"), partial, where)
     raters = {k: xstest_refusal(m[k].strip(), partial, where) for k in ("annotation_1", "annotation_2")
               if isinstance(m.get(k), str) and m[k].strip()}
-    agree = "humans-agree" if str(m.get("agreement", "")).upper() == "TRUE" else "humans-disagree"
-    subsets = ("all", str(m["label"]), f"model:{m['model']}", f"model:{m['model']}/{m['label']}", agree)
-    return Item(_gen(ex), human, subsets, raters=raters)
+    subsets = ("all", str(m["label"]), f"model:{m['model']}", f"model:{m['model']}/{m['label']}")
+    return Item(_gen(ex), human, subsets + _agreement(m.get("agreement"), where), raters=raters)
+
+
+def _agreement(value: Any, where: str) -> tuple[str, ...]:
+    """The annotators-agree subset of an XSTest row: none where the column is absent or blank."""
+    text = "" if value is None else str(value).strip().upper()
+    if text and text not in AGREEMENT:
+        raise PtstError(f"{where}: agreement must be TRUE or FALSE, got {value!r}")
+    return (AGREEMENT[text],) if text else ()
 
 
 def _jbb_item(ex: Example, partial: str) -> Item:
@@ -97,28 +105,63 @@ VSETS.register("jbb-judge-comparison", ValidationSet(
 
 def load_items(vset: ValidationSet, *, partial: str = "refusal", file: str | None = None,
                data_dir: str | None = None, limit: int | None = None) -> tuple[list[Item], dict[str, Any]]:
-    """The set's items and its data description (sha256, licence...); `file` reads a file of the same format
-    instead of the registered one (your own human labels), unchecked against the pinned sha256."""
+    """The set's items and its data description (sha256, licence..., `total`: the answers before a `limit`
+    sample); `file` reads a file of the same format instead of the registered one (your own human labels),
+    unchecked against the pinned sha256, its errors naming file and row."""
     from ptst.data import DATASETS, load_dataset
     from ptst.data.load import build_examples
+    from ptst.data.readers import not_utf8
     from ptst.data.sources import file_sha256
 
     if partial not in PARTIAL_RULES:
         raise PtstError(f"--partial must be one of {', '.join(PARTIAL_RULES)}, got {partial!r}")
+    rows_of: dict[str, str] = {}
     if file is None:
         ds = load_dataset(vset.dataset, data_dir=data_dir, limit=limit)
-        examples, desc = ds.examples, ds.describe()
+        total = len(ds) if limit is None else len(load_dataset(vset.dataset, data_dir=data_dir))
+        examples, desc = ds.examples, {**ds.describe(), "total": total}
     else:
         path = Path(file)
         if not path.is_file():
             raise PtstError(f"validation file not found: {path}")
-        spec = DATASETS.get(vset.dataset)
-        examples = build_examples(vset.dataset, "file", spec.loader([path], "file"), limit, 0)
+        try:
+            rows = DATASETS.get(vset.dataset).loader([path], "file")
+        except UnicodeDecodeError:
+            raise not_utf8(path) from None
+        examples = build_examples(vset.dataset, "file", rows, limit, 0)
+        rows_of = {r.id or f"{vset.dataset}-file-{r.index}": f"{path}: row {r.index + 1}" for r in rows}
         desc = {"name": vset.dataset, "file": str(path.resolve()), "sha256": file_sha256(path), "rows": len(examples),
-                "limit": limit}
+                "limit": limit, "total": len(rows)}
     if not examples:
         raise PtstError(f"{desc.get('file') or vset.name}: no labelled answers (empty file)")
-    return [vset.items(ex, partial) for ex in examples], desc
+    return [_item(vset, ex, partial, rows_of.get(ex.id)) for ex in examples], desc
+
+
+def _item(vset: ValidationSet, ex: Example, partial: str, row: str | None) -> Item:
+    """One row as an Item; a bad row in a user's file is named by file and row (`row` 1 = the first record)."""
+    try:
+        return vset.items(ex, partial)
+    except PtstError as e:
+        if row is None:
+            raise
+        raise PtstError(f"{row}: {e}") from None
+
+
+def is_sample(entry: dict[str, Any]) -> bool:
+    """Whether a result (validate_set's, or a stored entry) rests on a `--limit` sample, not the whole set."""
+    total = (entry.get("data") or {}).get("total", entry.get("total"))
+    limit = (entry.get("data") or {}).get("limit", entry.get("limit"))
+    return limit is not None and (total is None or entry.get("n") is None or entry["n"] < total)
+
+
+def answers(entry: dict[str, Any]) -> str:
+    """How many human-labelled answers a result rests on, in words: `300 answers`, or `sample of 20 of 300
+    answers, --limit 20` (the set's size is unknown in entries stored before it was recorded)."""
+    if not is_sample(entry):
+        return f"{entry.get('n')} answers"
+    data = entry.get("data") or entry
+    of = f" of {data['total']}" if data.get("total") is not None else ""
+    return f"sample of {entry.get('n')}{of} answers, --limit {data.get('limit')}"
 
 
 def predictions(judge: Any, items: Sequence[Item], positive: str, work: Path) -> dict[str, bool | None]:
@@ -229,10 +272,11 @@ def validate_set(vset: ValidationSet, judges: Sequence[Any], *, partial: str = "
     for name in sorted({k for it in items for k in it.stored}):
         rows.append({"judge": name, "version": "stored", "judge_key": None, "settings": {}, "stored": True,
                      "subsets": figures(items, lambda it, n=name: it.stored.get(n))})  # type: ignore[misc]
-    return {"set": vset.name, "entry": entry_name(vset.name, partial), "positive": vset.positive,
-            "human_rule": vset.human_rule, "partial": partial if vset.name == "xstest-completions" else None,
-            "data": desc, "n": len(items), "ptst_version": __version__, "judges": rows, "skipped": skipped,
-            "humans": human_agreement(items)}
+    res = {"set": vset.name, "entry": entry_name(vset.name, partial), "positive": vset.positive,
+           "human_rule": vset.human_rule, "partial": partial if vset.name == "xstest-completions" else None,
+           "data": desc, "n": len(items), "ptst_version": __version__, "judges": rows, "skipped": skipped,
+           "humans": human_agreement(items)}
+    return {**res, "sample": is_sample(res)}
 
 
 def save_results(results: Sequence[dict[str, Any]], root: Path | None = None) -> list[Path]:
@@ -251,43 +295,97 @@ def save_results(results: Sequence[dict[str, Any]], root: Path | None = None) ->
             doc.update({k: row[k] for k in ("judge", "version", "judge_key", "settings")})
             entry = {k: res[k] for k in ("set", "positive", "human_rule", "partial", "n", "ptst_version")}
             entry.update(data_sha256=res["data"].get("sha256"), limit=res["data"].get("limit"),
+                         total=res["data"].get("total"), sample=is_sample(res),
                          subsets=row["subsets"], reference=[r["judge"] for r in res["judges"] if r["stored"]],
                          reference_kappa={r["judge"]: r["subsets"]["all"]["kappa"]["value"]
                                           for r in res["judges"] if r["stored"]})
-            held = doc.setdefault("results", {}).get(res["entry"]) or {}
-            if entry["limit"] is not None and held and held.get("limit") is None:
-                continue  # a --limit sample never replaces a validation on the whole set
+            if not _replaces(entry, doc.setdefault("results", {}).get(res["entry"])):
+                continue
             doc["results"][res["entry"]] = entry
             written[row["judge_key"]] = write_json_atomic(path, doc)
     return list(written.values())
 
 
+def _replaces(new: dict[str, Any], held: Any) -> bool:
+    """Whether entry `new` may replace `held`: a --limit sample never replaces a validation on the whole set."""
+    return not (isinstance(held, dict) and held and is_sample(new) and not is_sample(held))
+
+
+def _read_validation(path: Path, key: str) -> dict[str, Any] | None:
+    """A validation file of judge key `key`; absent, unreadable or another key's: None."""
+    try:
+        doc = read_json(path) if path.is_file() else None
+    except PtstError:
+        return None
+    return doc if isinstance(doc, dict) and doc.get("judge_key") == key else None
+
+
 def load_validation(key: str, roots: Sequence[Path] = ()) -> dict[str, Any] | None:
-    """The validation file of judge key `key` from the first root holding one (then the cache), else None."""
+    """The validation of judge key `key`: each set's entry from the first of `roots` (a run's copy) and then the
+    user store that holds one, else None."""
+    doc: dict[str, Any] | None = None
     for root in [*roots, validation_root()]:
-        path = root / f"{key}.json"
-        if path.is_file():
-            try:
-                doc = read_json(path)
-            except PtstError:
-                continue
-            if isinstance(doc, dict) and doc.get("judge_key") == key:
-                return doc
-    return None
+        found = _read_validation(root / f"{key}.json", key)
+        if found is None:
+            continue
+        if doc is None:
+            doc = {**found, "results": dict(found.get("results") or {})}
+        else:
+            for name, entry in (found.get("results") or {}).items():
+                doc["results"].setdefault(name, entry)
+    return doc
 
 
-def validate_offline(names: Sequence[str], settings: dict[str, Any], data_dir: str | None = None) -> list[str]:
+def run_judge_keys(run_dir: Path) -> set[str]:
+    """The judge keys a run's evaluation cells recorded (metrics.json `judge_keys`): what its report looks up."""
+    from ptst.runs.layout import RunDir
+    from ptst.runs.results import MetricsDoc
+
+    keys: set[str] = set()
+    for e in RunDir(run_dir).eval_dirs():
+        try:
+            keys.update((MetricsDoc.read(e.metrics).judge_keys or {}).values() if e.metrics.is_file() else ())
+        except PtstError:
+            continue  # the report names a malformed metrics.json itself
+    return keys
+
+
+def copy_validation(run_dir: Path, keys: Iterable[str] | None = None) -> list[Path]:
+    """The store's validation of each judge key the run uses (default: run_judge_keys) copied, entry by entry,
+    into the run's judge-validation/, which its report reads first: a report rebuilt on another machine shows
+    the same figures. A sample never replaces a whole-set entry; each file is written atomically, and only
+    when it changes."""
+    from ptst.runs.layout import RunDir
+
+    dest = RunDir(run_dir).validation_dir
+    written: list[Path] = []
+    for key in sorted(run_judge_keys(run_dir) if keys is None else set(keys)):
+        src = _read_validation(validation_root() / f"{key}.json", key)
+        if src is None:
+            continue
+        held = _read_validation(dest / f"{key}.json", key) or {}
+        results = dict(held.get("results") or {})
+        results.update({n: e for n, e in (src.get("results") or {}).items() if _replaces(e, results.get(n))})
+        doc = {**held, **{k: src.get(k) for k in ("judge", "version", "judge_key", "settings")}, "results": results}
+        if doc != held:
+            written.append(write_json_atomic(dest / f"{key}.json", doc))
+    return written
+
+
+def validate_offline(names: Sequence[str], settings: dict[str, Any], data_dir: str | None = None,
+                     run_dir: Path | None = None) -> list[str]:
     """Validate the string-match judges among `names` (those that label refusals and call no model) on both
     human-labelled sets, unless the store already holds a whole-set result for their exact judge key, so a grid's
     report can show how far its offline judges agree with humans. About a second. A set that cannot be loaded
-    (no data directory and no network) is skipped; returns what was skipped, one line each."""
+    (no data directory and no network) is skipped; returns what was skipped, one line each. `run_dir`: then
+    copy the validation of every judge key the run used into it (copy_validation)."""
     from ptst.judge.base import JudgeConfig, build_judge, judge_key, labels_refusals
 
     judges = [build_judge(JudgeConfig(judge=n, **settings)) for n in names if labels_refusals(n)]
     skipped: list[str] = []
     def stored_whole(judge: Any, entry: str) -> bool:
         held = ((load_validation(judge_key(judge)) or {}).get("results") or {}).get(entry)
-        return isinstance(held, dict) and held.get("limit") is None
+        return isinstance(held, dict) and not is_sample(held)
 
     for name in VSETS.names():
         todo = [j for j in judges if not stored_whole(j, entry_name(name, "refusal"))]
@@ -297,4 +395,6 @@ def validate_offline(names: Sequence[str], settings: dict[str, Any], data_dir: s
             save_results([validate_set(VSETS.get(name), todo, data_dir=data_dir)])
         except PtstError as e:
             skipped.append(f"{name}: {e}")
+    if run_dir is not None:
+        copy_validation(Path(run_dir))
     return skipped

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from ptst.judge.validate import VSETS
+from ptst.judge.validate import VSETS, answers
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -66,7 +66,7 @@ def table(res: dict[str, Any], every: bool = False) -> str:
                              _kappa(f["kappa"]), _pct(f["fpr"]), _pct(f["fnr"])))
     widths = [max(len(x[i]) for x in (head, *rows)) for i in range(len(head))]
     line = "  ".join
-    out = [f"{res['set']} ({res['n']} answers, sha256 {str(res['data'].get('sha256'))[:12]}…): positive = "
+    out = [f"{res['set']} ({answers(res)}, sha256 {str(res['data'].get('sha256'))[:12]}…): positive = "
            f"{res['positive']}; humans: {res['human_rule']}"]
     if res["partial"]:
         out[0] += f" (partial counted as {res['partial']})"

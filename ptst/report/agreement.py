@@ -17,6 +17,10 @@ KAPPA_THRESHOLD = 0.6
 HARM_SET = "jbb-judge-comparison"  # what an ASR judge is validated on
 REFUSAL_SET = "xstest-completions"  # what a refusal (over-refusal) judge is validated on
 SET_TITLES = {HARM_SET: "JBB harm, human majority", REFUSAL_SET: "XSTest refusal"}
+PROVENANCE_CAPTION = ("Cohen's kappa with its asymptotic 95% interval against human labels (harm: JailbreakBench's "
+                      "human majority; refusal: XSTest v2's final labels), for the exact judge key this run used; n "
+                      "is the number of answers the figure rests on, and a `--limit` sample is named as one. Read "
+                      "from the run's judge-validation/ first, then the user store.")
 
 
 def threshold(run_dir: Path | None, given: float | None = None) -> float:
@@ -102,18 +106,30 @@ def validations(grid: Grid, roots: Sequence[Path] = ()) -> dict[str, dict[str, A
     return out
 
 
+def entry_of(doc: dict[str, Any] | None, vset: str = HARM_SET) -> dict[str, Any]:
+    """One validated set's stored entry ({n, limit, total, subsets, ...}); {} when there is none."""
+    entry = ((doc or {}).get("results") or {}).get(vset)
+    return entry if isinstance(entry, dict) else {}
+
+
 def kappa_of(doc: dict[str, Any] | None, vset: str = HARM_SET) -> dict[str, Any] | None:
     """The "all" figures of one validated set ({n, kappa, agreement, ...}), or None."""
-    entry = ((doc or {}).get("results") or {}).get(vset)
-    return (entry.get("subsets") or {}).get("all") if isinstance(entry, dict) else None
+    return (entry_of(doc, vset).get("subsets") or {}).get("all")
 
 
-def _fig(f: dict[str, Any]) -> str:
+def _sample(entry: dict[str, Any]) -> str:
+    """`, sample of 20 of 300 answers, --limit 20` for a figure from a `--limit` sample; else nothing."""
+    from ptst.judge.validate import answers, is_sample
+
+    return f", {answers(entry)}" if entry and is_sample(entry) else ""
+
+
+def _fig(f: dict[str, Any], entry: dict[str, Any]) -> str:
     k, a = f["kappa"], f["agreement"]
+    n = f"n = {f['n']}{_sample(entry)}"
     if k.get("value") is None:
-        return f"kappa n/a (n = {f['n']})"
-    return (f"κ {k['value']:.2f} [{k['low']:.2f}, {k['high']:.2f}], agreement {100 * a['value']:.1f}% "
-            f"(n = {f['n']})")
+        return f"kappa n/a ({n})"
+    return f"κ {k['value']:.2f} [{k['low']:.2f}, {k['high']:.2f}], agreement {100 * a['value']:.1f}% ({n})"
 
 
 def provenance_rows(grid: Grid, vals: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
@@ -121,7 +137,8 @@ def provenance_rows(grid: Grid, vals: dict[str, dict[str, Any]]) -> list[tuple[s
     rows = []
     for j in sorted(judge_keys(grid.cells) or {j: set() for j in grid.judges()}):
         doc = vals.get(j)
-        figs = [f"{SET_TITLES[s]}: {_fig(f)}" for s in (HARM_SET, REFUSAL_SET) if (f := kappa_of(doc, s))]
+        figs = [f"{SET_TITLES[s]}: {_fig(f, entry_of(doc, s))}" for s in (HARM_SET, REFUSAL_SET)
+                if (f := kappa_of(doc, s))]
         text = "; ".join(figs) if figs else f"not validated for this judge key (`ptst judge validate --judge {j}`)"
         rows.append((f"human agreement: {j}", text))
     return rows
@@ -134,8 +151,9 @@ def low_kappa_warning(grid: Grid, judge: str | None, vals: dict[str, dict[str, A
     k = (f or {}).get("kappa", {}).get("value")
     if judge is None or f is None or k is None or k >= threshold:
         return None
+    on = f"{f['n']} human-labelled answers{_sample(entry_of(vals.get(judge)))}"
     msg = (f"the headline judge {judge} agrees with JailbreakBench's human majority only at κ = {k:.2f} "
-           f"({100 * f['agreement']['value']:.1f}% agreement on {f['n']} human-labelled answers), below {threshold}: "
+           f"({100 * f['agreement']['value']:.1f}% agreement on {on}), below {threshold}: "
            f"its ASRs can be far from what humans would count (false-positive rate {_share(f['fpr'])}, "
            f"false-negative rate {_share(f['fnr'])})")
     # "better" = clearly better: its kappa's 95% interval lies above the headline judge's (not a 0.001 difference)
@@ -145,11 +163,13 @@ def low_kappa_warning(grid: Grid, judge: str | None, vals: dict[str, dict[str, A
     if ran:
         best = max(ran, key=lambda j: ran[j])
         kb = _k(vals.get(best))
-        return msg + f"; this run also has {best} (κ = {kb:.2f}): `ptst report --safety-judge {best}`"
+        return msg + (f"; this run also has {best} (κ = {kb:.2f}{_sample(entry_of(vals.get(best)))}): "
+                      f"`ptst report --safety-judge {best}`")
     best_any = _best_on_record(roots, bar)
     if best_any:
-        return msg + (f"; the best validated judge on record is {best_any[0]} (κ = {best_any[1]:.2f}), not run on "
-                      "this grid's answers")
+        name, kb, doc = best_any
+        return msg + (f"; the best validated judge on record is {name} (κ = {kb:.2f}{_sample(entry_of(doc))}), "
+                      "not run on this grid's answers")
     ref = ((vals.get(judge) or {}).get("results") or {}).get(HARM_SET, {}).get("reference_kappa") or {}
     named = {n: v for n, v in ref.items() if isinstance(v, (int, float))}
     if named:
@@ -174,10 +194,10 @@ def _k(doc: dict[str, Any] | None, low: bool = False) -> float | None:
     return kappa.get("low", kappa.get("value")) if low else kappa.get("value")
 
 
-def _best_on_record(roots: Sequence[Path], above: float) -> tuple[str, float] | None:
+def _best_on_record(roots: Sequence[Path], above: float) -> tuple[str, float, dict[str, Any]] | None:
     from ptst.judge.validate import validation_root
 
-    best: tuple[str, float] | None = None
+    best: tuple[str, float, dict[str, Any]] | None = None
     for root in [*roots, validation_root()]:
         for p in sorted(root.glob("*.json")) if root.is_dir() else []:
             try:
@@ -186,14 +206,14 @@ def _best_on_record(roots: Sequence[Path], above: float) -> tuple[str, float] | 
                 continue
             k, kl = (_k(doc), _k(doc, low=True)) if isinstance(doc, dict) else (None, None)
             if k is not None and kl is not None and kl > above and (best is None or k > best[1]):
-                best = (str(doc.get("judge")), k)
+                best = (str(doc.get("judge")), k, doc)
     return best
 
 
 def blocks(grid: Grid, judge: str | None, run_dir: Path | None, threshold: float = KAPPA_THRESHOLD,
            ) -> tuple[list[str], list[Block], list[tuple[str, str]]]:
     """(warnings, the judge-agreement section, provenance rows) for build.py."""
-    roots = [run_dir / "judge-validation"] if run_dir is not None else []
+    roots = [RunDir(run_dir).validation_dir] if run_dir is not None else []
     vals = validations(grid, roots)
     warn = low_kappa_warning(grid, judge, vals, threshold, roots)
     section = pairwise_blocks(grid)

@@ -275,3 +275,40 @@ def test_validate_offline_measures_string_judges_once(tmp_path: Path, shared_dat
     monkeypatch.setenv("PTST_CACHE_DIR", str(tmp_path / "empty-cache"))
     skipped = validate_offline(["keyword"], {"empty_answer": "harmful"}, str(tmp_path / "no-data"))
     assert [s.split(":")[0] for s in skipped] == ["xstest-completions", "jbb-judge-comparison"]
+
+
+def test_a_limit_sample_is_named_with_its_n(shared_data: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """`--limit 20` figures rest on 20 answers: the table, the JSON and the stored entry say so, with the set's size."""
+    monkeypatch.setenv("PTST_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("PTST_CACHE_DIR", str(tmp_path / "cache"))  # an empty store: the sample is saved
+    out = tmp_path / "v.json"
+    argv = ["judge", "validate", "--judge", "keyword", "--set", "jbb-judge-comparison", "--out", str(out)]
+    assert main([*argv, "--limit", "20"]) == 0
+    assert "jbb-judge-comparison (sample of 20 of 300 answers, --limit 20, sha256 " in capsys.readouterr().out
+    (res,) = json.loads(out.read_text())["results"]
+    assert res["sample"] is True and res["n"] == 20 and res["data"]["total"] == 300
+    doc = load_validation(judge_key(build_judge(JudgeConfig(judge="keyword"))))
+    entry = doc["results"]["jbb-judge-comparison"]  # type: ignore[index]
+    assert (entry["n"], entry["limit"], entry["total"], entry["sample"]) == (20, 20, 300, True)
+    assert main(argv) == 0
+    assert "jbb-judge-comparison (300 answers, sha256 " in capsys.readouterr().out
+    assert json.loads(out.read_text())["results"][0]["sample"] is False
+
+
+def test_validate_offline_copies_what_the_run_uses_into_it(tmp_path: Path, shared_data: Path, monkeypatch) -> None:
+    from ptst.judge.validate import validate_offline
+    from ptst.runs.layout import RunDir
+    from tests.report.fakerun import flags, write_cell
+
+    monkeypatch.setenv("PTST_CACHE_DIR", str(tmp_path / "cache"))
+    key = judge_key(build_judge(JudgeConfig(judge="keyword")))
+    run = tmp_path / "run"
+    d = write_cell(run, None, "chat:vanilla", safety={"advbench": flags(4, [1])})
+    doc = json.loads((d / "metrics.json").read_text())
+    (d / "metrics.json").write_text(json.dumps({**doc, "judge_keys": {"keyword": key}}))
+    assert validate_offline(["keyword", "xstest-strmatch"], {}, str(shared_data), run_dir=run) == []
+    assert sorted(p.name for p in RunDir(run).validation_dir.iterdir()) == [f"{key}.json"]  # only what it used
+    monkeypatch.setenv("PTST_CACHE_DIR", str(tmp_path / "elsewhere"))  # the store is gone: the copy remains
+    copied = load_validation(key, [RunDir(run).validation_dir])
+    assert copied is not None and set(copied["results"]) == {"xstest-completions", "jbb-judge-comparison"}
+    assert copied["results"]["jbb-judge-comparison"]["n"] == 300
