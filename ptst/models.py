@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,10 +311,21 @@ def adapter_hash(adapter: str | Path | None) -> str | None:
 def model_id(spec: str) -> str:
     """A stable identity for cache keys: the alias/HF id, the GGUF file's content hash, or for a local directory
     the hash of the files that make the model (`dir_fingerprint`), so a directory that moves keeps its results."""
+    return spec if spec in ALIASES else base_identity(spec)
+
+
+BASE_RECORD = "ptst_base.json"  # beside a ptst adapter's weights: {"base_model_id", "base_model"} it was trained on
+
+
+def base_identity(spec: str) -> str:
+    """What a model's weights are, for checking an adapter against its base: a local directory's
+    `dir:<dir_fingerprint>`, a GGUF file's `gguf:<sha256>` (an alias's too, so the alias and the path to its GGUF
+    file agree), else the hub id itself. Unlike `model_id`, an alias is not its own name."""
     ref = resolve(spec)
-    if ref.gguf_file and spec not in ALIASES:
-        return f"gguf:{sha256_file(Path(ref.path) / ref.gguf_file)}"
-    return spec if (spec in ALIASES or not ref.is_local) else f"dir:{dir_fingerprint(Path(ref.path))}"
+    if ref.gguf_file:
+        src = Path(ref.path) / ref.gguf_file
+        return f"gguf:{_remembered(src, [src], lambda: sha256_file(src))}"
+    return f"dir:{dir_fingerprint(Path(ref.path))}" if ref.is_local else spec
 
 
 # What makes a model directory's outputs: weights, configs, tokenizer and chat template (not READMEs or logs).
@@ -344,13 +355,19 @@ def dir_fingerprint(path: Path) -> str:
     """sha256 over the names and contents of a model directory's model files. Hashing a large model takes a
     while, so the hash is remembered in the cache directory under the path, keyed by each file's size and
     modification time: unchanged files are not read again, a moved or copied directory is hashed once more."""
+    files = sorted({f for g in MODEL_FILE_GLOBS for f in path.glob(g) if f.is_file()})
+    if not files:
+        raise PtstError(f"{path}: no model files (safetensors, config) in this directory")
+    return _remembered(path, files, lambda: stable_hash({f.name: sha256_file(f) for f in files}))
+
+
+def _remembered(path: Path, files: list[Path], compute: Callable[[], str]) -> str:
+    """`compute()` (a hash of `files`), remembered in the cache directory under `path` while every file keeps its
+    size and modification time."""
     import json
 
     from ptst.io import write_json_atomic
 
-    files = sorted({f for g in MODEL_FILE_GLOBS for f in path.glob(g) if f.is_file()})
-    if not files:
-        raise PtstError(f"{path}: no model files (safetensors, config) in this directory")
     stat = {f.name: [st.st_size, st.st_mtime_ns] for f in files for st in [f.stat()]}
     where = str(path.resolve())
     memo = cache_dir() / "dir-ids" / f"{stable_hash(where)[:24]}.json"
@@ -360,7 +377,7 @@ def dir_fingerprint(path: Path) -> str:
             return str(known["id"])
     except (OSError, ValueError, KeyError, AttributeError):
         pass
-    ident = stable_hash({f.name: sha256_file(f) for f in files})
+    ident = compute()
     with suppress(OSError):  # a read-only cache: hash again next time
         write_json_atomic(memo, {"path": where, "files": stat, "id": ident})
     return ident

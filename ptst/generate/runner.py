@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -67,13 +69,83 @@ def _arch(cfg_dir: str) -> dict[str, Any] | None:
     return {k: c.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")}
 
 
+def recorded_base(adapter: str | Path) -> tuple[str, str] | None:
+    """(content identity, the model as given to training) of the base `adapter` was trained on: its
+    ptst_base.json, else the spec.json of the ptst training run it sits in (RUN/adapter/ or
+    RUN/checkpoints/step-N/adapter/). None for an adapter from an older ptst or another tool."""
+    from ptst.models import ALIASES, BASE_RECORD, base_identity
+
+    a = Path(adapter).expanduser().resolve()
+    record = a / BASE_RECORD
+    if record.is_file():
+        doc = _read_json(record)
+        if not isinstance(doc, dict) or not isinstance(doc.get("base_model_id"), str):
+            raise PtstError(f"{record} is not a ptst base record (no base_model_id): delete it to check the adapter "
+                            "by the base model name in adapter_config.json instead")
+        return doc["base_model_id"], str(doc.get("base_model") or doc["base_model_id"])
+    in_ckpt = re.fullmatch(r"step-\d+", a.parent.name) and a.parent.parent.name == "checkpoints"
+    spec = (a.parents[2] if in_ckpt else a.parent) / "spec.json"
+    doc = _read_json(spec) if a.name == "adapter" and spec.is_file() else None
+    if not isinstance(doc, dict) or doc.get("kind") != "ptst.train" or doc.get("method") != "lora":
+        return None
+    ident, given = doc.get("base_model_id"), doc.get("base_model")
+    if not isinstance(ident, str) or not ident:
+        return None
+    if ident in ALIASES:  # spec.json records an alias by its name (model_id): the content is its GGUF file's
+        with suppress(PtstError):
+            ident = base_identity(ident)
+    return ident, str(given or ident)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        if path.name == "spec.json":
+            return None  # only a fallback: the name check decides
+        raise PtstError(f"{path} is not readable JSON ({e})") from None
+
+
+def _is_content(ident: str) -> bool:
+    return ident.startswith(("dir:", "gguf:"))
+
+
+def _short(ident: str) -> str:
+    kind, _, digest = ident.partition(":")
+    return f"{kind}:{digest[:12]}..."
+
+
+def _hint(want: str, given: str) -> str:
+    """How to fix it: the recorded base, where it still holds the same weights."""
+    from ptst.models import base_identity
+
+    try:
+        same = base_identity(given) == want
+    except PtstError:
+        return f"; pass --model with the model it was trained on ({given} is not found from here)"
+    return f"; pass --model {given}" if same else f"; pass --model with those weights ({given} holds others now)"
+
+
 def check_adapter_base(adapter: str, model: str) -> None:
-    """Refuse, in one line, an adapter whose adapter_config.json names a different base model, when the two
-    names are comparable (same hub id / path, or two local checkpoints with their config.json). Otherwise
-    PEFT's own shape check at load time decides (ptst.models.apply_adapter)."""
-    from ptst.models import adapter_base, materialize, resolve
+    """Refuse, in one line and before any weights load, an adapter trained on another base model. The identity
+    recorded at training time (`recorded_base`) is compared with `model`'s (`ptst.models.base_identity`: the
+    weights' content for a directory, GGUF file or alias; the id for a hub model). An adapter without a record,
+    or a hub id against local weights, falls back to the names: an adapter_config.json naming a different base is
+    refused when the two are comparable (same hub id / path, or two local checkpoints with their config.json).
+    Otherwise PEFT's own shape check at load time decides (ptst.models.apply_adapter)."""
+    from ptst.models import adapter_base, base_identity, materialize, resolve
 
     base = adapter_base(adapter)
+    recorded = recorded_base(adapter)
+    if recorded is not None:
+        want, given = recorded
+        have = base_identity(model)
+        if _is_content(want) == _is_content(have):
+            if want == have or (not _is_content(want) and want.casefold() == have.casefold()):
+                return
+            trained = f"{_short(want)} ({given})" if _is_content(want) else given
+            given_now = f"{model} ({_short(have)})" if _is_content(have) else model
+            raise PtstError(f"adapter {adapter} was trained on {trained}, not on {given_now}{_hint(want, given)}")
     if not base:
         return
     ref = resolve(model)
@@ -154,9 +226,9 @@ def run(cfg: GenerateConfig, out_path: str | Path, *, dataset: DatasetLike | Non
     _check_ids(ds)
     template = get_template(cfg.template)
     spec = BACKENDS.get(cfg.backend)
-    tok = load_tokenizer(cfg.model) if spec.needs_model and cfg.model else None
-    if cfg.adapter and cfg.model:
+    if cfg.adapter and cfg.model:  # before the tokenizer or any weights load
         check_adapter_base(cfg.adapter, cfg.model)
+    tok = load_tokenizer(cfg.model) if spec.needs_model and cfg.model else None
     key = run_key(cfg, template, tok, ds)
     info = {"template": template.name, "ptst_version": __version__, "n_examples": len(ds.examples),
             "data_spec": cfg.data, "data_fingerprint": getattr(ds, "fingerprint", None)}

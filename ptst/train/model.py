@@ -62,11 +62,20 @@ def load_trainable(cfg: Any, precision: str, base_ref: str) -> Any:
     try:
         with warnings.catch_warnings():  # PEFT reads transformers' deprecated alias: not the user's to fix
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            peft_model = get_peft_model(model, pc)
+            peft_model: Any = get_peft_model(model, pc)
     except ValueError as e:
         raise PtstError(f"lora.targets {','.join(cfg.lora.targets)}: {str(e).splitlines()[0][:300]}") from None
     peft_model.peft_config["default"].base_model_name_or_path = base_ref  # not the GGUF cache path
+    # The content identity of the base, written beside every saved adapter: serving it on other weights is refused.
+    peft_model.ptst_base = base_record(cfg.model)
     return peft_model.train()
+
+
+def base_record(model: str) -> dict[str, str]:
+    """What `ptst_base.json` holds: the base model's content identity and the model as it was given."""
+    from ptst.models import base_identity
+
+    return {"base_model_id": base_identity(model), "base_model": model}
 
 
 # Below this width, eager attention (bf16 matmuls + fp32 softmax) beats SDPA's CPU flash kernel; above it, the
@@ -179,8 +188,16 @@ def load_trainable_state(lm: Any, state: dict[str, torch.Tensor]) -> None:
 
 
 def save_adapter(lm: Any, dst: Path) -> None:
+    """The PEFT adapter, plus `ptst_base.json` (the base's identity) when `load_trainable` made `lm`. `adapter_hash`
+    reads adapter_model.safetensors only: the record does not change it."""
+    from ptst.io import write_json_atomic
+    from ptst.models import BASE_RECORD
+
     # LoRA never trains the embeddings; saying so skips PEFT's look-up of the base config by name (an alias).
     lm.save_pretrained(dst, safe_serialization=True, save_embedding_layers=False)
+    record = getattr(lm, "ptst_base", None)
+    if record is not None:
+        write_json_atomic(Path(dst) / BASE_RECORD, record)
 
 
 def save_final(lm: Any, tok: Any, out: Path, full: bool) -> None:

@@ -16,7 +16,7 @@ def files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
-ADAPTER = {"adapter_config.json", "adapter_model.safetensors", "README.md"}
+ADAPTER = {"adapter_config.json", "adapter_model.safetensors", "README.md", "ptst_base.json"}
 
 
 def test_exact_file_set(make_cfg, tmp_path):
