@@ -10,7 +10,7 @@ from ptst import __version__
 from ptst.errors import PtstError
 from ptst.evaluate.key import EvalArtifact
 from ptst.evaluate.kinds import KINDS, check_spec
-from ptst.generate.runner import load_examples
+from ptst.generate.runner import check_adapter_base, load_examples
 from ptst.generate.runner import run as generate
 from ptst.generate.store import meta_path
 from ptst.io import clear_stale_tmp, iter_jsonl, read_json, write_json_atomic
@@ -89,6 +89,8 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
     moved to superseded/STAMP/ first (with why.txt), so no number outlives what made it."""
     out = Path(out_dir)
     cell = EvalDir(out)
+    if cfg.adapter:  # an adapter on another base is refused before a tokenizer loads or a file is written
+        check_adapter_base(cfg.adapter, cfg.model)
     artifact = EvalArtifact(cell, cfg)
     if artifact.state().done:
         print(f"{out}: already evaluated (same key); nothing to do", file=sys.stderr)

@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ptst import __version__
+from ptst.data.load import DataIdentity
 from ptst.errors import PtstError
 from ptst.generate.backends import BACKENDS
-from ptst.generate.base import Backend, Completion, Decoding, PromptItem
+from ptst.generate.base import Backend, Completion, PromptItem
+from ptst.generate.key import generation_key
 from ptst.generate.store import finalize, meta_path, open_for_resume, write_meta
-from ptst.io import JsonlAppender, stable_hash
+from ptst.io import JsonlAppender
 from ptst.records import Example, Generation
 from ptst.specs.generate import GenerateConfig
-from ptst.templates import INPUT, Template, fingerprint, get_template, render
+from ptst.templates import Template, get_template, render
 
 
 class DatasetLike(Protocol):
@@ -46,15 +48,6 @@ def load_examples(cfg: GenerateConfig) -> DatasetLike:
 
     ds: DatasetLike = load_dataset(cfg.data, cfg.split, data_dir=cfg.data_dir, limit=cfg.limit, seed=cfg.seed)
     return ds
-
-
-def decoding_key(d: Decoding) -> dict[str, Any]:
-    """The decoding part of the key; greedy ignores seed and top_p, so they do not split a greedy cache."""
-    k = d.to_dict()
-    if d.greedy:
-        k.pop("seed")
-        k.pop("top_p")
-    return k
 
 
 def _norm_ref(p: str) -> str:
@@ -166,25 +159,8 @@ def check_adapter_base(adapter: str, model: str) -> None:
 
 
 def run_key(cfg: GenerateConfig, template: Template, tok: Any, ds: DatasetLike) -> dict[str, Any]:
-    """Everything that identifies these answers; a resumed file must have been written under the same key."""
-    from ptst.models import adapter_hash, model_id, pick_device, pick_dtype
-
-    if BACKENDS.get(cfg.backend).needs_model:
-        assert cfg.model is not None
-        model = model_id(cfg.model)
-        fp = fingerprint(template, tok)
-        dtype = str(pick_dtype(cfg.dtype, pick_device(cfg.device))).removeprefix("torch.")
-    else:  # the endpoint applies its own chat template: the messages we send identify the prompt
-        if template.rendering != "native":
-            raise PtstError(f"template {template.name!r} renders the paper's literal strings, which needs the "
-                            f"model's tokenizer; backend {cfg.backend!r} sends messages that the endpoint renders "
-                            "with its own chat template: use the template without 'paper:' or a local backend")
-        model = f"{cfg.api_model}@{cfg.base_url}"
-        fp = stable_hash(template.messages(INPUT))
-        dtype = None
-    return {"model": model, "adapter_hash": adapter_hash(cfg.adapter), "template_fingerprint": fp,
-            "decoding": decoding_key(cfg.decoding), "data": {"name": ds.name, "split": ds.split, "sha256": ds.sha256},
-            "backend": cfg.backend, "dtype": dtype}
+    """Everything that identifies these answers (`ptst.generate.key`), for a data set already loaded."""
+    return generation_key(cfg, template, tok, DataIdentity(ds.name, str(ds.split), ds.sha256))
 
 
 def _check_ids(ds: DatasetLike) -> None:

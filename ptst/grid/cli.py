@@ -27,10 +27,12 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def cli(args: argparse.Namespace) -> int:
     from ptst.grid.cells import load_grid
-    from ptst.grid.runner import run
+    from ptst.grid.runner import check_options, run
 
     cfg = load_grid(args.config, args.overrides)
     out = Path(args.out or Path("runs") / cfg.name)
+    check_options(cfg, args.executor, shard=args.shard, cell=args.cell, align_only=args.align_only,
+                  address=args.address)
     if args.dry_run:
         from ptst.grid.status import print_plan
 
@@ -44,10 +46,6 @@ def cli(args: argparse.Namespace) -> int:
                   f"{_fmt(r.train.request())}, eval {_fmt(r.eval.request())}; max_retries {r.max_retries}; "
                   f"inputs {r.inputs} (a dry run contacts no cluster)")
         return 0
-    if args.address and (args.executor or cfg.executor) != "ray":
-        from ptst.errors import PtstError
-
-        raise PtstError("--address is for --executor ray")
     run(cfg, out, shard=args.shard, cell=args.cell, align_only=args.align_only, executor=args.executor,
         address=args.address)
     if not args.no_report and args.shard is None and args.cell is None and not args.align_only:
@@ -55,7 +53,7 @@ def cli(args: argparse.Namespace) -> int:
         from ptst.report import run as report
 
         # the report shows each judge's agreement with human labels: the offline judges can be measured here
-        for line in validate_offline(cfg.judges, cfg.judge, cfg.data_dir):
+        for line in validate_offline(cfg.judges, cfg.judge, cfg.data_dir, run_dir=out):
             print(f"note: judge validation skipped ({line})", file=sys.stderr)
 
         path = report(out)

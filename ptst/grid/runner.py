@@ -56,18 +56,16 @@ def _align_done(cfg: GridConfig, root: Path, exclude: set[str]) -> bool:
     return artifact is None or artifact.checked_state().done
 
 
-def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell: str | None = None,
-        align_only: bool = False, executor: str | None = None, address: str | None = None) -> Path:
-    """Run (or resume) the grid into out_dir. Finished stages are skipped; returns the run directory.
-    Every check runs before anything is written. With an alignment stage, `--shard` / `--cell` processes need
-    it finished first (`align_only`: run only it), so parallel processes never write align/ together.
-    `executor` (default: the config's) `ray` runs the cells as Ray tasks (ptst.grid.ray_exec); `address`: the
-    cluster's, overriding `ray.address`."""
-    root = Path(out_dir)
+def check_options(cfg: GridConfig, executor: str | None, *, shard: str | None = None, cell: str | None = None,
+                  align_only: bool = False, address: str | None = None) -> str:
+    """Refuse option combinations `ptst run` cannot honour (the real run and `--dry-run` alike); returns the
+    executor."""
     ex = executor or cfg.executor
     if ex == "ray" and shard is not None:
         raise PtstError("--executor ray schedules every cell itself: drop --shard (it is for processes started "
                         "by hand, see docs/cluster.md)")
+    if address and ex != "ray":
+        raise PtstError("--address is for --executor ray")
     if ex == "ray":
         from ptst.grid.ray_exec import require_ray
 
@@ -76,6 +74,18 @@ def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell:
         raise PtstError("--align-only runs the alignment stage alone: drop --shard / --cell")
     if align_only and cfg.align is None:
         raise PtstError("--align-only: this grid has no align: section")
+    return ex
+
+
+def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell: str | None = None,
+        align_only: bool = False, executor: str | None = None, address: str | None = None) -> Path:
+    """Run (or resume) the grid into out_dir. Finished stages are skipped; returns the run directory.
+    Every check runs before anything is written. With an alignment stage, `--shard` / `--cell` processes need
+    it finished first (`align_only`: run only it), so parallel processes never write align/ together.
+    `executor` (default: the config's) `ray` runs the cells as Ray tasks (ptst.grid.ray_exec); `address`: the
+    cluster's, overriding `ray.address`."""
+    root = Path(out_dir)
+    ex = check_options(cfg, executor, shard=shard, cell=cell, align_only=align_only)
     cells = select(expand(cfg), shard, cell)
     exclude = preflight(cfg, root, cells)
     aligned = _align_done(cfg, root, exclude)  # refuses an align/ made with another config

@@ -11,6 +11,7 @@ from ptst.grid.config import GridConfig
 from ptst.grid.plan import expand, select
 from ptst.io import read_json
 from ptst.runs.layout import RunDir
+from ptst.runs.state import State
 
 # Measured throughputs of SmolLM2-135M on 2 CPU cores (docs/performance.md): (train tokens/s, generated tokens/s)
 # with fast bf16 (Zen 4, AVX512-BF16: bf16 training, fp32 generation) and without it (Zen 3, AVX2: fp32 for both).
@@ -126,6 +127,7 @@ def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
 
 def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) -> None:
     """The cells to run with a rough time estimate; first every check `ptst run` makes before it starts."""
+    from ptst.evaluate.key import EvalArtifact
     from ptst.grid.cells import check_cells, eval_status, model_path, train_config, train_status
     from ptst.grid.checks import check_grid_yaml, validate
 
@@ -139,7 +141,8 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
     # what is left, as the runner and `ptst status` see it (the cells' artifact states)
     trained = {c.id: train_status(cfg, out, c, model) for c in cells}
     to_train = [c.template for c in cells if c.template is not None and not trained[c.id].done]
-    todo_eval = sum(not eval_status(cfg, out, e, model).done for c in cells for e in c.evals)
+    evaluated = {e.path: eval_status(cfg, out, e, model) for c in cells for e in c.evals}
+    todo_eval = sum(not st.done for st in evaluated.values())
     specs = [e.resolved() for e in cfg.evals]
     ns = [_n_items(e, cfg.data_dir) for e in specs]
     gen_tokens = sum((n or 0) * (e.max_new_tokens or cfg.decoding.get("max_new_tokens", 512))
@@ -151,6 +154,9 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
     for c in cells:
         state = "no train" if c.template is None else "done" if trained[c.id].done else "to train"
         print(f"  {c.id:<28} {state:<9} evals: {', '.join(e.id for e in c.evals)}")
+        for e in c.evals:  # a finished cell whose inputs changed: what changed, and the files it makes stale
+            if evaluated[e.path].state is State.DIFFERENT:
+                print(f"    {e.id:<26} {evaluated[e.path].describe(EvalArtifact.on_different)}")
     sets = ", ".join(f"{e.label} ({e.kind}, n={n if n is not None else 'unknown'})" for e, n in zip(specs, ns,
                                                                                                     strict=True))
     print(f"evaluation sets: {sets}")

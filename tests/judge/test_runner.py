@@ -162,7 +162,7 @@ def test_done_ids_are_read_once_per_run_not_once_per_generation(tmp_path, monkey
     out = run(JudgeConfig(judge="keyword"), path, tmp_path / "j.jsonl")
     calls = []
     real = R._done_ids
-    monkeypatch.setattr(R, "_done_ids", lambda o, k: calls.append(o) or real(o, k))
+    monkeypatch.setattr(R, "_done_ids", lambda o, k, u: calls.append(o) or real(o, k, u))
     run(JudgeConfig(judge="keyword"), path, out)
     assert len(calls) == 1
 
