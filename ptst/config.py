@@ -54,7 +54,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        from ptst.data.readers import not_utf8
+        from ptst.io import not_utf8
 
         raise not_utf8(path) from None
     try:

@@ -89,11 +89,25 @@ def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path
     return write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
+def not_utf8(path: Path) -> PtstError:
+    """The error for a file that is not UTF-8 text, naming the first bad byte's offset and line (a decoder reading
+    in chunks reports an offset within its chunk, so the bytes are decoded again here, whole)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return PtstError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}, line {line}); save it as UTF-8")
+    return PtstError(f"{path}: not UTF-8 text")
+
+
 def read_json(path: str | Path) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PtstError(f"file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise not_utf8(Path(path)) from None
     except json.JSONDecodeError as e:
         raise PtstError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
 
@@ -104,16 +118,19 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
         raise PtstError(f"file not found: {path}")
     with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PtstError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise PtstError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield row
+        try:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise PtstError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise PtstError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                yield row
+        except UnicodeDecodeError:
+            raise not_utf8(path) from None
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

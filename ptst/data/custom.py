@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ptst.data.readers import iter_jsonl_numbered, not_utf8, read_csv, read_json
+from ptst.data.readers import iter_jsonl_numbered, read_csv, read_json
 from ptst.data.types import Row
 from ptst.errors import PtstError
+from ptst.io import not_utf8
 from ptst.registry import did_you_mean
 
 FORMATS = ("jsonl", "json", "csv")

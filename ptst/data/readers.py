@@ -9,22 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
-from ptst.io import read_json
+from ptst.io import not_utf8, read_json
 
 __all__ = ["iter_jsonl_numbered", "json_list", "not_utf8", "read_csv", "read_csv_rows", "read_json", "read_parquet",
            "require"]
-
-
-def not_utf8(path: Path) -> PtstError:
-    """The error for a file that is not UTF-8 text, naming the first bad byte's offset and line (a decoder reading
-    in chunks reports an offset within its chunk, so the bytes are decoded again here, whole)."""
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        return PtstError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}, line {line}); save it as UTF-8")
-    return PtstError(f"{path}: not UTF-8 text")
 
 
 def iter_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -110,8 +110,8 @@ def load_items(vset: ValidationSet, *, partial: str = "refusal", file: str | Non
     unchecked against the pinned sha256, its errors naming file and row."""
     from ptst.data import DATASETS, load_dataset
     from ptst.data.load import build_examples
-    from ptst.data.readers import not_utf8
     from ptst.data.sources import file_sha256
+    from ptst.io import not_utf8
 
     if partial not in PARTIAL_RULES:
         raise PtstError(f"--partial must be one of {', '.join(PARTIAL_RULES)}, got {partial!r}")

@@ -97,8 +97,7 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
     note = provenance.alignment_note(run_dir) if run_dir is not None else None
     blocks += [Heading("Provenance"), *([Para(note)] if note else []), *provenance.provenance_table(prov),
                Table(("judge", "validated agreement with human labels (`ptst judge validate`)"), tuple(jrows),
-                     "Cohen's kappa with its asymptotic 95% interval against human labels, for the exact judge key "
-                     "this run used (harm: JailbreakBench's 300 answers; refusal: XSTest's 2,250)."),
+                     agreement.PROVENANCE_CAPTION),
                Para("All numbers, per seed and per checkpoint, with per-category rows: `results.csv`.", "note")]
     return blocks, [b for b in figs if isinstance(b, Figure)]
 
