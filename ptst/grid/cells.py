@@ -99,7 +99,9 @@ def eval_status(cfg: GridConfig, root: Path, cell: EvalCell, model: str | None =
     d = RunDir(root).eval(cell.train_cell, cell.id)
     try:
         return EvalArtifact(d, eval_config(cfg, model or model_path(cfg, root), cell, root)).state()
-    except PtstError:  # e.g. its training cell has not made the adapter yet
+    except PtstError as e:  # e.g. its training cell has not made the adapter yet
+        if d.metrics.exists():  # finished, but its inputs cannot be read here (a tokenizer or data not local)
+            return Status(State.PARTIAL, f"finished earlier, not checked here: {e}")
         n = answers(d)
         return Status(State.PARTIAL, f"{n} answers; waiting for its inputs") if n else Status(State.NEW)
 

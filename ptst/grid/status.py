@@ -9,7 +9,7 @@ from typing import Any
 from ptst.errors import PtstError
 from ptst.grid.config import GridConfig
 from ptst.grid.plan import expand, select
-from ptst.io import read_json
+from ptst.io import no_downloads, read_json
 from ptst.runs.layout import RunDir
 from ptst.runs.state import State
 
@@ -126,7 +126,13 @@ def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
 
 
 def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) -> None:
-    """The cells to run with a rough time estimate; first every check `ptst run` makes before it starts."""
+    """The cells to run with a rough time estimate; first every check `ptst run` makes before it starts.
+    Nothing is downloaded (data sets, tokenizers): what is not on this machine is reported as such."""
+    with no_downloads():
+        _print_plan(cfg, out, shard, cell)
+
+
+def _print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) -> None:
     from ptst.evaluate.key import EvalArtifact
     from ptst.grid.cells import check_cells, eval_status, model_path, train_config, train_status
     from ptst.grid.checks import check_grid_yaml, validate
@@ -230,7 +236,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir)
+    with no_downloads():  # status only looks: a data set or tokenizer not on this machine is reported, not fetched
+        return _status(Path(args.run_dir))
+
+
+def _status(run_dir: Path) -> int:
     cfg = load_run(run_dir)
     rows = cell_states(cfg, run_dir)
     n_done = n_all = 0
