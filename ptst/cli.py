@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("ptst.serve.cli", "serve a model over the OpenAI API with the test template enforced"),
     "data": ("ptst.data.cli", "list, show and check data sets; contamination check"),
     "eval": ("ptst.evaluate.cli", "generate, judge and score one cell on several evaluation sets (metrics.json)"),
-    "align": ("ptst.align", "safety-align an unaligned model (refusals + benign data over several templates)"),
+    "align": ("ptst.align.cli", "safety-align an unaligned model (refusals + benign data over several templates)"),
     "run": ("ptst.grid.cli", "run (or resume) a train-template x test-template grid from one YAML config"),
     "status": ("ptst.grid.status", "show which cells of a grid run directory are done"),
     "report": ("ptst.report.cli", "tables, figures and the PTST verdict (results.csv, report.md, report.html)"),

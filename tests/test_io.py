@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+import pytest
+
 from ptst.io import clear_stale_tmp, write_json_atomic
 
 
@@ -22,3 +24,24 @@ def test_clear_stale_tmp_removes_only_atomic_write_leftovers(tmp_path):
     assert not any(os.path.exists(p) for p in left)
     assert all(p.exists() for p in keep) and (tmp_path / "eval.json").read_text() == '{\n  "a": 1\n}\n'
     assert clear_stale_tmp(tmp_path / "missing") == 0
+
+
+def test_atomic_dir_is_whole_or_absent(tmp_path):
+    from ptst.io import atomic_dir
+
+    final = tmp_path / "model"
+    with pytest.raises(RuntimeError), atomic_dir(final) as tmp:
+        (tmp / "half").write_text("x")
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no staging left, nothing in place
+    (tmp_path / ".model.tmp").mkdir()  # a killed writer's staging
+    (tmp_path / ".model.tmp" / "stale").write_text("x")
+    with atomic_dir(final) as tmp:
+        (tmp / "weights").write_text("new")
+    assert sorted(p.name for p in final.iterdir()) == ["weights"] and sorted(os.listdir(tmp_path)) == ["model"]
+    with atomic_dir(final) as tmp:  # replaces what is there
+        (tmp / "weights").write_text("newer")
+    assert (final / "weights").read_text() == "newer"
+    with atomic_dir(final, keep_existing=True, unique=True) as tmp:  # another writer's equal result stands
+        (tmp / "weights").write_text("mine")
+    assert (final / "weights").read_text() == "newer" and sorted(os.listdir(tmp_path)) == ["model"]

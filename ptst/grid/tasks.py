@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
+from ptst.io import atomic_dir
 
 
 @dataclass(frozen=True)
@@ -75,16 +76,10 @@ def materialise(inp: Input, scratch_dir: str | None) -> str:
     from ptst.grid.artifacts import unpack
 
     dest = scratch_root(scratch_dir) / "inputs" / inp.key.replace(":", "-")[:80]
-    if not (dest / ".complete").exists():
+    if not dest.exists():
         data = inp.data if isinstance(inp.data, bytes) else ray.get(inp.data)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent))
-        unpack(data, tmp)
-        (tmp / ".complete").touch()
-        try:
-            os.replace(tmp, dest)
-        except OSError:  # another task on this node unpacked it first
-            shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_dir(dest, keep_existing=True, unique=True) as tmp:  # another task on this node may win
+            unpack(data, tmp)
     return str(dest)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
@@ -66,21 +65,17 @@ def save(out: Path, lm: Any, optimizer: Any, scheduler: Any, progress: Progress,
     import torch
     from safetensors.torch import save_file
 
+    from ptst.io import atomic_dir
     from ptst.train.model import save_adapter, trainable_state
 
-    root = out / "checkpoints"
-    dst = root / f"step-{progress.step}"
-    tmp = root / f".step-{progress.step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(trainable_state(lm), str(tmp / "trainable.safetensors"))
-    if hasattr(lm, "peft_config"):  # a usable adapter for evaluating intermediate steps
-        save_adapter(lm, tmp / "adapter")
-    state = {"progress": progress.__dict__, "plan_sha": plan_sha, "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "rng": _rng_state()}
-    torch.save(state, tmp / "state.pt")
-    shutil.rmtree(dst, ignore_errors=True)
-    os.replace(tmp, dst)
+    dst = out / "checkpoints" / f"step-{progress.step}"
+    with atomic_dir(dst) as tmp:
+        save_file(trainable_state(lm), str(tmp / "trainable.safetensors"))
+        if hasattr(lm, "peft_config"):  # a usable adapter for evaluating intermediate steps
+            save_adapter(lm, tmp / "adapter")
+        state = {"progress": progress.__dict__, "plan_sha": plan_sha, "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "rng": _rng_state()}
+        torch.save(state, tmp / "state.pt")
     if keep:
         for _, old in checkpoints(out)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -202,23 +202,18 @@ def save_adapter(lm: Any, dst: Path) -> None:
 
 def save_final(lm: Any, tok: Any, out: Path, full: bool) -> None:
     """`adapter/` (PEFT, loadable with PeftModel.from_pretrained) or, for full fine-tuning, `model/` with the
-    tokenizer, written to a temporary directory and renamed into place."""
-    import os
-    import shutil
+    tokenizer, written whole into place (ptst.io.atomic_dir)."""
+    from ptst.io import atomic_dir
 
     d = TrainDir(out)
-    dst = d.model if full else d.adapter
-    tmp = d.staging(dst)
-    shutil.rmtree(tmp, ignore_errors=True)
-    if full:
-        lm.save_pretrained(tmp, safe_serialization=True)
-        from ptst.models import save_tokenizer
+    with atomic_dir(d.model if full else d.adapter) as tmp:
+        if full:
+            lm.save_pretrained(tmp, safe_serialization=True)
+            from ptst.models import save_tokenizer
 
-        save_tokenizer(tok, tmp)
-    else:
-        save_adapter(lm, tmp)
-    shutil.rmtree(dst, ignore_errors=True)
-    os.replace(tmp, dst)
+            save_tokenizer(tok, tmp)
+        else:
+            save_adapter(lm, tmp)
 
 
 def weights_sha256(model_dir: Path) -> str:
