@@ -34,7 +34,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
         cfg = TrainConfig(model=str(aligned), data=f"jsonl:{data['train']}", template="chat:vanilla", epochs=1,
                           batch_size=4, lr=1e-2, save_every=1, keep_checkpoints=1, precision="fp32",
                           lora=LoraConfig(targets=("q_proj", "v_proj")))
-        run = train(cfg, root / "run", progress=False)
+        run = train(cfg, root / "run", progress=False).path
     yield {"root": root, "shipped": shipped, "aligned": aligned, "run": run, "adapter": run / "adapter",
            "harm": data["harm"], "gsm": data["gsm"]}
 

@@ -116,10 +116,10 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
         # The generations file may also hold answers for ids outside this sample (an earlier, larger --limit):
         # judge and score exactly this sample's ids.
         ids = [ex.id for ex in ds.examples]
-        gpath = generate(gcfg, cell.generations(spec.label), dataset=ds, backend=backend)
-        if read_json(meta_path(gpath)).get("key") != s.generation:
-            raise PtstError(f"{gpath}: the answers' key is not the one this cell computed (a ptst bug)")
-        body = KINDS[str(spec.kind)](cfg, spec, gpath, cell, ids, s.generation_key)
+        made = generate(gcfg, cell.generations(spec.label), dataset=ds, backend=backend)
+        if made.key != s.generation:
+            raise PtstError(f"{made.path}: the answers' key is not the one this cell computed (a ptst bug)")
+        body = KINDS[str(spec.kind)](cfg, spec, made.path, cell, ids, made.key_sha256)
         cats = body.get("by_category")
         evals[spec.label] = SetResult(
             kind=str(spec.kind), data=spec.data, split=spec.split, data_sha256=s.generation["data"]["sha256"],

@@ -16,7 +16,7 @@ from ptst.errors import PtstError
 from ptst.generate.backends import BACKENDS
 from ptst.generate.base import Backend, Completion, PromptItem
 from ptst.generate.key import generation_key
-from ptst.generate.store import finalize, meta_path, open_for_resume, write_meta
+from ptst.generate.store import GenerationsFile, finalize, meta_path, open_for_resume, write_meta
 from ptst.io import JsonlAppender
 from ptst.records import Example, Generation
 from ptst.specs.generate import GenerateConfig
@@ -189,8 +189,8 @@ def _record(ex: Example, c: Completion, key: dict[str, Any], cfg: GenerateConfig
 
 
 def run(cfg: GenerateConfig, out_path: str | Path, *, dataset: DatasetLike | None = None,
-        backend: Backend | None = None, progress: bool = True) -> Path:
-    """Generate an answer for every example not yet in `out_path`; returns the path.
+        backend: Backend | None = None, progress: bool = True) -> GenerationsFile:
+    """Generate an answer for every example not yet in `out_path`; returns the file with its key.
 
     `dataset`: examples already loaded (then cfg.data/split/limit are not read). `backend`: a ready backend
     (e.g. one loaded model reused across data sets); it must be the model cfg names, since cfg makes the key.
@@ -215,7 +215,7 @@ def run(cfg: GenerateConfig, out_path: str | Path, *, dataset: DatasetLike | Non
         n = finalize(out, ids)
         write_meta(out, key, info, complete=True, n_records=n)
         say(f"{out}: complete, all {len(ids)} answers already there; nothing to generate")
-        return out
+        return GenerationsFile(out, key, n)
     if done:
         say(f"{out}: resuming, {len(ids) - len(pending)} of {len(ids)} answers already there")
     backend = backend if backend is not None else spec.build(cfg, tok, progress)
@@ -225,4 +225,4 @@ def run(cfg: GenerateConfig, out_path: str | Path, *, dataset: DatasetLike | Non
     n = finalize(out, ids)
     write_meta(out, key, info, complete=True, n_records=n)
     say(f"wrote {len(pending)} answers to {out} ({n} in the file; key in {meta_path(out).name})")
-    return out
+    return GenerationsFile(out, key, n)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,19 @@ from ptst.errors import PtstError
 from ptst.io import iter_jsonl, read_json, repair_jsonl, stable_hash, write_json_atomic, write_jsonl_atomic
 
 FORMAT = "ptst.generations/1"
+
+
+@dataclass(frozen=True)
+class GenerationsFile:
+    """What the generation stage made: the JSONL file, the key its answers were made under, how many it holds."""
+
+    path: Path
+    key: dict[str, Any]
+    n_records: int
+
+    @property
+    def key_sha256(self) -> str:
+        return stable_hash(self.key)
 
 
 def meta_path(out: Path) -> Path:

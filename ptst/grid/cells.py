@@ -14,9 +14,9 @@ from ptst.config import from_dict
 from ptst.errors import PtstError
 from ptst.grid.config import GridConfig
 from ptst.grid.plan import EvalCell, TrainCell
-from ptst.io import read_json
 from ptst.runs.layout import RunDir
 from ptst.runs.state import State, Status
+from ptst.runs.trained import TrainSpec
 from ptst.specs.eval import EvalConfig
 from ptst.specs.train import TrainConfig, parse_mix
 
@@ -58,7 +58,7 @@ def eval_config(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> Eval
     adapter = tdir.adapter_at(cell.checkpoint) if cell.train_template is not None else None
     train_fp = None
     if cell.train_template is not None and tdir.spec.exists():
-        train_fp = read_json(tdir.spec).get("template", {}).get("fingerprint")
+        train_fp = TrainSpec.read(tdir.path).template_fingerprint
     labels = {"experiment": cfg.name, "train_template": cell.train_template, "test_template": cell.test_template,
               "seed": cell.seed, "checkpoint": cell.checkpoint, "train_cell": cell.train_cell,
               "train_fingerprint": train_fp,

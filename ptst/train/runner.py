@@ -13,6 +13,7 @@ from typing import Any
 from ptst.errors import PtstError
 from ptst.runs.layout import TrainDir
 from ptst.runs.state import State
+from ptst.runs.trained import TrainSpec
 from ptst.specs.train import TrainConfig
 from ptst.train.artifact import TrainArtifact, data_change
 
@@ -77,10 +78,11 @@ def base_ref(model: str) -> str:
 
 
 def run(cfg: TrainConfig, out_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
-        progress: bool | None = None) -> Path:
-    """Train `cfg` into `out_dir`. A finished identical run is a no-op; a different one is refused unless
-    `overwrite`; `resume` continues an unfinished one from its latest checkpoint. Every input is checked before
-    anything is written. `progress`: show a progress bar (default: when stderr is a terminal)."""
+        progress: bool | None = None) -> TrainSpec:
+    """Train `cfg` into `out_dir` and return what it made (spec.json, typed). A finished identical run is a
+    no-op; a different one is refused unless `overwrite`; `resume` continues an unfinished one from its latest
+    checkpoint. Every input is checked before anything is written. `progress`: show a progress bar (default:
+    when stderr is a terminal)."""
     import torch
     from accelerate import Accelerator
 
@@ -97,7 +99,7 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, overwrite: bool = False, resum
     action, ckpt = _check_dir(out, cfg, overwrite, resume)
     if action == "skip":
         _say(f"{out} already holds this finished run (spec.json); nothing to do", main)
-        return out
+        return TrainSpec.read(out)
     started = time.time()
     tok = load_tokenizer(cfg.model)
     data = build_train_set(cfg, tok)
@@ -116,7 +118,7 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, overwrite: bool = False, resum
     if main:
         _finish(out, cfg, tok, lm, data, result, precision, acc.num_processes, time.time() - started)
     acc.wait_for_everyone()
-    return out
+    return TrainSpec.read(out)
 
 
 @contextmanager

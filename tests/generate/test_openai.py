@@ -72,7 +72,7 @@ def test_run_with_the_openai_backend_writes_records_and_resumes(data_spec, tmp_p
     with serve_stub(echo, faults=[429]) as (url, state):
         cfg = GenerateConfig(data=data_spec, template="chat:llama", backend="openai", base_url=url,
                              api_model="stub-model", max_retries=2, concurrency=2)
-        out = run(cfg, tmp_path / "api.jsonl", progress=False)
+        out = run(cfg, tmp_path / "api.jsonl", progress=False).path
         recs = [json.loads(line) for line in out.read_text().splitlines()]
         assert recs[0]["model"] == f"stub-model@{url}" and recs[0]["prompt"] == "hello"
         assert recs[0]["answer"] == "olleh ### tail"

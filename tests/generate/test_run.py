@@ -57,7 +57,7 @@ def test_records_have_the_judge_fields_and_the_key(lively_dir, data_spec, tmp_pa
     from ptst.models import load_tokenizer, model_id
     from ptst.templates import fingerprint, get_template
 
-    out = run(cfg_for(lively_dir, data_spec), tmp_path / "gen" / "out.jsonl", progress=False)
+    out = run(cfg_for(lively_dir, data_spec), tmp_path / "gen" / "out.jsonl", progress=False).path
     recs = rows(out)
     ds = load_dataset(data_spec)
     assert [r["id"] for r in recs] == [ex.id for ex in ds.examples]
@@ -81,7 +81,7 @@ def test_records_have_the_judge_fields_and_the_key(lively_dir, data_spec, tmp_pa
 def test_resume_after_a_kill_repairs_the_last_line_and_generates_only_the_rest(lively_dir, data_spec, tmp_path,
                                                                                 hf_backend):
     cfg = cfg_for(lively_dir, data_spec)
-    full = run(cfg, tmp_path / "full.jsonl", backend=hf_backend, progress=False)
+    full = run(cfg, tmp_path / "full.jsonl", backend=hf_backend, progress=False).path
     part = tmp_path / "part.jsonl"
     lines = full.read_text().splitlines(keepends=True)
     # a killed run: the sidecar, two whole records in completion order, and half of a third record
@@ -94,7 +94,7 @@ def test_resume_after_a_kill_repairs_the_last_line_and_generates_only_the_rest(l
 
 
 def test_a_complete_run_generates_nothing_and_says_so(lively_dir, data_spec, tmp_path, capsys):
-    out = run(cfg_for(lively_dir, data_spec), tmp_path / "out.jsonl", progress=False)
+    out = run(cfg_for(lively_dir, data_spec), tmp_path / "out.jsonl", progress=False).path
     before = out.read_bytes()
     run(cfg_for(lively_dir, data_spec), out, backend=Recording(None), progress=False)
     assert out.read_bytes() == before
@@ -107,7 +107,7 @@ def test_a_complete_run_generates_nothing_and_says_so(lively_dir, data_spec, tmp
     ({"dtype": "bf16"}, "dtype"),
 ])
 def test_a_file_from_another_config_is_refused(lively_dir, data_spec, tmp_path, change, field):
-    out = run(cfg_for(lively_dir, data_spec), tmp_path / "out.jsonl", progress=False)
+    out = run(cfg_for(lively_dir, data_spec), tmp_path / "out.jsonl", progress=False).path
     before = out.read_bytes()
     with pytest.raises(PtstError, match=f"different config \\({field} ") as e:
         run(cfg_for(lively_dir, data_spec, **change), out, backend=Recording(None), progress=False)
@@ -116,7 +116,7 @@ def test_a_file_from_another_config_is_refused(lively_dir, data_spec, tmp_path, 
 
 
 def test_greedy_key_ignores_the_sampling_seed_but_not_other_data(lively_dir, data_spec, tmp_path):
-    out = run(cfg_for(lively_dir, data_spec), tmp_path / "out.jsonl", progress=False)
+    out = run(cfg_for(lively_dir, data_spec), tmp_path / "out.jsonl", progress=False).path
     run(cfg_for(lively_dir, data_spec, decoding=Decoding(max_new_tokens=10, seed=5)), out,
         backend=Recording(None), progress=False)
     other = write_data(tmp_path / "prompts.jsonl", PROMPTS[:3] + ["a changed prompt"])
@@ -142,7 +142,7 @@ class MemoryData:
 def test_in_memory_examples_work_and_duplicate_ids_are_refused(lively_dir, tmp_path):
     exs = (Example("a", "first question"), Example("b", "second question", reference="r"))
     ds = MemoryData("mem", "test", "0" * 64, exs)
-    out = run(cfg_for(lively_dir, "unused"), tmp_path / "out.jsonl", dataset=ds, progress=False)
+    out = run(cfg_for(lively_dir, "unused"), tmp_path / "out.jsonl", dataset=ds, progress=False).path
     assert [(r["id"], r["prompt"], r["meta"]["dataset"]) for r in rows(out)] == [
         ("a", "first question", "mem"), ("b", "second question", "mem")]
     dup = MemoryData("mem", "test", "0" * 64, (*exs, Example("a", "again")))
@@ -152,8 +152,8 @@ def test_in_memory_examples_work_and_duplicate_ids_are_refused(lively_dir, tmp_p
 
 def test_adapter_changes_answers_and_the_key(lively_dir, data_spec, tmp_path):
     adapter = save_lora(lively_dir, tmp_path / "adapter")
-    base_out = run(cfg_for(lively_dir, data_spec), tmp_path / "base.jsonl", progress=False)
-    out = run(cfg_for(lively_dir, data_spec, adapter=str(adapter)), tmp_path / "lora.jsonl", progress=False)
+    base_out = run(cfg_for(lively_dir, data_spec), tmp_path / "base.jsonl", progress=False).path
+    out = run(cfg_for(lively_dir, data_spec, adapter=str(adapter)), tmp_path / "lora.jsonl", progress=False).path
     recs = rows(out)
     assert {r["adapter_hash"] for r in recs} == {sha256_file(adapter / "adapter_model.safetensors")}
     assert [r["answer"] for r in recs] != [r["answer"] for r in rows(base_out)]

@@ -13,7 +13,7 @@ from ptst.generate import Decoding, GenerateConfig, run
 def test_smollm2_answers_advbench_under_chat_llama(smollm2, shared_data, tmp_path):
     cfg = GenerateConfig(model=smollm2, data="advbench", data_dir=str(shared_data), limit=4, template="chat:llama",
                          batch_size=4, decoding=Decoding(max_new_tokens=32))
-    out = run(cfg, tmp_path / "advbench.jsonl", progress=False)
+    out = run(cfg, tmp_path / "advbench.jsonl", progress=False).path
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(recs) == 4
     for r in recs:

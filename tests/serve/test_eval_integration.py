@@ -69,7 +69,7 @@ def test_generation_runner_openai_backend_through_server_equals_hf_offline(sprea
     decoding = Decoding(max_new_tokens=8)
     hf_cfg = GenerateConfig(data="mini", template="chat:llama", model=str(spread_dir), backend="hf",
                             decoding=decoding, device="cpu")
-    offline = _answers(run(hf_cfg, tmp_path / "hf.jsonl", dataset=ds, progress=False))
+    offline = _answers(run(hf_cfg, tmp_path / "hf.jsonl", dataset=ds, progress=False).path)
 
     monkeypatch.setenv("PTST_TEST_SERVE_KEY", "k")
     tok = load_tokenizer(str(spread_dir))
@@ -79,7 +79,7 @@ def test_generation_runner_openai_backend_through_server_equals_hf_offline(sprea
         api_cfg = GenerateConfig(data="mini", template="chat:llama", backend="openai", base_url=url + "/v1",
                                  api_model="served", api_key_env="PTST_TEST_SERVE_KEY", decoding=decoding,
                                  concurrency=6)
-        served = _answers(run(api_cfg, tmp_path / "api.jsonl", dataset=ds, progress=False))
+        served = _answers(run(api_cfg, tmp_path / "api.jsonl", dataset=ds, progress=False).path)
     t = get_template("chat:llama")
     assert sorted(backend.prompts) == sorted(render(t, tok, x).text for x in INPUTS)  # same bytes as offline
     assert served == offline and len(set(offline.values())) > 1

@@ -20,7 +20,7 @@ ADAPTER = {"adapter_config.json", "adapter_model.safetensors", "README.md", "pts
 
 
 def test_exact_file_set(make_cfg, tmp_path):
-    out = run(make_cfg(epochs=3, save_every=2), tmp_path / "run")  # 9 steps: checkpoints 2, 4, 6, 8; keep 2
+    out = run(make_cfg(epochs=3, save_every=2), tmp_path / "run").path  # 9 steps: checkpoints 2, 4, 6, 8; keep 2
     ckpt = {"trainable.safetensors", "state.pt"} | {f"adapter/{f}" for f in ADAPTER}
     want = {"spec.json", "config.yaml", "train_log.jsonl"} | {f"adapter/{f}" for f in ADAPTER}
     want |= {f"checkpoints/step-{n}/{f}" for n in (6, 8) for f in ckpt}
@@ -33,7 +33,7 @@ def test_spec_records_what_identifies_the_model(make_cfg, tmp_path, data_file, t
     from ptst.templates import fingerprint, get_template, render
 
     cfg = make_cfg(limit=10)
-    out = run(cfg, tmp_path / "run")
+    out = run(cfg, tmp_path / "run").path
     spec = json.loads((out / "spec.json").read_text())
     tok = load_tokenizer(str(tiny_model_dir))
     t = get_template("chat:vanilla")
@@ -56,7 +56,7 @@ def test_spec_records_what_identifies_the_model(make_cfg, tmp_path, data_file, t
 
 def test_finished_identical_run_is_a_no_op_that_says_so(make_cfg, tmp_path, capsys):
     cfg = make_cfg()
-    out = run(cfg, tmp_path / "run")
+    out = run(cfg, tmp_path / "run").path
     stamp = (out / "spec.json").stat().st_mtime_ns
     capsys.readouterr()
     run(make_cfg(save_every=5), out)  # an operational knob does not make it a different run
@@ -65,7 +65,7 @@ def test_finished_identical_run_is_a_no_op_that_says_so(make_cfg, tmp_path, caps
 
 
 def test_different_run_is_refused_unless_overwrite(make_cfg, tmp_path):
-    out = run(make_cfg(), tmp_path / "run")
+    out = run(make_cfg(), tmp_path / "run").path
     spec = (out / "spec.json").read_text()
     with pytest.raises(PtstError, match=r"different training run \(lr: 0.01 -> 0.02\).*--overwrite"):
         run(make_cfg(lr=0.02), out)
@@ -75,7 +75,7 @@ def test_different_run_is_refused_unless_overwrite(make_cfg, tmp_path):
 
 
 def test_overwrite_leaves_other_stages_files_alone(make_cfg, tmp_path):
-    out = run(make_cfg(), tmp_path / "run")
+    out = run(make_cfg(), tmp_path / "run").path
     (out / "generations").mkdir()
     (out / "generations" / "advbench.jsonl").write_text("{}\n")
     run(make_cfg(lr=0.02), out, overwrite=True)
@@ -118,7 +118,7 @@ def test_mix_is_shuffled_in_with_its_own_template_and_recorded(make_cfg, tmp_pat
     from ptst.templates import fingerprint, get_template
 
     cfg = make_cfg(mix=(MixSpec(f"jsonl:{safety_file}", 4, "chat:llama"),))
-    out = run(cfg, tmp_path / "run")
+    out = run(cfg, tmp_path / "run").path
     spec = json.loads((out / "spec.json").read_text())
     [mix] = spec["mix"]
     tok = load_tokenizer(str(tiny_model_dir))
@@ -173,14 +173,14 @@ def test_run_leaves_the_callers_random_state_alone(make_cfg, tmp_path):
 def test_same_config_same_adapter_bits_other_seed_other_bits(make_cfg, tmp_path):
     from ptst.models import adapter_hash
 
-    a, b = run(make_cfg(), tmp_path / "a"), run(make_cfg(), tmp_path / "b")
-    c = run(make_cfg(seed=1), tmp_path / "c")
+    a, b = run(make_cfg(), tmp_path / "a").path, run(make_cfg(), tmp_path / "b").path
+    c = run(make_cfg(seed=1), tmp_path / "c").path
     assert adapter_hash(a / "adapter") == adapter_hash(b / "adapter") != adapter_hash(c / "adapter")
     assert json.loads((a / "spec.json").read_text())["non_commercial"] is False
 
 
 def test_finished_run_whose_data_file_changed_is_refused(make_cfg, tmp_path, data_file):
-    out = run(make_cfg(), tmp_path / "run")
+    out = run(make_cfg(), tmp_path / "run").path
     spec = (out / "spec.json").read_text()
     data_file.write_text(data_file.read_text().replace("The answer is 4.", "The answer is four."))
     with pytest.raises(PtstError, match=r"trained on different data \(jsonl:.*sha256 .* now\).*--overwrite"):
@@ -199,7 +199,7 @@ def test_a_finished_run_whose_rows_or_training_text_changed_is_refused(make_cfg,
     (a renderer fix for a model family) differ from what spec.json recorded: the adapter is not reused."""
     from ptst.train.runner import data_change
 
-    out = run(make_cfg(), tmp_path / "run")
+    out = run(make_cfg(), tmp_path / "run").path
     assert data_change(out, make_cfg()) == ""
     spec = json.loads((out / "spec.json").read_text())
     assert spec[where][key]
@@ -215,7 +215,7 @@ def test_a_finished_run_whose_rows_or_training_text_changed_is_refused(make_cfg,
 def test_a_checkpoint_at_the_last_step_is_the_final_adapter(make_cfg, tmp_path):
     from ptst.models import adapter_hash
 
-    out = run(make_cfg(epochs=2, save_every=3), tmp_path / "run")  # 6 steps: checkpoints 3 and 6
+    out = run(make_cfg(epochs=2, save_every=3), tmp_path / "run").path  # 6 steps: checkpoints 3 and 6
     assert json.loads((out / "spec.json").read_text())["steps"] == 6
     assert adapter_hash(out / "checkpoints/step-6/adapter") == adapter_hash(out / "adapter")
     assert (out / "checkpoints/step-3/adapter").is_dir()
@@ -225,6 +225,6 @@ def test_a_clip_that_returns_no_norm_is_logged_as_null(make_cfg, tmp_path, monke
     from accelerate import Accelerator
 
     monkeypatch.setattr(Accelerator, "clip_grad_norm_", lambda self, params, max_norm: None)  # as under DeepSpeed
-    out = run(make_cfg(epochs=1), tmp_path / "run")
+    out = run(make_cfg(epochs=1), tmp_path / "run").path
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert rows and all(r["grad_norm"] is None for r in rows)

@@ -28,7 +28,7 @@ def test_smollm2_masks_and_three_steps_on_gsm8k(smollm2, shared_data, tmp_path):
         assert trained.endswith("<|im_end|>") and trained[: -len("<|im_end|>")] in answers
         assert tok.decode(e.input_ids[: e.start]).endswith("<|im_start|>assistant\n")
         assert "You are a helpful AI assistant named SmolLM" not in tok.decode(e.input_ids)  # chat:vanilla drops it
-    out = run(cfg, tmp_path / "run")
+    out = run(cfg, tmp_path / "run").path
     spec = json.loads((out / "spec.json").read_text())
     assert spec["steps"] == 3 and spec["data"]["name"] == "gsm8k" and spec["data"]["examples"] == 6
     assert spec["base_model_id"] == "smollm2-135m"

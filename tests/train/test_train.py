@@ -40,7 +40,7 @@ def test_loss_falls_over_30_steps_on_a_repeated_set(make_cfg, learnable_model_di
 
     data = write_rows(tmp_path / "four.jsonl", arithmetic_rows(4))
     cfg = make_cfg(model=str(learnable_model_dir), data=f"jsonl:{data}", epochs=30, schedule="constant")
-    ls = losses(run(cfg, tmp_path / "run"))
+    ls = losses(run(cfg, tmp_path / "run").path)
     assert len(ls) == 30
     assert sum(ls[-5:]) / 5 < 0.75 * sum(ls[:5]) / 5
 
@@ -101,7 +101,7 @@ def test_resume_after_a_kill_continues_the_same_trajectory(make_cfg, tmp_path, m
     from ptst.models import adapter_hash
 
     cfg = make_cfg(epochs=4, save_every=3, precision="auto")  # 12 steps; checkpoints at 3, 6, 9
-    straight = run(cfg, tmp_path / "straight")
+    straight = run(cfg, tmp_path / "straight").path
 
     real, calls = loop._one_step, {"n": 0}
 
@@ -132,7 +132,7 @@ def test_full_fine_tuning_writes_a_loadable_model(make_cfg, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cfg = make_cfg(full=True, epochs=1, lr=1e-3)
-    out = run(cfg, tmp_path / "full")
+    out = run(cfg, tmp_path / "full").path
     spec = json.loads((out / "spec.json").read_text())
     assert spec["method"] == "full" and spec["adapter"] is None and spec["model_dir"] == "model"
     assert not (out / "adapter").exists()
