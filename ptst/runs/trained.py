@@ -47,7 +47,8 @@ class TrainSpec:
                    if not isinstance(doc.get(k), str)]
         if missing:
             raise PtstError(f"{d.spec}: {missing[0]} is missing or not a string")
-        template = doc.get("template") if isinstance(doc.get("template"), dict) else {}
+        t = doc.get("template")
+        template: dict[str, Any] = t if isinstance(t, dict) else {}
         return cls(path=d.path, base_model=doc["base_model"], base_model_id=doc["base_model_id"],
                    method=doc["method"], weights_sha256=doc["weights_sha256"], config_sha256=doc["config_sha256"],
                    template=template.get("name"), template_fingerprint=template.get("fingerprint"),
