@@ -20,7 +20,8 @@ from ptst.judge.base import (
     refusal_judge_names,
     register_judge,
 )
-from ptst.judge.runner import default_out, read_generations, read_judgements, run, select_ids
+from ptst.judge.runner import default_out, run
+from ptst.records import read_generations, read_judgements, select_ids
 
 __all__ = ["JUDGES", "Judge", "JudgeConfig", "JudgeInterrupted", "build_judge", "default_out", "judge_key",
            "judge_names", "labels_refusals", "read_generations", "read_judgements", "refusal_judge_names",

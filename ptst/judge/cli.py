@@ -39,7 +39,8 @@ def cli(args: argparse.Namespace) -> int:
     from ptst import metrics
     from ptst.errors import PtstError
     from ptst.judge.base import JUDGES
-    from ptst.judge.runner import read_generations, read_judgements, run
+    from ptst.judge.runner import run
+    from ptst.records import read_generations, read_judgements
 
     if getattr(args, "judge_action", None) == "validate":
         from ptst.judge.validate_cli import cli as validate

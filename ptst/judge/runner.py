@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,85 +9,7 @@ from typing import Any
 from ptst.errors import PtstError
 from ptst.io import JsonlAppender, iter_jsonl, repair_jsonl, write_text_atomic
 from ptst.judge.base import Judge, JudgeConfig, JudgeInterrupted, build_judge, judge_key
-from ptst.records import Generation, Judgement
-
-
-def read_generations(path: str | Path) -> list[Generation]:
-    """Generation records with `id`, `prompt` and `answer` checked; a bad line is one error naming file:line.
-
-    A file in which no row has an `id` (the official PTST `inference.py` output: {"prompt", "answer"} in data
-    order) is numbered by row: ids "0", "1", ... in file order, blank lines skipped. A file in which only some
-    rows have an id is refused.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise PtstError(f"generations file not found: {path}")
-    rows: list[tuple[int, Any]] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((lineno, json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise PtstError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
-    numbered = not any(isinstance(row, dict) and "id" in row for _, row in rows)
-    gens: list[Generation] = []
-    seen: dict[str, int] = {}
-    for pos, (lineno, row) in enumerate(rows):
-        if numbered and isinstance(row, dict):
-            row = {**row, "id": str(pos)}
-        gens.append(_generation(row, f"{path}:{lineno}"))
-        gid = gens[-1].id
-        if gid in seen:
-            raise PtstError(f"{path}:{lineno}: duplicate id {gid!r} (first on line {seen[gid]})")
-        seen[gid] = lineno
-    return gens
-
-
-def _generation(row: Any, where: str) -> Generation:
-    if not isinstance(row, dict):
-        raise PtstError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    missing = [k for k in ("id", "prompt", "answer") if k not in row]
-    if missing:
-        hint = ", or no id in any row" if missing == ["id"] else ""
-        raise PtstError(f"{where}: generation record lacks {', '.join(repr(k) for k in missing)} "
-                        f"(need id, prompt, answer in every row{hint})")
-    for k in ("prompt", "answer"):
-        if not isinstance(row[k], str):
-            raise PtstError(f"{where}: {k!r} must be a string, got {type(row[k]).__name__}")
-    if not isinstance(row["id"], (str, int)) or isinstance(row["id"], bool) or row["id"] == "":
-        raise PtstError(f"{where}: 'id' must be a non-empty string or an integer")
-    d = {"template": "", "template_fingerprint": "", "model": "", **row, "id": str(row["id"])}
-    try:
-        return Generation.from_dict(d)
-    except TypeError as e:
-        raise PtstError(f"{where}: not a generation record ({e})") from None
-
-
-def select_ids(gens: Sequence[Generation], ids: Collection[str] | None, where: str | Path) -> list[Generation]:
-    """The generations whose id is in `ids` (all of them when None), in file order; every id must be there.
-
-    A generations file can hold more records than the current sample (an earlier run with a larger limit
-    keeps its answers), so `ptst eval` judges and scores exactly its sample's ids."""
-    if ids is None:
-        return list(gens)
-    want = {str(i) for i in ids}
-    out = [g for g in gens if g.id in want]
-    if len(out) < len(want):
-        missing = sorted(want - {g.id for g in out})
-        raise PtstError(f"{where} lacks {len(missing)} of the {len(want)} requested ids (first: {missing[0]!r})")
-    return out
-
-
-def read_judgements(path: str | Path) -> list[Judgement]:
-    out = []
-    for row in iter_jsonl(path):
-        try:
-            out.append(Judgement.from_dict(row))
-        except TypeError as e:
-            raise PtstError(f"{path}: not a judgement record ({e})") from None
-    return out
+from ptst.records import Generation, Judgement, read_generations, select_ids
 
 
 def default_out(generations_path: str | Path, judge: str) -> Path:

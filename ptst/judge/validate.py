@@ -169,7 +169,8 @@ def predictions(judge: Any, items: Sequence[Item], positive: str, work: Path) ->
     run in memory; model judges go through the resumable judge stage, so a run that stops part-way (endpoint
     down, rate limits) resumes where it stopped."""
     from ptst.judge.base import judge_key, labels_refusals
-    from ptst.judge.runner import read_judgements, run
+    from ptst.judge.runner import run
+    from ptst.records import read_judgements
 
     if labels_refusals(judge.name):
         judged = judge.judge([it.gen for it in items])

@@ -52,7 +52,7 @@ def score_xstest(gens: Sequence[Generation], cfg: ScoreConfig) -> dict[str, Any]
 # ---- ASR ----
 
 def _judgements(path: str, gens: Sequence[Generation], allow_partial: bool) -> list[Judgement]:
-    from ptst.judge.runner import read_judgements
+    from ptst.records import read_judgements
 
     js = read_judgements(path)
     keys = {(j.meta or {}).get("judge_key", f"{j.judge} {j.judge_version}") for j in js}

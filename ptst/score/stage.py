@@ -33,7 +33,7 @@ def run(cfg: ScoreConfig, generations_path: str | Path, out_path: str | Path | N
         ids: Collection[str] | None = None) -> Path:
     """Score one generations file (only the records of `ids`, when given: `ptst eval` passes its sample's ids)
     and write the metrics JSON atomically; returns its path."""
-    from ptst.judge.runner import read_generations, select_ids
+    from ptst.records import read_generations, select_ids
 
     spec = SCORERS.get(cfg.scorer)
     every = read_generations(generations_path)
