@@ -1,11 +1,15 @@
-"""`executor: ray`: the grid as Ray tasks (alignment, then each training cell, then its evaluation cells), retried
-when a worker dies. The driver alone writes the run directory: each finished cell comes back as a tar and is
-placed atomically under its usual path, so a rerun (or `ptst status`) sees exactly what a local run leaves."""
+"""`executor: ray`: the grid as Ray tasks (alignment, then each training cell, then its evaluation cells), each
+submitted again when its worker or node dies. The driver alone writes the run directory: each finished cell comes
+back as a tar and is placed atomically under its usual path, so a rerun (or `ptst status`) sees exactly what a
+local run leaves."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ from ptst.errors import PtstError
 from ptst.grid.config import GridConfig, RaySpec, Resources
 from ptst.grid.plan import EvalCell, TrainCell
 from ptst.grid.tasks import Input, Result
-from ptst.runs.layout import RunDir, TrainDir
+from ptst.runs.layout import RunDir
 
 
 def require_ray() -> Any:
@@ -56,35 +60,86 @@ def check_resources(requests: dict[str, Resources], nodes: list[dict[str, Any]])
                             f"(largest: {have or 'none'}); lower ray.{what} or add such a node")
 
 
+LOOPBACK = "127.0.0.1"
+
+
 @dataclass
 class Session:
-    """A connection to a Ray cluster; `owned`: this process started it (and shuts it down)."""
+    """A connection to a Ray cluster; `owned`: this process started it (and shuts it down); `restore`: undoes
+    what connect() changed in this process's Ray (its console output)."""
 
     ray: Any
     owned: bool
+    restore: Callable[[], None] | None = None
 
     def close(self) -> None:
         if self.owned:
             self.ray.shutdown()
+        if self.restore is not None:
+            self.restore()
+
+
+@contextmanager
+def _cluster_mode_off(ray: Any) -> Iterator[None]:
+    """Ray's servers (GCS, raylet and object manager, every worker, the runtime-env agent) listen on loopback
+    only when the node's IP is exactly 127.0.0.1, but on Linux ray.init turns 127.0.0.1 into the machine's
+    outward address unless Ray's cluster mode is off (its macOS and Windows default), a constant read from
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when ray is imported. Off for the start only; connect() checks the outcome."""
+    consts = ray._private.ray_constants
+    was = consts.ENABLE_RAY_CLUSTER
+    consts.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        consts.ENABLE_RAY_CLUSTER = was
+
+
+def _quiet(ray: Any) -> Callable[[], None]:
+    """Ray prints every error report the cluster publishes (a dead worker's page of exit details, each retry) on
+    the driver's stdout from a thread of its own, whatever log_to_driver says; the scheduler prints one line per
+    retry instead, and the reports stay in Ray's session logs (gcs_server.out, events/). Returns the undo."""
+    worker = ray._private.worker
+    if not hasattr(worker, "_worker_logs_enabled"):  # another Ray: its reports are printed, nothing breaks
+        return lambda: None
+    was = worker._worker_logs_enabled
+    worker._worker_logs_enabled = False
+
+    def restore() -> None:
+        worker._worker_logs_enabled = was
+    return restore
+
+
+def _init(ray: Any, addr: str | None, spec: RaySpec) -> None:
+    """Connect to `addr`, or start a local cluster on 127.0.0.1 and check that it listens nowhere else."""
+    kw: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
+    try:
+        if addr:
+            ray.init(address=addr, **kw)
+            return
+        with _cluster_mode_off(ray):  # "local": a new cluster, whatever RAY_ADDRESS says
+            ctx = ray.init(address="local", _node_ip_address=LOOPBACK, num_cpus=spec.num_cpus,
+                           object_store_memory=spec.object_store_memory, **kw)
+    except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
+        raise PtstError(f"cannot connect to Ray at {addr or 'a new local cluster'}: "
+                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    ip = ctx.address_info.get("node_ip_address")
+    if ip != LOOPBACK:
+        ray.shutdown()
+        raise PtstError(f"the local Ray cluster would listen on {ip}, not on {LOOPBACK} only (anyone who reaches "
+                        "an open Ray port runs code on it); start one with `ray start --head` and pass --address")
 
 
 def connect(spec: RaySpec, address: str | None = None) -> Session:
-    """Connect (or start a local cluster) and check the resource requests; raises before anything is written."""
+    """Connect (or start a local cluster, on loopback only) and check the resource requests; raises before
+    anything is written."""
     ray = require_ray()
     owned = False
     if not ray.is_initialized():
-        addr = address or spec.address
+        addr = address or spec.address or os.environ.get("RAY_ADDRESS") or None
         check_address(addr)
-        kw: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
-        if not addr:
-            kw.update(num_cpus=spec.num_cpus, object_store_memory=spec.object_store_memory)
-        try:
-            ray.init(address=addr or None, **kw)
-        except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
-            raise PtstError(f"cannot connect to Ray at {addr or 'a new local cluster'}: "
-                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        _init(ray, addr, spec)
         owned = True
-    session = Session(ray, owned)
+    session = Session(ray, owned, _quiet(ray))
     try:
         check_resources({"train": spec.train, "eval": spec.eval, "align": spec.align or spec.train}, ray.nodes())
     except PtstError:
@@ -102,35 +157,147 @@ def _why(e: BaseException) -> str:
     return f"{type(cause or e).__name__}: {text[-1] if text else ''}"
 
 
+def _died(e: BaseException) -> str | None:
+    """What took a task's process away (its worker, its node, the memory monitor): worth another attempt. None:
+    the task itself raised, and would again."""
+    from ray import exceptions as x
+
+    if isinstance(e, x.NodeDiedError):
+        return "node died"
+    if isinstance(e, x.OutOfMemoryError):
+        return "worker killed by Ray's memory monitor"
+    if isinstance(e, x.WorkerCrashedError):
+        return "worker died"
+    if isinstance(e, x.ObjectLostError) and not isinstance(e, x.OwnerDiedError):
+        return "result lost with its node"
+    return None
+
+
+# Where the stages record a path that may be node-local, in the files a task sends back: file (a glob under the
+# placed directory) -> fields ("*": each item of a list). Other fields hold ids, hashes, paths relative to their
+# cell, or paths every node shares (a data file, the grid's model).
+PATH_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "**/config.yaml": (("model",), ("data",), ("mix", "*", "data")),  # a TrainConfig (ptst.train.runner)
+    "**/spec.json": (("base_model",), ("data", "data"), ("mix", "*", "data")),  # its training spec
+    "**/ptst_base.json": (("base_model",),),  # beside an adapter (ptst.train.model)
+    "**/adapter_config.json": (("base_model_name_or_path",),),  # PEFT's
+    "**/scores/*.json": (("generations", "path"), ("inputs", "judgements", "path")),  # ptst.score.stage
+    "align.json": (("base_model",), ("parts", "*", "data")),  # ptst.align
+}
+
+
+DATA_FILES = ("jsonl:", "json:", "csv:")  # a custom data set's spec: the file's path after one of these
+
+
+def _moved(value: Any, pairs: list[tuple[str, str]]) -> Any:
+    """`value` (a path, or a data spec `jsonl:PATH`) with its leading directory `old` replaced by `new`."""
+    if not isinstance(value, str):
+        return value
+    scheme = next((s for s in DATA_FILES if value.startswith(s)), "")
+    path = value[len(scheme):]
+    for old, new in pairs:
+        if path == old or path.startswith(old + "/"):
+            return scheme + new + path[len(old):]
+    return value
+
+
+def _set(doc: Any, field: tuple[str, ...], pairs: list[tuple[str, str]]) -> None:
+    """Move the path at `field` of `doc` in place (a missing field is left alone)."""
+    key, rest = field[0], field[1:]
+    if key == "*":
+        keys: list[Any] = list(range(len(doc))) if isinstance(doc, list) else []
+    else:
+        keys = [key] if isinstance(doc, dict) and key in doc else []
+    for k in keys:
+        if rest:
+            _set(doc[k], rest, pairs)
+        else:
+            doc[k] = _moved(doc[k], pairs)
+
+
 def _replace_paths(d: Path, pairs: list[tuple[str, str]]) -> None:
-    """Name the run directory's paths where the node-local ones were recorded (config.yaml, spec.json,
-    align.json, adapter configs), so those files read as a local run's."""
-    pairs = [(json.dumps(a)[1:-1], json.dumps(b)[1:-1]) for a, b in pairs if a and a != b]
-    for p in d.rglob("*"):
-        if pairs and p.is_file() and p.suffix in (".json", ".yaml", ".md"):
-            text = p.read_text(encoding="utf-8")
-            new = text
-            for a, b in pairs:
-                new = new.replace(a, b)
-            if new != text:
-                p.write_text(new, encoding="utf-8")
+    """Name the run directory where a task recorded node-local paths (`pairs`: old directory, new): each file of
+    PATH_FIELDS parsed, its known fields moved, written back atomically; a training spec's config_sha256 then
+    hashes the moved config, and PEFT's model card names the moved base."""
+    import copy
+
+    import yaml
+
+    from ptst.io import write_json_atomic, write_text_atomic
+
+    pairs = [(a.rstrip("/"), b.rstrip("/")) for a, b in pairs if a and a != b]
+    pairs += [(os.path.realpath(a), b) for a, b in pairs if os.path.realpath(a) != a]  # as Path.resolve() wrote it
+    if not pairs:
+        return
+    for pattern, fields in PATH_FIELDS.items():
+        for p in sorted(d.glob(pattern)):
+            yml = p.suffix == ".yaml"
+            doc = yaml.safe_load(p.read_text(encoding="utf-8")) if yml else json.loads(p.read_text(encoding="utf-8"))
+            was = copy.deepcopy(doc)
+            for f in fields:
+                _set(doc, f, pairs)
+            if doc == was:
+                continue
+            if yml:  # as ptst.config.dump_yaml writes it
+                write_text_atomic(p, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+            else:
+                write_json_atomic(p, doc)
+            if p.name == "config.yaml":
+                _rehash(p.parent)
+    for card in d.glob("**/adapter/README.md"):
+        _move_card(card, pairs)
+
+
+def _rehash(train_dir: Path) -> None:
+    """spec.json's config_sha256 of its moved config.yaml (the key `ptst run` compares with the plan's)."""
+    from ptst.io import read_json, stable_hash, write_json_atomic
+    from ptst.specs.train import identity, load_train_config
+
+    spec = train_dir / "spec.json"
+    doc = read_json(spec) if spec.exists() else {}
+    if "config_sha256" in doc:
+        doc["config_sha256"] = stable_hash(identity(load_train_config(train_dir / "config.yaml")))
+        write_json_atomic(spec, doc)
+
+
+def _move_card(path: Path, pairs: list[tuple[str, str]]) -> None:
+    """PEFT's model card names the base model in its metadata (`base_model`, a `base_model:adapter:` tag)."""
+    from huggingface_hub import ModelCard
+
+    from ptst.io import write_text_atomic
+
+    card = ModelCard.load(path)
+    tag = "base_model:adapter:"
+    was = (card.data.base_model, card.data.tags)
+    card.data.base_model = _moved(card.data.base_model, pairs)
+    if card.data.tags:
+        card.data.tags = [tag + _moved(t[len(tag):], pairs) if t.startswith(tag) else t for t in card.data.tags]
+    if (card.data.base_model, card.data.tags) != was:
+        write_text_atomic(path, str(card))
 
 
 def _rebase(d: Path, tcfg: Any, res: Result) -> None:
-    """A training cell made on a shipped (node-local) copy of the aligned model: the run directory's path in
-    its files, and spec.json's config_sha256 of the config with that path."""
-    from ptst.io import stable_hash
-    from ptst.specs.train import identity
+    """A training cell made on a shipped (node-local) copy of the aligned model: the run directory's copy named
+    where the task named its own."""
     from ptst.train.runner import base_ref
 
-    if not res.model or res.model == tcfg.model:
-        return
-    _replace_paths(d, [(base_ref(res.model), base_ref(tcfg.model)), (res.model, tcfg.model)])
-    spec = TrainDir(d).spec
-    if spec.exists():
-        doc = json.loads(spec.read_text(encoding="utf-8"))
-        doc["config_sha256"] = stable_hash(identity(tcfg))
-        spec.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if res.model and res.model != tcfg.model:
+        _replace_paths(d, [(base_ref(res.model), base_ref(tcfg.model)), (res.model, tcfg.model)])
+
+
+@dataclass
+class _Task:
+    """A submitted cell: `submit` sends it (again: the same arguments, so the same scratch directory on a node);
+    `attempt` counts the retries so far."""
+
+    kind: str  # align | train | eval
+    cell: Any
+    submit: Callable[[], Any]  # -> a new object ref
+    attempt: int = 0
+
+    @property
+    def label(self) -> str:
+        return "align" if self.kind == "align" else self.cell.id if self.kind == "train" else self.cell.path
 
 
 @dataclass
@@ -138,12 +305,13 @@ class _State:
     total: int
     done: int = 0
     failed: list[str] = field(default_factory=list)
-    running: dict[Any, tuple[str, Any]] = field(default_factory=dict)  # object ref -> (kind, cell)
+    running: dict[Any, _Task] = field(default_factory=dict)  # object ref -> its task
     last: str = ""
 
 
 class Scheduler:
-    """Submits every unfinished cell, places each result as it arrives, and reports progress."""
+    """Submits every unfinished cell, places each result as it arrives, retries a cell whose worker or node died
+    (the driver does, not Ray: it knows which cell that was), and reports progress."""
 
     def __init__(self, cfg: GridConfig, root: Path, session: Session, run_key: str) -> None:
         from ptst.grid.cells import model_path
@@ -155,9 +323,31 @@ class Scheduler:
         self._shipped: dict[str, Input] = {}
         self.state = _State(0)
 
-    def _remote(self, fn: Any, res: Resources) -> Any:
-        return self.ray.remote(fn).options(max_retries=self.spec.max_retries, retry_exceptions=False,
-                                           name=fn.__name__, **res.options())
+    def _task(self, kind: str, cell: Any, fn: Any, res: Resources, *args: Any) -> _Task:
+        remote = self.ray.remote(fn).options(max_retries=0, retry_exceptions=False, name=fn.__name__,
+                                             **res.options())
+        return _Task(kind, cell, lambda: remote.remote(*args))
+
+    def _start(self, task: _Task) -> None:
+        self.state.running[task.submit()] = task
+
+    def _retry(self, task: _Task, e: BaseException) -> bool:
+        """Submit `task` again when its process died and retries are left (one line says so); False: it failed."""
+        from ptst.grid.cells import say
+
+        died = _died(e)
+        if died is None or task.attempt >= self.spec.max_retries:
+            return False
+        task.attempt += 1
+        say(f"ptst run: cell {task.label} ({task.kind}): {died}, retry {task.attempt} of {self.spec.max_retries}")
+        return True
+
+    def _failure(self, task: _Task, e: BaseException) -> str:
+        died = _died(e)
+        if died is None:
+            return _why(e)
+        n = task.attempt + 1
+        return f"{died} ({n} attempt{'s' if n > 1 else ''}: ray.max_retries={self.spec.max_retries})"
 
     def _input(self, path: Path, key: str) -> Input:
         """Shipped: packed and put in the object store once per content, however many tasks read it."""
@@ -197,14 +387,17 @@ class Scheduler:
         from ptst.grid.tasks import align_task
 
         assert self.cfg.align is not None
-        say(f"== align (ray, {_fmt((self.spec.align or self.spec.train).request())})")
-        ref = self._remote(align_task, self.spec.align or self.spec.train).remote(
-            self.cfg.align, self.cfg.model, self.run_key, self.spec.scratch_dir, self.cfg.data_dir, exclude,
-            self.cfg.generate)
-        try:
-            res: Result = self.ray.get(ref)
-        except Exception as e:  # noqa: BLE001 - every cell depends on it: stop here
-            raise PtstError(f"alignment failed: {_why(e)}") from None
+        res_spec = self.spec.align or self.spec.train
+        say(f"== align (ray, {_fmt(res_spec.request())})")
+        task = self._task("align", None, align_task, res_spec, self.cfg.align, self.cfg.model, self.run_key,
+                          self.spec.scratch_dir, self.cfg.data_dir, exclude, self.cfg.generate)
+        while True:
+            try:
+                res: Result = self.ray.get(task.submit())
+                break
+            except Exception as e:  # noqa: BLE001 - every cell depends on it: stop here
+                if not self._retry(task, e):
+                    raise PtstError(f"alignment failed: {self._failure(task, e)}") from None
         target = RunDir(self.root).align.path
         place_dir(self.root, res.data, target, lambda d: _replace_paths(d, [(res.workdir or "", str(target))]))
         say(f"== align done on {res.host} in {res.seconds:.0f} s")
@@ -217,9 +410,8 @@ class Scheduler:
 
         tcfg = train_config(self.cfg, self.model, tc)
         name = f"{tc.id}-{stable_hash(identity(tcfg))[:12]}"
-        ref = self._remote(train_task, self.spec.train).remote(tcfg, name, self.run_key, self.spec.scratch_dir,
-                                                              self.base())
-        self.state.running[ref] = ("train", tc)
+        self._start(self._task("train", tc, train_task, self.spec.train, tcfg, name, self.run_key,
+                               self.spec.scratch_dir, self.base()))
 
     def submit_eval(self, ec: EvalCell) -> None:
         from ptst.grid.cells import eval_config
@@ -237,23 +429,23 @@ class Scheduler:
             adapter = self._input(path, f"adapter-{adapter_hash(path)}")
         base = self.base()
         name = f"{ec.path}-{stable_hash([repr(ecfg), adapter and adapter.key, base and base.key])[:12]}"
-        ref = self._remote(eval_task, self.spec.eval).remote(ecfg, name, self.run_key, self.spec.scratch_dir,
-                                                            base, adapter)
-        self.state.running[ref] = ("eval", ec)
+        self._start(self._task("eval", ec, eval_task, self.spec.eval, ecfg, name, self.run_key,
+                               self.spec.scratch_dir, base, adapter))
 
     def finish(self, ref: Any) -> list[EvalCell] | None:
         """Place a finished task's cell; a training cell returns its evaluation cells, now ready to run."""
         from ptst.grid.artifacts import place_dir, place_train_cell
         from ptst.grid.cells import say, train_config
 
-        kind, cell = self.state.running.pop(ref)
-        label = cell.id if kind == "train" else cell.path
+        task = self.state.running.pop(ref)
+        kind, cell, label = task.kind, task.cell, task.label
         try:
             res: Result = self.ray.get(ref)
-        except Exception as e:  # noqa: BLE001 - a cell that failed after its retries: the others go on
-            why = _why(e)
-            if not isinstance(getattr(e, "cause", None), PtstError):  # a dead worker or node: Ray retried it
-                why += f" ({1 + self.spec.max_retries} attempts: ray.max_retries={self.spec.max_retries})"
+        except Exception as e:  # noqa: BLE001 - a cell that failed for good: the others go on
+            if self._retry(task, e):
+                self._start(task)
+                return None
+            why = self._failure(task, e)
             self.state.failed.append(f"{label}: {why}")
             say(f"== {kind} {label} FAILED: {why}")
             return None

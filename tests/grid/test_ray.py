@@ -1,5 +1,6 @@
 """`--executor ray` on a local 2-CPU Ray cluster: the same results as the local executor, a worker killed in the
-middle of a training cell, a driver killed and rerun, and every bad input refused before anything is written."""
+middle of a training cell (one line on the console, not Ray's report), a driver killed and rerun, a cluster of its
+own that listens on loopback only, and every bad input refused before anything is written."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from ptst.cli import main
 from ptst.errors import PtstError
 from ptst.grid.cells import load_grid
 from ptst.grid.runner import run
+from ptst.io import stable_hash
+from ptst.specs.train import identity, load_train_config
 from ptst.testing import align_yaml, grid_yaml, tiny_data
 from tests.grid.test_grid import _results
 
@@ -121,7 +124,8 @@ def test_ray_grid_with_alignment_equals_the_local_run(cluster, tmp_path, tiny_mo
     """Shipped inputs (the default): the aligned model and adapters travel through the object store, and the
     files naming the base model read as a local run's."""
     data = tiny_data(tmp_path / "data")
-    cfg = load_grid(grid_yaml(tmp_path, tiny_model_dir, data, align_yaml(data)))
+    scratch = tmp_path / "scratch"
+    cfg = load_grid(grid_yaml(tmp_path, tiny_model_dir, data, align_yaml(data)), [f"ray.scratch_dir={scratch}"])
     run_local(cfg, tmp_path / "local")
     capsys.readouterr()
     run(cfg, tmp_path / "ray", executor="ray")
@@ -131,10 +135,17 @@ def test_ray_grid_with_alignment_equals_the_local_run(cluster, tmp_path, tiny_mo
     local, remote = _results(tmp_path / "local"), _results(tmp_path / "ray")
     grid = [k for k in local if not k.startswith("align/")]
     assert len(grid) == 26 and remote == local  # 6 metrics.json, 18 generation/judgement files, 2 adapters
-    for rel in ["chat-llama.s0/config.yaml", "align/align.json", "align/train/config.yaml", "align/model/config.json",
-                "chat-llama.s0/eval/chat-vanilla/eval.json"]:
-        a = (tmp_path / "local" / rel).read_text().replace(str(tmp_path / "local"), "ROOT")
-        assert a == (tmp_path / "ray" / rel).read_text().replace(str(tmp_path / "ray"), "ROOT"), rel
+    texts = {d: {str(p.relative_to(tmp_path / d)): p.read_text().replace(str(tmp_path / d), "ROOT")
+                 for p in (tmp_path / d).rglob("*") if p.suffix in (".json", ".yaml", ".md")} for d in ("local", "ray")}
+    assert texts["local"].keys() == texts["ray"].keys()
+    # no node-local path is left (grid.yaml is the config, which names ray.scratch_dir)
+    assert not [rel for rel, text in texts["ray"].items() if str(scratch) in text and rel != "grid.yaml"]
+    rels = ["chat-llama.s0/config.yaml", "align/align.json", "align/train/config.yaml", "align/model/config.json",
+            "chat-llama.s0/eval/chat-vanilla/eval.json", "chat-llama.s0/adapter/README.md",
+            "chat-llama.s0/adapter/ptst_base.json", *[r for r in texts["local"] if "/scores/" in r]]
+    assert len(rels) == 7 + 6 * 2 + 4 * 4  # a score file per set and scorer: 6 grid cells, 4 measuring cells
+    for rel in rels:
+        assert texts["local"][rel] == texts["ray"][rel], rel
     # PEFT writes target_modules from a set: its order varies between any two processes
     cfg_l, cfg_r = (json.loads((tmp_path / d / "chat-llama.s0/adapter/adapter_config.json").read_text()
                                .replace(str(tmp_path / d), "ROOT")) for d in ("local", "ray"))
@@ -142,6 +153,9 @@ def test_ray_grid_with_alignment_equals_the_local_run(cluster, tmp_path, tiny_mo
     spec_l, spec_r = (json.loads((tmp_path / d / "chat-llama.s0/spec.json").read_text()) for d in ("local", "ray"))
     plan = {c["id"]: c for c in json.loads((tmp_path / "ray" / "plan.json").read_text())["train_cells"]}
     assert spec_r["config_sha256"] == plan["chat-llama.s0"]["config_sha256"]  # the config with the run's paths
+    align_train = tmp_path / "ray" / "align" / "train"  # its parts moved from the task's directory, its key too
+    assert json.loads((align_train / "spec.json").read_text())["config_sha256"] == \
+        stable_hash(identity(load_train_config(align_train / "config.yaml")))
     assert spec_r["base_model_id"] == spec_l["base_model_id"] and spec_r["base_model"].startswith(str(tmp_path))
     assert not (tmp_path / "ray" / ".ptst-incoming").exists()
     before = _finished(tmp_path / "ray")
@@ -187,7 +201,11 @@ def killing_mid_training(scratch: Path, cell: str) -> Iterator[list[tuple[int, l
         watcher.join()
 
 
-def test_a_worker_killed_mid_training_is_retried_and_the_grid_is_identical(cluster, ref, tmp_path, capsys):
+# What Ray would print for a dead worker (its raylet's report, then its retry notice), on the driver's stdout
+RAY_REPORT = ("A worker died or was killed", "Worker exit type", "(raylet)", "retries remaining")
+
+
+def test_a_worker_killed_mid_training_is_retried_and_the_grid_is_identical(cluster, ref, tmp_path, capfd):
     cfg_path, local = ref
     cfg = load_grid(cfg_path, [f"ray={{scratch_dir: {tmp_path / 'scratch'}, max_retries: 2}}"])
     with killing_mid_training(tmp_path / "scratch", "chat-llama.s0") as killed:
@@ -196,7 +214,12 @@ def test_a_worker_killed_mid_training_is_retried_and_the_grid_is_identical(clust
     assert _results(tmp_path / "ray") == local
     spec = json.loads((tmp_path / "ray" / "chat-llama.s0" / "spec.json").read_text())
     assert spec["resumed_from_step"], f"the retry on the same node resumes the killed attempt's checkpoint {killed}"
-    assert "FAILED" not in capsys.readouterr().err
+    time.sleep(1)  # Ray's listener thread prints what it receives a moment later: it would have by now
+    out, err = capfd.readouterr()
+    assert "FAILED" not in err
+    assert [line for line in err.splitlines() if line.startswith("ptst run: cell")] == \
+        ["ptst run: cell chat-llama.s0 (train): worker died, retry 1 of 2"]
+    assert not [s for s in RAY_REPORT if s in out + err], out + err
 
 
 def test_a_cell_that_fails_for_good_is_named_the_rest_finish_and_a_rerun_retries_it(cluster, ref, tmp_path,
@@ -206,7 +229,8 @@ def test_a_cell_that_fails_for_good_is_named_the_rest_finish_and_a_rerun_retries
     with killing_mid_training(tmp_path / "scratch", "chat-llama.s0"), pytest.raises(PtstError) as e:
         run(cfg, tmp_path / "ray", executor="ray")
     msg = str(e.value)
-    assert msg.startswith("1 of 8 cells failed (chat-llama.s0: ") and "\n" not in msg, msg
+    assert msg.startswith("1 of 8 cells failed (chat-llama.s0: worker died (1 attempt: ray.max_retries=0)") and \
+        "\n" not in msg, msg
     assert msg.endswith("; 2 evaluation cells of failed training cells not run; finished cells are kept: rerun to "
                         "retry"), msg
     assert len(list((tmp_path / "ray").glob("*/eval/*/metrics.json"))) == 4  # base and chat-vanilla.s0 finished
@@ -238,6 +262,49 @@ def test_a_killed_driver_reruns_without_recomputing_anything_finished(cluster, r
     assert {k: after.get(k) for k in finished} == finished  # nothing finished was rewritten
     assert all(f"eval {c} done" not in err for c in done_cells)
     assert _results(root) == local
+
+
+def _loopback(ip: str) -> bool:
+    import ipaddress
+
+    addr = ipaddress.ip_address(ip.split("%")[0])
+    mapped = getattr(addr, "ipv4_mapped", None)  # ::ffff:127.0.0.1, a dual-stack socket bound to 127.0.0.1
+    return (mapped or addr).is_loopback
+
+
+def test_a_cluster_of_its_own_listens_on_loopback_only(ref, tmp_path):
+    """`ptst run --executor ray` without an address starts a local cluster: no Ray port of it (GCS, raylet, object
+    manager, runtime-env agent, each worker, the driver's own) may listen on 0.0.0.0, :: or a network interface,
+    where anyone who reaches it could run code. Ray's processes descend from the driver: their sockets are listed
+    while the run goes on."""
+    import psutil
+    from huggingface_hub import constants
+
+    cfg_path, _ = ref
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PTST_CACHE_DIR=str(tmp_path / "cache"), TOKENIZERS_PARALLELISM="false",
+               HF_HUB_OFFLINE="1" if constants.HF_HUB_OFFLINE else "0")
+    cmd = [sys.executable, "-m", "ptst", "run", str(cfg_path), "ray={num_cpus: 2, object_store_memory: 200000000}",
+           "--out", str(tmp_path / "run"), "--no-report", "--executor", "ray", "--cell", "chat-vanilla.s0"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    driver = psutil.Process(proc.pid)
+    listening: set[tuple[str, str]] = set()
+    while proc.poll() is None:
+        try:
+            procs = [driver, *driver.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        for p in procs:
+            with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                listening |= {(p.name(), c.laddr.ip) for c in p.net_connections("inet")
+                              if c.status == psutil.CONN_LISTEN}
+        time.sleep(0.05)
+    err = proc.communicate()[1]
+    assert proc.returncode == 0, err
+    names = {name for name, _ in listening}
+    assert {"gcs_server", "raylet"} <= names and any(n.startswith("ray::") for n in names), listening
+    assert not [(name, ip) for name, ip in listening if not _loopback(ip)], listening
 
 
 @pytest.mark.parametrize("args,msg", [
