@@ -168,7 +168,8 @@ def test_a_shipped_input_is_unpacked_once_per_node_and_content(tmp_path):
     src = _cell(tmp_path / "src")
     inp = Input("/driver/path", "adapter-abc", pack_dir(src))
     first = materialise(inp, str(tmp_path / "scratch"))
-    assert _tree(Path(first)) == {**_tree(src), ".complete": b""} and first.startswith(str(tmp_path / "scratch"))
+    assert _tree(Path(first)) == _tree(src) and first.startswith(str(tmp_path / "scratch"))  # renamed in whole
+    assert [p.name for p in Path(first).parent.iterdir()] == [Path(first).name]  # no staging left beside it
     (Path(first) / "eval.json").write_text("touched")
     assert materialise(inp, str(tmp_path / "scratch")) == first  # not unpacked again
     assert (Path(first) / "eval.json").read_text() == "touched"
