@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import os
 import threading
 import zipfile
 from pathlib import Path
@@ -158,3 +159,24 @@ def test_zip_members_are_extracted_and_checked(http_root, tmp_path):
     with pytest.raises(PtstError, match="checksum mismatch for top/a.txt"):
         extract_from_archive(url, [wrong])
     assert not (data / "z/c.txt").exists()
+
+
+def test_status_and_dry_run_download_nothing(http_root, tmp_path, monkeypatch):
+    """Inside no_downloads (ptst status, --dry-run) a set not on this machine is reported, not fetched; its key
+    (data_identity) is the pinned sha256, read without the file."""
+    from ptst.data.load import data_identity
+    from ptst.io import no_downloads
+
+    root, base = http_root
+    (root / "toy.txt").write_text("alpha beta")
+    sha = hashlib.sha256(b"alpha beta").hexdigest()
+    use_spec(monkeypatch, toy_spec(sha=sha, url=f"{base}/toy.txt"))
+    for var in ("PTST_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    with no_downloads():
+        assert data_identity("toy").sha256 == sha
+        with pytest.raises(PtstError, match=r"downloads are off \(PTST_OFFLINE is set\)"):
+            load_dataset("toy")
+    assert not (tmp_path / "cache" / "data" / "toy").exists()
+    assert "PTST_OFFLINE" not in os.environ  # restored: the run itself may download
+    assert load_dataset("toy").sha256 == sha
