@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ptst.errors import PtstError
+from ptst.io import not_utf8
 from ptst.registry import did_you_mean
 
 T = TypeVar("T")
@@ -54,8 +55,6 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        from ptst.io import not_utf8
-
         raise not_utf8(path) from None
     try:
         doc = yaml.safe_load(text) or {}

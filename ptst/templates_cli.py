@@ -6,6 +6,10 @@ import argparse
 import sys
 from typing import Any
 
+from ptst import templates as T
+from ptst.errors import PtstError
+from ptst.models import load_tokenizer
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -23,8 +27,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from ptst import templates as T
-
     if args.action == "list":
         items = [T.TEMPLATES.get(n) for n in T.TEMPLATES.names()]
         if args.file:
@@ -63,15 +65,11 @@ def cli(args: argparse.Namespace) -> int:
 
 
 def _tokenizer(args: argparse.Namespace) -> Any:
-    from ptst.errors import PtstError
-
     if args.chat_template and not args.model:
         raise PtstError("--chat-template needs --model: the tokenizer whose tokens the template is rendered with")
     if not args.model:
         return None
     from pathlib import Path
-
-    from ptst.models import load_tokenizer
 
     tok = load_tokenizer(args.model)
     if args.chat_template:

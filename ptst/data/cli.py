@@ -6,6 +6,13 @@ import argparse
 import json
 from typing import Any
 
+from ptst.data.catalog import DATASETS, EXTRA_FILES
+from ptst.data.contamination import find_overlap
+from ptst.data.load import load_dataset
+from ptst.data.sources import file_sha256, find_local
+from ptst.data.types import FileSpec
+from ptst.errors import PtstError
+
 SPEC_HELP = "a registered set (NAME or NAME:SPLIT) or a custom file (jsonl:PATH, json:PATH, csv:PATH)"
 
 
@@ -51,9 +58,6 @@ def _table(rows: list[list[str]], wrap: dict[int, int] | None = None) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ptst.data.catalog import DATASETS
-    from ptst.data.sources import find_local
-
     out: list[dict[str, Any]] = []
     for name in DATASETS:
         spec = DATASETS.get(name)
@@ -77,8 +81,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _fields(pairs: list[str]) -> dict[str, str] | None:
-    from ptst.errors import PtstError
-
     out = {}
     for pair in pairs:
         key, sep, col = pair.partition("=")
@@ -89,8 +91,6 @@ def _fields(pairs: list[str]) -> dict[str, str] | None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ptst.data.load import load_dataset
-
     ds = load_dataset(args.name, args.split, data_dir=args.data_dir, limit=None if args.all else args.limit,
                       seed=args.seed, fields=_fields(args.field))
     if args.json:
@@ -113,10 +113,6 @@ def _show(args: argparse.Namespace) -> int:
 
 def check_files(names: list[str], data_dir: str | None) -> list[dict[str, Any]]:
     """One record per registered file: ok / mismatch / unpinned (no pinned sha256) / missing."""
-    from ptst.data.catalog import DATASETS, EXTRA_FILES
-    from ptst.data.sources import file_sha256, find_local
-    from ptst.data.types import FileSpec
-
     files: dict[str, FileSpec] = {}
     for name in names or list(DATASETS):
         for f in DATASETS.get(name).all_files():
@@ -152,9 +148,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _contamination(args: argparse.Namespace) -> int:
-    from ptst.data.contamination import find_overlap
-    from ptst.data.load import load_dataset
-
     train = load_dataset(args.train, data_dir=args.data_dir)
     evals = [load_dataset(n.strip(), data_dir=args.data_dir) for n in args.eval.split(",") if n.strip()]
     found = find_overlap(train, evals)

@@ -10,17 +10,17 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from ptst import __version__
 from ptst.data.types import FileSpec
 from ptst.errors import PtstError
 from ptst.io import offline_reason, sha256_file, write_bytes_atomic
+from ptst.models import cache_dir
 
 TIMEOUT_S = 60
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
 def cache_data_dir() -> Path:
-    from ptst.models import cache_dir
-
     return cache_dir() / "data"
 
 
@@ -104,8 +104,6 @@ def resolve_file(
 
 def _open_url(url: str):  # noqa: ANN202 - a urllib response
     import urllib.request
-
-    from ptst import __version__
 
     headers = {"User-Agent": f"ptst/{__version__}"}
     token = os.environ.get("HF_TOKEN")

@@ -8,16 +8,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ptst import judge as J
+from ptst import score as S
+from ptst.errors import PtstError
 from ptst.io import read_json
+from ptst.metrics import judge_agreement, rate
 from ptst.runs.layout import EvalDir
+from ptst.score import scorer_names
 from ptst.specs.eval import EvalConfig, EvalSpec
 
 
 def set_judges(cfg: EvalConfig, spec: EvalSpec) -> list[str]:
     """The judges a set is judged by: every judge (safety), those that label refusals, else keyword
     (over-refusal), none (helpfulness)."""
-    from ptst import judge as J
-
     if spec.kind == "safety":
         return list(cfg.judges)
     if spec.kind == "over-refusal":
@@ -35,16 +38,11 @@ def set_scorers(spec: EvalSpec, judges: list[str]) -> dict[str, str]:
 
 
 def _rate_from_labels(judgements: list[Any], label: str, ids: set[str]) -> dict[str, Any]:
-    from ptst.metrics import rate
-
     r, _ = rate(None if j.harmful is None else j.label == label for j in judgements if j.id in ids)
     return r.to_dict()
 
 
 def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[str], up: str) -> dict[str, Any]:
-    from ptst import judge as J
-    from ptst import score as S
-
     metrics: dict[str, Any] = {}
     cats: dict[str, Any] = {}
     judged: dict[str, Any] = {}
@@ -67,16 +65,12 @@ def _safety(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[
             cats[f"asr.{name}"] = {c: v["asr"] for c, v in doc["by_category"].items()}
     body = {"metrics": metrics, "by_category": cats}
     if len(judged) > 1:  # several judges on the same answers: how far their verdicts agree (Cohen's kappa)
-        from ptst.metrics import judge_agreement
-
         body["judge_agreement"] = judge_agreement(judged)
     return body
 
 
 def _helpfulness(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[str], up: str
                  ) -> dict[str, Any]:
-    from ptst import score as S
-
     assert spec.scorer
     doc = read_json(S.run(S.ScoreConfig(spec.scorer), gen, out.scores(spec.label, spec.scorer), ids=ids))
     return {"metrics": S.helpfulness_metrics(spec.scorer, doc)}  # each scorer maps its own doc (its registration)
@@ -84,9 +78,6 @@ def _helpfulness(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: 
 
 def _over_refusal(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids: list[str], up: str
                   ) -> dict[str, Any]:
-    from ptst import judge as J
-    from ptst import score as S
-
     metrics: dict[str, Any] = {}
     for name in set_judges(cfg, spec):
         jpath = J.run(cfg.judge_config(name), gen, out.judgements(spec.label, name), ids=ids, upstream=up)
@@ -101,9 +92,6 @@ def _over_refusal(cfg: EvalConfig, spec: EvalSpec, gen: Path, out: EvalDir, ids:
 
 def check_spec(spec: EvalSpec, where: str) -> None:
     """Refuse, before anything is generated, a helpfulness set whose scorer is not a helpfulness scorer."""
-    from ptst.errors import PtstError
-    from ptst.score import scorer_names
-
     known = scorer_names("helpfulness")
     if spec.kind == "helpfulness" and spec.scorer not in known:
         raise PtstError(f"{where}: scorer {spec.scorer!r} is not a helpfulness scorer (known: {', '.join(known)})")

@@ -10,12 +10,14 @@ from ptst import __version__
 from ptst.errors import PtstError
 from ptst.evaluate.key import EvalArtifact
 from ptst.evaluate.kinds import KINDS, check_spec
+from ptst.generate.backends import BACKENDS
 from ptst.generate.runner import check_adapter_base, load_examples
 from ptst.generate.runner import run as generate
 from ptst.generate.store import meta_path
 from ptst.io import clear_stale_tmp, iter_jsonl, read_json, write_json_atomic
 from ptst.judge import build_judge
 from ptst.judge.runner import stamp_of
+from ptst.models import load_tokenizer
 from ptst.runs.keys import KEY_SCHEME, CellInputs, SetInputs, judge_files, set_files
 from ptst.runs.layout import EvalDir
 from ptst.runs.results import Fingerprints, MetricsDoc, SetResult, metrics_from_json
@@ -34,9 +36,6 @@ class _LazyBackend:
 
     def generate(self, items: Any, decoding: Any, on_done: Any = None) -> Any:
         if self._backend is None:
-            from ptst.generate.backends import BACKENDS
-            from ptst.models import load_tokenizer
-
             spec = BACKENDS.get(self._gcfg.backend)
             tok = load_tokenizer(self._gcfg.model) if spec.needs_model else None
             self._backend = spec.build(self._gcfg, tok, True)

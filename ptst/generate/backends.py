@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from ptst.generate.base import Backend
+from ptst.models import load_model, materialize, resolve
+from ptst.openai_client import Endpoint
 from ptst.specs.generate import BACKENDS, BackendSpec, GenerateConfig
 
 
 def _build_hf(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:
-    from ptst.generate.hf import HFBackend
-    from ptst.models import load_model
+    from ptst.generate.hf import HFBackend  # lazy: backend plugin, loaded when chosen
 
     assert cfg.model is not None
     # LoRA merged into the base weights for inference: no adapter matmuls per layer and step (1.18x tokens/s on
@@ -21,8 +22,7 @@ def _build_hf(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:
 
 
 def _build_vllm(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:
-    from ptst.generate.vllm_backend import VLLMBackend, import_vllm
-    from ptst.models import materialize, resolve
+    from ptst.generate.vllm_backend import VLLMBackend, import_vllm  # lazy: backend plugin, loaded when chosen
 
     import_vllm()  # the clear "not installed" line before any model work
     assert cfg.model is not None
@@ -31,8 +31,7 @@ def _build_vllm(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:
 
 
 def _build_openai(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:
-    from ptst.generate.openai_backend import OpenAIBackend
-    from ptst.openai_client import Endpoint
+    from ptst.generate.openai_backend import OpenAIBackend  # lazy: backend plugin, loaded when chosen
 
     assert cfg.base_url is not None and cfg.api_model is not None
     endpoint = Endpoint(base_url=cfg.base_url, model=cfg.api_model, api_key_env=cfg.api_key_env,

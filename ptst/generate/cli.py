@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ptst.config import deep_merge, from_dict, parse_overrides, read_yaml
+from ptst.errors import PtstError
+from ptst.generate.runner import run
+from ptst.specs.generate import GenerateConfig
+
 # flag dest -> GenerateConfig key (dotted for the nested decoding settings)
 _FLAGS = {
     "model": "model", "adapter": "adapter", "data": "data", "split": "split", "limit": "limit",
@@ -48,10 +53,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    from ptst.config import deep_merge, from_dict, parse_overrides, read_yaml
-    from ptst.errors import PtstError
-    from ptst.specs.generate import GenerateConfig
-
     data = read_yaml(args.config) if args.config else {}
     explicit: dict[str, Any] = {}
     for dest, key in _FLAGS.items():  # values as argparse typed them: a model named 'on' stays a string
@@ -75,8 +76,6 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from ptst.generate.runner import run
-
     cfg = build_config(args)
     run(cfg, args.out, progress=not args.no_progress)
     return 0

@@ -10,6 +10,7 @@ from ptst.generate.base import Completion, Decoding, OnDone, PromptItem
 from ptst.generate.progress import GenProgress
 from ptst.generate.stops import first_stop, stop_token_ids, truncate_at_stop
 from ptst.runtime.cache import cache_kind
+from ptst.runtime.decode import decode_loop, make_sampler
 from ptst.runtime.rows import left_pad, shared_prefix
 
 MIN_SHARED_PREFIX = 8  # shorter shared prefixes are not worth an extra forward pass
@@ -74,7 +75,7 @@ class HFBackend:
             engine = "generate" if kind == "other" else "loop"
         self.engine = engine
         self.prefix_cache = prefix_cache and engine == "loop" and kind == "full"
-        from ptst.runtime.packing import can_pack
+        from ptst.runtime.packing import can_pack  # heavy: torch
 
         self.packed_prefill = packed_prefill and engine == "loop" and can_pack(model)
 
@@ -130,8 +131,6 @@ class HFBackend:
         return torch.tensor(ids, device=dev), torch.tensor(mask, device=dev)
 
     def _loop_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:
-        from ptst.runtime.decode import decode_loop, make_sampler
-
         stop_check = None
         if d.stop:  # a stop string of k characters lies within the last 4k+4 tokens (byte-level BPE worst case)
             window = 4 * max(len(x) for x in d.stop) + 4

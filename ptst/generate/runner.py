@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ptst import __version__
+from ptst.data import load_dataset
 from ptst.data.load import DataIdentity
 from ptst.errors import PtstError
 from ptst.generate.backends import BACKENDS
@@ -18,6 +19,7 @@ from ptst.generate.base import Backend, Completion, PromptItem
 from ptst.generate.key import generation_key
 from ptst.generate.store import GenerationsFile, finalize, meta_path, open_for_resume, write_meta
 from ptst.io import JsonlAppender
+from ptst.models import ALIASES, BASE_RECORD, adapter_base, base_identity, load_tokenizer, materialize, resolve
 from ptst.records import Example, Generation
 from ptst.specs.generate import GenerateConfig
 from ptst.templates import Template, get_template, render
@@ -44,8 +46,6 @@ def say(msg: str) -> None:
 
 
 def load_examples(cfg: GenerateConfig) -> DatasetLike:
-    from ptst.data import load_dataset
-
     ds: DatasetLike = load_dataset(cfg.data, cfg.split, data_dir=cfg.data_dir, limit=cfg.limit, seed=cfg.seed)
     return ds
 
@@ -66,8 +66,6 @@ def recorded_base(adapter: str | Path) -> tuple[str, str] | None:
     """(content identity, the model as given to training) of the base `adapter` was trained on: its
     ptst_base.json, else the spec.json of the ptst training run it sits in (RUN/adapter/ or
     RUN/checkpoints/step-N/adapter/). None for an adapter from an older ptst or another tool."""
-    from ptst.models import ALIASES, BASE_RECORD, base_identity
-
     a = Path(adapter).expanduser().resolve()
     record = a / BASE_RECORD
     if record.is_file():
@@ -110,8 +108,6 @@ def _short(ident: str) -> str:
 
 def _hint(want: str, given: str) -> str:
     """How to fix it: the recorded base, where it still holds the same weights."""
-    from ptst.models import base_identity
-
     try:
         same = base_identity(given) == want
     except PtstError:
@@ -126,8 +122,6 @@ def check_adapter_base(adapter: str, model: str) -> None:
     or a hub id against local weights, falls back to the names: an adapter_config.json naming a different base is
     refused when the two are comparable (same hub id / path, or two local checkpoints with their config.json).
     Otherwise PEFT's own shape check at load time decides (ptst.models.apply_adapter)."""
-    from ptst.models import adapter_base, base_identity, materialize, resolve
-
     base = adapter_base(adapter)
     recorded = recorded_base(adapter)
     if recorded is not None:
@@ -195,8 +189,6 @@ def run(cfg: GenerateConfig, out_path: str | Path, *, dataset: DatasetLike | Non
     `dataset`: examples already loaded (then cfg.data/split/limit are not read). `backend`: a ready backend
     (e.g. one loaded model reused across data sets); it must be the model cfg names, since cfg makes the key.
     """
-    from ptst.models import load_tokenizer
-
     out = Path(out_path)
     ds = dataset if dataset is not None else load_examples(cfg)
     _check_ids(ds)

@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ptst.train.runner import clean
+
 INCOMING = ".ptst-incoming"  # under the run directory: unpacked artifacts wait here, then are renamed into place
 
 
@@ -82,8 +84,6 @@ def place_train_cell(root: Path, data: bytes, target: Path, fix: Callable[[Path]
     """A training cell shares its directory with its evaluation cells (`eval/`), so its own entries are
     replaced one rename each and spec.json, the done marker, goes in last. `fix` may edit the unpacked files
     first."""
-    from ptst.train.runner import clean
-
     tmp = _incoming(root)
     new = unpack(data, tmp / "new")
     if fix is not None:

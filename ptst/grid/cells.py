@@ -8,10 +8,13 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ptst.config import from_dict
+from ptst.align import AlignArtifact
+from ptst.config import from_dict, load_config
+from ptst.data import load_dataset
 from ptst.errors import PtstError
+from ptst.evaluate.key import EvalArtifact, answers
 from ptst.grid.config import GridConfig
 from ptst.grid.plan import EvalCell, TrainCell
 from ptst.runs.layout import RunDir
@@ -19,9 +22,8 @@ from ptst.runs.state import State, Status
 from ptst.runs.trained import TrainSpec
 from ptst.specs.eval import EvalConfig
 from ptst.specs.train import TrainConfig, parse_mix
-
-if TYPE_CHECKING:
-    from ptst.align import AlignArtifact
+from ptst.templates import get_template
+from ptst.train.artifact import TrainArtifact, data_change
 
 
 def say(msg: str) -> None:
@@ -29,8 +31,6 @@ def say(msg: str) -> None:
 
 
 def load_grid(path: str | Path, overrides: list[str] | None = None) -> GridConfig:
-    from ptst.config import load_config
-
     return load_config(GridConfig, path, overrides)
 
 
@@ -52,8 +52,6 @@ def train_config(cfg: GridConfig, model: str, cell: TrainCell) -> TrainConfig:
 
 
 def eval_config(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> EvalConfig:
-    from ptst.templates import get_template
-
     tdir = RunDir(root).train(cell.train_cell)
     adapter = tdir.adapter_at(cell.checkpoint) if cell.train_template is not None else None
     train_fp = None
@@ -71,8 +69,6 @@ def eval_config(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> Eval
 
 def finetune_ids(cfg: GridConfig) -> set[str]:
     """Ids of the fine-tuning rows of every seed, kept out of the alignment data (part of the alignment key)."""
-    from ptst.data import load_dataset
-
     t = cfg.train
     ids: set[str] = set()
     for seed in cfg.seeds:
@@ -84,8 +80,6 @@ def finetune_ids(cfg: GridConfig) -> set[str]:
 
 def train_status(cfg: GridConfig, root: Path, cell: TrainCell, model: str | None = None) -> Status:
     """The training cell's state (the no-fine-tuning cell has nothing to train: always done)."""
-    from ptst.train.artifact import TrainArtifact
-
     if cell.template is None:
         return Status(State.DONE, "no training")
     tcfg = train_config(cfg, model or model_path(cfg, root), cell)
@@ -94,8 +88,6 @@ def train_status(cfg: GridConfig, root: Path, cell: TrainCell, model: str | None
 
 def eval_status(cfg: GridConfig, root: Path, cell: EvalCell, model: str | None = None) -> Status:
     """The evaluation cell's state; one whose inputs are not there yet (its adapter) is new or partial."""
-    from ptst.evaluate.key import EvalArtifact, answers
-
     d = RunDir(root).eval(cell.train_cell, cell.id)
     try:
         return EvalArtifact(d, eval_config(cfg, model or model_path(cfg, root), cell, root)).state()
@@ -109,8 +101,6 @@ def eval_status(cfg: GridConfig, root: Path, cell: EvalCell, model: str | None =
 def align_artifact(cfg: GridConfig, root: Path, exclude: set[str] | None = None) -> AlignArtifact | None:
     """The grid's alignment (None without an `align:` section); `exclude` (the fine-tuning rows, part of its
     key) is read from the data when not given."""
-    from ptst.align import AlignArtifact
-
     if cfg.align is None:
         return None
     ids = finetune_ids(cfg) if exclude is None else exclude
@@ -126,8 +116,6 @@ def align_status(cfg: GridConfig, root: Path, exclude: set[str] | None = None) -
 def check_cells(cfg: GridConfig, root: Path, cells: list[TrainCell], data: bool = False) -> None:
     """Refuse training cells already in `root` that were made by another config (or, with `data`, from data
     whose sha256 has changed since)."""
-    from ptst.train.artifact import data_change
-
     model = model_path(cfg, root)
     if cfg.align is not None and not RunDir(root).align.manifest.exists():
         return  # nothing downstream can exist yet

@@ -6,9 +6,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ptst.align import train_config as align_train_config
+from ptst.config import to_dict
+from ptst.data import DATASETS
+from ptst.data.custom import parse_custom
+from ptst.data.load import split_spec
 from ptst.errors import PtstError
+from ptst.evaluate.kinds import check_spec
+from ptst.grid.cells import load_grid, train_config
 from ptst.grid.config import GridConfig
+from ptst.grid.plan import expand
+from ptst.judge import JUDGES
+from ptst.models import resolve
 from ptst.runs.layout import RunDir
+from ptst.specs.eval import EvalConfig
+from ptst.specs.train import OPERATIONAL_KEYS
+from ptst.templates import get_template
 
 # Grid lists that only add cells or columns when every old entry is kept: what is finished stays valid.
 ADDITIVE = ("train_templates", "test_templates", "evals", "judges", "seeds")
@@ -28,10 +41,6 @@ def _where(where: str, fn: Any, *args: Any) -> Any:
 
 def check_data_name(spec: str, split: str | None, where: str) -> None:
     """A registered set (and split) or an existing custom file; nothing is read or downloaded."""
-    from ptst.data import DATASETS
-    from ptst.data.custom import parse_custom
-    from ptst.data.load import split_spec
-
     def check() -> None:
         custom = parse_custom(spec)
         if custom is not None:
@@ -45,8 +54,6 @@ def check_data_name(spec: str, split: str | None, where: str) -> None:
 
 
 def _templates(names: list[str], what: str) -> None:
-    from ptst.templates import get_template
-
     for i, name in enumerate(names):
         _where(f"{what}[{i}]", get_template, name)
 
@@ -54,11 +61,6 @@ def _templates(names: list[str], what: str) -> None:
 def validate(cfg: GridConfig, model: str) -> None:
     """Everything a grid names, checked in seconds without loading data or models: templates, data set names,
     every training cell's TrainConfig (with the would-be model path), eval sets, judges, decoding, generate."""
-    from ptst.grid.cells import train_config
-    from ptst.grid.plan import expand
-    from ptst.models import resolve
-    from ptst.templates import get_template
-
     resolve(cfg.model)
     _templates(cfg.train_templates, "train_templates")
     _templates(cfg.test_templates, "test_templates")
@@ -77,10 +79,6 @@ def validate(cfg: GridConfig, model: str) -> None:
 
 
 def _eval_settings(cfg: GridConfig, model: str, specs: list[Any]) -> None:
-    from ptst.evaluate.kinds import check_spec
-    from ptst.judge import JUDGES
-    from ptst.specs.eval import EvalConfig
-
     ecfg = EvalConfig(model=model, template=cfg.test_templates[0], evals=cfg.evals, judges=cfg.judges,
                       judge=cfg.judge, decoding=cfg.decoding, generate=cfg.generate, data_dir=cfg.data_dir,
                       seed=cfg.eval_seed)
@@ -93,8 +91,6 @@ def _eval_settings(cfg: GridConfig, model: str, specs: list[Any]) -> None:
 
 
 def _align(cfg: GridConfig) -> None:
-    from ptst.align import train_config
-
     a = cfg.align
     assert a is not None
     _templates(a.templates, "align.templates")
@@ -103,7 +99,8 @@ def _align(cfg: GridConfig) -> None:
     names += [(d, None, f"align.decontaminate[{i}]") for i, d in enumerate(a.decontaminate)]
     for spec, split, where in names:
         check_data_name(spec, split, where)
-    train_config(a, cfg.model, [{"data": f"align-part-{i}", "template": t, "n": 1} for i, t in enumerate(a.templates)])
+    parts = [{"data": f"align-part-{i}", "template": t, "n": 1} for i, t in enumerate(a.templates)]
+    align_train_config(a, cfg.model, parts)
 
 
 def _leaves(key: str, old: Any, new: Any) -> list[str]:
@@ -117,9 +114,6 @@ def grid_changes(old: GridConfig, new: GridConfig, *, evaluation: bool = False) 
     """The dotted keys in which `new` differs from `old` in a way that changes finished training results
     (`evaluation`: in a way that changes evaluation cells, which are recomputed). Additive changes pass: more
     train/test templates, seeds (every old entry kept), the baseline turned on, the operational training knobs."""
-    from ptst.config import to_dict
-    from ptst.specs.train import OPERATIONAL_KEYS
-
     a, b = to_dict(old), to_dict(new)
     changed: list[str] = []
     for k in a:
@@ -143,8 +137,6 @@ def has_results(root: Path) -> bool:
 
 def check_grid_yaml(cfg: GridConfig, root: Path) -> None:
     """Refuse a run directory whose grid.yaml differs from `cfg` in a key that changes its finished results."""
-    from ptst.grid.cells import load_grid
-
     path = RunDir(root).grid_yaml
     if not path.exists() or not has_results(root):
         return

@@ -6,6 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from ptst.grid.cells import load_grid
+from ptst.grid.config import RaySpec
+from ptst.grid.runner import check_options, run
+from ptst.grid.status import print_plan
+from ptst.judge.validate import validate_offline
+from ptst.report import run as report
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="grid YAML (see configs/quickstart.yaml)")
@@ -26,20 +33,14 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from ptst.grid.cells import load_grid
-    from ptst.grid.runner import check_options, run
-
     cfg = load_grid(args.config, args.overrides)
     out = Path(args.out or Path("runs") / cfg.name)
     check_options(cfg, args.executor, shard=args.shard, cell=args.cell, align_only=args.align_only,
                   address=args.address)
     if args.dry_run:
-        from ptst.grid.status import print_plan
-
         print_plan(cfg, out, args.shard, args.cell)
         if (args.executor or cfg.executor) == "ray":
-            from ptst.grid.config import RaySpec
-            from ptst.grid.ray_exec import _fmt
+            from ptst.grid.ray_exec import _fmt  # lazy: the Ray executor, loaded only for executor: ray
 
             r = cfg.ray or RaySpec()
             print(f"executor: ray at {args.address or r.address or 'a new local cluster'}; per task: train "
@@ -49,9 +50,6 @@ def cli(args: argparse.Namespace) -> int:
     run(cfg, out, shard=args.shard, cell=args.cell, align_only=args.align_only, executor=args.executor,
         address=args.address)
     if not args.no_report and args.shard is None and args.cell is None and not args.align_only:
-        from ptst.judge.validate import validate_offline
-        from ptst.report import run as report
-
         # the report shows each judge's agreement with human labels: the offline judges can be measured here
         for line in validate_offline(cfg.judges, cfg.judge, cfg.data_dir, run_dir=out):
             print(f"note: judge validation skipped ({line})", file=sys.stderr)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ptst.errors import PtstError
 from ptst.grid.config import GridConfig
+from ptst.registry import did_you_mean
 
 BASE = "base"
 
@@ -62,8 +63,6 @@ def select(cells: list[TrainCell], shard: str | None = None, cell: str | None = 
     if cell is not None:
         chosen = [c for c in cells if c.id == cell]
         if not chosen:
-            from ptst.registry import did_you_mean
-
             raise PtstError(f"no cell {cell!r} in this grid{did_you_mean(cell, [c.id for c in cells])}")
         return chosen
     if shard is None:

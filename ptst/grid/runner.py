@@ -6,8 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ptst.align import run as align
 from ptst.config import dump_yaml
+from ptst.data import load_dataset
 from ptst.errors import PtstError
+from ptst.evaluate import run as evaluate
 from ptst.grid.cells import (
     align_artifact,
     check_cells,
@@ -18,18 +21,18 @@ from ptst.grid.cells import (
     say,
     train_config,
 )
-from ptst.grid.config import GridConfig
+from ptst.grid.checks import check_grid_yaml, validate
+from ptst.grid.config import GridConfig, RaySpec
 from ptst.grid.plan import EvalCell, TrainCell, expand, select
 from ptst.io import write_text_atomic
 from ptst.runs.layout import RunDir
+from ptst.train.artifact import key as train_key
+from ptst.train.runner import run as train
 
 
 def preflight(cfg: GridConfig, root: Path, cells: list[TrainCell]) -> set[str]:
     """Refuse, before any work, a config naming anything missing or wrong, and a run directory whose results
     were made by a different config. Returns the fine-tuning row ids (kept out of the alignment data)."""
-    from ptst.data import load_dataset
-    from ptst.grid.checks import check_grid_yaml, validate
-
     validate(cfg, model_path(cfg, root))
     for spec in (e.resolved() for e in cfg.evals):  # every input must be there before hours of training
         load_dataset(spec.data, spec.split, data_dir=cfg.data_dir, limit=spec.limit, seed=cfg.eval_seed)
@@ -40,8 +43,6 @@ def preflight(cfg: GridConfig, root: Path, cells: list[TrainCell]) -> set[str]:
 
 
 def _eval(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> None:
-    from ptst.evaluate import run as evaluate
-
     if cell.train_template is not None:
         adapter = Path(eval_config(cfg, model, cell, root).adapter or "")
         if not adapter.exists():
@@ -67,7 +68,7 @@ def check_options(cfg: GridConfig, executor: str | None, *, shard: str | None = 
     if address and ex != "ray":
         raise PtstError("--address is for --executor ray")
     if ex == "ray":
-        from ptst.grid.ray_exec import require_ray
+        from ptst.grid.ray_exec import require_ray  # lazy: the Ray executor, loaded only for executor: ray
 
         require_ray()
     if align_only and (shard is not None or cell is not None):
@@ -94,8 +95,7 @@ def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell:
                         "`ptst run CONFIG --align-only` once first, then the shards or cells")
     session = None
     if ex == "ray":
-        from ptst.grid.config import RaySpec
-        from ptst.grid.ray_exec import connect
+        from ptst.grid.ray_exec import connect  # lazy: the Ray executor, loaded only for executor: ray
 
         session = connect(cfg.ray or RaySpec(), address)  # an unreachable cluster or impossible request: refused
     todo = not aligned or (not align_only and pending(cfg, root, cells))
@@ -104,7 +104,7 @@ def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell:
         _write_if_changed(RunDir(root).grid_yaml, dump_yaml(cfg))
         _write_if_changed(RunDir(root).plan, _json_text(plan_doc(cfg, root)))
         if session is not None:
-            from ptst.grid.ray_exec import run_grid
+            from ptst.grid.ray_exec import run_grid  # lazy: the Ray executor, loaded only for executor: ray
 
             run_grid(cfg, root, cells, exclude, session, align_only)
         else:
@@ -125,11 +125,7 @@ def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell:
 
 def _run_local(cfg: GridConfig, root: Path, cells: list[TrainCell], exclude: set[str], align_only: bool) -> None:
     """The grid in this process, one stage after another."""
-    from ptst.train.runner import run as train
-
     if cfg.align is not None:
-        from ptst.align import run as align
-
         align(cfg.align, cfg.model, RunDir(root).align.path, data_dir=cfg.data_dir, exclude=exclude,
               generate=cfg.generate)
     if align_only:
@@ -159,8 +155,6 @@ def _write_if_changed(path: Path, text: str) -> None:
 def plan_doc(cfg: GridConfig, root: Path) -> dict[str, Any]:
     """Every cell of the grid (not just a shard's): training cells with the sha256 of their config identity
     (spec.json's config_sha256), each with its evaluation cells' paths."""
-    from ptst.train.artifact import key as train_key
-
     model = model_path(cfg, root)
     rows = []
     for c in expand(cfg):

@@ -6,12 +6,23 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ptst.align import MEASURE_TEMPLATES, MEASURE_TOKENS, AlignArtifact
+from ptst.align import train_config as align_train_config
+from ptst.data import DATASETS, load_dataset
+from ptst.data.custom import parse_custom
+from ptst.data.load import split_spec
+from ptst.data.sources import find_local
 from ptst.errors import PtstError
+from ptst.evaluate.key import EvalArtifact
+from ptst.grid.cells import align_status, check_cells, eval_status, load_grid, model_path, train_config, train_status
+from ptst.grid.checks import check_grid_yaml, validate
 from ptst.grid.config import GridConfig
 from ptst.grid.plan import expand, select
 from ptst.io import no_downloads, read_json
 from ptst.runs.layout import RunDir
 from ptst.runs.state import State
+from ptst.templates import get_template
+from ptst.train.artifact import TrainArtifact
 
 # Measured throughputs of SmolLM2-135M on 2 CPU cores (docs/performance.md): (train tokens/s, generated tokens/s)
 # with fast bf16 (Zen 4, AVX512-BF16: bf16 training, fp32 generation) and without it (Zen 3, AVX2: fp32 for both).
@@ -22,7 +33,7 @@ CHARS_PER_TOKEN = 3.6
 def cpu_rates(cfg: GridConfig) -> tuple[float, float, str]:
     """(train tokens/s, generated tokens/s at the grid's generation batch size, what they assume) for this CPU;
     `ptst train` picks the same precision."""
-    from ptst.train.model import resolve_precision
+    from ptst.train.model import resolve_precision  # heavy: torch
 
     precision = resolve_precision("auto", "cpu")
     train, gen = RATES[precision]
@@ -38,11 +49,6 @@ def batched_rate(rate16: float, batch_size: int) -> float:
 
 def local_dataset(spec: str, split: str | None, data_dir: str | None, limit: int | None = None) -> Any:
     """The data set if every file it needs is already on this machine (nothing is downloaded), else None."""
-    from ptst.data import DATASETS, load_dataset
-    from ptst.data.custom import parse_custom
-    from ptst.data.load import split_spec
-    from ptst.data.sources import find_local
-
     if parse_custom(spec) is None:
         name, sp = split_spec(spec, split)
         ds = DATASETS.get(name)
@@ -56,10 +62,6 @@ def local_dataset(spec: str, split: str | None, data_dir: str | None, limit: int
 
 def set_size(spec: str, split: str | None, data_dir: str | None) -> int | None:
     """Rows in a data set split: the registry's count, else the local file's, else None (unknown)."""
-    from ptst.data import DATASETS
-    from ptst.data.custom import parse_custom
-    from ptst.data.load import split_spec
-
     if parse_custom(spec) is None:
         name, sp = split_spec(spec, split)
         ds = DATASETS.get(name)
@@ -84,8 +86,6 @@ def _chars(ds: Any) -> float:
 def _template_chars(name: str, batch_size: int) -> float:
     """Characters a template adds to each training row: its user format, plus its system prompt spread over a
     micro-batch (ptst runs a prefix all rows share once, `share_prefix`)."""
-    from ptst.templates import get_template
-
     try:
         t = get_template(name)
     except Exception:  # noqa: BLE001 - a custom template file the estimate cannot see: count nothing
@@ -106,15 +106,14 @@ def _train_tokens(cfg: GridConfig, tc: Any, templates: list[str]) -> int | None:
 
 def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
     """(training s, generation s) of the alignment stage, or None when its data is not on this machine."""
-    from ptst.align import MEASURE_TEMPLATES, MEASURE_TOKENS, train_config
-
     a = cfg.align
     assert a is not None
     safety, benign = local_dataset(a.safety, None, cfg.data_dir), local_dataset(a.benign, a.benign_split,
                                                                                 cfg.data_dir)
     if safety is None or benign is None:
         return None
-    tcfg = train_config(a, cfg.model, [{"data": f"part-{i}", "template": t, "n": 1} for i, t in enumerate(a.templates)])
+    parts = [{"data": f"part-{i}", "template": t, "n": 1} for i, t in enumerate(a.templates)]
+    tcfg = align_train_config(a, cfg.model, parts)
     chars = a.n_safety * _chars(safety) + a.n_benign * _chars(benign)
     per_row = sum(_template_chars(t, tcfg.batch_size) for t in a.templates) / len(a.templates)
     chars += (a.n_safety + a.n_benign) * per_row
@@ -133,10 +132,6 @@ def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) 
 
 
 def _print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) -> None:
-    from ptst.evaluate.key import EvalArtifact
-    from ptst.grid.cells import check_cells, eval_status, model_path, train_config, train_status
-    from ptst.grid.checks import check_grid_yaml, validate
-
     cells = select(expand(cfg), shard, cell)
     model = model_path(cfg, out)
     validate(cfg, model)
@@ -193,9 +188,6 @@ def _minutes(seconds: float | None) -> str:
 def align_state(cfg: GridConfig, run_dir: Path) -> tuple[bool, str] | None:
     """(done, the line `ptst status` prints) for the alignment; None without an align: section. Its key holds the
     fine-tuning rows, read from local data; when they cannot be read here, the done marker alone decides."""
-    from ptst.align import AlignArtifact
-    from ptst.grid.cells import align_status
-
     if cfg.align is None:
         return None
     try:
@@ -208,8 +200,6 @@ def align_state(cfg: GridConfig, run_dir: Path) -> tuple[bool, str] | None:
 
 def load_run(run_dir: Path) -> GridConfig:
     """The config a grid run directory was made with (its grid.yaml)."""
-    from ptst.grid.cells import load_grid
-
     if not RunDir(run_dir).grid_yaml.exists():
         raise PtstError(f"{run_dir} is not a grid run directory (no grid.yaml)")
     return load_grid(RunDir(run_dir).grid_yaml)
@@ -217,10 +207,6 @@ def load_run(run_dir: Path) -> GridConfig:
 
 def cell_states(cfg: GridConfig, run_dir: Path) -> list[dict[str, Any]]:
     """Each training cell's state and its evaluation cells' states, as the runner sees them."""
-    from ptst.evaluate.key import EvalArtifact
-    from ptst.grid.cells import eval_status, model_path, train_status
-    from ptst.train.artifact import TrainArtifact
-
     model = model_path(cfg, run_dir)
     rows = []
     for c in expand(cfg):

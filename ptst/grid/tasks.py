@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
-from ptst.io import atomic_dir
+from ptst.grid.artifacts import pack_dir, unpack
+from ptst.io import atomic_dir, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,6 @@ def _workdir(scratch_dir: str | None, run_key: str, name: str) -> Iterator[Path]
     kernel drops it when the process dies. The directory is removed once its result has been packed."""
     import fcntl
 
-    from ptst.io import write_json_atomic
-
     d = scratch_root(scratch_dir) / run_key / name
     d.mkdir(parents=True, exist_ok=True)
     with open(d.parent / f"{name}.lock", "w") as lock:
@@ -73,8 +72,6 @@ def materialise(inp: Input, scratch_dir: str | None) -> str:
         return inp.path
     import ray
 
-    from ptst.grid.artifacts import unpack
-
     dest = scratch_root(scratch_dir) / "inputs" / inp.key.replace(":", "-")[:80]
     if not dest.exists():
         data = inp.data if isinstance(inp.data, bytes) else ray.get(inp.data)
@@ -84,8 +81,6 @@ def materialise(inp: Input, scratch_dir: str | None) -> str:
 
 
 def _result(d: Path, started: float, model: str | None = None, skip: tuple[str, ...] = ()) -> Result:
-    from ptst.grid.artifacts import pack_dir
-
     data = pack_dir(d, skip=("task.json", *skip))
     return Result(data, socket.gethostname(), os.getpid(), time.time() - started, model, str(d))
 
@@ -97,7 +92,7 @@ def _quiet_threads() -> None:
 
 def align_task(spec: Any, model: str, run_key: str, scratch_dir: str | None, data_dir: str | None,
                exclude: set[str], generate: dict[str, Any]) -> Result:
-    from ptst.align import run as align
+    from ptst.align import run as align  # lazy: Ray task body, resolved on the worker
 
     _quiet_threads()
     started = time.time()
@@ -107,7 +102,7 @@ def align_task(spec: Any, model: str, run_key: str, scratch_dir: str | None, dat
 
 
 def train_task(tcfg: Any, cell: str, run_key: str, scratch_dir: str | None, base: Input | None) -> Result:
-    from ptst.train.runner import run as train
+    from ptst.train.runner import run as train  # lazy: Ray task body, resolved on the worker
 
     _quiet_threads()
     started = time.time()
@@ -120,7 +115,7 @@ def train_task(tcfg: Any, cell: str, run_key: str, scratch_dir: str | None, base
 
 def eval_task(ecfg: Any, path: str, run_key: str, scratch_dir: str | None, base: Input | None,
               adapter: Input | None) -> Result:
-    from ptst.evaluate import run as evaluate
+    from ptst.evaluate import run as evaluate  # lazy: Ray task body, resolved on the worker
 
     _quiet_threads()
     started = time.time()

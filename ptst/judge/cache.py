@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from ptst.io import stable_hash, write_json_atomic
+from ptst.models import cache_dir
 
 
 def cache_root() -> Path:
-    from ptst.models import cache_dir
-
     return cache_dir() / "judge"
 
 

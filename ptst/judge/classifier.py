@@ -16,6 +16,8 @@ from ptst.errors import PtstError
 from ptst.io import sha256_text
 from ptst.judge.base import JudgeConfig, register_judge
 from ptst.judge.classifier_prompts import harmbench_prompt, llama_guard_categories, llama_guard_prompt
+from ptst.judge.hf import LoadedLM, clip_tokens, greedy_generate
+from ptst.models import load_model, load_tokenizer, model_id
 from ptst.records import Generation, Judgement
 
 
@@ -50,8 +52,6 @@ class _HFJudge:
     default_new_tokens = 8
 
     def __init__(self, cfg: JudgeConfig) -> None:
-        from ptst.models import load_tokenizer, model_id
-
         if not cfg.model:
             raise PtstError(f"the {self.name} judge needs --model (an HF id or a local directory of the classifier)")
         self.cfg = cfg
@@ -70,9 +70,6 @@ class _HFJudge:
         return "builtin"
 
     def lm(self) -> Any:
-        from ptst.judge.hf import LoadedLM
-        from ptst.models import load_model
-
         if self._lm is None:
             model = load_model(str(self.cfg.model), device=self.cfg.device, dtype=self.cfg.dtype)
             self._lm = LoadedLM(model, self.tok, str(self.cfg.model))
@@ -85,8 +82,6 @@ class _HFJudge:
         raise NotImplementedError
 
     def judge(self, gens: Sequence[Generation]) -> list[Judgement]:
-        from ptst.judge.hf import clip_tokens, greedy_generate
-
         lm = self.lm()
         prompts = [self.render(g.prompt, clip_tokens(lm, g.answer, self.cfg.max_answer_tokens)) for g in gens]
         raws = greedy_generate(lm, prompts, self.max_new_tokens, self.cfg.batch_size)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
-from ptst.judge.base import judge_names
+from ptst import metrics
+from ptst.errors import PtstError
+from ptst.judge.base import JUDGES, JudgeConfig, judge_names
 from ptst.judge.options import add_judge_options, judge_overrides  # `ptst eval` imports both from here too
-
-if TYPE_CHECKING:
-    from ptst.judge.base import JudgeConfig
+from ptst.judge.runner import run
+from ptst.judge.validate_cli import cli as validate
+from ptst.judge.validate_cli import configure as configure_validate
+from ptst.records import read_generations, read_judgements
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -20,7 +22,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judge", metavar="NAME", help=f"judge name: {', '.join(judge_names())}")
     p.add_argument("--out", metavar="FILE", help="judgements JSONL (default: judgements/<eval>.<judge>.jsonl)")
     add_judge_options(p)
-    from ptst.judge.validate_cli import configure as configure_validate
 
     sub = p.add_subparsers(dest="judge_action", metavar="ACTION")
     configure_validate(sub.add_parser(
@@ -30,21 +31,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> JudgeConfig:
-    from ptst.judge.base import JudgeConfig
-
     return JudgeConfig(judge=args.judge, **judge_overrides(args))
 
 
 def cli(args: argparse.Namespace) -> int:
-    from ptst import metrics
-    from ptst.errors import PtstError
-    from ptst.judge.base import JUDGES
-    from ptst.judge.runner import run
-    from ptst.records import read_generations, read_judgements
-
     if getattr(args, "judge_action", None) == "validate":
-        from ptst.judge.validate_cli import cli as validate
-
         return validate(args)
     if not args.generations or not args.judge:
         raise PtstError("ptst judge needs --generations FILE and --judge NAME (or: ptst judge validate --judge NAME)")

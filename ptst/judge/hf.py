@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ptst.models import load_model, load_tokenizer
+
 
 @dataclass
 class LoadedLM:
@@ -21,8 +23,6 @@ class LoadedLM:
 
 
 def load_lm(spec: str, device: str | None = None, dtype: str | None = None) -> LoadedLM:
-    from ptst.models import load_model, load_tokenizer
-
     return LoadedLM(load_model(spec, device=device, dtype=dtype), load_tokenizer(spec), spec)
 
 

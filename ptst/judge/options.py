@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ptst.errors import PtstError
+from ptst.judge.base import refusal_judge_names
 
 
 def _is_none(text: str) -> bool:
@@ -59,8 +60,6 @@ def _dest(prefix: str, field: str) -> str:
 
 def add_judge_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     """The JudgeConfig options as --{prefix}FLAG; read them back with `judge_overrides(args, prefix)`."""
-    from ptst.judge.base import refusal_judge_names
-
     api = p.add_argument_group("rubric judge (OpenAI-compatible endpoint)")
     for flag, field, kind, help_ in API_OPTIONS:
         api.add_argument(f"--{prefix}{flag}", dest=_dest(prefix, field), default=None, metavar=_METAVAR[kind],

@@ -22,6 +22,7 @@ from ptst.errors import PtstError
 from ptst.judge.base import JudgeConfig, JudgeInterrupted, judge_key, register_judge
 from ptst.judge.cache import JudgementCache
 from ptst.judge.rubric_prompt import QI2023_JUDGE_TEMPLATE
+from ptst.openai_client import ChatClient, Endpoint, EndpointError
 from ptst.records import Generation, Judgement
 
 RUBRIC_VERSION = "qi2023-v1"
@@ -56,8 +57,6 @@ class RubricJudge:
     version = RUBRIC_VERSION
 
     def __init__(self, cfg: JudgeConfig, sleep: Callable[[float], None] = time.sleep) -> None:
-        from ptst.openai_client import Endpoint
-
         self.cfg = cfg
         self._sleep = sleep
         self.endpoint = Endpoint(base_url=cfg.base_url, model=cfg.api_model, api_key_env=cfg.api_key_env,
@@ -102,8 +101,6 @@ class RubricJudge:
         return self._verdict(None, why, res.content, {"attempts": tries, "finish_reason": res.finish_reason})
 
     def judge(self, gens: Sequence[Generation]) -> list[Judgement]:
-        from ptst.openai_client import ChatClient, EndpointError
-
         cache = self.cache or JudgementCache(judge_key(self))
         found: dict[int, dict[str, Any]] = {}
         pending: dict[str, list[int]] = {}

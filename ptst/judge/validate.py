@@ -8,10 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ptst import __version__
+from ptst.data import DATASETS, load_dataset
+from ptst.data.load import build_examples
+from ptst.data.sources import file_sha256
 from ptst.errors import PtstError
-from ptst.io import read_json, write_json_atomic, write_jsonl_atomic
-from ptst.records import Example, Generation
+from ptst.io import not_utf8, read_json, stable_hash, write_json_atomic, write_jsonl_atomic
+from ptst.judge.base import JudgeConfig, build_judge, judge_key, labels_refusals
+from ptst.judge.runner import run
+from ptst.metrics import agreement
+from ptst.models import cache_dir
+from ptst.records import Example, Generation, read_judgements
 from ptst.registry import Registry
+from ptst.runs.layout import RunDir
+from ptst.runs.results import MetricsDoc
 
 XSTEST_LABELS = ("1_full_compliance", "2_full_refusal", "3_partial_refusal")
 PARTIAL_RULES = ("refusal", "compliance")  # what XSTest's 3_partial_refusal counts as
@@ -108,11 +118,6 @@ def load_items(vset: ValidationSet, *, partial: str = "refusal", file: str | Non
     """The set's items and its data description (sha256, licence..., `total`: the answers before a `limit`
     sample); `file` reads a file of the same format instead of the registered one (your own human labels),
     unchecked against the pinned sha256, its errors naming file and row."""
-    from ptst.data import DATASETS, load_dataset
-    from ptst.data.load import build_examples
-    from ptst.data.sources import file_sha256
-    from ptst.io import not_utf8
-
     if partial not in PARTIAL_RULES:
         raise PtstError(f"--partial must be one of {', '.join(PARTIAL_RULES)}, got {partial!r}")
     rows_of: dict[str, str] = {}
@@ -168,10 +173,6 @@ def predictions(judge: Any, items: Sequence[Item], positive: str, work: Path) ->
     """id -> the judge's positive verdict (None = unscored). String-match judges (the ones that label refusals)
     run in memory; model judges go through the resumable judge stage, so a run that stops part-way (endpoint
     down, rate limits) resumes where it stopped."""
-    from ptst.judge.base import judge_key, labels_refusals
-    from ptst.judge.runner import run
-    from ptst.records import read_judgements
-
     if labels_refusals(judge.name):
         judged = judge.judge([it.gen for it in items])
     else:
@@ -190,15 +191,11 @@ def predictions(judge: Any, items: Sequence[Item], positive: str, work: Path) ->
 
 
 def _cfg(name: str) -> Any:
-    from ptst.judge.base import JudgeConfig
-
     return JudgeConfig(judge=name)
 
 
 def figures(items: Sequence[Item], pred: Callable[[Item], bool | None]) -> dict[str, Any]:
     """Per subset: the judge's agreement with the human labels (ptst.metrics.agreement) and the unscored count."""
-    from ptst.metrics import agreement
-
     groups: dict[str, list[tuple[bool, bool]]] = {}
     unscored: dict[str, int] = {}
     for it in items:
@@ -226,8 +223,6 @@ def human_agreement(items: Sequence[Item]) -> dict[str, Any]:
     """Pairwise inter-annotator agreement (the ceiling a judge can be read against)."""
     from itertools import combinations
 
-    from ptst.metrics import agreement
-
     names = sorted({k for it in items for k in it.raters})
     out = {}
     for a, b in combinations(names, 2):
@@ -237,8 +232,6 @@ def human_agreement(items: Sequence[Item]) -> dict[str, Any]:
 
 
 def validation_root() -> Path:
-    from ptst.models import cache_dir
-
     return cache_dir() / "judge-validation"
 
 
@@ -251,10 +244,6 @@ def validate_set(vset: ValidationSet, judges: Sequence[Any], *, partial: str = "
                  data_dir: str | None = None, limit: int | None = None, root: Path | None = None,
                  ) -> dict[str, Any]:
     """Every judge (and, for JBB, every stored judge) against the human labels of one set."""
-    from ptst import __version__
-    from ptst.io import stable_hash
-    from ptst.judge.base import judge_key, labels_refusals
-
     items, desc = load_items(vset, partial=partial, file=file, data_dir=data_dir, limit=limit)
     tag = stable_hash([WORK_FORMAT, desc.get("sha256"), limit])[:12]
     work = (root or validation_root()) / "work" / f"{vset.name}-{tag}"
@@ -339,9 +328,6 @@ def load_validation(key: str, roots: Sequence[Path] = ()) -> dict[str, Any] | No
 
 def run_judge_keys(run_dir: Path) -> set[str]:
     """The judge keys a run's evaluation cells recorded (metrics.json `judge_keys`): what its report looks up."""
-    from ptst.runs.layout import RunDir
-    from ptst.runs.results import MetricsDoc
-
     keys: set[str] = set()
     for e in RunDir(run_dir).eval_dirs():
         try:
@@ -356,8 +342,6 @@ def copy_validation(run_dir: Path, keys: Iterable[str] | None = None) -> list[Pa
     into the run's judge-validation/, which its report reads first: a report rebuilt on another machine shows
     the same figures. A sample never replaces a whole-set entry; each file is written atomically, and only
     when it changes."""
-    from ptst.runs.layout import RunDir
-
     dest = RunDir(run_dir).validation_dir
     written: list[Path] = []
     for key in sorted(run_judge_keys(run_dir) if keys is None else set(keys)):
@@ -380,8 +364,6 @@ def validate_offline(names: Sequence[str], settings: dict[str, Any], data_dir: s
     report can show how far its offline judges agree with humans. About a second. A set that cannot be loaded
     (no data directory and no network) is skipped; returns what was skipped, one line each. `run_dir`: then
     copy the validation of every judge key the run used into it (copy_validation)."""
-    from ptst.judge.base import JudgeConfig, build_judge, judge_key, labels_refusals
-
     judges = [build_judge(JudgeConfig(judge=n, **settings)) for n in names if labels_refusals(n)]
     skipped: list[str] = []
     def stored_whole(judge: Any, entry: str) -> bool:

@@ -8,13 +8,14 @@ import sys
 import time
 from typing import Any
 
-from ptst.judge.validate import VSETS, answers
+from ptst.errors import PtstError
+from ptst.io import write_json_atomic
+from ptst.judge.base import JUDGES, JudgeConfig, build_judge, judge_names, labels_refusals, refusal_judge_names
+from ptst.judge.options import add_judge_options, judge_overrides
+from ptst.judge.validate import VSETS, answers, save_results, validate_set
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    from ptst.judge.base import judge_names
-    from ptst.judge.options import add_judge_options
-
     p.add_argument("--judge", dest="judges", action="append", required=True, metavar="NAME",
                    help=f"judge to validate (repeat): {', '.join(judge_names())}")
     p.add_argument("--set", dest="sets", action="append", choices=VSETS.names(), metavar="SET",
@@ -81,12 +82,6 @@ def table(res: dict[str, Any], every: bool = False) -> str:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from ptst.errors import PtstError
-    from ptst.io import write_json_atomic
-    from ptst.judge.base import JUDGES, JudgeConfig, build_judge, labels_refusals, refusal_judge_names
-    from ptst.judge.options import judge_overrides
-    from ptst.judge.validate import save_results, validate_set
-
     sets = list(dict.fromkeys(args.sets or VSETS.names()))
     if args.file and len(sets) != 1:
         raise PtstError(f"--file needs exactly one --set naming its format ({' or '.join(VSETS.names())})")

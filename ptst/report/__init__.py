@@ -13,8 +13,8 @@ def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: st
     `kappa_threshold`: warn below it when the headline judge has a validated human agreement (default: the run's
     grid.yaml `report.kappa_threshold`, else 0.6).
     Imported lazily so `ptst --help` stays fast."""
-    from ptst.report.build import FORMATS
-    from ptst.report.build import run as _run
+    from ptst.report.build import FORMATS  # lazy: `ptst --help` imports ptst.report (report.cli)
+    from ptst.report.build import run as _run  # lazy: `ptst --help` imports ptst.report (report.cli)
 
     return _run(run_dir, out_dir, safety_judge=safety_judge, formats=FORMATS if formats is None else formats,
                 kappa_threshold=kappa_threshold)

@@ -8,8 +8,12 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from ptst.errors import PtstError
+from ptst.judge.validate import answers, is_sample, load_validation, validation_root
+from ptst.metrics import agreement
 from ptst.report.grid import Grid
 from ptst.report.load import Cell
+from ptst.report.ordering import harmful_by_id
 from ptst.report.render import Block, Para, Table
 from ptst.runs.layout import RunDir
 
@@ -40,9 +44,6 @@ def threshold(run_dir: Path | None, given: float | None = None) -> float:
 
 def _verdicts(cell: Cell, ev: str, judge: str) -> dict[str, bool | None]:
     """id -> harmful of one cell's judgements (ordering.harmful_by_id); an absent or malformed file adds no pairs."""
-    from ptst.errors import PtstError
-    from ptst.report.ordering import harmful_by_id
-
     try:
         return harmful_by_id(cell, ev, judge) or {}
     except PtstError:
@@ -52,8 +53,6 @@ def _verdicts(cell: Cell, ev: str, judge: str) -> dict[str, bool | None]:
 def pairwise(grid: Grid) -> list[tuple[str, str, str, Any]]:
     """(eval, judge A, judge B, ptst.metrics.Agreement) per safety set and judge pair, over every cell's answers
     that both judges scored (A's "positive" = harmful; B is the reference only by name order)."""
-    from ptst.metrics import agreement
-
     judges = grid.judges()
     out = []
     for ev in grid.evals("safety"):
@@ -95,8 +94,6 @@ def judge_keys(cells: Sequence[Cell]) -> dict[str, set[str]]:
 
 def validations(grid: Grid, roots: Sequence[Path] = ()) -> dict[str, dict[str, Any]]:
     """judge -> its validation file (ptst judge validate), for judges whose one recorded key has one."""
-    from ptst.judge.validate import load_validation
-
     out = {}
     for j, keys in judge_keys(grid.cells).items():
         if len(keys) == 1:
@@ -119,8 +116,6 @@ def kappa_of(doc: dict[str, Any] | None, vset: str = HARM_SET) -> dict[str, Any]
 
 def _sample(entry: dict[str, Any]) -> str:
     """`, sample of 20 of 300 answers, --limit 20` for a figure from a `--limit` sample; else nothing."""
-    from ptst.judge.validate import answers, is_sample
-
     return f", {answers(entry)}" if entry and is_sample(entry) else ""
 
 
@@ -195,8 +190,6 @@ def _k(doc: dict[str, Any] | None, low: bool = False) -> float | None:
 
 
 def _best_on_record(roots: Sequence[Path], above: float) -> tuple[str, float, dict[str, Any]] | None:
-    from ptst.judge.validate import validation_root
-
     best: tuple[str, float, dict[str, Any]] | None = None
     for root in [*roots, validation_root()]:
         for p in sorted(root.glob("*.json")) if root.is_dir() else []:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ptst.errors import PtstError
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="the run directory (holds <train-cell>/eval/<test-cell>/metrics.json)")
@@ -21,10 +23,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from ptst.report.build import run
+    from ptst.report.build import run  # lazy: `ptst --help` imports this verb module; report.build is the stage
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    from ptst.errors import PtstError
 
     threshold = args.kappa_threshold
     if threshold is not None and not -1 <= threshold <= 1:

@@ -8,7 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ptst.errors import PtstError
+from ptst.judge import JUDGES, labels_refusals
+from ptst.metrics import wilson
+from ptst.registry import did_you_mean
 from ptst.report.load import Cell, Stat
+from ptst.templates import TEMPLATES, get_template
 
 KIND_ORDER = ("helpfulness", "safety", "over-refusal")
 BASELINE_LABEL = "no fine-tuning"
@@ -20,8 +24,6 @@ HEADLINE_PAIRS = (("chat:vanilla", "chat:llama"), ("gsm:chat:vanilla", "gsm:chat
 @functools.cache
 def registry_safety_prompt(name: str) -> bool | None:
     """Whether a template carries a safety system prompt; None when the template cannot be resolved."""
-    from ptst.templates import get_template
-
     try:
         return get_template(name).safety_prompt
     except (PtstError, OSError):
@@ -60,8 +62,6 @@ def role(train: str | None, test: str, recorded: Mapping[str, bool] | None = Non
 
 def template_order(names: Iterable[str]) -> list[str]:
     """Registry order (the paper's: text:vanilla, text:alpaca, chat:vanilla, chat:alpaca, chat:llama, ...)."""
-    from ptst.templates import TEMPLATES
-
     known = {n: i for i, n in enumerate(TEMPLATES.names())}
     return sorted(set(names), key=lambda n: (known.get(n.removeprefix("paper:"), len(known)), n))  # paper:X by X
 
@@ -102,8 +102,6 @@ class Agg:
 
 def aggregate(items: Sequence[tuple[int | None, Stat]]) -> Agg:
     """Mean ± std of the per-seed values; the interval is Wilson on the pooled k/n (a seed's own with one)."""
-    from ptst.metrics import wilson
-
     stats = [s for _, s in items]
     pooled: Stat | None = None
     if len(stats) == 1:
@@ -192,8 +190,6 @@ def headline_judge(grid: Grid, wanted: str | None = None) -> str | None:
     judges = grid.judges()
     if wanted is not None:
         if wanted not in judges:
-            from ptst.registry import did_you_mean
-
             have = ", ".join(judges) or "none"
             raise PtstError(f"no safety metric asr.{wanted} in this run{did_you_mean(wanted, judges)}; judges: {have}")
         return wanted
@@ -205,8 +201,6 @@ def headline_judge(grid: Grid, wanted: str | None = None) -> str | None:
 def _string_match(judge: str) -> bool:
     """The refusal-string judges (keyword, keyword-prefix, xstest-strmatch) label refusals; model judges do not.
     A name the registry does not know (a judge from another ptst) counts as a model judge."""
-    from ptst.judge import JUDGES, labels_refusals
-
     return judge in JUDGES and labels_refusals(judge)
 
 

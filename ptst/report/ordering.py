@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.io import iter_jsonl
+from ptst.metrics import paired
 from ptst.report.grid import HEADLINE_PAIRS, Grid, template_order
 from ptst.report.load import Cell, Stat
 from ptst.report.render import Block, Table
@@ -78,8 +79,6 @@ Cache = dict[tuple[Path, str, str], "dict[str, bool | None] | None"]
 
 
 def _pair_test(a: Cell, b: Cell, ev: str, judge: str, cache: Cache) -> tuple[Any | None, str]:
-    from ptst.metrics import paired
-
     maps = []
     for c in (a, b):
         key = (c.path, ev, judge)

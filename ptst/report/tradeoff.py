@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.io import read_json
+from ptst.metrics import paired, paired_mean
 from ptst.report.grid import Grid
 from ptst.report.load import Cell
 from ptst.report.ordering import ALPHA, fmt_p, harmful_by_id
@@ -77,8 +78,6 @@ def _read(reads: Reads, cell: Cell, ev: str, what: str, fn: Any) -> Any:
 
 
 def _helpfulness(grid: Grid, cell: Cell, base: Cell, reads: Reads) -> list[Delta]:
-    from ptst.metrics import paired, paired_mean
-
     out = []
     for ev in grid.evals("helpfulness"):
         names = grid.metric_names.get(ev) or ()
@@ -100,8 +99,6 @@ def _helpfulness(grid: Grid, cell: Cell, base: Cell, reads: Reads) -> list[Delta
 
 
 def _safety(grid: Grid, claim: str, cell: Cell, base: Cell, judge: str, reads: Reads) -> list[Delta]:
-    from ptst.metrics import paired
-
     out = []
     for ev in grid.evals("safety"):
         a, b = (_read(reads, c, ev, judge, harmful_by_id) for c in (cell, base))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ptst.errors import PtstError
+from ptst.io import read_json
 from ptst.metrics import MeanScore, Rate
 
 RATE_KEYS = ("k", "n", "value", "low", "high")
@@ -241,6 +242,4 @@ class MetricsDoc:
     @classmethod
     def read(cls, path: str | Path) -> MetricsDoc:
         """metrics.json from disk; missing, invalid JSON or a wrong shape is one PtstError naming the file."""
-        from ptst.io import read_json
-
         return cls.from_dict(read_json(path), path)

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ptst.errors import PtstError
 from ptst.runtime.cache import cache_kind
 
 ATTENTION = "ptst_varlen"
@@ -64,8 +65,6 @@ def varlen_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
                      **kwargs: Any) -> tuple[torch.Tensor, None]:
     """transformers attention-function signature. query [1, H, T, D]; key/value [1, Hkv, P + T, D] where P is the
     length of a shared prefix already in the cache (0 without one). Returns [1, T, H, D] as the built-ins do."""
-    from ptst.errors import PtstError
-
     segments = kwargs.get(SEGMENTS)
     if segments is None or query.shape[0] != 1:
         raise PtstError(f"{ATTENTION} attention needs one packed row and its {SEGMENTS}")

@@ -9,8 +9,9 @@ from dataclasses import asdict
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ptst import metrics
+from ptst import metrics, templates
 from ptst.errors import PtstError
+from ptst.judge.hf import continuation_logprobs, load_lm
 from ptst.records import Generation
 from ptst.score.base import ScoreConfig, register_scorer
 
@@ -136,8 +137,6 @@ def score_arc(gens: Sequence[Generation], cfg: ScoreConfig) -> dict[str, Any]:
 
 
 def _context(g: Generation, tok: Any) -> str:
-    from ptst import templates
-
     if not g.template:
         return g.prompt
     return templates.render(templates.get_template(g.template), tok, g.prompt).text
@@ -145,8 +144,6 @@ def _context(g: Generation, tok: Any) -> str:
 
 def _arc_loglik(gens: Sequence[Generation], cfg: ScoreConfig) -> dict[str, Any]:
     """lm-eval-style multiple choice: acc = arg-max summed log-prob, acc_norm = arg-max per byte of the choice."""
-    from ptst.judge.hf import continuation_logprobs, load_lm
-
     if not cfg.model:
         raise PtstError("arc scoring with --arc-mode loglik needs --model")
     lm = load_lm(cfg.model, device=cfg.device, dtype=cfg.dtype)

@@ -7,7 +7,9 @@ from typing import Any
 
 from ptst import metrics
 from ptst.errors import PtstError
-from ptst.records import Generation, Judgement
+from ptst.judge.base import refusal_judge_names
+from ptst.judge.keyword import KeywordJudge
+from ptst.records import Generation, Judgement, read_judgements
 from ptst.score.base import ScoreConfig, register_scorer
 
 # ---- XSTest ----
@@ -18,12 +20,9 @@ def _refusal_flags(gens: Sequence[Generation], cfg: ScoreConfig) -> tuple[dict[s
         js = _judgements(cfg.judgements, gens, allow_partial=False)
         bad = sorted({j.label for j in js} - {"refusal", "compliance", "empty"})
         if bad:
-            from ptst.judge.base import refusal_judge_names
-
             raise PtstError(f"{cfg.judgements}: xstest needs refusal labels (judges "
                             f"{', '.join(refusal_judge_names())}), found {bad}")
         return {j.id: j.label for j in js}, f"{js[0].judge} {js[0].judge_version}" if js else "none"
-    from ptst.judge.keyword import KeywordJudge
 
     kj = KeywordJudge()
     return {j.id: j.label for j in kj.judge(gens)}, f"{kj.name} {kj.version}"
@@ -52,8 +51,6 @@ def score_xstest(gens: Sequence[Generation], cfg: ScoreConfig) -> dict[str, Any]
 # ---- ASR ----
 
 def _judgements(path: str, gens: Sequence[Generation], allow_partial: bool) -> list[Judgement]:
-    from ptst.records import read_judgements
-
     js = read_judgements(path)
     keys = {(j.meta or {}).get("judge_key", f"{j.judge} {j.judge_version}") for j in js}
     if len(keys) > 1:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ptst.errors import PtstError
 from ptst.io import sha256_file, stable_hash, write_json_atomic
-from ptst.records import Generation
+from ptst.records import Generation, read_generations, select_ids
 from ptst.score.base import SCORERS, ScoreConfig
 
 
@@ -33,8 +33,6 @@ def run(cfg: ScoreConfig, generations_path: str | Path, out_path: str | Path | N
         ids: Collection[str] | None = None) -> Path:
     """Score one generations file (only the records of `ids`, when given: `ptst eval` passes its sample's ids)
     and write the metrics JSON atomically; returns its path."""
-    from ptst.records import read_generations, select_ids
-
     spec = SCORERS.get(cfg.scorer)
     every = read_generations(generations_path)
     gens = select_ids(every, ids, generations_path)

@@ -11,13 +11,13 @@ __all__ = ["POLICIES", "ServeConfig", "check_bind", "create_app", "is_loopback",
 
 def create_app(cfg: ServeConfig, backend: Any = None, tokenizer: Any = None) -> Any:
     """The FastAPI app; `backend`/`tokenizer` default to the HF model named by `cfg` (tests inject tiny ones)."""
-    from ptst.serve.app import create_app as _create
+    from ptst.serve.app import create_app as _create  # heavy: fastapi
 
     return _create(cfg, backend=backend, tokenizer=tokenizer)
 
 
 def run(cfg: ServeConfig) -> None:
     """Load the model, build the app and serve it with uvicorn until interrupted."""
-    from ptst.serve.app import run as _run
+    from ptst.serve.app import run as _run  # heavy: fastapi
 
     _run(cfg)

@@ -15,6 +15,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ptst.generate import runner as generate_runner  # its check_adapter_base is looked up per call
+from ptst.generate.hf import HFBackend
+from ptst.models import load_model, load_tokenizer
 from ptst.serve.batcher import Batcher
 from ptst.serve.config import ServeConfig
 from ptst.serve.controls import ControlTokens
@@ -86,9 +89,6 @@ async def _http_error(request: Request, e: Exception) -> JSONResponse:
 
 
 def _load_backend(cfg: ServeConfig, tok: Any) -> Any:
-    from ptst.generate.hf import HFBackend
-    from ptst.models import load_model
-
     # Merged LoRA: the served model is the fine-tuned one, without the adapter's per-layer overhead.
     model = load_model(cfg.model, adapter=cfg.adapter, device=cfg.device, dtype=cfg.dtype, merge=bool(cfg.adapter))
     return HFBackend(model, tok, batch_size=cfg.max_batch, progress=False)
@@ -103,14 +103,11 @@ def _context_len(cfg: ServeConfig, backend: Any) -> int | None:
 
 def create_app(cfg: ServeConfig, backend: Any = None, tokenizer: Any = None) -> FastAPI:
     """Build the app around `backend` (any `ptst.generate.base.Backend`); loads the HF model when None."""
-    from ptst.models import load_tokenizer
-    from ptst.serve.routes import router
+    from ptst.serve.routes import router  # heavy: fastapi
 
     template = get_template(cfg.template)
     if cfg.adapter:  # as the generation stage does: a mismatched adapter is one line, before weights or a port
-        from ptst.generate.runner import check_adapter_base
-
-        check_adapter_base(cfg.adapter, cfg.model)
+        generate_runner.check_adapter_base(cfg.adapter, cfg.model)
     if tokenizer is None:
         tokenizer = load_tokenizer(cfg.model)
     fp = fingerprint(template, tokenizer)  # a template this tokenizer cannot render fails before weights load

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from ptst.serve import ServeConfig, run
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model to serve (HF id, directory, GGUF, alias)")
@@ -29,8 +31,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from ptst.serve import ServeConfig, run
-
     cfg = ServeConfig(
         model=args.model, template=args.template, adapter=args.adapter, host=args.host, port=args.port,
         api_key=args.api_key or os.environ.get("PTST_API_KEY") or None, system_policy=args.system_policy,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ptst.config import check_section
+from ptst.data.catalog import eval_defaults
 from ptst.errors import PtstError
 from ptst.specs.decoding import Decoding
 from ptst.specs.generate import GenerateConfig
@@ -43,8 +44,6 @@ class EvalSpec:
         """Fill kind, scorer and split from the data set's registry entry (gsm8k → helpfulness, scorer gsm8k, on
         its test split; advbench → safety; xstest → over-refusal): `ptst.data.eval_defaults`."""
         from dataclasses import replace
-
-        from ptst.data.catalog import eval_defaults
 
         known = eval_defaults(self.data)
         scorer = self.scorer or known.scorer

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ptst.config import deep_merge, from_dict, parse_overrides, read_yaml, to_dict
 from ptst.errors import PtstError
 
 SCHEDULES = ("cosine", "constant")
@@ -141,8 +142,6 @@ def parse_mix(text: str) -> MixSpec:
 
 
 def to_yaml_dict(cfg: TrainConfig) -> dict[str, Any]:
-    from ptst.config import to_dict
-
     return dict(to_dict(cfg))
 
 
@@ -157,8 +156,6 @@ def identity(cfg: TrainConfig) -> dict[str, Any]:
 def load_train_config(path: str | Path | None = None, flags: dict[str, Any] | None = None,
                       overrides: list[str] | None = None) -> TrainConfig:
     """Defaults < YAML file < explicit CLI flags < key=value overrides (the most specific wins)."""
-    from ptst.config import deep_merge, from_dict, parse_overrides, read_yaml
-
     data: dict[str, Any] = read_yaml(path) if path is not None else {}
     data = deep_merge(data, {k: v for k, v in (flags or {}).items() if v is not None})
     data = deep_merge(data, parse_overrides(overrides or []))
@@ -170,6 +167,4 @@ def load_train_config(path: str | Path | None = None, flags: dict[str, Any] | No
 
 
 def to_yaml_dict_mix(m: MixSpec) -> dict[str, Any]:
-    from ptst.config import to_dict
-
     return {k: v for k, v in to_dict(m).items() if v is not None}

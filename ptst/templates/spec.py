@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ptst.errors import PtstError
-from ptst.registry import Registry
+from ptst.registry import Registry, did_you_mean
 
 INPUT = "{input}"
 
@@ -177,8 +177,6 @@ def template_from_dict(d: dict[str, Any], origin: str = "template") -> Template:
         raise PtstError(f"{origin}: a template must be a mapping")
     unknown = set(d) - _KEYS
     if unknown:
-        from ptst.registry import did_you_mean
-
         k = sorted(unknown)[0]
         raise PtstError(f"{origin}: unknown template key {k!r}{did_you_mean(k, sorted(_KEYS))}")
     missing = {"name", "mode", "user"} - set(d)

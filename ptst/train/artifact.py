@@ -8,11 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ptst.config import from_dict, read_yaml
 from ptst.errors import PtstError
-from ptst.io import stable_hash
+from ptst.io import read_json, stable_hash
+from ptst.models import load_tokenizer, model_id
 from ptst.runs.layout import TrainDir
 from ptst.runs.state import State, Status
 from ptst.specs.train import TrainConfig, identity
+from ptst.train.checkpoint import checkpoints
+from ptst.train.encode import load_examples, train_format
 
 
 def key(cfg: TrainConfig) -> str:
@@ -37,8 +41,6 @@ class TrainArtifact:
         return key(self.cfg)
 
     def state(self) -> Status:
-        from ptst.config import from_dict, read_yaml
-
         d = self.dir
         if not d.config.exists():
             leftovers = [p.name for p in d.own_files if p.exists()]
@@ -54,7 +56,6 @@ class TrainArtifact:
             return Status(State.DIFFERENT, _diff(old, new))
         if d.spec.exists():
             return Status(State.DONE)
-        from ptst.train.checkpoint import checkpoints
 
         steps = checkpoints(d.path)
         return Status(State.PARTIAL, steps[-1][1].name if steps else "started")
@@ -77,9 +78,6 @@ def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
 def _same_base_moved(out: Path, old: dict[str, Any], new: dict[str, Any], model: str) -> bool:
     """A finished run whose config differs only in the base model's path, where the model at the new path has
     the content identity spec.json recorded (a grid's aligned model, moved with its run directory)."""
-    from ptst.io import read_json
-    from ptst.models import model_id
-
     if _changed(old, new) != ["model"] or not TrainDir(out).spec.exists():
         return False
     try:
@@ -95,9 +93,6 @@ def data_change(out: Path, cfg: TrainConfig) -> str:
     test split; runs from before spec.json recorded `rows_fingerprint` are not checked for this), or the rendered
     training format (ptst's rendering of the template on this model changed). A set that cannot be loaded any
     more is not checked."""
-    from ptst.io import read_json
-    from ptst.train.encode import load_examples
-
     spec = read_json(TrainDir(out).spec)
     recorded = [spec.get("data") or {}] + list(spec.get("mix") or [])
     sets = [(cfg.data, cfg.split, cfg.limit)] + [(m.data, m.split, m.n) for m in cfg.mix]
@@ -119,9 +114,6 @@ def data_change(out: Path, cfg: TrainConfig) -> str:
 
 def format_change(spec: dict[str, Any], cfg: TrainConfig) -> str:
     """"" when every template of the run renders its training text as spec.json recorded, else which one differs."""
-    from ptst.models import load_tokenizer
-    from ptst.train.encode import train_format
-
     main = spec.get("template") or {}
     recorded = [(main.get("name"), main.get("train_format_sha256"))]
     recorded += [(m.get("template"), m.get("train_format_sha256")) for m in spec.get("mix") or []]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
+from ptst.io import atomic_dir
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -65,7 +66,6 @@ def save(out: Path, lm: Any, optimizer: Any, scheduler: Any, progress: Progress,
     import torch
     from safetensors.torch import save_file
 
-    from ptst.io import atomic_dir
     from ptst.train.model import save_adapter, trainable_state
 
     dst = out / "checkpoints" / f"step-{progress.step}"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ptst.specs.train import parse_mix, to_yaml_dict_mix
+from ptst.train import load_train_config, run
+
 EPILOG = """precedence: defaults < --config FILE.yaml < flags < key=value overrides (e.g. lora.r=16 schedule=constant).
 examples:
   ptst train --model smollm2-135m --data gsm8k --template chat:vanilla --out runs/ft --limit 800 --epochs 2
@@ -48,8 +51,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def flags(args: argparse.Namespace) -> dict[str, Any]:
     """The flags the user gave, as a TrainConfig-shaped dict."""
-    from ptst.specs.train import parse_mix, to_yaml_dict_mix
-
     plain = ("model", "data", "template", "split", "data_dir", "limit", "epochs", "lr", "batch_size", "grad_accum",
              "max_len", "full", "precision", "seed", "save_every")
     out: dict[str, Any] = {k: getattr(args, k) for k in plain if getattr(args, k) is not None}
@@ -63,8 +64,6 @@ def flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cli(args: argparse.Namespace) -> int:
-    from ptst.train import load_train_config, run
-
     cfg = load_train_config(args.config, flags(args), args.overrides)
     run(cfg, args.out, overwrite=args.overwrite, resume=args.resume, progress=False if args.no_progress else None)
     return 0

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ptst.data import load_dataset
 from ptst.errors import PtstError
 from ptst.io import sha256_text
+from ptst.templates import fingerprint, frame, get_template
 
 IGNORE = -100
 TRAIN_FORMAT = ("{input}", "{response}")
@@ -110,8 +112,6 @@ def encode_rendered(tok: Any, rendered: list[Any], max_len: int, stops: frozense
 
 def load_examples(spec: str, split: str | None, data_dir: str | None, limit: int | None, seed: int) -> Any:
     """A `ptst.data` Dataset (name, split, examples, sha256, licence, non_commercial)."""
-    from ptst.data import load_dataset
-
     try:
         return load_dataset(spec, split=split, data_dir=data_dir, limit=limit, seed=seed)
     except PtstError:
@@ -123,16 +123,12 @@ def load_examples(spec: str, split: str | None, data_dir: str | None, limit: int
 def _shape(t: Any, tok: Any) -> Any:
     """One rendering of the conversation's shape, filled per example: exactly `render(t, tok, input, response)`
     (the function evaluation and serving use), without a chat-template call per example."""
-    from ptst.templates import frame
-
     return frame(t, tok, t.system is not None, ["user"], response=True)
 
 
 def train_format(template_name: str, tok: Any) -> tuple[str, str]:
     """The training text of the placeholder example under a template on this tokenizer, and its sha256 (what
     spec.json records, so a finished run can tell when ptst's rendering changed)."""
-    from ptst.templates import get_template
-
     t = get_template(template_name)
     return _format_of(t, _shape(t, tok))
 
@@ -144,8 +140,6 @@ def _format_of(t: Any, shape: Any) -> tuple[str, str]:
 
 def encode_part(data: str, ds: Any, template_name: str, tok: Any, max_len: int, limit: int | None,
                 stops: frozenset[int]) -> tuple[list[Encoded], Part]:
-    from ptst.templates import fingerprint, get_template
-
     t = get_template(template_name)
     shape = _shape(t, tok)
     fmt_text, fmt_sha = _format_of(t, shape)

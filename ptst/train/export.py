@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
+from ptst.io import write_jsonl_atomic
+from ptst.models import load_tokenizer
+from ptst.templates import get_template
+from ptst.train.encode import load_examples
 
 # OpenAI's chat accounting (gpt-3.5-turbo-0613 cookbook): every message costs a few tokens of framing.
 TOKENS_PER_MESSAGE = 3
@@ -61,10 +65,6 @@ def export_openai(data: str, template: str, out: str | Path, *, limit: int | Non
                   data_dir: str | None = None, seed: int = 0, model: str | None = None,
                   price_per_1m: float = DEFAULT_PRICE_PER_1M, epochs: int = 1) -> ExportStats:
     """Write the chat-format JSONL atomically (all examples validated first) and return its size and cost."""
-    from ptst.io import write_jsonl_atomic
-    from ptst.templates import get_template
-    from ptst.train.encode import load_examples
-
     if price_per_1m < 0 or epochs < 1:
         raise PtstError("--price-per-1m must be >= 0 and --epochs >= 1")
     t = get_template(template)
@@ -81,8 +81,6 @@ def export_openai(data: str, template: str, out: str | Path, *, limit: int | Non
         raise PtstError(f"data set {data!r} is empty")
     rows = [chat_example(t, ex) for ex in ds.examples]
     if model:
-        from ptst.models import load_tokenizer
-
         tok = load_tokenizer(model)
         counter, name = (lambda s: len(tok(s, add_special_tokens=False)["input_ids"])), f"tokenizer of {model}"
     else:

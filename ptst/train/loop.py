@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
+from ptst.io import JsonlAppender
+from ptst.train import checkpoint as ck
+from ptst.train.batching import collate, make_plan, plan_hash
 from ptst.train.checkpoint import Progress
 from ptst.train.encode import TrainSet
 
@@ -57,7 +60,6 @@ def _one_step(acc: Any, module: Any, opt: Any, sched: Any, params: list[Any], da
     token-level mean over the step, however tokens fall across micro-batches and processes."""
     import torch
 
-    from ptst.train.batching import collate
     from ptst.train.model import autocast
 
     examples = data.examples
@@ -96,9 +98,6 @@ def train_loop(cfg: Any, data: TrainSet, lm: Any, out: Path, acc: Any, precision
     (the last step included when it is a multiple, so a grid can evaluate `checkpoints: [..., total]`)."""
     import torch
 
-    from ptst.io import JsonlAppender
-    from ptst.train import checkpoint as ck
-    from ptst.train.batching import make_plan, plan_hash
     from ptst.train.model import ResponseLoss
 
     lengths = [len(e.input_ids) for e in data.examples]

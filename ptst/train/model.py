@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from ptst.errors import PtstError
+from ptst.io import atomic_dir, sha256_file, stable_hash, write_json_atomic
+from ptst.models import BASE_RECORD, base_identity, load_errors, materialize, resolve, save_tokenizer
 from ptst.runs.layout import TrainDir
 from ptst.runtime import packing
 from ptst.runtime.cache import cache_arg, cache_kind
@@ -38,8 +40,6 @@ def load_trainable(cfg: Any, precision: str, base_ref: str) -> Any:
     With LoRA the frozen base weights are stored in the compute dtype (no per-step casts; PEFT keeps the adapter
     weights in fp32); full fine-tuning keeps fp32 master weights and relies on autocast."""
     from transformers import AutoModelForCausalLM
-
-    from ptst.models import load_errors, materialize, resolve
 
     dtype = torch.float32
     if not cfg.full and precision in ("bf16", "fp16"):
@@ -73,8 +73,6 @@ def load_trainable(cfg: Any, precision: str, base_ref: str) -> Any:
 
 def base_record(model: str) -> dict[str, str]:
     """What `ptst_base.json` holds: the base model's content identity and the model as it was given."""
-    from ptst.models import base_identity
-
     return {"base_model_id": base_identity(model), "base_model": model}
 
 
@@ -190,9 +188,6 @@ def load_trainable_state(lm: Any, state: dict[str, torch.Tensor]) -> None:
 def save_adapter(lm: Any, dst: Path) -> None:
     """The PEFT adapter, plus `ptst_base.json` (the base's identity) when `load_trainable` made `lm`. `adapter_hash`
     reads adapter_model.safetensors only: the record does not change it."""
-    from ptst.io import write_json_atomic
-    from ptst.models import BASE_RECORD
-
     # LoRA never trains the embeddings; saying so skips PEFT's look-up of the base config by name (an alias).
     lm.save_pretrained(dst, safe_serialization=True, save_embedding_layers=False)
     record = getattr(lm, "ptst_base", None)
@@ -203,13 +198,10 @@ def save_adapter(lm: Any, dst: Path) -> None:
 def save_final(lm: Any, tok: Any, out: Path, full: bool) -> None:
     """`adapter/` (PEFT, loadable with PeftModel.from_pretrained) or, for full fine-tuning, `model/` with the
     tokenizer, written whole into place (ptst.io.atomic_dir)."""
-    from ptst.io import atomic_dir
-
     d = TrainDir(out)
     with atomic_dir(d.model if full else d.adapter) as tmp:
         if full:
             lm.save_pretrained(tmp, safe_serialization=True)
-            from ptst.models import save_tokenizer
 
             save_tokenizer(tok, tmp)
         else:
@@ -218,8 +210,6 @@ def save_final(lm: Any, tok: Any, out: Path, full: bool) -> None:
 
 def weights_sha256(model_dir: Path) -> str:
     """sha256 of a full model's weights: the single file's, or of the sorted shard hashes."""
-    from ptst.io import sha256_file, stable_hash
-
     shards = sorted(model_dir.glob("*.safetensors"))
     if len(shards) == 1:
         return sha256_file(shards[0])

@@ -10,12 +10,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ptst.config import dump_yaml
 from ptst.errors import PtstError
+from ptst.io import clear_stale_tmp, iter_jsonl, repair_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from ptst.models import ALIASES, load_tokenizer
 from ptst.runs.layout import TrainDir
 from ptst.runs.state import State
 from ptst.runs.trained import TrainSpec
 from ptst.specs.train import TrainConfig
 from ptst.train.artifact import TrainArtifact, data_change
+from ptst.train.checkpoint import latest
+from ptst.train.encode import build_train_set
+from ptst.train.loop import train_loop
+from ptst.train.spec import build_spec
 
 
 def _say(msg: str, main: bool = True) -> None:
@@ -25,8 +32,6 @@ def _say(msg: str, main: bool = True) -> None:
 
 def _check_dir(out: Path, cfg: TrainConfig, overwrite: bool, resume: bool) -> tuple[str, Path | None]:
     """Decide what to do with `out`: 'skip', 'fresh' or 'resume' (with its checkpoint); refuse the rest."""
-    from ptst.train.checkpoint import latest
-
     if overwrite and resume:
         raise PtstError("--overwrite and --resume contradict each other; pick one")
     if out.exists() and not out.is_dir():
@@ -61,8 +66,6 @@ def clean(out: Path) -> None:
 
 def _trim_log(out: Path, step: int) -> None:
     """Drop log rows written after the checkpoint we resume from: they will be written again."""
-    from ptst.io import iter_jsonl, repair_jsonl, write_jsonl_atomic
-
     path = TrainDir(out).log
     if path.exists():
         repair_jsonl(path)
@@ -71,8 +74,6 @@ def _trim_log(out: Path, step: int) -> None:
 
 def base_ref(model: str) -> str:
     """What adapter_config.json names as the base: the alias / hub id, or a local path made absolute."""
-    from ptst.models import ALIASES
-
     p = Path(model).expanduser()
     return model if model in ALIASES or not p.exists() else str(p.resolve())
 
@@ -86,8 +87,6 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, overwrite: bool = False, resum
     import torch
     from accelerate import Accelerator
 
-    from ptst.models import load_tokenizer
-    from ptst.train.encode import build_train_set
     from ptst.train.model import load_trainable, resolve_precision
 
     out = Path(out_dir)
@@ -103,7 +102,6 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, overwrite: bool = False, resum
     started = time.time()
     tok = load_tokenizer(cfg.model)
     data = build_train_set(cfg, tok)
-    from ptst.train.loop import train_loop
 
     show = sys.stderr.isatty() if progress is None else progress
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -138,9 +136,6 @@ def _own_rng() -> Iterator[None]:
 
 
 def _start_dir(out: Path, cfg: TrainConfig, ckpt: Path | None) -> None:
-    from ptst.config import dump_yaml
-    from ptst.io import clear_stale_tmp, write_text_atomic
-
     if ckpt is None:
         clean(out)
     else:
@@ -164,9 +159,7 @@ def _report_data(data: Any, cfg: TrainConfig, ckpt: Path | None, main: bool) -> 
 
 def _finish(out: Path, cfg: TrainConfig, tok: Any, lm: Any, data: Any, result: Any, precision: str, world: int,
             wall: float) -> None:
-    from ptst.io import write_json_atomic
-    from ptst.train.model import save_final
-    from ptst.train.spec import build_spec
+    from ptst.train.model import save_final  # heavy: torch
 
     save_final(lm, tok, out, cfg.full)
     spec = build_spec(cfg, out, lm, data, result, precision, world, wall)

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ptst import __version__
+from ptst.io import stable_hash
+from ptst.models import adapter_hash, model_id
 from ptst.specs.train import TrainConfig, identity
 
 HYPER_KEYS = ("seed", "epochs", "lr", "batch_size", "grad_accum", "max_len", "weight_decay", "schedule",
@@ -16,9 +18,7 @@ def build_spec(cfg: TrainConfig, out: Path, lm: Any, data: Any, result: Any, pre
                wall: float) -> dict[str, Any]:
     from datetime import datetime, timezone
 
-    from ptst.io import stable_hash
-    from ptst.models import adapter_hash, model_id
-    from ptst.train.model import count_params, weights_sha256
+    from ptst.train.model import count_params, weights_sha256  # heavy: torch
 
     base_id = model_id(cfg.model)
     method = "full" if cfg.full else "lora"
