@@ -18,7 +18,6 @@ HEAVY = frozenset({"torch", "transformers", "peft", "accelerate", "safetensors",
                    "starlette", "uvicorn", "matplotlib", "numpy", "scipy", "datasets", "huggingface_hub",
                    "tokenizers", "pyarrow", "httpx"})
 REASON = re.compile(r"#\s*(heavy|lazy|cycle):")
-LATE_IMPORTS_UNCHECKED = {"ptst.grid.ray_exec"}  # being rewritten; its imports are moved separately
 
 Import = ast.Import | ast.ImportFrom
 
@@ -118,7 +117,7 @@ def late_imports() -> list[tuple[str, int, set[str], str]]:
 def unexplained(late: list[tuple[str, int, set[str], str]], heavy: dict[str, str] | set[str]) -> list[str]:
     """The late imports of light ptst modules whose line gives no reason (`# heavy:`, `# lazy:`, `# cycle:`)."""
     return [f"{mod}:{line}: {' '.join(src.split())}" for mod, line, ours, src in late
-            if mod not in LATE_IMPORTS_UNCHECKED and not ours & set(heavy) and not REASON.search(src)]
+            if not ours & set(heavy) and not REASON.search(src)]
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -203,8 +202,7 @@ def test_ptst_imports_sit_at_the_top_unless_heavy_or_explained() -> None:
 def test_the_late_import_checker_flags_a_light_import() -> None:
     late = [("ptst.a", 3, {"ptst.b"}, "    from ptst.b import f"),
             ("ptst.a", 5, {"ptst.c"}, "    from ptst.c import g"),
-            ("ptst.a", 7, {"ptst.b"}, "    from ptst.b import (\n        h,\n    )  # lazy: a registry's builtins"),
-            ("ptst.grid.ray_exec", 9, {"ptst.b"}, "    from ptst.b import f")]
+            ("ptst.a", 7, {"ptst.b"}, "    from ptst.b import (\n        h,\n    )  # lazy: a registry's builtins")]
     assert unexplained(late, {"ptst.c"}) == ["ptst.a:3: from ptst.b import f"]
 
 

@@ -5,7 +5,6 @@ local run leaves."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -15,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
+from ptst.grid.artifacts import clear_incoming, pack_dir, place_dir, place_train_cell
+from ptst.grid.cells import align_status, eval_config, eval_status, model_path, say, train_config, train_status
 from ptst.grid.config import GridConfig, RaySpec, Resources
 from ptst.grid.plan import EvalCell, TrainCell
-from ptst.grid.tasks import Input, Result
+from ptst.grid.relocate import rebase, replace_paths
+from ptst.grid.tasks import Input, Result, align_task, eval_task, train_task
+from ptst.io import stable_hash
+from ptst.models import adapter_hash, model_id
 from ptst.runs.layout import RunDir
+from ptst.specs.train import identity
 
 
 def require_ray() -> Any:
@@ -67,7 +72,6 @@ LOOPBACK = "127.0.0.1"
 class Session:
     """A connection to a Ray cluster; `owned`: this process started it (and shuts it down); `restore`: undoes
     what connect() changed in this process's Ray (its console output)."""
-
     ray: Any
     owned: bool
     restore: Callable[[], None] | None = None
@@ -173,123 +177,10 @@ def _died(e: BaseException) -> str | None:
     return None
 
 
-# Where the stages record a path that may be node-local, in the files a task sends back: file (a glob under the
-# placed directory) -> fields ("*": each item of a list). Other fields hold ids, hashes, paths relative to their
-# cell, or paths every node shares (a data file, the grid's model).
-PATH_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "**/config.yaml": (("model",), ("data",), ("mix", "*", "data")),  # a TrainConfig (ptst.train.runner)
-    "**/spec.json": (("base_model",), ("data", "data"), ("mix", "*", "data")),  # its training spec
-    "**/ptst_base.json": (("base_model",),),  # beside an adapter (ptst.train.model)
-    "**/adapter_config.json": (("base_model_name_or_path",),),  # PEFT's
-    "**/scores/*.json": (("generations", "path"), ("inputs", "judgements", "path")),  # ptst.score.stage
-    "align.json": (("base_model",), ("parts", "*", "data")),  # ptst.align
-}
-
-
-DATA_FILES = ("jsonl:", "json:", "csv:")  # a custom data set's spec: the file's path after one of these
-
-
-def _moved(value: Any, pairs: list[tuple[str, str]]) -> Any:
-    """`value` (a path, or a data spec `jsonl:PATH`) with its leading directory `old` replaced by `new`."""
-    if not isinstance(value, str):
-        return value
-    scheme = next((s for s in DATA_FILES if value.startswith(s)), "")
-    path = value[len(scheme):]
-    for old, new in pairs:
-        if path == old or path.startswith(old + "/"):
-            return scheme + new + path[len(old):]
-    return value
-
-
-def _set(doc: Any, field: tuple[str, ...], pairs: list[tuple[str, str]]) -> None:
-    """Move the path at `field` of `doc` in place (a missing field is left alone)."""
-    key, rest = field[0], field[1:]
-    if key == "*":
-        keys: list[Any] = list(range(len(doc))) if isinstance(doc, list) else []
-    else:
-        keys = [key] if isinstance(doc, dict) and key in doc else []
-    for k in keys:
-        if rest:
-            _set(doc[k], rest, pairs)
-        else:
-            doc[k] = _moved(doc[k], pairs)
-
-
-def _replace_paths(d: Path, pairs: list[tuple[str, str]]) -> None:
-    """Name the run directory where a task recorded node-local paths (`pairs`: old directory, new): each file of
-    PATH_FIELDS parsed, its known fields moved, written back atomically; a training spec's config_sha256 then
-    hashes the moved config, and PEFT's model card names the moved base."""
-    import copy
-
-    import yaml
-
-    from ptst.io import write_json_atomic, write_text_atomic
-
-    pairs = [(a.rstrip("/"), b.rstrip("/")) for a, b in pairs if a and a != b]
-    pairs += [(os.path.realpath(a), b) for a, b in pairs if os.path.realpath(a) != a]  # as Path.resolve() wrote it
-    if not pairs:
-        return
-    for pattern, fields in PATH_FIELDS.items():
-        for p in sorted(d.glob(pattern)):
-            yml = p.suffix == ".yaml"
-            doc = yaml.safe_load(p.read_text(encoding="utf-8")) if yml else json.loads(p.read_text(encoding="utf-8"))
-            was = copy.deepcopy(doc)
-            for f in fields:
-                _set(doc, f, pairs)
-            if doc == was:
-                continue
-            if yml:  # as ptst.config.dump_yaml writes it
-                write_text_atomic(p, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-            else:
-                write_json_atomic(p, doc)
-            if p.name == "config.yaml":
-                _rehash(p.parent)
-    for card in d.glob("**/adapter/README.md"):
-        _move_card(card, pairs)
-
-
-def _rehash(train_dir: Path) -> None:
-    """spec.json's config_sha256 of its moved config.yaml (the key `ptst run` compares with the plan's)."""
-    from ptst.io import read_json, stable_hash, write_json_atomic
-    from ptst.specs.train import identity, load_train_config
-
-    spec = train_dir / "spec.json"
-    doc = read_json(spec) if spec.exists() else {}
-    if "config_sha256" in doc:
-        doc["config_sha256"] = stable_hash(identity(load_train_config(train_dir / "config.yaml")))
-        write_json_atomic(spec, doc)
-
-
-def _move_card(path: Path, pairs: list[tuple[str, str]]) -> None:
-    """PEFT's model card names the base model in its metadata (`base_model`, a `base_model:adapter:` tag)."""
-    from huggingface_hub import ModelCard
-
-    from ptst.io import write_text_atomic
-
-    card = ModelCard.load(path)
-    tag = "base_model:adapter:"
-    was = (card.data.base_model, card.data.tags)
-    card.data.base_model = _moved(card.data.base_model, pairs)
-    if card.data.tags:
-        card.data.tags = [tag + _moved(t[len(tag):], pairs) if t.startswith(tag) else t for t in card.data.tags]
-    if (card.data.base_model, card.data.tags) != was:
-        write_text_atomic(path, str(card))
-
-
-def _rebase(d: Path, tcfg: Any, res: Result) -> None:
-    """A training cell made on a shipped (node-local) copy of the aligned model: the run directory's copy named
-    where the task named its own."""
-    from ptst.train.runner import base_ref
-
-    if res.model and res.model != tcfg.model:
-        _replace_paths(d, [(base_ref(res.model), base_ref(tcfg.model)), (res.model, tcfg.model)])
-
-
 @dataclass
 class _Task:
     """A submitted cell: `submit` sends it (again: the same arguments, so the same scratch directory on a node);
     `attempt` counts the retries so far."""
-
     kind: str  # align | train | eval
     cell: Any
     submit: Callable[[], Any]  # -> a new object ref
@@ -312,10 +203,7 @@ class _State:
 class Scheduler:
     """Submits every unfinished cell, places each result as it arrives, retries a cell whose worker or node died
     (the driver does, not Ray: it knows which cell that was), and reports progress."""
-
     def __init__(self, cfg: GridConfig, root: Path, session: Session, run_key: str) -> None:
-        from ptst.grid.cells import model_path
-
         self.cfg, self.root, self.ray, self.run_key = cfg, root, session.ray, run_key
         self.spec = cfg.ray or RaySpec()
         self.model = model_path(cfg, root)
@@ -333,8 +221,6 @@ class Scheduler:
 
     def _retry(self, task: _Task, e: BaseException) -> bool:
         """Submit `task` again when its process died and retries are left (one line says so); False: it failed."""
-        from ptst.grid.cells import say
-
         died = _died(e)
         if died is None or task.attempt >= self.spec.max_retries:
             return False
@@ -351,8 +237,6 @@ class Scheduler:
 
     def _input(self, path: Path, key: str) -> Input:
         """Shipped: packed and put in the object store once per content, however many tasks read it."""
-        from ptst.grid.artifacts import pack_dir
-
         if self.spec.inputs != "ship":
             return Input(str(path), key)
         if key not in self._shipped:
@@ -364,7 +248,6 @@ class Scheduler:
         if self.cfg.align is None:
             return None
         if self._base is None:
-            from ptst.models import model_id
 
             path = RunDir(self.root).align.model
             self._base = self._input(path, model_id(str(path)))
@@ -376,16 +259,11 @@ class Scheduler:
         line = f"grid {self.cfg.name} [ray]: {s.done} done, {len(s.running)} running, {pending} pending{failed} " \
                f"(of {s.total} cells)"
         if line != s.last and s.total:
-            from ptst.grid.cells import say
 
             say(line)
             s.last = line
 
     def align(self, exclude: set[str]) -> None:
-        from ptst.grid.artifacts import place_dir
-        from ptst.grid.cells import say
-        from ptst.grid.tasks import align_task
-
         assert self.cfg.align is not None
         res_spec = self.spec.align or self.spec.train
         say(f"== align (ray, {_fmt(res_spec.request())})")
@@ -399,26 +277,16 @@ class Scheduler:
                 if not self._retry(task, e):
                     raise PtstError(f"alignment failed: {self._failure(task, e)}") from None
         target = RunDir(self.root).align.path
-        place_dir(self.root, res.data, target, lambda d: _replace_paths(d, [(res.workdir or "", str(target))]))
+        place_dir(self.root, res.data, target, lambda d: replace_paths(d, [(res.workdir or "", str(target))]))
         say(f"== align done on {res.host} in {res.seconds:.0f} s")
 
     def submit_train(self, tc: TrainCell) -> None:
-        from ptst.grid.cells import train_config
-        from ptst.grid.tasks import train_task
-        from ptst.io import stable_hash
-        from ptst.specs.train import identity
-
         tcfg = train_config(self.cfg, self.model, tc)
         name = f"{tc.id}-{stable_hash(identity(tcfg))[:12]}"
         self._start(self._task("train", tc, train_task, self.spec.train, tcfg, name, self.run_key,
                                self.spec.scratch_dir, self.base()))
 
     def submit_eval(self, ec: EvalCell) -> None:
-        from ptst.grid.cells import eval_config
-        from ptst.grid.tasks import eval_task
-        from ptst.io import stable_hash
-        from ptst.models import adapter_hash
-
         ecfg = eval_config(self.cfg, self.model, ec, self.root)
         adapter = None
         if ecfg.adapter is not None:
@@ -434,9 +302,6 @@ class Scheduler:
 
     def finish(self, ref: Any) -> list[EvalCell] | None:
         """Place a finished task's cell; a training cell returns its evaluation cells, now ready to run."""
-        from ptst.grid.artifacts import place_dir, place_train_cell
-        from ptst.grid.cells import say, train_config
-
         task = self.state.running.pop(ref)
         kind, cell, label = task.kind, task.cell, task.label
         try:
@@ -452,10 +317,10 @@ class Scheduler:
         if kind == "train":
             tcfg = train_config(self.cfg, self.model, cell)
             target = RunDir(self.root).train(cell.id).path
-            place_train_cell(self.root, res.data, target, lambda d: _rebase(d, tcfg, res))
+            place_train_cell(self.root, res.data, target, lambda d: rebase(d, tcfg, res))
         else:
             target = RunDir(self.root).eval(cell.train_cell, cell.id).path
-            place_dir(self.root, res.data, target, lambda d: _replace_paths(d, [(res.workdir or "", str(target))]))
+            place_dir(self.root, res.data, target, lambda d: replace_paths(d, [(res.workdir or "", str(target))]))
         self.state.done += 1
         say(f"== {kind} {label} done on {res.host} in {res.seconds:.0f} s")
         return list(cell.evals) if kind == "train" else None
@@ -464,10 +329,6 @@ class Scheduler:
 def run_grid(cfg: GridConfig, root: Path, cells: list[TrainCell], exclude: set[str], session: Session,
              align_only: bool = False) -> None:
     """Run every unfinished stage of `cells` on the cluster; raise one line naming the cells that failed."""
-    from ptst.grid.artifacts import clear_incoming
-    from ptst.grid.cells import align_status, eval_status, train_status
-    from ptst.io import stable_hash
-
     clear_incoming(root)
     run_key = stable_hash({"host": socket.gethostname(), "root": str(root.resolve())})[:16]
     sched = Scheduler(cfg, root, session, run_key)

@@ -17,7 +17,8 @@ from ptst.grid.artifacts import INCOMING, clear_incoming, pack_dir, place_dir, p
 from ptst.grid.cells import load_grid
 from ptst.grid.checks import grid_changes
 from ptst.grid.config import Resources
-from ptst.grid.ray_exec import _replace_paths, check_address, check_resources
+from ptst.grid.ray_exec import check_address, check_resources
+from ptst.grid.relocate import replace_paths
 from ptst.testing import grid_yaml, tiny_data
 
 
@@ -81,7 +82,7 @@ def test_place_train_cell_keeps_the_evaluations_and_puts_spec_json_last(tmp_path
 
     real = os.replace
     monkeypatch.setattr(os, "replace", lambda a, b: (order.append(Path(b).name), real(a, b))[1])
-    place_train_cell(root, pack_dir(new), cell, lambda d: _replace_paths(d, [("/node/local/path", "/run/x")]))
+    place_train_cell(root, pack_dir(new), cell, lambda d: replace_paths(d, [("/node/local/path", "/run/x")]))
     assert order[-1] == "spec.json" and set(order) == {"adapter", "config.yaml", "spec.json"}
     assert (cell / "eval" / "chat-llama" / "metrics.json").exists() and not (cell / "checkpoints").exists()
     assert (cell / "config.yaml").read_text() == "model: /run/x\n"
@@ -200,7 +201,7 @@ class _FakeRay:
 
 
 def test_a_submission_that_fails_cancels_the_tasks_already_submitted(tmp_path, tiny_model_dir, monkeypatch):
-    import ptst.grid.cells as grid_cells
+    import ptst.grid.ray_exec as grid_cells  # the state functions as the executor imported them
     from ptst.grid.plan import expand
     from ptst.grid.ray_exec import Session, run_grid
     from ptst.runs.state import State, Status

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ptst.config import dump_yaml
-from ptst.grid.ray_exec import _replace_paths
+from ptst.grid.relocate import replace_paths
 from ptst.io import stable_hash
 from ptst.specs.train import TrainConfig, identity, load_train_config
 
@@ -33,7 +33,7 @@ def _cell(d: Path) -> None:
 def test_only_the_recorded_path_fields_move(tmp_path):
     _cell(tmp_path)
     before = (tmp_path / "train" / "adapter" / "adapter_config.json").read_bytes()
-    _replace_paths(tmp_path, [(NODE, RUN)])
+    replace_paths(tmp_path, [(NODE, RUN)])
     cfg = load_train_config(tmp_path / "train" / "config.yaml")
     assert cfg.data == f"jsonl:{RUN}/data/part-0.jsonl" and cfg.model == "/models/base"
     spec = json.loads((tmp_path / "train" / "spec.json").read_text())
@@ -52,5 +52,5 @@ def test_only_the_recorded_path_fields_move(tmp_path):
 def test_nothing_recorded_under_the_old_directory_rewrites_nothing(tmp_path):
     _cell(tmp_path)
     files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
-    _replace_paths(tmp_path, [("/elsewhere", RUN), (RUN, RUN)])
+    replace_paths(tmp_path, [("/elsewhere", RUN), (RUN, RUN)])
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()} == files
