@@ -221,6 +221,26 @@ def pick_device(device: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16", "fp32": "float32",
+          "float32": "float32"}
+GPU_DEVICES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL
+
+
+def dtype_name(dtype: str | None, device: str | None) -> str:
+    """`pick_dtype(dtype, pick_device(device))` as a name (`float32`), importing torch only where it can matter:
+    an explicit dtype, or an explicit non-CUDA device, or a machine with no GPU device node, needs no torch (the
+    keys `ptst status` computes stay fast)."""
+    if dtype and dtype != "auto":
+        if dtype not in DTYPES:
+            raise PtstError(f"unknown dtype {dtype!r}; use auto, bf16, fp16 or fp32")
+        return DTYPES[dtype]
+    explicit = device and device != "auto"
+    if (explicit and not str(device).startswith("cuda")) or (not explicit and not any(map(os.path.exists,
+                                                                                           GPU_DEVICES))):
+        return "float32"
+    return str(pick_dtype(dtype, pick_device(device))).removeprefix("torch.")
+
+
 def pick_dtype(dtype: str | None, device: str) -> Any:
     """bf16 on CUDA with bf16 support, else fp32 weights (autocast adds bf16 compute on CPU where asked)."""
     import torch
@@ -297,10 +317,12 @@ def _adapter_weights(adapter: str | Path) -> Path:
 
 
 def adapter_hash(adapter: str | Path | None) -> str | None:
-    """sha256 over an adapter's weights file: part of every result's cache key."""
+    """sha256 over an adapter's weights file: part of every result's cache key (remembered while the file keeps
+    its size and modification time, so `ptst status` does not hash every adapter again)."""
     if not adapter:
         return None
-    return sha256_file(_adapter_weights(adapter))
+    w = _adapter_weights(adapter)
+    return _remembered(w, [w], lambda: sha256_file(w))
 
 
 def model_id(spec: str) -> str:

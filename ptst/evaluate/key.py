@@ -11,13 +11,11 @@ from typing import Any, ClassVar
 from ptst.data.load import data_identity
 from ptst.errors import PtstError
 from ptst.evaluate.kinds import set_judges, set_scorers
-from ptst.generate.backends import BACKENDS
 from ptst.generate.key import generation_key
 from ptst.generate.store import meta_path
 from ptst.io import iter_jsonl, read_json
 from ptst.judge import build_judge, judge_key
 from ptst.judge.runner import stamp_of
-from ptst.models import load_tokenizer, model_id
 from ptst.runs.keys import CellInputs, Change, SetInputs, changes, summary
 from ptst.runs.layout import EvalDir
 from ptst.runs.state import State, Status
@@ -25,27 +23,17 @@ from ptst.score import SCORERS
 from ptst.specs.eval import EvalConfig, EvalSpec
 from ptst.templates import RENDER_VERSION, get_template
 
-_TOKENIZERS: dict[str, Any] = {}  # model identity -> tokenizer: a cell's key renders its template on it
-
-
-def _tokenizer(model: str) -> Any:
-    ident = model_id(model)
-    if ident not in _TOKENIZERS:
-        _TOKENIZERS[ident] = load_tokenizer(model)
-    return _TOKENIZERS[ident]
-
 
 def set_inputs(cfg: EvalConfig, spec: EvalSpec) -> SetInputs:
     """One set's inputs (`spec` resolved): its answers' key, the judges' keys, the scorers' versions."""
     gcfg = cfg.generate_config(spec)
     template = get_template(cfg.template)
-    tok = _tokenizer(cfg.model) if BACKENDS.get(gcfg.backend).needs_model else None
     data = data_identity(spec.data, spec.split, data_dir=cfg.data_dir)
     judges = set_judges(cfg, spec)
     return SetInputs(
         label=spec.label, kind=str(spec.kind), sample={"limit": spec.limit, "seed": cfg.seed},
         template={"name": template.name, "render_version": RENDER_VERSION},
-        generation=generation_key(gcfg, template, tok, data),
+        generation=generation_key(gcfg, template, data),
         judges={j: judge_key(build_judge(cfg.judge_config(j))) for j in judges},
         scorers={f: SCORERS.get(s).version for f, s in set_scorers(spec, judges).items()})
 

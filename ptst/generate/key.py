@@ -4,16 +4,17 @@ read the same key the generation stage writes into FILE.meta.json)."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from ptst.data.load import DataIdentity
 from ptst.errors import PtstError
 from ptst.generate.backends import BACKENDS
-from ptst.io import stable_hash
-from ptst.models import adapter_hash, model_id, pick_device, pick_dtype
+from ptst.io import stable_hash, write_text_atomic
+from ptst.models import adapter_hash, base_identity, cache_dir, dtype_name, load_tokenizer, model_id
 from ptst.specs.decoding import Decoding
 from ptst.specs.generate import GenerateConfig
-from ptst.templates import INPUT, Template, fingerprint
+from ptst.templates import INPUT, RENDER_VERSION, Template, fingerprint
 
 
 def decoding_key(d: Decoding) -> dict[str, Any]:
@@ -25,24 +26,39 @@ def decoding_key(d: Decoding) -> dict[str, Any]:
     return k
 
 
-def template_fingerprint(cfg: GenerateConfig, template: Template, tok: Any) -> str:
-    """The rendered prompt format's sha256 on this tokenizer; for an API backend (the endpoint renders), the
-    messages sent."""
-    if BACKENDS.get(cfg.backend).needs_model:
-        return fingerprint(template, tok)
-    if template.rendering != "native":
-        raise PtstError(f"template {template.name!r} renders the paper's literal strings, which needs the "
-                        f"model's tokenizer; backend {cfg.backend!r} sends messages that the endpoint renders "
-                        "with its own chat template: use the template without 'paper:' or a local backend")
-    return stable_hash(template.messages(INPUT))
+def template_fingerprint(cfg: GenerateConfig, template: Template, tok: Any = None) -> str:
+    """The rendered prompt format's sha256 on the model's tokenizer (loaded when `tok` is None); for an API
+    backend (the endpoint renders), the messages sent. For a model known by its content (a local directory, a
+    GGUF file) the fingerprint is remembered in the cache under (model content, template definition,
+    RENDER_VERSION), so a cell's key is computed without loading transformers again."""
+    if not BACKENDS.get(cfg.backend).needs_model:
+        if template.rendering != "native":
+            raise PtstError(f"template {template.name!r} renders the paper's literal strings, which needs the "
+                            f"model's tokenizer; backend {cfg.backend!r} sends messages that the endpoint renders "
+                            "with its own chat template: use the template without 'paper:' or a local backend")
+        return stable_hash(template.messages(INPUT))
+    assert cfg.model is not None
+    ident = base_identity(cfg.model)
+    memo = None
+    if ident.startswith(("dir:", "gguf:")):  # a hub id's tokenizer can change under the same name: not remembered
+        what = stable_hash({"model": ident, "template": template.to_dict(), "render": RENDER_VERSION})
+        memo = cache_dir() / "fingerprints" / f"{what[:32]}.txt"
+        with suppress(OSError):
+            return memo.read_text(encoding="utf-8").strip()
+    fp = fingerprint(template, tok if tok is not None else load_tokenizer(cfg.model))
+    if memo is not None:
+        with suppress(OSError):  # a read-only cache: render again next time
+            write_text_atomic(memo, fp + "\n")
+    return fp
 
 
-def generation_key(cfg: GenerateConfig, template: Template, tok: Any, data: DataIdentity) -> dict[str, Any]:
-    """Everything that identifies these answers; a resumed file must have been written under the same key."""
+def generation_key(cfg: GenerateConfig, template: Template, data: DataIdentity, tok: Any = None) -> dict[str, Any]:
+    """Everything that identifies these answers; a resumed file must have been written under the same key.
+    `tok`: the model's tokenizer where the caller has it loaded (else it is loaded only if needed)."""
     if BACKENDS.get(cfg.backend).needs_model:
         assert cfg.model is not None
-        model = model_id(cfg.model)
-        dtype: str | None = str(pick_dtype(cfg.dtype, pick_device(cfg.device))).removeprefix("torch.")
+        model: str = model_id(cfg.model)
+        dtype: str | None = dtype_name(cfg.dtype, cfg.device)
     else:
         model, dtype = f"{cfg.api_model}@{cfg.base_url}", None
     return {"model": model, "adapter_hash": adapter_hash(cfg.adapter),

@@ -154,7 +154,7 @@ def check_adapter_base(adapter: str, model: str) -> None:
 
 def run_key(cfg: GenerateConfig, template: Template, tok: Any, ds: DatasetLike) -> dict[str, Any]:
     """Everything that identifies these answers (`ptst.generate.key`), for a data set already loaded."""
-    return generation_key(cfg, template, tok, DataIdentity(ds.name, str(ds.split), ds.sha256))
+    return generation_key(cfg, template, DataIdentity(ds.name, str(ds.split), ds.sha256), tok)
 
 
 def _check_ids(ds: DatasetLike) -> None:
