@@ -173,7 +173,14 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise PtstError(f"file not found: {path}")
-    with open(path, encoding="utf-8") as f:
+    for _, row in iter_jsonl_numbered(path):
+        yield row
+
+
+def iter_jsonl_numbered(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-blank line; a malformed line, a line that is not an object, or a file that
+    is not `encoding` text is one PtstError naming the file and line (`utf-8-sig` also takes a BOM)."""
+    with open(path, encoding=encoding) as f:
         try:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
@@ -181,10 +188,10 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise PtstError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+                    raise PtstError(f"{path}:{lineno}: malformed JSON line ({e.msg} at column {e.colno})") from None
                 if not isinstance(row, dict):
                     raise PtstError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                yield row
+                yield lineno, row
         except UnicodeDecodeError:
             raise not_utf8(path) from None
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
+from ptst.io import iter_jsonl_numbered as io_jsonl_numbered
 from ptst.io import not_utf8, read_json
 
 __all__ = ["iter_jsonl_numbered", "json_list", "not_utf8", "read_csv", "read_csv_rows", "read_json", "read_parquet",
@@ -16,26 +16,8 @@ __all__ = ["iter_jsonl_numbered", "json_list", "not_utf8", "read_csv", "read_csv
 
 
 def iter_jsonl_numbered(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) per non-blank line; a malformed line, or bytes that are not UTF-8, is an error naming
-    file and line."""
-    try:
-        yield from _jsonl_lines(path)
-    except UnicodeDecodeError:
-        raise not_utf8(path) from None
-
-
-def _jsonl_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PtstError(f"{path}:{lineno}: malformed JSON line ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise PtstError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield lineno, row
+    """(line number, object) per non-blank line of a data file (a BOM allowed): `ptst.io.iter_jsonl_numbered`."""
+    return io_jsonl_numbered(path, encoding="utf-8-sig")
 
 
 def read_csv(path: Path, encoding: str = "utf-8-sig") -> Iterator[tuple[int, dict[str, str]]]:
