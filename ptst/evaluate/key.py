@@ -43,8 +43,10 @@ def cell_inputs(cfg: EvalConfig) -> CellInputs:
     return CellInputs(tuple(set_inputs(cfg, e.resolved()) for e in cfg.evals))
 
 
-def _first_row(path: Path) -> dict[str, Any] | None:
-    return next(iter(iter_jsonl(path)), None) if path.exists() else None
+def judgement_stamp(path: Path) -> tuple[str | None, str | None] | None:
+    """(judge key, answers' key) a judgement file was written under (its first verdict's), None when empty."""
+    row = next(iter(iter_jsonl(path)), None) if path.exists() else None
+    return None if row is None else stamp_of(row)
 
 
 def recorded_set(cell: EvalDir, spec: dict[str, Any], seed: Any, template: str) -> SetInputs | None:
@@ -57,9 +59,9 @@ def recorded_set(cell: EvalDir, spec: dict[str, Any], seed: Any, template: str) 
         return None
     judges = {}
     for f in sorted(cell.judgements_dir.glob(f"{label}.*.jsonl")):
-        row = _first_row(f)
-        if row is not None and stamp_of(row)[0]:
-            judges[f.name[len(label) + 1: -len(".jsonl")]] = str(stamp_of(row)[0])
+        stamp = judgement_stamp(f)
+        if stamp is not None and stamp[0]:
+            judges[f.name[len(label) + 1: -len(".jsonl")]] = stamp[0]
     scorers = {}
     for f in sorted(cell.scores_dir.glob(f"{label}.*.json")):
         scorers[f.name[len(label) + 1: -len(".json")]] = str(read_json(f).get("scorer_version"))

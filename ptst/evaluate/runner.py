@@ -8,15 +8,14 @@ from typing import Any
 
 from ptst import __version__
 from ptst.errors import PtstError
-from ptst.evaluate.key import EvalArtifact
+from ptst.evaluate.key import EvalArtifact, judgement_stamp
 from ptst.evaluate.kinds import KINDS, check_spec
 from ptst.generate.backends import BACKENDS
 from ptst.generate.runner import check_adapter_base, load_examples
 from ptst.generate.runner import run as generate
 from ptst.generate.store import meta_path
-from ptst.io import clear_stale_tmp, iter_jsonl, read_json, write_json_atomic
+from ptst.io import clear_stale_tmp, read_json, write_json_atomic
 from ptst.judge import build_judge
-from ptst.judge.runner import stamp_of
 from ptst.models import load_tokenizer
 from ptst.runs.keys import KEY_SCHEME, CellInputs, SetInputs, judge_files, set_files
 from ptst.runs.layout import EvalDir
@@ -61,12 +60,9 @@ def _stale_on_disk(cell: EvalDir, s: SetInputs) -> list[tuple[list[Path], str]]:
         return [(set_files(cell, s.label), "answers made under another key")]
     out = []
     for j in s.judges:
-        path = cell.judgements(s.label, j)
-        row = next(iter(iter_jsonl(path)), None) if path.exists() else None
-        if row is not None:
-            judge, answers = stamp_of(row)
-            if judge != s.judges[j] or answers not in (None, s.generation_key):
-                out.append((judge_files(cell, s.label, j), f"verdicts of judge {j} made under another key"))
+        stamp = judgement_stamp(cell.judgements(s.label, j))
+        if stamp is not None and (stamp[0] != s.judges[j] or stamp[1] not in (None, s.generation_key)):
+            out.append((judge_files(cell, s.label, j), f"verdicts of judge {j} made under another key"))
     return out
 
 
