@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("ptst.grid.cli", "run (or resume) a train-template x test-template grid from one YAML config"),
     "status": ("ptst.grid.status", "show which cells of a grid run directory are done"),
     "report": ("ptst.report.cli", "tables, figures and the PTST verdict (results.csv, report.md, report.html)"),
+    "review": ("ptst.review.cli", "label a blinded sample of a run's own answers (a local page, or CSV/JSONL)"),
 }
 
 
