@@ -14,11 +14,12 @@ from ptst.metrics import agreement
 from ptst.report.grid import Grid
 from ptst.report.load import Cell
 from ptst.report.ordering import harmful_by_id
+from ptst.report.rate_names import NON_REFUSAL, defined, measure_name, measure_short, refusal_detector
 from ptst.report.render import Block, Para, Table
 from ptst.runs.layout import RunDir
 
 KAPPA_THRESHOLD = 0.6
-HARM_SET = "jbb-judge-comparison"  # what an ASR judge is validated on
+HARM_SET = "jbb-judge-comparison"  # what a harm judge is validated on (a refusal detector too, as a harm judge)
 REFUSAL_SET = "xstest-completions"  # what a refusal (over-refusal) judge is validated on
 SET_TITLES = {HARM_SET: "JBB harm, human majority", REFUSAL_SET: "XSTest refusal"}
 PROVENANCE_CAPTION = ("Cohen's kappa with its asymptotic 95% interval against human labels (harm: JailbreakBench's "
@@ -72,15 +73,19 @@ def _pct(r: Any) -> str:
 
 
 def pairwise_blocks(grid: Grid) -> list[Block]:
-    rows = [(ev, f"{a} vs {b}", str(ag.n), _pct(ag.agreement), str(ag.kappa), _pct(ag.rate_a), _pct(ag.rate_b))
-            for ev, a, b, ag in pairwise(grid)]
+    found = pairwise(grid)
+    rows = [(ev, f"{a} ({measure_short(a)}) vs {b} ({measure_short(b)})", str(ag.n), _pct(ag.agreement),
+             str(ag.kappa), _pct(ag.rate_a), _pct(ag.rate_b)) for ev, a, b, ag in found]
     if not rows:
         return []
+    judges = sorted({j for _, a, b, _ in found for j in (a, b)})
+    rates = "; ".join(f"{measure_short(j)} = {defined(j)}" for j in judges)
     cap = ("The same answers judged by two judges (every cell, checkpoints included; answers either judge left "
-           "unscored are left out): agreement on harmful / not harmful, Cohen's kappa with its asymptotic 95% "
-           "interval, and each judge's ASR on those answers.")
-    return [Table(("safety set", "judges", "n", "agreement", "kappa [95%]", "ASR first", "ASR second"),
-                  tuple(rows), cap)]
+           "unscored are left out): agreement on whether the answer counts (no refusal phrase for a refusal "
+           "detector, harmful for a harm judge), Cohen's kappa with its asymptotic 95% interval, and each judge's "
+           f"rate on those answers. Rates: {rates}.")
+    return [Table(("safety set", "judges", "n", "agreement", "kappa [95%]", "rate, first judge",
+                   "rate, second judge"), tuple(rows), cap)]
 
 
 def judge_keys(cells: Sequence[Cell]) -> dict[str, set[str]]:
@@ -149,8 +154,8 @@ def low_kappa_warning(grid: Grid, judge: str | None, vals: dict[str, dict[str, A
     on = f"{f['n']} human-labelled answers{_sample(entry_of(vals.get(judge)))}"
     msg = (f"the headline judge {judge} agrees with JailbreakBench's human majority only at κ = {k:.2f} "
            f"({100 * f['agreement']['value']:.1f}% agreement on {on}), below {threshold}: "
-           f"its ASRs can be far from what humans would count (false-positive rate {_share(f['fpr'])}, "
-           f"false-negative rate {_share(f['fnr'])})")
+           f"its {measure_name(judge)} can be far from the share of answers humans would call harmful "
+           f"(false-positive rate {_share(f['fpr'])}, false-negative rate {_share(f['fnr'])})")
     # "better" = clearly better: its kappa's 95% interval lies above the headline judge's (not a 0.001 difference)
     top = f["kappa"].get("high")
     bar = k if top is None else top
@@ -211,6 +216,8 @@ def blocks(grid: Grid, judge: str | None, run_dir: Path | None, threshold: float
     warn = low_kappa_warning(grid, judge, vals, threshold, roots)
     section = pairwise_blocks(grid)
     if section:
-        section = [Para("Where judges disagree on the same answers, the ASR depends on the judge; read each "
-                        "judge's human agreement in Provenance.", "note"), *section]
+        mixed = any(refusal_detector(j) for j in grid.judges()) and not all(map(refusal_detector, grid.judges()))
+        apart = f" (and a {NON_REFUSAL} is not a harmful-answer rate)" if mixed else ""
+        section = [Para(f"Where judges disagree on the same answers, the safety rate depends on the judge{apart}; "
+                        "read each judge's human agreement in Provenance.", "note"), *section]
     return ([warn] if warn else []), section, provenance_rows(grid, vals)

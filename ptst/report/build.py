@@ -21,6 +21,7 @@ from ptst.errors import PtstError
 from ptst.io import write_bytes_atomic, write_text_atomic
 from ptst.report.grid import Grid, build_grid, headline_judge, table_metrics
 from ptst.report.load import load_cells
+from ptst.report.rate_names import measure_name, measure_title, paper_term
 from ptst.report.render import Block, Figure, Heading, Para, Table, to_html, to_markdown
 from ptst.runs.layout import RunDir
 
@@ -49,13 +50,14 @@ def _figures(grid: Grid, metrics: list[tuple[str, str]], judge: str | None) -> l
             note = " Only the no-fine-tuning, diagonal and PTST cells are drawn (all: results.csv)." if got[1] else ""
             out += [Heading(f"{tables.eval_title(ev)} by category", 3),
                     Figure(_fname("categories", ev, str(judge)), got[0],
-                           f"ASR ({judge}) per category; error bars = 95% Wilson intervals pooled over seeds.{note}")]
+                           f"The {measure_title(str(judge))} per category; error bars = 95% Wilson intervals pooled "
+                           f"over seeds.{note}")]
     got = curves.checkpoint_curves(grid, judge)
     if got:
         note = " Only diagonal and PTST series are drawn (all cells: results.csv)." if got[1] else ""
+        last = f"; the last panel traces helpfulness against the {measure_name(judge)} along training" if judge else ""
         out += [Heading("Checkpoints (early stopping vs PTST)", 3), Figure(_fname("checkpoints", str(judge)), got[0],
-                f"Mean over seeds with pooled 95% Wilson bands; solid = PTST, dashed = other cells; the last "
-                f"panel traces helpfulness against ASR along training.{note}")]
+                f"Mean over seeds with pooled 95% Wilson bands; solid = PTST, dashed = other cells{last}.{note}")]
     return out
 
 
@@ -64,8 +66,9 @@ def _summary(grid: Grid, judge: str | None) -> str:
     seeds = ("seed " if len(grid.seeds) == 1 else "seeds ") + (", ".join(str(s) for s in grid.seeds) or "—")
     evs = ", ".join(f"{tables.eval_title(e)} ({grid.kinds[e]})" for e in grid.evals()) or "—"
     base = " plus the no-fine-tuning baseline" if None in grid.trains else ""
+    who = f"{judge} ({measure_name(judge)})" if judge else "—"
     return (f"{len(grid.cells)} evaluation cells: {len(ft)} training × {len(grid.tests)} test templates{base}; "
-            f"{seeds}; evals {evs}; headline safety judge: {judge or '—'}.")
+            f"{seeds}; evals {evs}; headline safety judge: {who}.")
 
 
 def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | None = None,
@@ -81,7 +84,9 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
                            Para(ordering.sentence(comps, pair, judge), "headline"), Para(_summary(grid, judge))]
     jwarn, jsection, jrows = agreement.blocks(grid, judge, run_dir, kappa_threshold)
     blocks += [Para(f"Warning: {w}.", "warn") for w in [*jwarn, *provenance.warnings(grid, prov)]]
-    blocks += [Heading("Table 1: training template × test template"), Para(tables.LEGEND, "note")]
+    term = paper_term([safety_judge] if safety_judge else grid.judges())
+    blocks += [Heading("Table 1: training template × test template"), Para(tables.LEGEND, "note"),
+               *([Para(term, "note")] if term else [])]
     blocks += tables.table_one(grid, metrics, judge)
     if comps:
         blocks += [Heading("PTST against the same-template diagonal")]

@@ -12,8 +12,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write the report here instead of into the run directory")
     p.add_argument("--safety-judge", default=None, metavar="JUDGE",
-                   help="judge for ASR tables and the PTST verdict (default: all judges in tables; the verdict "
-                        "uses the first model judge, else keyword)")
+                   help="judge for the safety tables and the PTST verdict: a refusal detector (keyword, ...) gives "
+                        "a non-refusal rate, a harm judge (rubric, ...) a harmful-answer rate (default: all judges "
+                        "in tables; the verdict uses the first model judge, else keyword)")
     p.add_argument("--format", default="md,html,tex",
                    help="comma-separated report formats: md, html, tex (Table 1 as booktabs LaTeX, table1.tex); "
                         "default: all three")

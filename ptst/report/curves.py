@@ -1,4 +1,4 @@
-"""Per-category ASR bars and checkpoint curves (the paper's early-stopping comparison) as PNG bytes."""
+"""Per-category safety-rate bars and checkpoint curves (the paper's early-stopping comparison) as PNG bytes."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def _bars(ax: Any, grid: Grid, ev: str, metric: str, pairs: list, cats: list[str
 
 
 def category_bars(grid: Grid, ev: str, judge: str) -> tuple[bytes, bool] | None:
-    """ASR per category (e.g. DirectHarm4's four) for the final cells; error bars = pooled 95% Wilson."""
+    """The judge's safety rate per category (e.g. DirectHarm4's four) for the final cells; error bars = pooled 95%
+    Wilson."""
     metric = f"asr.{judge}"
     cats = grid.categories(ev, metric)
     if not cats:
@@ -125,7 +126,8 @@ def _tradeoff_panel(ax: Any, grid: Grid, pairs: list, help_key: tuple[str, str],
 
 
 def checkpoint_curves(grid: Grid, judge: str | None) -> tuple[bytes, bool] | None:
-    """ASR and helpfulness against training step for every (train, test) evaluated at checkpoints."""
+    """The judge's safety rate and helpfulness against training step for every (train, test) evaluated at
+    checkpoints."""
     if not grid.steps():
         return None
     found: list[tuple[str | None, str]] = sorted(

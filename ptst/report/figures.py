@@ -65,7 +65,7 @@ def heatmap(grid: Grid, ev: str, metric: str) -> bytes | None:
     fig = new_figure(2.8 + 1.15 * nc, 1.7 + 0.55 * nr)
     ax = fig.subplots()
     cmap = colormaps[CMAPS.get(grid.kinds[ev], "Greys")].with_extremes(bad="#f2f2f2")
-    # ASR is read against zero; helpfulness and over-refusal against their own range, so differences show.
+    # A safety rate is read against zero; helpfulness and over-refusal against their own range, so differences show.
     lo, hi = float(np.nanmin(vals)), float(np.nanmax(vals))
     vmin = 0.0 if grid.kinds[ev] == "safety" else lo - 0.15 * max(hi - lo, 1e-9)
     vmax = max(hi, vmin + (5.0 if percent else 1e-9))

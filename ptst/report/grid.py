@@ -8,10 +8,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ptst.errors import PtstError
-from ptst.judge import JUDGES, labels_refusals
 from ptst.metrics import wilson
 from ptst.registry import did_you_mean
 from ptst.report.load import Cell, Stat
+from ptst.report.rate_names import refusal_detector
 from ptst.templates import TEMPLATES, get_template
 
 KIND_ORDER = ("helpfulness", "safety", "over-refusal")
@@ -193,15 +193,9 @@ def headline_judge(grid: Grid, wanted: str | None = None) -> str | None:
             have = ", ".join(judges) or "none"
             raise PtstError(f"no safety metric asr.{wanted} in this run{did_you_mean(wanted, judges)}; judges: {have}")
         return wanted
-    model_judges = [j for j in judges if not _string_match(j)]
+    model_judges = [j for j in judges if not refusal_detector(j)]
     ranked = model_judges or (["keyword"] if "keyword" in judges else judges)
     return ranked[0] if ranked else None
-
-
-def _string_match(judge: str) -> bool:
-    """The refusal-string judges (keyword, keyword-prefix, xstest-strmatch) label refusals; model judges do not.
-    A name the registry does not know (a judge from another ptst) counts as a model judge."""
-    return judge in JUDGES and labels_refusals(judge)
 
 
 def primary_helpfulness(grid: Grid) -> tuple[str, str] | None:

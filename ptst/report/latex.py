@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ptst.report.grid import Agg, Grid, label
+from ptst.report.rate_names import paper_term
 from ptst.report.tables import combined_metrics, eval_title, is_percent, metric_title, num
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -40,13 +41,14 @@ def _caption(grid: Grid, metrics: list[tuple[str, str]], judge: str | None, inte
     spread = rf"mean $\pm$ sample std over {seeds} seeds" if seeds > 1 else "one seed"
     iv = r" with 95\% Wilson intervals (pooled over seeds) in brackets" if intervals else ""
     who = f"; headline judge: {escape(judge)}" if judge else ""
+    term = f" {escape(paper_term([judge]))}" if judge and any(m.startswith("asr.") for _, m in metrics) else ""
     return (f"Columns: {escape(what)}. Values in \\% ({spread}){iv}. \\textbf{{Bold}}: same template in training "
-            f"and testing; $^\\dagger$: PTST (trained without, tested with a safety system prompt){who}.")
+            f"and testing; $^\\dagger$: PTST (trained without, tested with a safety system prompt){who}.{term}")
 
 
 def table_one(grid: Grid, judge: str | None, intervals: bool = True) -> str | None:
-    """The paper's Table 1 (helpfulness and ASR per safety set, per train × test template) as a complete
-    `table` environment; needs `\\usepackage{booktabs}` (and `multirow` is not used). None when there is
+    """The paper's Table 1 (helpfulness and the judge's safety rate per safety set, per train × test template) as a
+    complete `table` environment; needs `\\usepackage{booktabs}` (and `multirow` is not used). None when there is
     nothing to tabulate."""
     metrics = combined_metrics(grid, judge)
     if not metrics or not grid.tests:

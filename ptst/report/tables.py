@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ptst.report.grid import Agg, Grid, label
+from ptst.report.rate_names import HARMFUL_ANSWER, measure_title
 from ptst.report.render import Block, Heading, Table
 
 MISSING = "—"
 PTST_MARK = "†"
 EVAL_TITLES = {"advbench": "AdvBench", "directharm4": "DirectHarm4", "gsm8k": "GSM8K", "xstest": "XSTest",
                "gsm-danger": "GSM-Danger", "strongreject": "StrongREJECT", "arc": "ARC", "chatdoctor": "ChatDoctor"}
-MEASURE_TITLES = {"asr": "ASR", "accuracy": "accuracy", "over_refusal": "over-refusal", "refusal": "refusal",
+MEASURE_TITLES = {"asr": HARMFUL_ANSWER, "accuracy": "accuracy", "over_refusal": "over-refusal", "refusal": "refusal",
                   "rouge_l_f1": "ROUGE-L F1 (× 100)", "token_f1": "token F1 (× 100)"}
 LEGEND = (f"**bold** = the same template in training and testing (the diagonal); {PTST_MARK} = PTST cell (trained "
           f"without a safety system prompt, tested with one); {MISSING} = not evaluated.")
@@ -20,8 +21,11 @@ def eval_title(ev: str) -> str:
 
 
 def metric_title(metric: str) -> str:
-    """`asr.keyword` -> `ASR (keyword)`, `accuracy.strict` -> `accuracy (strict)`."""
+    """`asr.keyword` -> `non-refusal rate (keyword)`, `asr.rubric` -> `harmful-answer rate (rubric)`,
+    `accuracy.strict` -> `accuracy (strict)`."""
     measure, _, rule = metric.partition(".")
+    if measure == "asr" and rule:
+        return measure_title(rule)
     name = MEASURE_TITLES.get(measure, measure.replace("_", " "))
     return f"{name} ({rule})" if rule else name
 
@@ -111,8 +115,8 @@ def combined_metrics(grid: Grid, judge: str | None) -> list[tuple[str, str]]:
 
 
 def combined(grid: Grid, judge: str | None) -> list[Block]:
-    """Table 1 as the paper prints it: one cell holds helpfulness and the ASR of every safety set (final adapters;
-    one seed: value [95% Wilson]; several: mean ± std [pooled Wilson])."""
+    """Table 1 as the paper prints it: one cell holds helpfulness and the judge's safety rate of every safety set
+    (final adapters; one seed: value [95% Wilson]; several: mean ± std [pooled Wilson])."""
     metrics = combined_metrics(grid, judge)
     if not metrics:
         return []

@@ -40,9 +40,9 @@ def test_pairwise_agreement_on_the_same_answers(run: Path) -> None:
     ptst.report.run(run, formats=["md"])
     md = (run / "report.md").read_text()
     assert "## Judge agreement on this run's answers" in md
-    # 20 answers: both harmful 6, keyword only 6, neither 8 -> agreement 14/20; ASRs 60% and 30%:
-    # p_e = 0.6*0.3 + 0.4*0.7 = 0.46, kappa = (0.7 - 0.46) / 0.54 = 0.444
-    row = next(line for line in md.splitlines() if "keyword vs rubric" in line)
+    # 20 answers: both counted 6, keyword only 6, neither 8 -> agreement 14/20; keyword's non-refusal rate 60%,
+    # rubric's harmful-answer rate 30%: p_e = 0.6*0.3 + 0.4*0.7 = 0.46, kappa = (0.7 - 0.46) / 0.54 = 0.444
+    row = next(line for line in md.splitlines() if "keyword (NR%) vs rubric (HA%)" in line)
     assert "| 20 |" in row and "| 70.0% [" in row and "| 0.444 [" in row and "| 60.0% [" in row
 
 

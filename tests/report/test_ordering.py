@@ -8,6 +8,7 @@ import ptst.report
 from tests.report.fakerun import flags, write_cell
 
 V, L, T = "chat:vanilla", "chat:llama", "text:vanilla"
+BY_KEYWORD = "By the keyword judge's non-refusal rate (a refusal detector, not a harm judge), the PTST ordering"
 
 
 def headline(run: Path) -> str:
@@ -24,8 +25,8 @@ def test_ordering_held_and_significant(tmp_path: Path) -> None:
     # PTST harmful on prompts {0, 20}; diagonal on 0..9: b = 1 (prompt 20), c = 9; p = 2 * 11 / 2**10
     pair(tmp_path, flags(50, [0, 20]), flags(50, range(10)))
     assert headline(tmp_path) == (
-        "The PTST ordering held: training with chat:vanilla and testing with chat:llama gave a lower ASR (keyword "
-        "judge) than chat:llama in both training and testing in the one seed × safety-set comparison, significant "
+        f"{BY_KEYWORD} held: training with chat:vanilla and testing with chat:llama gave a lower non-refusal rate "
+        "than chat:llama in both training and testing in the one seed × safety-set comparison, significant "
         "(exact McNemar test on the same prompts, p < 0.05): AdvBench seed 0: 4.0% [1.1, 13.5] vs 20.0% [11.2, 33.0], "
         "b=1, c=9, p=0.021.")
 
@@ -33,7 +34,7 @@ def test_ordering_held_and_significant(tmp_path: Path) -> None:
 def test_ordering_held_but_not_significant(tmp_path: Path) -> None:
     pair(tmp_path, flags(50, range(8)), flags(50, range(10)))  # b = 0, c = 2, p = 0.5
     s = headline(tmp_path)
-    assert s.startswith("The PTST ordering held in direction but not significantly: ")
+    assert s.startswith(f"{BY_KEYWORD} held in direction but not significantly: ")
     assert s.endswith("in the one seed × safety-set comparison, not significant (exact McNemar test on the same "
                       "prompts, p < 0.05): AdvBench seed 0: 16.0% [8.3, 28.5] vs 20.0% [11.2, 33.0], b=0, c=2, "
                       "p=0.500.")
@@ -42,14 +43,14 @@ def test_ordering_held_but_not_significant(tmp_path: Path) -> None:
 def test_ordering_did_not_hold(tmp_path: Path) -> None:
     pair(tmp_path, flags(50, range(12)), flags(50, range(10)))
     s = headline(tmp_path)
-    assert s.startswith("The PTST ordering did NOT hold: training with chat:vanilla and testing with chat:llama gave "
-                        "a lower ASR (keyword judge) than chat:llama in both training and testing in only 0 of 1 ")
+    assert s.startswith(f"{BY_KEYWORD} did NOT hold: training with chat:vanilla and testing with chat:llama gave "
+                        "a lower non-refusal rate than chat:llama in both training and testing in only 0 of 1 ")
     assert "b=2, c=0, p=0.500" in s
 
 
 def test_equal_asr_is_not_a_held_ordering(tmp_path: Path) -> None:
     pair(tmp_path, flags(50, range(10, 20)), flags(50, range(10)))
-    assert headline(tmp_path).startswith("The PTST ordering did NOT hold:")
+    assert headline(tmp_path).startswith(f"{BY_KEYWORD} did NOT hold:")
 
 
 def test_every_seed_and_safety_set_must_hold_for_the_verdict(tmp_path: Path) -> None:
@@ -76,7 +77,7 @@ def test_mcnemar_pairs_on_common_judged_ids_only(tmp_path: Path) -> None:
 def test_missing_judgement_files_leave_the_test_out_honestly(tmp_path: Path) -> None:
     pair(tmp_path, flags(50, [0]), flags(50, range(10)), judgement_files=False)
     s = headline(tmp_path)
-    assert s.startswith("The PTST ordering held in direction but not significantly:")
+    assert s.startswith(f"{BY_KEYWORD} held in direction but not significantly:")
     assert "no paired test (judgement file missing)" in s
 
 
@@ -100,4 +101,5 @@ def test_no_ptst_pair_says_not_tested(tmp_path: Path) -> None:
     assert headline(tmp_path).startswith("PTST ordering not tested: no PTST cell")
     run2 = tmp_path / "helpful-only"
     write_cell(run2, V, L, helpful={"gsm8k": (3, 10)})
-    assert headline(run2) == "PTST ordering not tested: this run has no safety evaluation with an ASR metric."
+    assert headline(run2) == ("PTST ordering not tested: this run has no safety evaluation with a judged rate (a "
+                              "non-refusal or harmful-answer rate).")

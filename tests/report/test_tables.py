@@ -14,6 +14,7 @@ CONTRACT = ["experiment", "seed", "train_template", "test_template", "checkpoint
             "k", "n", "value", "low", "high", "ptst_cell"]
 V, L = "chat:vanilla", "chat:llama"
 ADV = {(None, V): [7], (None, L): [], (V, V): range(15), (V, L): [0, 20], (L, V): range(18), (L, L): range(10)}
+ADV_KW = "AdvBench — non-refusal rate (keyword)"  # the keyword judge is a refusal detector
 GSM = {(None, V): 10, (None, L): 10, (V, V): 14, (V, L): 16, (L, V): 13, (L, L): 15}
 
 
@@ -71,7 +72,7 @@ def test_results_csv_follows_the_contract(tmp_path: Path) -> None:
 def test_table_one_markdown_exact_cells(tmp_path: Path) -> None:
     run = grid_2x2(tmp_path / "run")
     md = (ptst.report.run(run) / "report.md").read_text(encoding="utf-8")
-    assert md_table(md, "AdvBench — ASR (keyword)") == [
+    assert md_table(md, ADV_KW) == [
         "| train ↓ / test → | chat:vanilla | chat:llama |",
         "|---|---|---|",
         "| no fine-tuning | 2.0 [0.4, 10.5] | 0.0 [0.0, 7.1] |",
@@ -84,7 +85,7 @@ def test_table_one_markdown_exact_cells(tmp_path: Path) -> None:
         "| chat:llama | 32.5 [20.1, 48.0] | **37.5 [24.2, 53.0]** |",
     ]
     assert "**bold** = the same template in training and testing" in md and "† = PTST cell" in md
-    assert md.index("GSM8K — accuracy (strict)") < md.index("AdvBench — ASR (keyword)")  # the paper's order
+    assert md.index("GSM8K — accuracy (strict)") < md.index(ADV_KW)  # the paper's order
 
 
 def test_only_diagonal_bold_and_only_no_safety_to_safety_cells_daggered(tmp_path: Path) -> None:
@@ -94,7 +95,7 @@ def test_only_diagonal_bold_and_only_no_safety_to_safety_cells_daggered(tmp_path
         for te in names:
             write_cell(run, tr, te, safety={"advbench": flags(20, [1])})
     md = (ptst.report.run(run) / "report.md").read_text(encoding="utf-8")
-    table = [r.strip("| ").split(" | ") for r in md_table(md, "AdvBench — ASR (keyword)")]
+    table = [r.strip("| ").split(" | ") for r in md_table(md, ADV_KW)]
     cols = table[0][1:]
     assert sorted(cols) == sorted(names) and [r[0] for r in table[2:]] == cols  # registry order both ways
     safety = {"chat:llama", "chat:llama-short"}  # chat:mpt's system prompt is not a safety prompt
@@ -112,7 +113,7 @@ def test_mean_std_over_two_seeds_with_pooled_interval(tmp_path: Path) -> None:
         write_cell(run, V, L, seed, safety={"advbench": flags(50, [0])})
     write_cell(run, None, V, 0, safety={"advbench": flags(50, [])})
     md = (ptst.report.run(run) / "report.md").read_text(encoding="utf-8")
-    rows = md_table(md, "AdvBench — ASR (keyword)")
+    rows = md_table(md, ADV_KW)
     # (10/50, 20/50): mean 30.0, sample std 14.1; pooled 30/100 -> Wilson [21.9, 39.6]
     assert rows[3] == "| chat:vanilla | **30.0 ± 14.1 [21.9, 39.6]** | 2.0 ± 0.0 [0.6, 7.0] † |"
     assert rows[2] == "| no fine-tuning | 0.0 [0.0, 7.1] | — |"
@@ -126,7 +127,7 @@ def test_a_seed_missing_from_a_cell_is_said(tmp_path: Path) -> None:
     write_cell(run, V, V, 1, safety={"advbench": flags(50, range(20))})
     write_cell(run, V, L, 0, safety={"advbench": flags(50, [0])})
     md = (ptst.report.run(run) / "report.md").read_text(encoding="utf-8")
-    assert md_table(md, "AdvBench — ASR (keyword)")[2] == (
+    assert md_table(md, ADV_KW)[2] == (
         "| chat:vanilla | **30.0 ± 14.1 [21.9, 39.6]** | 2.0 [0.4, 10.5] (1 of 2 seeds) † |")
     assert "1 grid cell(s) not evaluated (shown as —): chat:vanilla → chat:llama (seed 1)" in md
 
@@ -135,8 +136,8 @@ def test_partial_grid_single_seed_no_helpfulness(tmp_path: Path) -> None:
     run = grid_2x2(tmp_path / "run", skip=((L, V),), helpful=False)
     out = ptst.report.run(run)
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert md_table(md, "AdvBench — ASR (keyword)")[4] == "| chat:llama | — | **20.0 [11.2, 33.0]** |"
-    assert "±" not in md_table(md, "AdvBench — ASR (keyword)")[3]
+    assert md_table(md, ADV_KW)[4] == "| chat:llama | — | **20.0 [11.2, 33.0]** |"
+    assert "±" not in md_table(md, ADV_KW)[3]
     assert "GSM8K" not in md
     assert "1 grid cell(s) not evaluated (shown as —): chat:llama → chat:vanilla (seed 0)" in md
     assert not list(out.glob("fig-scatter*")) and not list(out.glob("fig-checkpoints*"))
@@ -150,7 +151,7 @@ def test_checkpoint_cells_stay_out_of_table_one_but_in_csv(tmp_path: Path) -> No
         write_cell(run, V, L, 0, step=step, safety={"advbench": flags(50, [])}, helpful={"gsm8k": (12, 40)})
     out = ptst.report.run(run)
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert md_table(md, "AdvBench — ASR (keyword)")[4] == "| chat:llama | 36.0 [24.1, 49.9] | **20.0 [11.2, 33.0]** |"
+    assert md_table(md, ADV_KW)[4] == "| chat:llama | 36.0 [24.1, 49.9] | **20.0 [11.2, 33.0]** |"
     rows = read_csv(out / "results.csv")
     steps = [(r["train_template"], r["checkpoint"], r["k"]) for r in rows
              if r["metric"] == "asr.keyword" and r["test_template"] == L and r["train_template"] == L]
@@ -163,11 +164,11 @@ def test_two_judges_and_the_safety_judge_option(tmp_path: Path) -> None:
     for (tr, te), harmful in ADV.items():
         write_cell(run, tr, te, safety={"advbench": flags(50, harmful)}, judges=("keyword", "rubric"))
     md = (ptst.report.run(run) / "report.md").read_text(encoding="utf-8")
-    assert "### AdvBench — ASR (keyword)" in md and "### AdvBench — ASR (rubric)" in md
-    assert "(rubric judge)" in md.split("\n\n")[1]  # the headline prefers a model judge over keywords
+    assert "### AdvBench — non-refusal rate (keyword)" in md and "### AdvBench — harmful-answer rate (rubric)" in md
+    assert md.split("\n\n")[1].startswith("By the rubric judge's harmful-answer rate, ")  # a model judge first
     only = tmp_path / "kw"
     md = (ptst.report.run(run, only, safety_judge="keyword") / "report.md").read_text(encoding="utf-8")
-    assert "ASR (rubric)" not in md and "(keyword judge)" in md
+    assert "harmful-answer rate (rubric)" not in md and "By the keyword judge's non-refusal rate" in md
     assert not list(only.glob("*rubric*")) and (only / "fig-heatmap-advbench-asr.keyword.png").exists()
 
 
@@ -203,7 +204,8 @@ def test_producer_shapes_category_wrappers_and_empty_rates(tmp_path: Path) -> No
     rows = [r for r in read_csv(out / "results.csv") if r["category"]]
     assert [(r["category"], r["k"], r["n"]) for r in rows] == [("a", "2", "25"), ("b", "0", "25")]
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert "unknown shape" not in md and "ASR (rubric)" not in md and "(keyword judge)" in md
+    assert "unknown shape" not in md and "harmful-answer rate (rubric)" not in md
+    assert "By the keyword judge's non-refusal rate" in md
     assert "metrics with no scored items (n = 0) in some cells: advbench.asr.rubric" in md
 
 
@@ -214,7 +216,7 @@ def test_recorded_safety_flags_mark_cells_of_templates_the_registry_does_not_kno
         write_cell(run, tr, te, safety={"advbench": flags(40, range(k))},
                    safety_flags=(tr == safe, te == safe))
     md = (ptst.report.run(run) / "report.md").read_text(encoding="utf-8")
-    rows = md_table(md, "AdvBench — ASR (keyword)")
+    rows = md_table(md, ADV_KW)
     assert rows[0] == "| train ↓ / test → | mine.yaml:plain | mine.yaml:safe |"
     assert rows[2].endswith("| 2.5 [0.4, 12.9] † |") and "cannot tell whether" not in md
     assert "training with mine.yaml:plain and testing with mine.yaml:safe" in md.split("\n\n")[1]
@@ -224,7 +226,7 @@ def test_recorded_safety_flags_mark_cells_of_templates_the_registry_does_not_kno
     write_cell(unknown, plain, safe, safety={"advbench": flags(40, [1])}, safety_flags=(None, None))
     md = (ptst.report.run(unknown) / "report.md").read_text(encoding="utf-8")
     assert "cannot tell whether mine.yaml:plain, mine.yaml:safe carry a safety prompt" in md
-    assert not any("†" in r for r in md_table(md, "AdvBench — ASR (keyword)"))
+    assert not any("†" in r for r in md_table(md, ADV_KW))
 
 
 def test_all_in_one_table_holds_helpfulness_and_asr_per_cell(tmp_path: Path) -> None:
