@@ -14,6 +14,7 @@ import ptst.report.figures as figures
 import ptst.report.latex as latex
 import ptst.report.ordering as ordering
 import ptst.report.provenance as provenance
+import ptst.report.review as review
 import ptst.report.tables as tables
 import ptst.report.tidy as tidy
 import ptst.report.tradeoff as tradeoff
@@ -96,6 +97,8 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
         blocks += [Heading("Fine-tuning against no fine-tuning: helpfulness gained, safety lost or kept"), *trade]
     if jsection:
         blocks += [Heading("Judge agreement on this run's answers"), *jsection]
+    if run_dir is not None:  # `ptst review`: each judge measured against the run's own reviewed answers
+        blocks += review.review_blocks(run_dir, grid.cells)
     figs = _figures(grid, metrics, judge)
     if figs:
         blocks += [Heading("Figures"), *figs]
