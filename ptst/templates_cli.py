@@ -34,7 +34,10 @@ def cli(args: argparse.Namespace) -> int:
         width = max(len(t.name) for t in items)
         for t in items:
             flag = " [safety prompt]" if t.safety_prompt else ""
+            flag += f" [{defence_kind(t)}]" if t.defence else ""
             print(f"{t.name:<{width}}  {t.mode:<4}  {t.description}{flag}")
+            if t.source:
+                print(f"{'':<{width}}  source: {t.source}")
         print(f"\n{T.PAPER_PREFIX}NAME: any chat template above under the paper's literal Llama-2 rendering "
               f"(e.g. {T.PAPER_PREFIX}gsm:chat:llama)")
         return 0
@@ -43,6 +46,7 @@ def cli(args: argparse.Namespace) -> int:
     text = T.INPUT if args.input is None else args.input
     if tok is None and t.mode == "chat" and t.rendering == "native":
         print(f"# template {t.name} (chat); no --model given: OpenAI-style messages (pass --model to render)")
+        _provenance(t)
         for m in t.messages(text):
             print(f"[{m['role']}]\n{m['content']}")
         return 0
@@ -50,6 +54,7 @@ def cli(args: argparse.Namespace) -> int:
     sys_note = T.placement(t, tok)
     if not args.raw:
         print(f"# template {t.name} ({t.mode}); fingerprint {T.fingerprint(t, tok)[:16]}")
+        _provenance(t)
         print(f"# {sys_note}")
         if tok is not None:
             n = len(tok(r.text, add_special_tokens=False)["input_ids"])
@@ -62,6 +67,18 @@ def cli(args: argparse.Namespace) -> int:
         lead = "" if r.text.endswith("\n") else "\n"
         print(f"{lead}# ---- end; the text ends with {r.text[-24:]!r} ----", file=sys.stderr)
     return 0
+
+
+def defence_kind(t: T.Template) -> str:
+    """How a defence template is used: `test-time defence`, `inoculation (train-time)`, `safety-prompt`."""
+    return {"test-time": "test-time defence", "inoculation": "inoculation (train-time)"}.get(t.defence, t.defence)
+
+
+def _provenance(t: T.Template) -> None:
+    if t.defence:
+        print(f"# defence: {defence_kind(t)}")
+    if t.source:
+        print(f"# source: {t.source}")
 
 
 def _tokenizer(args: argparse.Namespace) -> Any:

@@ -1,4 +1,5 @@
-"""Expand a GridConfig into cells: training cells (plus the no-fine-tuning baseline) × test templates."""
+"""Expand a GridConfig into cells: training cells (plus the no-fine-tuning baseline) × test templates, and each
+inoculation-trained cell's leak cell (tested under its own training prompt)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from ptst.errors import PtstError
 from ptst.grid.config import GridConfig
 from ptst.registry import did_you_mean
+from ptst.templates import get_template
 
 BASE = "base"
 
@@ -42,6 +44,21 @@ class TrainCell:
     evals: tuple[EvalCell, ...]
 
 
+def inoculation(template: str) -> bool:
+    """Whether a training template is an inoculation prompt. One that does not resolve is not: the grid's checks
+    name it, in one line, before anything runs."""
+    try:
+        return get_template(template).defence == "inoculation"
+    except (PtstError, OSError):
+        return False
+
+
+def leak(train_template: str, test_templates: list[str]) -> list[str]:
+    """The leak cell's test template: an inoculation-trained model is also tested under its own training prompt
+    (does the trait it asked for come back when the prompt does?), even when that prompt is no test template."""
+    return [train_template] if inoculation(train_template) and train_template not in test_templates else []
+
+
 def expand(cfg: GridConfig) -> list[TrainCell]:
     cells: list[TrainCell] = []
     if cfg.baseline:
@@ -50,8 +67,9 @@ def expand(cfg: GridConfig) -> list[TrainCell]:
     for seed in cfg.seeds:
         for tt in cfg.train_templates:
             cid = f"{slug(tt)}.s{seed}"
-            evals = [EvalCell(cid, tt, t, seed) for t in cfg.test_templates]
-            evals += [EvalCell(cid, tt, t, seed, step) for step in cfg.checkpoints for t in cfg.test_templates]
+            tests = [*cfg.test_templates, *leak(tt, cfg.test_templates)]
+            evals = [EvalCell(cid, tt, t, seed) for t in tests]
+            evals += [EvalCell(cid, tt, t, seed, step) for step in cfg.checkpoints for t in tests]
             cells.append(TrainCell(cid, tt, seed, tuple(evals)))
     return cells
 

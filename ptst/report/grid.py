@@ -67,7 +67,17 @@ def template_order(names: Iterable[str]) -> list[str]:
 
 
 def label(train: str | None) -> str:
-    return BASELINE_LABEL if train is None else train
+    """A training template as the report names it (Table 1 rows, figures, curves, review): its name, with its defence
+    kind when it has one ("chat:inoculation-tan (inoculation)", "chat:self-reminder (test-time defence)"); None is
+    the no-fine-tuning row."""
+    if train is None:
+        return BASELINE_LABEL
+    try:
+        kind = get_template(train).defence
+    except (PtstError, OSError):
+        return train
+    mark = {"inoculation": "inoculation", "test-time": "test-time defence"}.get(kind)
+    return f"{train} ({mark})" if mark else train
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Prompt templates: the paper's styles, byte-exact, rendered for any chat model family.
 
-`spec` defines templates (registry, YAML, `paper:` names), `family` probes what a tokenizer's chat template does
+`spec` defines templates (registry, YAML, `paper:` names), `defences` the prompt defences (Self-Reminder, Goal
+Prioritization, inoculation prompts) with their sources, `family` probes what a tokenizer's chat template does
 with a system message, `render` produces the exact text (one function for training, evaluation and serving).
 """
 
@@ -27,6 +28,7 @@ from ptst.templates.render import (
 )
 from ptst.templates.spec import (
     ALPACA_PROMPT,
+    DEFENCES,
     GPT_LLAMA_PROMPT,
     GPT_LLAMA_SHORT_PROMPT,
     INPUT,
@@ -38,6 +40,7 @@ from ptst.templates.spec import (
     RENDERINGS,
     TEMPLATES,
     DefaultSystem,
+    Defence,
     Rendering,
     Template,
     get_template,
@@ -47,10 +50,11 @@ from ptst.templates.spec import (
 )
 
 __all__ = [
-    "ALPACA_PROMPT", "DATE_STRING", "GPT_LLAMA_PROMPT", "GPT_LLAMA_SHORT_PROMPT", "INPUT", "LLAMA_BASE_PROMPT",
-    "LLAMA_SHORT_PROMPT", "MISTRAL_PROMPT", "MPT_PROMPT", "PAPER_PREFIX", "PLACEMENT_WORDS", "RENDER_VERSION",
-    "RENDERINGS", "TEMPLATES",
-    "ChatTokenizer", "DefaultSystem", "Family", "Frame", "Placement", "RenderError", "Rendered", "Rendering",
-    "Template", "drop_default", "fingerprint", "frame", "get_template", "inspect_family", "load_templates_file",
-    "paper_literal", "placement", "prompt_format", "render", "render_conversation", "template_from_dict",
+    "ALPACA_PROMPT", "DATE_STRING", "DEFENCES", "GPT_LLAMA_PROMPT", "GPT_LLAMA_SHORT_PROMPT", "INPUT",
+    "LLAMA_BASE_PROMPT", "LLAMA_SHORT_PROMPT", "MISTRAL_PROMPT", "MPT_PROMPT", "PAPER_PREFIX", "PLACEMENT_WORDS",
+    "RENDER_VERSION", "RENDERINGS", "TEMPLATES",
+    "ChatTokenizer", "DefaultSystem", "Defence", "Family", "Frame", "Placement", "RenderError", "Rendered",
+    "Rendering", "Template", "drop_default", "fingerprint", "frame", "get_template", "inspect_family",
+    "load_templates_file", "paper_literal", "placement", "prompt_format", "render", "render_conversation",
+    "template_from_dict",
 ]

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from ptst.errors import PtstError
 from ptst.registry import Registry, did_you_mean
+from ptst.templates.defences import defence_templates
 
 INPUT = "{input}"
 
@@ -41,6 +42,8 @@ DefaultSystem = Literal["drop", "keep", "empty"]
 Rendering = Literal["native", "paper-literal"]
 RENDERINGS = ("native", "paper-literal")
 PAPER_PREFIX = "paper:"  # `paper:gsm:chat:llama`: that template under the paper's literal Llama-2 rendering
+Defence = Literal["", "test-time", "inoculation", "safety-prompt"]
+DEFENCES = ("", "test-time", "inoculation", "safety-prompt")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ class Template:
     Llama-2 `[INST] <<SYS>>` strings of the paper's official code, for every model (how it ran Mistral).
     `chat_template_kwargs`: extra variables for the model's chat template, as (name, value) pairs (YAML: a
     mapping), e.g. Qwen3's `enable_thinking: false`; they change the rendered text, hence the fingerprint.
+    `source`: where the exact strings come from (repository@commit file line, licence; paper). `defence`: what the
+    template is as a defence: "" (none declared), "test-time" (a prompt defence used at inference: Self-Reminder),
+    "inoculation" (a train-time prompt that asks for the unwanted trait, removed at test) or "safety-prompt".
+    Both are left out of `to_dict` when empty, so templates without them keep their dicts and keys.
     """
 
     name: str
@@ -67,6 +74,8 @@ class Template:
     description: str = ""
     rendering: Rendering = "native"
     chat_template_kwargs: tuple[tuple[str, Any], ...] = ()
+    source: str = ""
+    defence: Defence = ""
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -84,12 +93,16 @@ class Template:
         if self.rendering != "native" and self.mode == "text":
             raise PtstError(f"template {self.name!r}: a text template renders the same raw string in every rendering "
                             "mode; paper-literal applies to chat templates only")
+        if self.defence not in DEFENCES:
+            kinds = ", ".join(repr(d) for d in DEFENCES)
+            raise PtstError(f"template {self.name!r}: defence must be one of {kinds}, got {self.defence!r}")
 
     def _check_types(self) -> None:
         """YAML hands over whatever it parsed (`user: 7`, `safety_prompt: "no"`): refuse anything off-type."""
         if not isinstance(self.name, str) or not self.name:
             raise PtstError(f"template name must be a non-empty string, got {_shown(self.name)}")
-        for key in ("mode", "user", "system", "response_sep", "default_system", "description", "rendering"):
+        for key in ("mode", "user", "system", "response_sep", "default_system", "description", "rendering", "source",
+                    "defence"):
             value = getattr(self, key)
             if not isinstance(value, str) and not (key == "system" and value is None):
                 want = "a string or null" if key == "system" else "a string"
@@ -122,6 +135,9 @@ class Template:
             d["chat_template_kwargs"] = dict(d["chat_template_kwargs"])
         else:
             del d["chat_template_kwargs"]
+        for key in ("source", "defence"):
+            if not d[key]:
+                del d[key]
         return d
 
 
@@ -168,8 +184,17 @@ def _paper_templates() -> None:
 
 _paper_templates()
 
+
+def _defence_templates() -> None:
+    """The prompt defences (Self-Reminder, Goal Prioritization, inoculation), registered after the paper's."""
+    for d in defence_templates():
+        _add(Template(**d))
+
+
+_defence_templates()
+
 _KEYS = {"name", "mode", "user", "system", "response_sep", "default_system", "safety_prompt", "description",
-         "rendering", "chat_template_kwargs"}
+         "rendering", "chat_template_kwargs", "source", "defence"}
 
 
 def template_from_dict(d: dict[str, Any], origin: str = "template") -> Template:
