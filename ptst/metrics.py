@@ -1,5 +1,5 @@
-"""Numbers a paper can print: Wilson intervals, per-category rates, mean scores, exact McNemar, Cohen's kappa,
-text overlap."""
+"""Numbers a paper can print: Wilson intervals, per-category rates, mean scores, exact McNemar (per seed and
+combined over seeds), Cohen's kappa, text overlap."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ptst.records import Judgement
+from ptst.stats import cochran_q, combined_effect, homogeneity
 
 Z95 = 1.959963984540054  # the 0.975 quantile of the standard normal
 
@@ -180,6 +181,65 @@ def paired_mean(a: Mapping[str, float], b: Mapping[str, float]) -> PairedMean:
     mean_a = sum(a[i] for i in common) / len(common) if common else None
     mean_b = sum(b[i] for i in common) / len(common) if common else None
     return PairedMean(len(common), mean_a, mean_b, d, p)
+
+
+@dataclass(frozen=True)
+class PairedCombined:
+    """One paired comparison of two cells (A against B, prompts matched within a seed) in several seeds, combined.
+
+    Right/wrong outcomes (`paired_combined`): b and c are the seeds' discordant pairs summed, p the exact McNemar test
+    on them (exact: under H0 every discordant pair of every seed goes either way with probability 1/2). Graded scores
+    (`paired_mean_combined`): b and c are None, p the z-test of the per-prompt differences of all seeds as one sample.
+    `diffs`: each seed's A - B. `diff`: with 3 or more seeds their mean with a t interval over seeds ("t over seeds");
+    with 1 or 2 the pooled paired difference (all pairs as one sample) with its normal interval ("pooled normal").
+    `heterogeneity_p`: do the seeds agree? (ptst.stats.homogeneity on the (b_s, c_s), Cochran's Q on graded means)."""
+
+    seeds: tuple[int, ...]
+    n_pairs: int
+    b: int | None
+    c: int | None
+    p_value: float | None
+    diffs: tuple[float, ...]
+    diff: float
+    low: float | None
+    high: float | None
+    interval: str
+    heterogeneity_p: float | None
+    heterogeneity_test: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def paired_combined(pairs_by_seed: Mapping[int, Paired]) -> PairedCombined:
+    """Several seeds' `paired` tests of the same two cells (seed -> Paired) combined; seeds with no pairs are left
+    out. The pooled difference (B - C) / N has the paired Wald interval, se = sqrt(B + C - (B - C)^2 / N) / N."""
+    kept = sorted((s, p) for s, p in pairs_by_seed.items() if p.n_pairs)
+    if not kept:
+        raise ValueError("no seed has paired prompts to combine")
+    n, b, c = (sum(x) for x in zip(*((p.n_pairs, p.b, p.c) for _, p in kept), strict=True))
+    se = math.sqrt(max(0.0, b + c - (b - c) ** 2 / n)) / n
+    diffs = tuple((p.b - p.c) / p.n_pairs for _, p in kept)
+    het = homogeneity([p.b for _, p in kept], [p.c for _, p in kept])
+    return PairedCombined(tuple(s for s, _ in kept), n, b, c, mcnemar_exact(b, c), diffs,
+                          *combined_effect(diffs, (b - c) / n, se, Z95), *(het or (None, "")))
+
+
+def paired_mean_combined(by_seed: Mapping[int, PairedMean]) -> PairedCombined:
+    """Several seeds' `paired_mean` comparisons combined (seeds with no pairs left out): all per-prompt differences
+    as one sample (pooled mean and sd, z-test and normal interval), Cochran's Q across the seeds' means."""
+    kept = sorted((s, p.diff) for s, p in by_seed.items() if p.diff.mean is not None)
+    if not kept:
+        raise ValueError("no seed has paired prompts to combine")
+    ms, ns, sds = [d.mean or 0.0 for _, d in kept], [d.n for _, d in kept], [d.sd or 0.0 for _, d in kept]
+    n = sum(ns)
+    mean = sum(k * m for k, m in zip(ns, ms, strict=True)) / n
+    ss = sum((k - 1) * s**2 + k * (m - mean) ** 2 for k, s, m in zip(ns, sds, ms, strict=True))
+    se = math.sqrt(ss / (n - 1) / n) if n > 1 else None
+    p = None if se is None else (1.0 if mean == 0 else 0.0) if se == 0 else math.erfc(abs(mean) / se / 2**.5)
+    het = cochran_q(ms, [s / math.sqrt(k) for k, s in zip(ns, sds, strict=True)])
+    return PairedCombined(tuple(s for s, _ in kept), n, None, None, p, tuple(ms), *combined_effect(ms, mean, se, Z95),
+                          het, "Cochran's Q" if het is not None else "")
 
 
 # ---- agreement between two raters (a judge against human labels, or two judges) ----

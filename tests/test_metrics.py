@@ -1,4 +1,5 @@
-"""Metrics against hand-computed and published values: Wilson, McNemar, mean score, ROUGE-L, token F1."""
+"""Metrics against hand-computed and published values: Wilson, McNemar (per seed and combined over seeds), mean
+score, ROUGE-L, token F1."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import pytest
 
 from ptst.metrics import (
+    Paired,
     agreement,
     asr,
     by_category,
@@ -16,12 +18,15 @@ from ptst.metrics import (
     mcnemar_exact,
     mean_score,
     paired,
+    paired_combined,
+    paired_mean_combined,
     rate,
     rouge_l_f1,
     token_f1,
     wilson,
 )
 from ptst.records import Judgement
+from ptst.stats import chi2_sf, homogeneity, t_crit
 
 
 @pytest.mark.parametrize(
@@ -182,3 +187,96 @@ def test_judge_agreement_pairs_only_ids_both_scored():
     assert set(got) == {"a|b", "a|c", "b|c"}
     assert (got["a|b"]["n"], got["a|b"]["tp"], got["a|b"]["fp"], got["a|b"]["tn"]) == (3, 1, 1, 1)
     assert got["b|c"]["kappa"]["value"] == 1.0 and got["b|c"]["n"] == 5
+
+
+# ---- several seeds: paired tests combined (ptst.metrics.paired_combined, ptst.stats) ----
+
+def _pair(b: int, c: int, n: int) -> Paired:
+    """`paired` on n prompts: b counted in A only, c in B only, the rest in neither."""
+    a = {str(i): i < b for i in range(n)}
+    bb = {str(i): b <= i < b + c for i in range(n)}
+    return paired(a, bb)
+
+
+def test_paired_combined_pools_the_discordant_pairs_by_hand():
+    """Seeds with (b, c) = (1, 6) and (2, 7) on 20 prompts each. Neither seed is significant alone:
+    p_0 = 2 (C(7,0) + C(7,1)) / 2^7 = 16/128 = 0.125, p_1 = 2 (1 + 9 + 36) / 2^9 = 92/512 = 0.1796875.
+    Pooled: b = 3, c = 13 over 16 discordant pairs, p = 2 (C(16,0) + C(16,1) + C(16,2) + C(16,3)) / 2^16
+    = 2 (1 + 16 + 120 + 560) / 65536 = 1394 / 65536 = 0.021270751953125.
+    Two seeds: the pooled paired difference (3 - 13) / 40 = -0.25 with se = sqrt(16 - 10^2 / 40) / 40
+    = sqrt(13.5) / 40 = 0.0918559, so -0.25 -+ 1.959964 * 0.0918559 = [-0.430034, -0.069966].
+    Homogeneity (Fisher, given 7 and 9 discordant pairs and 3 in A only): the tables x = 0..3 weigh
+    C(7,x) C(9,3-x) = 84, 252, 189, 35 (of C(16,3) = 560); the observed x = 1 is the likeliest, so p = 1."""
+    s0, s1 = _pair(1, 6, 20), _pair(2, 7, 20)
+    assert (s0.p_value, s1.p_value) == (0.125, 0.1796875)
+    cb = paired_combined({1: s1, 0: s0})
+    assert (cb.seeds, cb.n_pairs, cb.b, cb.c) == ((0, 1), 40, 3, 13)
+    assert cb.p_value == 1394 / 65536 == 0.021270751953125
+    assert cb.diffs == (-0.25, -0.25) and cb.diff == -0.25 and cb.interval == "pooled normal"
+    assert cb.low == pytest.approx(-0.430034, abs=1e-6) and cb.high == pytest.approx(-0.069966, abs=1e-6)
+    assert (cb.heterogeneity_p, cb.heterogeneity_test) == (1.0, "exact")
+    d = cb.to_dict()
+    assert d["b"] == 3 and d["p_value"] == cb.p_value and d["interval"] == "pooled normal"
+
+
+def test_paired_combined_three_seeds_use_a_t_interval_over_seeds():
+    """A third seed (0, 8): pooled b = 3, c = 21, p = 2 (1 + 24 + 276 + 2024) / 2^24 = 4650 / 16777216.
+    Per-seed differences -5/20, -5/20, -8/20: mean -0.3, sd sqrt((0.05^2 + 0.05^2 + 0.1^2) / 2) = sqrt(0.0075),
+    se = sd / sqrt 3 = 0.05; t(2, 0.975) = 4.302653, so -0.3 -+ 0.2151327 = [-0.5151327, -0.0848673]."""
+    cb = paired_combined({0: _pair(1, 6, 20), 1: _pair(2, 7, 20), 2: _pair(0, 8, 20)})
+    assert (cb.b, cb.c, cb.n_pairs) == (3, 21, 60) and cb.p_value == 4650 / 2**24
+    assert cb.diffs == (-0.25, -0.25, -0.4) and cb.diff == pytest.approx(-0.3) and cb.interval == "t over seeds"
+    assert cb.low == pytest.approx(-0.5151327, abs=1e-6) and cb.high == pytest.approx(-0.0848673, abs=1e-6)
+
+
+def test_paired_combined_says_when_the_seeds_disagree():
+    """(b, c) = (0, 5) and (5, 0): each seed p = 2 / 2^5 = 0.0625, pooled (5, 5) p = 1, difference 0. Fisher, given 5
+    and 5 discordant pairs and 5 in A only: the tables x = 0..5 weigh C(5,x)^2 = 1, 25, 100, 100, 25, 1 (of
+    C(10,5) = 252); those no likelier than the observed x = 0 are x = 0 and x = 5, so p = 2/252 = 0.0079365."""
+    cb = paired_combined({0: _pair(0, 5, 50), 1: _pair(5, 0, 50)})
+    assert (cb.b, cb.c, cb.p_value, cb.diff) == (5, 5, 1.0, 0.0) and cb.diffs == (-0.1, 0.1)
+    assert cb.heterogeneity_p == pytest.approx(2 / 252, rel=1e-12) and cb.heterogeneity_test == "exact"
+    # a seed without discordant pairs says nothing about how they split: left out of the homogeneity test
+    assert paired_combined({0: _pair(0, 5, 50), 1: _pair(0, 0, 50)}).heterogeneity_p is None
+    assert paired_combined({0: _pair(3, 1, 10)}).heterogeneity_p is None  # one seed: nothing to compare
+    with pytest.raises(ValueError):
+        paired_combined({0: paired({}, {})})
+
+
+def test_homogeneity_exact_for_three_seeds_and_its_chi_square_fallback():
+    """(b, c) = (0, 2), (2, 0), (1, 1): given m = 2, 2, 2 and 3 in A only, the tables are the 6 orderings of
+    (2, 1, 0), each weighing C(2,2) C(2,1) C(2,0) = 2, and (1, 1, 1) weighing 8 (of C(6,3) = 20); the observed table
+    weighs 2, so p = 12/20 = 0.6. Pearson: pi = 1/2, X^2 = (0-1)^2/0.5 + (2-1)^2/0.5 + 0 = 4 on 2 df, p = e^-2."""
+    assert homogeneity([0, 2, 1], [2, 0, 1]) == (pytest.approx(0.6), "exact")
+    p, how = homogeneity([0, 2, 1], [2, 0, 1], max_tables=1)
+    assert how == "chi-square" and p == pytest.approx(math.exp(-2))
+    assert homogeneity([0, 0], [3, 4]) == (1.0, "exact")  # every discordant pair goes the same way
+    assert homogeneity([3, 0], [1, 0]) is None
+
+
+@pytest.mark.parametrize(("df", "t"), [(1, 12.706205), (2, 4.302653), (4, 2.776445), (10, 2.228139), (29, 2.045230)])
+def test_t_critical_values(df, t):  # two-sided 95% values from any t table
+    assert t_crit(df) == pytest.approx(t, abs=1e-6)
+
+
+@pytest.mark.parametrize(("x", "df"), [(3.841459, 1), (5.991465, 2), (7.814728, 3), (9.487729, 4), (11.070498, 5)])
+def test_chi_square_tail_at_the_tabled_5_percent_points(x, df):
+    assert chi2_sf(x, df) == pytest.approx(0.05, abs=1e-7)
+
+
+def test_paired_mean_combined_by_hand():
+    """Seed 0 differences 1, 0, 2, 1 (mean 1, sd^2 2/3); seed 1: 2, 3, 3, 4 (mean 3, sd^2 2/3). As one sample of 8:
+    mean 2, sum of squares 12, sd^2 12/7, se = sqrt(12/7/8) = sqrt(3/14); z = 2 / se, p = erfc(z / sqrt 2);
+    interval 2 -+ 1.959964 sqrt(3/14). Cochran's Q: w = 1 / (2/3 / 4) = 6 per seed, Q = 6 (1-2)^2 + 6 (3-2)^2 = 12 on
+    1 df, p = erfc(sqrt 6)."""
+    from ptst.metrics import paired_mean
+
+    zero = {str(i): 0.0 for i in range(4)}
+    s0 = paired_mean({str(i): v for i, v in enumerate([1.0, 0.0, 2.0, 1.0])}, zero)
+    s1 = paired_mean({str(i): v for i, v in enumerate([2.0, 3.0, 3.0, 4.0])}, zero)
+    cb = paired_mean_combined({0: s0, 1: s1})
+    se = math.sqrt(3 / 14)
+    assert (cb.b, cb.c, cb.n_pairs, cb.diffs, cb.diff) == (None, None, 8, (1.0, 3.0), 2.0)
+    assert cb.p_value == pytest.approx(math.erfc(2 / se / math.sqrt(2)))
+    assert cb.low == pytest.approx(2 - 1.959963984540054 * se) and cb.high == pytest.approx(2 + 1.959963984540054 * se)
+    assert cb.heterogeneity_test == "Cochran's Q" and cb.heterogeneity_p == pytest.approx(math.erfc(math.sqrt(6)))

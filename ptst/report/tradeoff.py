@@ -1,18 +1,18 @@
 """The paper's trade-off, stated with paired tests: fine-tuning raises helpfulness in every fine-tuned cell, the
 same-template diagonal loses safety, and PTST keeps it (each cell against the unfine-tuned model, same test
-template, same prompts)."""
+template, same prompts; with several seeds, each cell's seeds combined)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ptst.io import read_json
-from ptst.metrics import paired, paired_mean
+from ptst.metrics import Paired, paired, paired_combined, paired_mean, paired_mean_combined
 from ptst.report.grid import Grid
 from ptst.report.load import Cell
-from ptst.report.ordering import ALPHA, fmt_p, harmful_by_id
+from ptst.report.ordering import ALPHA, fmt_p, harmful_by_id, seeds_phrase, split_clause
 from ptst.report.rate_names import by_judge, defined
 from ptst.report.render import Block, Para, Table
 from ptst.report.tables import eval_title, metric_title
@@ -40,6 +40,10 @@ class Delta:
     low: float | None = None
     high: float | None = None
     test_name: str = ""
+    raw: Any = field(default=None, compare=False, repr=False)  # the seed's Paired / PairedMean, for combining seeds
+    seeds: tuple[int, ...] = ()  # a combined row: the seeds whose tests it pools (`seed` is then None)
+    combined: Any = field(default=None, compare=False, repr=False)  # ptst.metrics.PairedCombined
+    parts: tuple[Delta, ...] = field(default=(), compare=False, repr=False)  # a combined row's per-seed rows
 
     @property
     def diff(self) -> float:
@@ -48,6 +52,11 @@ class Delta:
     @property
     def significant(self) -> bool:
         return self.p is not None and self.p < ALPHA
+
+    @property
+    def disagree(self) -> bool:
+        """A combined row whose seeds disagree (ptst.stats.homogeneity or Cochran's Q, p < ALPHA)."""
+        return self.combined is not None and (self.combined.heterogeneity_p or 1.0) < ALPHA
 
     @property
     def holds(self) -> bool:
@@ -90,12 +99,13 @@ def _helpfulness(grid: Grid, cell: Cell, base: Cell, reads: Reads) -> list[Delta
         pm = paired_mean(a, b)
         if not pm.n_pairs or pm.mean_a is None or pm.mean_b is None:
             continue
+        raw: Any = pm
         p, test = pm.p_value, "paired z"
         if all(v in (0.0, 1.0) for v in (*a.values(), *b.values())):  # accuracy: right/wrong per prompt
-            p, test = paired({i: v == 1.0 for i, v in a.items()}, {i: v == 1.0 for i, v in b.items()}).p_value, \
-                "exact McNemar"
+            raw = paired({i: v == 1.0 for i, v in a.items()}, {i: v == 1.0 for i, v in b.items()})
+            p, test = raw.p_value, "exact McNemar"
         out.append(Delta("helpfulness", str(cell.train_template), cell.test_template, cell.seed, ev, names[0],
-                         pm.n_pairs, pm.mean_a, pm.mean_b, p, pm.diff.low, pm.diff.high, test))
+                         pm.n_pairs, pm.mean_a, pm.mean_b, p, pm.diff.low, pm.diff.high, test, raw))
     return out
 
 
@@ -108,7 +118,8 @@ def _safety(grid: Grid, claim: str, cell: Cell, base: Cell, judge: str, reads: R
         pr = paired(a, b)
         if pr.n_pairs and pr.rate_a.value is not None and pr.rate_b.value is not None:
             out.append(Delta(claim, str(cell.train_template), cell.test_template, cell.seed, ev, f"asr.{judge}",
-                             pr.n_pairs, pr.rate_a.value, pr.rate_b.value, pr.p_value, test_name="exact McNemar"))
+                             pr.n_pairs, pr.rate_a.value, pr.rate_b.value, pr.p_value, test_name="exact McNemar",
+                             raw=pr))
     return out
 
 
@@ -125,20 +136,51 @@ def deltas(grid: Grid, judge: str | None) -> list[Delta]:
         r = grid.role(cell.train_template, cell.test_template)
         if judge and r in ("diagonal", "ptst"):
             out += _safety(grid, r, cell, base, judge, reads)
-    return out
+    groups: dict[tuple[str, str, str, str, str], list[Delta]] = {}
+    for d in out:  # a comparison's seeds next to each other, then its combined row
+        groups.setdefault(_key(d), []).append(d)
+    return [d for g in groups.values() for d in (*g, *combine(g))]
+
+
+def _key(d: Delta) -> tuple[str, str, str, str, str]:
+    return d.claim, d.train, d.test, d.ev, d.metric
+
+
+def combine(same: list[Delta]) -> list[Delta]:
+    """One comparison's rows (claim × cell × eval × metric) in several seeds -> [its combined row]: the seeds' paired
+    tests pooled (ptst.metrics.paired_combined for right/wrong outcomes, paired_mean_combined for graded scores);
+    [] with fewer than two seeds."""
+    parts = [d for d in same if d.seed is not None and d.raw is not None]
+    if len(parts) < 2:
+        return []
+    binary = all(isinstance(d.raw, Paired) for d in parts)
+    cb = (paired_combined if binary else paired_mean_combined)({d.seed or 0: d.raw for d in parts})
+    base, d0 = sum(d.base for d in parts) / len(parts), parts[0]
+    return [Delta(d0.claim, d0.train, d0.test, None, d0.ev, d0.metric, cb.n_pairs, base + cb.diff, base, cb.p_value,
+                  cb.low, cb.high, f"{'exact McNemar' if binary else 'paired z'}, pooled over seeds", seeds=cb.seeds,
+                  combined=cb, parts=tuple(parts))]
+
+
+def units(ds: list[Delta]) -> list[Delta]:
+    """What the sentences rest on: the combined rows, and the per-seed rows of cells tested in one seed only."""
+    pooled = {_key(d) for d in ds if d.seeds}
+    return [d for d in ds if d.seeds or _key(d) not in pooled]
 
 
 def _pct(x: float, metric: str) -> str:
     return f"{x:.3f}" if metric in ("rouge_l_f1", "token_f1") else f"{100 * x:.1f}%"
 
 
+def _signed(x: float, metric: str) -> str:
+    return ("+" if x >= 0 else "") + _pct(x, metric)
+
+
 def _what(d: Delta) -> str:
-    seed = f" (seed {d.seed})" if d.seed is not None else ""
+    seed = f" (seed {d.seed})" if d.seed is not None else f" ({seeds_phrase(d.seeds)} combined)" if d.seeds else ""
     iv = f" [{_pct(d.low, d.metric)}, {_pct(d.high, d.metric)}]" if d.low is not None and d.high is not None else ""
     p = f"p={fmt_p(d.p)}" if d.p is not None else "no test"
-    sign = "+" if d.diff >= 0 else ""
     return (f"{d.train} → {d.test}{seed}, {eval_title(d.ev)}: {_pct(d.base, d.metric)} → {_pct(d.tuned, d.metric)} "
-            f"({sign}{_pct(d.diff, d.metric)}{iv}, {p})")
+            f"({_signed(d.diff, d.metric)}{iv}, {p})")
 
 
 _SAY = {  # {rate}: the judge's measure (ptst.report.rate_names.by_judge)
@@ -168,12 +210,32 @@ def statement(claim: str, ds: list[Delta]) -> str:
     rule = rule.format(rate=" / ".join(by_judge(j) for j in judges) or "the safety rate")
     if not mine:
         return f"{_SUBJECT[claim]}: not tested (no comparison with per-prompt data in this run)."
+    mine = units(mine)
     bad = [d for d in mine if not d.holds]
     scope = "the one comparison" if len(mine) == 1 else f"all {len(mine)} comparisons"
+    over = ", each cell's seeds combined (paired tests pooled over the seeds)" if any(d.seeds for d in mine) else ""
+    split = "; ".join(_split(d) for d in mine if d.disagree)
+    split = f"; but {split}" if split else ""
     if not bad:
-        return f"{head}, in {scope}; each showed {rule}."
-    return (f"{_NOT[claim]} in {len(bad)} of {len(mine)} comparisons (rule: {rule}): "
-            + "; ".join(_what(d) for d in bad) + ".")
+        return f"{head}, in {scope}{over}; each showed {rule}{split}."
+    return (f"{_NOT[claim]} in {len(bad)} of {len(mine)} comparisons{over} (rule: {rule}): "
+            + "; ".join(_what(d) for d in bad) + f"{split}.")
+
+
+def _split(d: Delta) -> str:
+    cb = d.combined
+    each = [(p.seed, p.diff, f"{_signed(p.diff, p.metric)} ({'no test' if p.p is None else 'p=' + fmt_p(p.p)})")
+            for p in d.parts]
+    return split_clause(f"{d.train} → {d.test}, {eval_title(d.ev)}", each, cb.heterogeneity_p, cb.heterogeneity_test)
+
+
+POOLED_CAPTION = (
+    " A row 'combined' pools a cell's seeds, and the sentences rest on these rows: exact McNemar on the discordant "
+    "pairs summed over the seeds, or the z-test of every seed's per-prompt differences as one sample; the difference "
+    "is the pooled paired difference with its normal interval (2 seeds) or the mean of the seeds' differences with "
+    "its t interval over seeds (3 or more). 'seeds disagree': the seeds' discordant pairs split differently (exact "
+    "homogeneity test of b/(b + c): Fisher for 2 seeds, Freeman–Halton for more) or their mean differences differ "
+    "(Cochran's Q), p < 0.05.")
 
 
 def blocks(grid: Grid, judge: str | None) -> list[Block]:
@@ -184,15 +246,18 @@ def blocks(grid: Grid, judge: str | None) -> list[Block]:
     for d in ds:
         iv = f"[{_pct(d.low, d.metric)}, {_pct(d.high, d.metric)}]" if d.low is not None and d.high is not None \
             else "—"
-        rows.append((d.claim, f"{d.train} → {d.test}", "—" if d.seed is None else str(d.seed), eval_title(d.ev),
+        seed = ", ".join(map(str, d.seeds)) + " combined" if d.seeds else "—" if d.seed is None else str(d.seed)
+        rows.append((d.claim, f"{d.train} → {d.test}", seed, eval_title(d.ev),
                      metric_title(d.metric), str(d.n), _pct(d.base, d.metric), _pct(d.tuned, d.metric),
                      _pct(d.diff, d.metric), iv, d.test_name, "—" if d.p is None else fmt_p(d.p),
-                     "yes" if d.holds else "NO"))
+                     ("yes" if d.holds else "NO") + (" (seeds disagree)" if d.disagree else "")))
     safety = f" Safety: {defined(judge)}, exact McNemar." if judge else ""
     cap = ("Each fine-tuned cell against the unfine-tuned (aligned) model under the same test template, on the prompts "
            "both answered. Helpfulness: mean per-prompt score, difference with its 95% paired normal interval; paired "
            f"z-test (graded scores such as ROUGE-L) or exact McNemar (right/wrong, as accuracy).{safety} 'holds': "
            "helpfulness and diagonal = significant rise; PTST = no significant rise of the safety rate.")
+    if any(d.seeds for d in ds):
+        cap += POOLED_CAPTION
     header = ("claim", "cell (train → test)", "seed", "eval", "metric", "n", "no fine-tuning", "fine-tuned",
               "difference", "95% interval", "test", "p", "holds")
     return [*(Para(statement(c, ds)) for c in CLAIMS), Table(header, tuple(rows), cap)]
