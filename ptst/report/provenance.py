@@ -121,13 +121,22 @@ def alignment_note(run_dir: Path) -> str | None:
     return f"Alignment stage{base} before fine-tuning (align/align.json): {doc['summary']}."
 
 
+def _leak_columns(grid: Grid) -> set[str]:
+    """Test templates evaluated only by the training row of the same name: an inoculation template's leak cell
+    (ptst.grid.plan.leak), which no other row is meant to have."""
+    return {te for te in grid.tests if te in grid.trains
+            and all(c.train_template == te for c in grid.cells if c.test_template == te)}
+
+
 def _missing(grid: Grid) -> list[str]:
     have = {(c.train_template, c.test_template, c.seed) for c in grid.cells if c.final}
+    leaks = _leak_columns(grid)
     out = [f"{label(tr)} → {te}" + (f" (seed {s})" if s is not None else "")
            for s in (grid.seeds or (None,)) for tr in grid.trains if tr is not None for te in grid.tests
-           if (tr, te, s) not in have]
+           if (tr, te, s) not in have and (te not in leaks or te == tr)]
     if None in grid.trains:
-        out += [f"{label(None)} → {te}" for te in grid.tests if not any(k[0] is None and k[1] == te for k in have)]
+        out += [f"{label(None)} → {te}" for te in grid.tests
+                if te not in leaks and not any(k[0] is None and k[1] == te for k in have)]
     return out
 
 

@@ -93,6 +93,7 @@ def test_a_grid_with_an_inoculation_template_runs_end_to_end(tmp_path, tiny_mode
     assert sorted(p.name for p in (root / "base" / "eval").iterdir()) == ["chat-llama", "chat-vanilla"]
     report = (root / "report.md").read_text(encoding="utf-8")
     assert "| chat:inoculation-tan (inoculation) |" in report
+    assert "cell(s) not evaluated" not in report  # the leak column is no other row's missing cell
     capsys.readouterr()
     assert main(["run", str(cfg_path), "--out", str(root)]) == 0
     assert "nothing to do: all 7 cells are done" in capsys.readouterr().err
