@@ -11,6 +11,7 @@ from pathlib import Path
 import ptst.report.agreement as agreement
 import ptst.report.curves as curves
 import ptst.report.figures as figures
+import ptst.report.frontier as frontier
 import ptst.report.latex as latex
 import ptst.report.ordering as ordering
 import ptst.report.provenance as provenance
@@ -95,6 +96,8 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
     trade = tradeoff.blocks(grid, judge)
     if trade:
         blocks += [Heading("Fine-tuning against no fine-tuning: helpfulness gained, safety lost or kept"), *trade]
+    fblocks, ffigs = frontier.frontier_blocks(run_dir, grid, judge) if run_dir is not None else ([], [])
+    blocks += fblocks  # checkpoints evaluated: the paths and the comparison at equal helpfulness
     if jsection:
         blocks += [Heading("Judge agreement on this run's answers"), *jsection]
     if run_dir is not None:  # `ptst review`: each judge measured against the run's own reviewed answers
@@ -107,7 +110,7 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
                Table(("judge", "validated agreement with human labels (`ptst judge validate`)"), tuple(jrows),
                      agreement.PROVENANCE_CAPTION),
                Para("All numbers, per seed and per checkpoint, with per-category rows: `results.csv`.", "note")]
-    return blocks, [b for b in figs if isinstance(b, Figure)]
+    return blocks, [b for b in figs if isinstance(b, Figure)] + ffigs
 
 
 def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: str | None = None,
@@ -124,7 +127,8 @@ def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: st
     blocks, figs = build_blocks(grid, safety_judge, Path(run_dir), k)
     for f in figs:
         write_bytes_atomic(out / f.name, f.png)
-    write_text_atomic(out / "results.csv", tidy.to_csv(cells))
+    extra = frontier.tidy_rows(Path(run_dir), grid, headline_judge(grid, safety_judge))
+    write_text_atomic(out / "results.csv", tidy.to_csv(cells, extra))
     if "md" in formats:
         write_text_atomic(RunDir(out).report_md, to_markdown(blocks))
     if "html" in formats:

@@ -49,9 +49,11 @@ def rows(cells: Sequence[Cell]) -> list[tuple[str, ...]]:
     return out
 
 
-def to_csv(cells: Sequence[Cell]) -> str:
+def to_csv(cells: Sequence[Cell], extra: Sequence[Sequence[str]] = ()) -> str:
+    """results.csv: every cell's rows, then `extra` rows in the same columns (the frontier's, ptst.report.frontier)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)
     w.writerows(rows(cells))
+    w.writerows(extra)
     return buf.getvalue()

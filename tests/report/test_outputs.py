@@ -46,6 +46,8 @@ EXPECTED_FIGURES = {
     "fig-heatmap-advbench-asr.keyword.png", "fig-heatmap-directharm4-asr.keyword.png",
     "fig-heatmap-xstest-over_refusal.keyword.png", "fig-scatter-keyword.png",
     "fig-categories-directharm4-keyword.png", "fig-checkpoints-keyword.png",
+    # the fake run evaluates checkpoints and has a helpfulness set: the frontier, one figure per safety set
+    "fig-frontier-advbench-keyword.png", "fig-frontier-directharm4-keyword.png",
 }
 
 
