@@ -21,6 +21,7 @@ from ptst.report.ordering import ALPHA, fmt_p, harmful_by_id
 from ptst.report.rate_names import defined, measure_short, measure_title
 from ptst.report.render import Block, Figure, Heading, Para, Table
 from ptst.report.tables import eval_title, metric_title
+from ptst.report.tidy import csv_field
 from ptst.report.tradeoff import item_scores
 from ptst.runs.layout import RunDir
 
@@ -348,19 +349,10 @@ def frontier_blocks(run_dir: str | Path | None, grid: Grid,
     return [*blocks, *(Para(sentence(grid, v)) for v in vs), table(grid, vs)], figs
 
 
-def _s(x: object) -> str:
-    """A results.csv field, as ptst.report.tidy writes them."""
-    if x is None:
-        return ""
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    return repr(x) if isinstance(x, float) else str(x)
-
-
 def _row(t: Trajectory, grid: Grid, step: int | None, ev: str, kind: str, metric: str,
          nums: tuple[Any, Any, Any, Any, Any], category: str, experiment: str) -> tuple[str, ...]:
     """One results.csv row; `nums` = (k, n, value, low, high)."""
-    return tuple(_s(x) for x in (experiment, t.seed, t.train, t.test, step, ev, kind, metric, *nums,
+    return tuple(csv_field(x) for x in (experiment, t.seed, t.train, t.test, step, ev, kind, metric, *nums,
                                  grid.role(t.train, t.test) == "ptst", category))
 
 

@@ -14,7 +14,8 @@ COLUMNS = ("experiment", "seed", "train_template", "test_template", "checkpoint"
            "k", "n", "value", "low", "high", "ptst_cell", "category")
 
 
-def _s(x: object) -> str:
+def csv_field(x: object) -> str:
+    """One results.csv field: empty for None, true/false, a float's repr, else its text."""
     if x is None:
         return ""
     if isinstance(x, bool):
@@ -23,7 +24,7 @@ def _s(x: object) -> str:
 
 
 def _row(c: Cell, ev: str, kind: str, metric: str, s: Stat, category: str | None, ptst: bool) -> tuple[str, ...]:
-    return tuple(_s(x) for x in (c.experiment, c.seed, c.train_template, c.test_template, c.checkpoint, ev, kind,
+    return tuple(csv_field(x) for x in (c.experiment, c.seed, c.train_template, c.test_template, c.checkpoint, ev, kind,
                                  metric, s.k, s.n, s.value, s.low, s.high, ptst, category))
 
 
