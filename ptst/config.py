@@ -180,8 +180,11 @@ def _field(f: dataclasses.Field[Any], tp: Any, value: Any, where: str, key: str)
 
 
 def to_dict(obj: Any) -> Any:
+    """A dataclass as plain data; a field with `metadata={"omit_empty": True}` is left out while empty (a key added
+    after configs were written, so their resolved YAML stays byte-identical)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get("omit_empty") and not getattr(obj, f.name))}
     if isinstance(obj, list | tuple):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

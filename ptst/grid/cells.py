@@ -18,6 +18,7 @@ from ptst.evaluate.key import EvalArtifact, answers
 from ptst.grid.config import GridConfig
 from ptst.grid.plan import EvalCell, TrainCell
 from ptst.runs.layout import RunDir
+from ptst.runs.results import row_name
 from ptst.runs.state import State, Status
 from ptst.runs.trained import TrainSpec
 from ptst.specs.eval import EvalConfig
@@ -45,6 +46,11 @@ def train_config(cfg: GridConfig, model: str, cell: TrainCell) -> TrainConfig:
     d["mix"] = [m if isinstance(m, dict) else {"data": m.data, "n": m.n, "template": m.template, "split": m.split}
                 for m in d["mix"]]
     d.update(model=model, template=cell.template, seed=cell.seed, data_dir=cfg.data_dir)
+    if cell.mix is not None:  # a safety-mixing row: its examples shuffled in, under its template
+        assert cell.template is not None
+        m = next(m for m in cfg.mixes if m.name == cell.mix)
+        d["mix"] = [*d["mix"], {"data": m.data, "n": m.n, "template": m.template_for(cell.template),
+                                "split": m.split}]
     if cfg.checkpoints:
         d["save_every"] = math.gcd(*cfg.checkpoints)
         d["keep_checkpoints"] = 0
@@ -57,11 +63,14 @@ def eval_config(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> Eval
     train_fp = None
     if cell.train_template is not None and tdir.spec.exists():
         train_fp = TrainSpec.read(tdir.path).template_fingerprint
-    labels = {"experiment": cfg.name, "train_template": cell.train_template, "test_template": cell.test_template,
+    labels = {"experiment": cfg.name, "train_template": row_name(cell.train_template, cell.mix),
+              "test_template": cell.test_template,
               "seed": cell.seed, "checkpoint": cell.checkpoint, "train_cell": cell.train_cell,
               "train_fingerprint": train_fp,
               "train_safety_prompt": get_template(cell.train_template).safety_prompt if cell.train_template else None,
               "test_safety_prompt": get_template(cell.test_template).safety_prompt}
+    if cell.mix is not None:
+        labels["mix"] = cell.mix
     return EvalConfig(model=model, template=cell.test_template, evals=cfg.evals, adapter=str(adapter) if adapter
                       else None, judges=cfg.judges, judge=cfg.judge, decoding=cfg.decoding, generate=cfg.generate,
                       data_dir=cfg.data_dir, seed=cfg.eval_seed, cell=labels)

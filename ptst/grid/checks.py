@@ -24,7 +24,7 @@ from ptst.specs.train import OPERATIONAL_KEYS
 from ptst.templates import get_template
 
 # Grid lists that only add cells or columns when every old entry is kept: what is finished stays valid.
-ADDITIVE = ("train_templates", "test_templates", "evals", "judges", "seeds")
+ADDITIVE = ("train_templates", "test_templates", "evals", "judges", "seeds", "mixes")
 # How the grid is executed or reported, never what it computes: a grid started locally may be finished on Ray and back.
 OPERATIONAL = ("executor", "ray", "report")
 # What only the evaluation cells are computed from: a change is not refused; every evaluation cell it touches finds
@@ -74,6 +74,10 @@ def validate(cfg: GridConfig, model: str) -> None:
         check_data_name(e.data, e.split, f"evals[{i}]")
     specs = [e.resolved() for e in cfg.evals]
     _eval_settings(cfg, model, specs)
+    for i, row in enumerate(cfg.mixes):
+        check_data_name(row.data, row.split, f"mixes[{i}].data")
+        if row.template != "task":
+            _where(f"mixes[{i}].template", get_template, row.template)
     if cfg.align is not None:
         _align(cfg)
 
@@ -115,6 +119,9 @@ def grid_changes(old: GridConfig, new: GridConfig, *, evaluation: bool = False) 
     (`evaluation`: in a way that changes evaluation cells, which are recomputed). Additive changes pass: more
     train/test templates, seeds (every old entry kept), the baseline turned on, the operational training knobs."""
     a, b = to_dict(old), to_dict(new)
+    for k in ADDITIVE:  # an empty list may be left out of the dict (ptst.config.to_dict's omit_empty)
+        a.setdefault(k, [])
+        b.setdefault(k, [])
     changed: list[str] = []
     for k in a:
         if a[k] == b.get(k) or k in OPERATIONAL or (k in EVALUATION) != evaluation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,32 @@ class RaySpec:
 
 
 EXECUTORS = ("local", "ray")
+MIX_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class MixRow:
+    """A safety-mixing row (the paper's Table 6): every training template is trained a second time with `n`
+    examples of `data` (Bianchi et al.'s refusals, `safety`) shuffled in, rendered with `template`: `task` (the
+    training template itself) or a template name (e.g. the safety prompt's, `chat:llama`). Its cells are
+    `<template>+<name>.s<seed>`; the report shows them as rows `<template> + <name>`."""
+
+    name: str
+    n: int
+    data: str = "safety"
+    template: str = "task"
+    split: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not MIX_NAME.fullmatch(self.name):
+            raise PtstError(f"mixes: name must be letters, digits, - or _, got {self.name!r}")
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
+            raise PtstError(f"mixes {self.name}: n must be a positive integer, got {self.n!r}")
+        if not self.data or not self.template:
+            raise PtstError(f"mixes {self.name}: data and template must be non-empty")
+
+    def template_for(self, train_template: str) -> str:
+        return train_template if self.template == "task" else self.template
 
 
 @dataclass(frozen=True)
@@ -98,6 +125,7 @@ class GridConfig:
     executor: str = "local"  # operational, like `ray`: `ptst run --executor` overrides it
     ray: RaySpec | None = None
     report: dict[str, Any] = field(default_factory=dict)  # operational: `kappa_threshold` (ptst report's warning)
+    mixes: list[MixRow] = field(default_factory=list, metadata={"omit_empty": True})  # Table 6 rows
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.report) - {"kappa_threshold"})
@@ -118,6 +146,9 @@ class GridConfig:
             raise PtstError("evals is empty: name at least one evaluation set")
         if not self.seeds:
             raise PtstError("seeds is empty")
+        names = [m.name for m in self.mixes]
+        if len(set(names)) != len(names):
+            raise PtstError(f"mixes: two rows share a name: {names}")
         labels = [e.label for e in self.evals]
         if len(set(labels)) != len(labels):
             raise PtstError(f"two evals share a name: {labels}; give them distinct `name`s")

@@ -25,6 +25,7 @@ class EvalCell:
     test_template: str
     seed: int
     checkpoint: int | None = None
+    mix: str | None = None  # the safety-mixing row (GridConfig.mixes) the training cell belongs to
 
     @property
     def id(self) -> str:
@@ -42,6 +43,7 @@ class TrainCell:
     template: str | None  # None = the baseline (no fine-tuning)
     seed: int
     evals: tuple[EvalCell, ...]
+    mix: str | None = None  # a safety-mixing row's name: trained with that row's examples shuffled in
 
 
 def inoculation(template: str) -> bool:
@@ -66,11 +68,12 @@ def expand(cfg: GridConfig) -> list[TrainCell]:
         cells.append(TrainCell(BASE, None, cfg.seeds[0], base))
     for seed in cfg.seeds:
         for tt in cfg.train_templates:
-            cid = f"{slug(tt)}.s{seed}"
             tests = [*cfg.test_templates, *leak(tt, cfg.test_templates)]
-            evals = [EvalCell(cid, tt, t, seed) for t in tests]
-            evals += [EvalCell(cid, tt, t, seed, step) for step in cfg.checkpoints for t in tests]
-            cells.append(TrainCell(cid, tt, seed, tuple(evals)))
+            for mix in [None, *(m.name for m in cfg.mixes)]:  # unmixed, then each safety-mixing row (Table 6)
+                cid = f"{slug(tt)}{'' if mix is None else '+' + mix}.s{seed}"
+                evals = [EvalCell(cid, tt, t, seed, mix=mix) for t in tests]
+                evals += [EvalCell(cid, tt, t, seed, step, mix) for step in cfg.checkpoints for t in tests]
+                cells.append(TrainCell(cid, tt, seed, tuple(evals), mix))
     return cells
 
 

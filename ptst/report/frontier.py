@@ -14,7 +14,7 @@ from ptst.errors import PtstError
 from ptst.io import read_json
 from ptst.report.curves import cell_name, pick_cells, role_colors
 from ptst.report.figures import STYLE, new_figure, place_labels, to_png
-from ptst.report.grid import Agg, Grid, headline_judge, primary_helpfulness, template_order
+from ptst.report.grid import Agg, Grid, diagonal_of, headline_judge, primary_helpfulness, template_order
 from ptst.report.load import Cell
 from ptst.report.matched import LEVEL, MIN_OVERLAP, N_BOOT, Matched, matched_difference
 from ptst.report.ordering import ALPHA, fmt_p, harmful_by_id
@@ -24,6 +24,7 @@ from ptst.report.tables import eval_title, metric_title
 from ptst.report.tidy import csv_field
 from ptst.report.tradeoff import item_scores
 from ptst.runs.layout import RunDir
+from ptst.runs.results import split_row
 
 HEADING = "At equal helpfulness: the frontier"
 SEED = 0  # the bootstrap's seed: the same run gives the same report
@@ -104,7 +105,8 @@ def _pairs(grid: Grid, trajs: list[Trajectory]) -> list[tuple[Trajectory, Trajec
     out = []
     for a in trajs:
         if grid.role(a.train, a.test) == "ptst":
-            out += [(a, by[k]) for k in ((a.test, a.test, a.seed), (a.train, a.train, a.seed)) if k in by]
+            same = ((diagonal_of(a.train, a.test), a.test, a.seed), (a.train, split_row(a.train)[0], a.seed))
+            out += [(a, by[k]) for k in same if k in by]
     return out
 
 

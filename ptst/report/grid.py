@@ -12,6 +12,7 @@ from ptst.metrics import wilson
 from ptst.registry import did_you_mean
 from ptst.report.load import Cell, Stat
 from ptst.report.rate_names import refusal_detector
+from ptst.runs.results import split_row
 from ptst.templates import TEMPLATES, get_template
 
 KIND_ORDER = ("helpfulness", "safety", "over-refusal")
@@ -31,10 +32,17 @@ def registry_safety_prompt(name: str) -> bool | None:
 
 
 def safety_prompt(name: str, recorded: Mapping[str, bool] | None = None) -> bool | None:
-    """The flag the evaluation recorded in metrics.json (what was actually run) if any, else the registry's."""
+    """The flag the evaluation recorded in metrics.json (what was actually run) if any, else the registry's (for a
+    safety-mixing row, its training template's)."""
     if recorded and name in recorded:
         return recorded[name]
-    return registry_safety_prompt(name)
+    return registry_safety_prompt(split_row(name)[0])
+
+
+def diagonal_of(train: str, test: str) -> str:
+    """The same-template row a (train → test) cell is compared with: the test template used in training too, in the
+    same safety-mixing row (`chat:vanilla + safety-task` → `chat:llama + safety-task`)."""
+    return test + split_row(train)[1]
 
 
 def recorded_safety(cells: Iterable[Cell]) -> dict[str, bool]:
@@ -53,7 +61,7 @@ def role(train: str | None, test: str, recorded: Mapping[str, bool] | None = Non
     testing) or 'other'."""
     if train is None:
         return "baseline"
-    if train == test:
+    if split_row(train)[0] == test:
         return "diagonal"
     if safety_prompt(train, recorded) is False and safety_prompt(test, recorded) is True:
         return "ptst"
@@ -63,7 +71,12 @@ def role(train: str | None, test: str, recorded: Mapping[str, bool] | None = Non
 def template_order(names: Iterable[str]) -> list[str]:
     """Registry order (the paper's: text:vanilla, text:alpaca, chat:vanilla, chat:alpaca, chat:llama, ...)."""
     known = {n: i for i, n in enumerate(TEMPLATES.names())}
-    return sorted(set(names), key=lambda n: (known.get(n.removeprefix("paper:"), len(known)), n))  # paper:X by X
+
+    def key(n: str) -> tuple[int, str, str]:  # paper:X by X; a safety-mixing row right after its template's
+        base, mix = split_row(n)
+        return known.get(base.removeprefix("paper:"), len(known)), base, mix
+
+    return sorted(set(names), key=key)
 
 
 def label(train: str | None) -> str:

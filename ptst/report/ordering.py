@@ -10,7 +10,7 @@ from typing import Any
 
 from ptst.io import iter_jsonl
 from ptst.metrics import paired, paired_combined
-from ptst.report.grid import HEADLINE_PAIRS, Grid, template_order
+from ptst.report.grid import HEADLINE_PAIRS, Grid, diagonal_of, template_order
 from ptst.report.load import Cell, Stat
 from ptst.report.rate_names import by_judge, defined, measure_name, measure_short
 from ptst.report.render import Block, Table
@@ -106,7 +106,8 @@ def several_seeds(comps: Sequence[Comparison]) -> bool:
 def ptst_pairs(grid: Grid) -> list[tuple[str, str]]:
     """(train, test) PTST pairs with a final cell whose diagonal (test, test) exists for the same seed."""
     have = {(c.train_template, c.test_template, c.seed) for c in grid.cells if c.final}
-    pairs = {(tr, te) for tr, te, s in have if tr is not None and grid.role(tr, te) == "ptst" and (te, te, s) in have}
+    pairs = {(tr, te) for tr, te, s in have
+             if tr is not None and grid.role(tr, te) == "ptst" and (diagonal_of(tr, te), te, s) in have}
     order = {t: i for i, t in enumerate(template_order({t for p in pairs for t in p}))}
     return sorted(pairs, key=lambda p: (order[p[1]], order[p[0]]))
 
@@ -152,7 +153,7 @@ def compare(grid: Grid, judge: str, pairs: list[tuple[str, str]]) -> list[Compar
     metric, cache, out = f"asr.{judge}", Cache(), []
     for tr, te in pairs:
         for seed in grid.seeds or (None,):
-            a, b = grid.cell(tr, te, seed), grid.cell(te, te, seed)
+            a, b = grid.cell(tr, te, seed), grid.cell(diagonal_of(tr, te), te, seed)
             if a is None or b is None:
                 continue
             for ev in grid.evals("safety"):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ptst.metrics import Rate
-from ptst.report.grid import build_grid, label
+from ptst.report.grid import build_grid, diagonal_of, label
 from ptst.report.load import Cell
 from ptst.report.ordering import ptst_pairs
 from ptst.report.render import Block, Heading, Para, Table
@@ -133,7 +133,7 @@ def paired_blocks(m: Measure, run: Path, cells: Sequence[Cell]) -> list[Block]:
     rows = []
     for train, test in ptst_pairs(grid):
         for seed in grid.seeds:
-            a, b = grid.cell(train, test, seed), grid.cell(test, test, seed)
+            a, b = grid.cell(train, test, seed), grid.cell(diagonal_of(train, test), test, seed)
             if a is None or b is None:
                 continue
             for ev in sets:

@@ -26,6 +26,21 @@ from ptst.errors import PtstError
 from ptst.io import read_json
 from ptst.metrics import MeanScore, Rate
 
+MIX_SEP = " + "  # a safety-mixing row's training label in `cell`: `gsm:chat:vanilla + safety-task`
+
+
+def row_name(train_template: str | None, mix: str | None) -> str | None:
+    """The training row a cell belongs to, as metrics.json's `cell.train_template` names it: the template, or
+    `<template> + <mixing row>` for a safety-mixing row (the grid's `mixes:`)."""
+    return train_template if train_template is None or mix is None else f"{train_template}{MIX_SEP}{mix}"
+
+
+def split_row(train: str) -> tuple[str, str]:
+    """(the training template, the row's mixing suffix `" + name"` or "") of a `cell.train_template` label."""
+    base, sep, mix = train.partition(MIX_SEP)
+    return base, sep + mix
+
+
 RATE_KEYS = ("k", "n", "value", "low", "high")
 MEAN_KEYS = ("mean", "sd", "n", "low", "high")
 
