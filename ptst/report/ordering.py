@@ -206,14 +206,22 @@ def sentence(comps: list[Comparison], pair: tuple[str, str] | None, judge: str |
     details = "; ".join(detail(c) for c in mine)
     scope = "in the one seed × safety-set comparison" if n == 1 else f"in all {n} seed × safety-set comparisons"
     test = "exact McNemar test on the same prompts, p < 0.05"
+    return _verdict(lead, what, (n, held, sig), scope, f"in only {held} of {n} seed × safety-set comparisons",
+                    test, "", details)
+
+
+def _verdict(lead: str, what: str, counts: tuple[int, int, int], scope: str, partial: str, test: str, split: str,
+             details: str) -> str:
+    """The PTST sentence's verdict from (units, held, held and significant): held, held in direction only, or not;
+    `partial` says how few held, `split` is the seeds-disagree clause (empty with one seed)."""
+    n, held, sig = counts
     if n and held == n and sig == n:
         each = "significant" if n == 1 else "each significant"
-        return f"{lead} held: {what} {scope}, {each} ({test}): {details}."
+        return f"{lead} held: {what} {scope}, {each} ({test}){split}: {details}."
     if n and held == n:
         how = "not significant" if n == 1 else ("none significant" if sig == 0 else f"only {sig} of {n} significant")
-        return f"{lead} held in direction but not significantly: {what} {scope}, {how} ({test}): {details}."
-    return (f"{lead} did NOT hold: {what} in only {held} of {n} seed × safety-set comparisons "
-            f"({sig} significant; {test}): {details}.")
+        return f"{lead} held in direction but not significantly: {what} {scope}, {how} ({test}){split}: {details}."
+    return f"{lead} did NOT hold: {what} {partial} ({sig} significant; {test}){split}: {details}."
 
 
 def seeds_phrase(seeds: Sequence[int | None]) -> str:
@@ -274,15 +282,9 @@ def _pooled_sentence(lead: str, what: str, pools: list[Pooled]) -> str:
     seeds = seeds_phrase([c.seed for p in pools for c in p.comps])
     scope = f"{'on the one safety set' if n == 1 else f'on all {n} safety sets'}, {seeds} combined"
     test = "exact McNemar test on the same prompts with the discordant pairs pooled over the seeds, p < 0.05"
-    details, split = "; ".join(pooled_detail(p) for p in pools), _split(pools)
-    if n and held == n and sig == n:
-        each = "significant" if n == 1 else "each significant"
-        return f"{lead} held: {what} {scope}, {each} ({test}){split}: {details}."
-    if n and held == n:
-        how = "not significant" if n == 1 else ("none significant" if sig == 0 else f"only {sig} of {n} significant")
-        return f"{lead} held in direction but not significantly: {what} {scope}, {how} ({test}){split}: {details}."
-    return (f"{lead} did NOT hold: {what} on only {held} of {n} safety sets, {seeds} combined "
-            f"({sig} significant; {test}){split}: {details}.")
+    details = "; ".join(pooled_detail(p) for p in pools)
+    return _verdict(lead, what, (n, held, sig), scope, f"on only {held} of {n} safety sets, {seeds} combined", test,
+                    _split(pools), details)
 
 
 def comparison_table(comps: list[Comparison], pair: tuple[str, str] | None) -> list[Block]:
