@@ -87,7 +87,8 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
     if cfg.adapter:  # an adapter on another base is refused before a tokenizer loads or a file is written
         check_adapter_base(cfg.adapter, cfg.model)
     artifact = EvalArtifact(cell, cfg)
-    if artifact.state().done:
+    found = artifact.changes()  # what a finished cell's inputs changed in (read once: the state and the stale files)
+    if cell.metrics.exists() and not found:
         print(f"{out}: already evaluated (same key); nothing to do", file=sys.stderr)
         return cell.metrics
     versions = {j: build_judge(cfg.judge_config(j)).version for j in cfg.judges}  # an unknown judge: one line
@@ -96,7 +97,6 @@ def run(cfg: EvalConfig, out_dir: str | Path) -> Path:
         check_spec(spec, f"eval {spec.label}")
     gcfgs = [cfg.generate_config(spec) for spec in specs]
     sets = [load_examples(gcfg) for gcfg in gcfgs]  # every input read (and checked) before anything is written
-    found = artifact.changes()
     inputs = artifact.inputs
     clear_stale_tmp(out)  # a cell is evaluated by one process at a time: leftovers are a killed run's
     if found:
