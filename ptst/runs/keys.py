@@ -52,10 +52,6 @@ class SetInputs:
         """The generations file's key hash (its FILE.meta.json `key_sha256`)."""
         return stable_hash(self.generation)
 
-    def judgement_key(self, judge: str) -> str:
-        """A judgement file's key: the judge's key over these answers."""
-        return stable_hash({"generations": self.generation_key, "judge": self.judges[judge]})[:16]
-
 
 @dataclass(frozen=True)
 class CellInputs:
