@@ -91,6 +91,11 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 _TMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what write_bytes_atomic's mkstemp names look like
 
 
+def staging_path(final: Path, unique: bool = False) -> Path:
+    """Where atomic_dir stages `final`: `.NAME.tmp` beside it (`.NAME.tmpPID` with `unique`)."""
+    return final.with_name(f".{final.name}.tmp{os.getpid() if unique else ''}")
+
+
 @contextmanager
 def atomic_dir(final: str | Path, *, keep_existing: bool = False, unique: bool = False) -> Iterator[Path]:
     """A directory written whole or not at all: yields an empty staging directory beside `final`
@@ -100,7 +105,7 @@ def atomic_dir(final: str | Path, *, keep_existing: bool = False, unique: bool =
     import shutil
 
     final = Path(final)
-    tmp = final.with_name(f".{final.name}.tmp{os.getpid() if unique else ''}")
+    tmp = staging_path(final, unique)
     shutil.rmtree(tmp, ignore_errors=True)  # a killed writer's leftovers
     tmp.mkdir(parents=True)
     try:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ptst.io import staging_path
+
 
 @dataclass(frozen=True)
 class EvalDir:
@@ -110,8 +112,8 @@ class TrainDir:
         return EvalDir(self.evals_dir / eval_id)
 
     def staging(self, final: Path) -> Path:
-        """Where `adapter/` or `model/` is written before it is renamed into place."""
-        return self.path / f".{final.name}.tmp"
+        """Where `adapter/` or `model/` is written before it is renamed into place (ptst.io.atomic_dir's)."""
+        return staging_path(final)
 
     @property
     def own_files(self) -> tuple[Path, ...]:
