@@ -53,7 +53,7 @@ def recorded_set(cell: EvalDir, spec: dict[str, Any], seed: Any, template: str) 
     """A set's inputs as its files record them: the generations sidecar's key, each judgement file's judge key,
     each score file's scorer version. How a cell made before key scheme 2 (whose metrics.json holds only a hash
     of names) is checked: found done where nothing changed, recomputed where something did."""
-    label = spec.get("name") or str(spec["data"]).replace(":", "-").replace("/", "-")
+    label = EvalSpec(str(spec["data"]), name=spec.get("name")).label  # as the cell named the set
     gmeta = meta_path(cell.generations(label))
     if not gmeta.exists():
         return None
