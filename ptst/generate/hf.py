@@ -13,6 +13,9 @@ from ptst.runtime.cache import cache_kind
 from ptst.runtime.decode import decode_loop, make_sampler
 from ptst.runtime.rows import left_pad, shared_prefix
 
+# "fast": ptst.runtime.fast (Llama/Mistral/Qwen2 on CPU); "loop": ptst.runtime.decode over the model's own
+# forward; "generate": transformers' generate(). "auto" takes the first that supports the model.
+ENGINES = ("auto", "fast", "loop", "generate")
 MIN_SHARED_PREFIX = 8  # shorter shared prefixes are not worth an extra forward pass
 
 
@@ -59,8 +62,8 @@ class HFBackend:
                  engine: str = "auto", prefix_cache: bool = True, packed_prefill: bool = True) -> None:
         if batch_size < 1:
             raise PtstError("batch_size must be >= 1")
-        if engine not in ("auto", "loop", "generate"):
-            raise PtstError(f"engine must be auto, loop or generate, got {engine!r}")
+        if engine not in ENGINES:
+            raise PtstError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -71,12 +74,17 @@ class HFBackend:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.stop_ids[0]
         kind = cache_kind(model)
-        if engine == "auto":
-            engine = "generate" if kind == "other" else "loop"
-        self.engine = engine
-        self.prefix_cache = prefix_cache and engine == "loop" and kind == "full"
+        from ptst.runtime import fast  # heavy: torch
         from ptst.runtime.packing import can_pack  # heavy: torch
 
+        if engine == "fast" and not fast.supported(model):
+            raise PtstError(f"engine 'fast' supports {', '.join(fast.FAMILIES)} models on CPU without a PEFT "
+                            f"wrapper (merge the adapter); this is a {type(model).__name__} on {model.device}")
+        if engine == "auto":
+            engine = "fast" if fast.supported(model) else "generate" if kind == "other" else "loop"
+        self.engine = engine
+        self.fast = fast.FastLM(model, batch_size) if engine == "fast" else None
+        self.prefix_cache = prefix_cache and engine in ("loop", "fast") and kind == "full"
         self.packed_prefill = packed_prefill and engine == "loop" and can_pack(model)
 
     def _generation_config(self, d: Decoding) -> Any:
@@ -115,7 +123,8 @@ class HFBackend:
                 # sampled answers depend on (seed, batch composition), as with any batched sampler
                 seed = decoding.seed * 1_000_003 + n
                 rows = [encoded[i] for i in batch]
-                outs = (self._loop_batch if self.engine == "loop" else self._generate_batch)(rows, decoding, bar, seed)
+                run = self._generate_batch if self.engine == "generate" else self._loop_batch
+                outs = run(rows, decoding, bar, seed)
                 bar.advance(prompts=len(batch))
                 for i, c in zip(batch, outs, strict=True):
                     results[i] = c
@@ -137,10 +146,18 @@ class HFBackend:
             stop_check = lambda toks: truncate_at_stop(  # noqa: E731
                 self.tokenizer.decode(toks[-window:], skip_special_tokens=True), d.stop)[1]
         prefix = shared_prefix(rows) if self.prefix_cache and len(rows) > 1 else 0
+        prefix = prefix if prefix >= MIN_SHARED_PREFIX else 0
+        sampler = make_sampler(d.temperature, d.top_p, seed, self.model.device)
+        if self.fast is not None:
+            from ptst.runtime.fast import decode  # heavy: torch
+
+            outs = decode(self.fast, rows, max_new_tokens=d.max_new_tokens, stop_ids=set(self.stop_ids),
+                          sampler=sampler, prefix=prefix, stop_check=stop_check,
+                          on_step=lambda live: bar.advance(tokens=live))
+            return [self._completion(o.token_ids, d, o.finish_reason) for o in outs]
         outs = decode_loop(self.model, rows, self.pad_id, max_new_tokens=d.max_new_tokens,
                            stop_ids=set(self.stop_ids), stop_check=stop_check,
-                           prefix=prefix if prefix >= MIN_SHARED_PREFIX else 0,
-                           sampler=make_sampler(d.temperature, d.top_p, seed, self.model.device),
+                           prefix=prefix, sampler=sampler,
                            on_step=lambda live: bar.advance(tokens=live), pack=self.packed_prefill)
         return [self._completion(o.token_ids, d, o.finish_reason) for o in outs]
 

@@ -20,12 +20,27 @@ class Decoded:
     finish_reason: str  # "stop" | "length"
 
 
+def greedy(logits: Any, block: int = 1024) -> Any:
+    """`logits.argmax(-1)` for [B, V] logits, the same index (the first maximum), in two passes over blocks: the
+    maximum of each block of `block` logits, then the argmax inside each row's first best block. torch's argmax
+    over a 49k vocabulary runs one thread a row (4.3 ms for 48 rows on a 2-core Xeon, 7% of a decoding step); the
+    block maxima vectorise (0.5 ms)."""
+    import torch
+
+    b, v = logits.shape
+    if v % block or v < 4 * block:
+        return logits.argmax(-1)
+    blocks = logits.view(b, v // block, block)
+    best = blocks.amax(-1).argmax(-1)
+    return best * block + blocks[torch.arange(b, device=logits.device), best].argmax(-1)
+
+
 def make_sampler(temperature: float, top_p: float, seed: int, device: Any) -> Callable[[Any], Any]:
     """Greedy (temperature 0) or temperature + nucleus sampling with a private, seeded generator."""
     import torch
 
     if temperature == 0:
-        return lambda logits: logits.argmax(-1)
+        return greedy
     gen = torch.Generator(device=device).manual_seed(seed)
 
     def sample(logits: Any) -> Any:

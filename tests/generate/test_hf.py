@@ -20,9 +20,10 @@ def items_for(tok, prompts=PROMPTS):
     return [PromptItem(f"q{i}", render(t, tok, p).text) for i, p in enumerate(prompts)]
 
 
-@pytest.fixture(params=["loop", "generate"])
+@pytest.fixture(params=["fast", "loop", "generate"])
 def engine(request) -> str:
-    """Every behaviour holds for ptst's own decoding loop and for the transformers generate() fallback."""
+    """Every behaviour holds for ptst's Llama-family decoding step, its general decoding loop and the transformers
+    generate() fallback."""
     return request.param
 
 
@@ -51,8 +52,9 @@ def test_greedy_is_deterministic_across_runs_batch_sizes_and_engines(lively):
     ref = HFBackend(model, tok, batch_size=1, progress=False, engine="generate").generate(items, Decoding(24))
     assert len({c.text for c in ref}) == len(ref), "the model must give distinct answers, or this proves nothing"
     assert {c.finish_reason for c in ref} == {"stop", "length"}, "some rows must end early, others run on"
-    for engine, prefix_cache, packed in (("loop", True, True), ("loop", True, False), ("loop", False, True),
-                                         ("loop", False, False), ("generate", False, False)):
+    for engine, prefix_cache, packed in (("fast", True, False), ("fast", False, False), ("loop", True, True),
+                                         ("loop", True, False), ("loop", False, True), ("loop", False, False),
+                                         ("generate", False, False)):
         for bs in (1, 3, 4, 16):
             backend = HFBackend(model, tok, batch_size=bs, progress=False, engine=engine, prefix_cache=prefix_cache,
                                 packed_prefill=packed)
@@ -141,8 +143,8 @@ def test_empty_prompt_and_bad_batch_size_are_clear_errors(lively):
     with pytest.raises(PtstError, match="batch_size"):
         HFBackend(model, tok, batch_size=0)
     with pytest.raises(PtstError, match="engine"):
-        HFBackend(model, tok, engine="fast")
-    assert HFBackend(model, tok).engine == "loop"  # a plain Llama KV cache supports dropping rows
+        HFBackend(model, tok, engine="fastest")
+    assert HFBackend(model, tok).engine == "fast"  # a plain Llama on CPU: ptst.runtime.fast
     assert HFBackend(model, tok, progress=False).generate([], Decoding()) == []
 
 

@@ -1,0 +1,389 @@
+"""A decoding step written for one model family (Llama, Mistral, Qwen2) on CPU: the batched token-by-token part of
+generation, where transformers' general forward spends more time on bookkeeping than on arithmetic.
+
+Measured on SmolLM2-135M (48 AdvBench prompts under chat:llama, batch 48, bf16, 2-core Xeon): the general
+forward spent 23% of its time concatenating the KV cache (`DynamicCache` grows by `torch.cat`, copying every
+layer's keys and values at every step), 14% in attention that re-reads the safety prompt's keys once per row, and
+most of the rest in small ops. This step does the same arithmetic with:
+
+- a preallocated cache written in place (one column per step), left-padded as the general loop lays it out;
+- the shared prefix (the safety system prompt) kept once, not once per row: its attention scores for all rows
+  are one matrix product per key/value head, against the rows' own keys and values after it;
+- grouped-query attention without repeating keys and values over the query heads;
+- the query/key/value and gate/up projections fused into one matrix product each.
+
+The weights are the model's own (fused copies of q/k/v and gate/up; the rest shared, not copied), and each
+operation follows the model's own code: RMSNorm in fp32 cast back, rotary embeddings from the model's own
+`rotary_emb` (so every rope scaling it supports), softmax in fp32. In fp32 the answers equal transformers'
+greedy `generate` token for token (tests/runtime/test_fast.py; the benchmark checks SmolLM2); in bf16 they
+differ as any two bf16 kernels do (docs/performance.md gives the agreement).
+
+The prefill (the prompts) still runs through the model's own forward with packed rows (`ptst.runtime.packing`),
+then its keys and values are moved into this layout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional name
+
+from ptst.runtime import packing
+from ptst.runtime.decode import Decoded
+
+FAMILIES = ("llama", "mistral", "qwen2")
+# A batch's prompts attend in one padded [B, heads, S, P + S] score tensor (fp32) when it has at most this many
+# elements (256 MiB); longer prompts go through the model's own forward, attention row by row (`prefill_hf`).
+PREFILL_SCORES_MAX = 1 << 26
+
+
+def supported(model: Any) -> bool:
+    """A plain (not PEFT-wrapped, unquantized) Llama/Mistral/Qwen2 causal LM on CPU in fp32/bf16/fp16 with full
+    attention in every layer (a Mistral sliding window is refused) and SiLU MLPs."""
+    cfg = getattr(model, "config", None)
+    core = getattr(model, "model", None)
+    if cfg is None or core is None or getattr(cfg, "model_type", None) not in FAMILIES:
+        return False
+    if getattr(cfg, "sliding_window", None) and (cfg.model_type == "mistral" or getattr(cfg, "use_sliding_window",
+                                                                                          False)):
+        return False
+    if getattr(cfg, "hidden_act", "silu") != "silu" or getattr(cfg, "pretraining_tp", 1) != 1:
+        return False
+    try:
+        dev, dtype = model.device, model.dtype
+        layers = list(core.layers)
+    except AttributeError:
+        return False
+    if dev.type != "cpu" or dtype not in (torch.float32, torch.bfloat16, torch.float16) or not layers:
+        return False
+    linear = [layers[0].self_attn.q_proj, layers[0].mlp.gate_proj, model.lm_head]
+    return all(type(m) is torch.nn.Linear for m in linear) and packing.can_pack(model)
+
+
+class Linear:
+    """`F.linear(x, weight, bias)` with the weight packed once for the CPU's matrix kernels: oneDNN's layout for
+    bf16/fp16 (AMX/AVX512-BF16 tiles), MKL's packed sgemm for fp32. Both give F.linear's exact result (the same
+    kernels without repacking the weight at every call, which a decoding step at batch 48 spends ~40% of its
+    matrix time on); where packing is unavailable it is plain F.linear."""
+
+    def __init__(self, weights: list[torch.Tensor], biases: list[torch.Tensor | None], batch_hint: int) -> None:
+        self.weight = weights[0] if len(weights) == 1 else torch.cat(weights)
+        self.bias = None if all(b is None for b in biases) else torch.cat(
+            [b if b is not None else w.new_zeros(w.shape[0]) for w, b in zip(weights, biases, strict=True)])
+        self.packed: torch.Tensor | None = None
+        self.kind = "plain"
+        try:
+            if self.weight.dtype in (torch.bfloat16, torch.float16) and torch.backends.mkldnn.is_available():
+                self.packed, self.kind = torch.ops.mkldnn._reorder_linear_weight(self.weight, batch_hint), "onednn"
+            elif self.weight.dtype == torch.float32 and torch.backends.mkl.is_available():
+                self.packed, self.kind = torch.ops.mkl._mkl_reorder_linear_weight(self.weight, batch_hint), "mkl"
+        except (RuntimeError, AttributeError):  # an older torch or a build without the kernel: unpacked
+            self.packed, self.kind = None, "plain"
+        self.hint = batch_hint
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "onednn":
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        if self.kind == "mkl":
+            return torch.ops.mkl._mkl_linear(x, self.packed, self.weight, self.bias, self.hint)
+        return F.linear(x, self.weight, self.bias)
+
+
+def _linear(mods: list[Any], batch_hint: int) -> Linear:
+    return Linear([m.weight for m in mods], [m.bias for m in mods], batch_hint)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    norm1: torch.Tensor
+    eps1: float
+    qkv: Linear
+    o: Linear
+    norm2: torch.Tensor
+    eps2: float
+    gate_up: Linear
+    down: Linear
+
+
+class FastLM:
+    """The decoding step of one model; build it once per model (`FastLM(model)`), it holds fused weights."""
+
+    def __init__(self, model: Any, batch_hint: int = 16) -> None:
+        cfg = model.config
+        self.model = model
+        self.core = model.model
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
+        first = self.core.layers[0].self_attn
+        self.head_dim = getattr(first, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.scaling = float(getattr(first, "scaling", self.head_dim ** -0.5))
+        self.layers = []
+        with torch.no_grad():
+            for layer in self.core.layers:
+                a, m = layer.self_attn, layer.mlp
+                self.layers.append(_Layer(
+                    layer.input_layernorm.weight, float(layer.input_layernorm.variance_epsilon),
+                    _linear([a.q_proj, a.k_proj, a.v_proj], batch_hint), _linear([a.o_proj], batch_hint),
+                    layer.post_attention_layernorm.weight, float(layer.post_attention_layernorm.variance_epsilon),
+                    _linear([m.gate_proj, m.up_proj], batch_hint), _linear([m.down_proj], batch_hint)))
+            self.lm_head = _linear([model.lm_head], batch_hint)
+        self.norm, self.norm_eps = self.core.norm.weight, float(self.core.norm.variance_epsilon)
+        self.embed = self.core.embed_tokens.weight
+        self.embed_scale = getattr(self.core.embed_tokens, "embed_scale", None)
+
+    @staticmethod
+    def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+        """The model's RMSNorm: in fp32, cast back to the input's dtype before the weight."""
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+        return w * h.to(x.dtype)
+
+    @staticmethod
+    def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """The model's `x * cos + rotate_half(x) * sin`, with rotate_half(x) * sin as roll(x) * sin_signed
+        (`_signed`: the first half of sin negated): the same products, exactly, in two ops fewer."""
+        return (x * cos) + (torch.roll(x, x.shape[-1] // 2, dims=-1) * sin)
+
+    @staticmethod
+    def _signed(sin: torch.Tensor) -> torch.Tensor:
+        half = sin.shape[-1] // 2
+        return torch.cat([-sin[..., :half], sin[..., half:]], dim=-1)
+
+    def step(self, ids: torch.Tensor, positions: torch.Tensor, cache: DecodeCache, col: int) -> torch.Tensor:
+        """One token per row: ids [B], positions [B]; writes keys/values at column `col` of `cache`; returns the
+        next-token logits [B, V]. Attention runs head-major ([Hkv, B, G, ...]) in fp32: the shared prefix's
+        scores for every row and query head of a key/value head are one matrix product."""
+        b, d, hq, hkv = ids.shape[0], self.head_dim, self.n_heads, self.n_kv
+        g, p = hq // hkv, cache.prefix
+        x = F.embedding(ids, self.embed)
+        if self.embed_scale is not None:
+            x = x * self.embed_scale.to(x.dtype)
+        cos, sin = self.core.rotary_emb(x, positions[:, None])  # [B, 1, D], in x's dtype
+        sin = self._signed(sin)
+        width = col + 1
+        mask = cache.mask[None, :, None, : p + width]  # [1, B, 1, P + W]
+        for i, ly in enumerate(self.layers):
+            qkv = ly.qkv(self._rms(x, ly.norm1, ly.eps1))
+            qk = self._rope(qkv[:, : (hq + hkv) * d].view(b, hq + hkv, d), cos, sin)
+            q = qk[:, :hq].view(b, hkv, g, d).transpose(0, 1).to(torch.float32)  # [Hkv, B, G, D]
+            kc, vc = cache.keys[i], cache.values[i]  # [Hkv*B, W_total, D], fp32, head-major
+            kc.view(hkv, b, -1, d)[:, :, col] = qk[:, hq:].transpose(0, 1)
+            vc.view(hkv, b, -1, d)[:, :, col] = qkv[:, (hq + hkv) * d:].view(b, hkv, d).transpose(0, 1)
+            own = torch.bmm(kc[:, :width], q.reshape(hkv * b, g, d).transpose(1, 2))  # [Hkv*B, W, G]
+            own = own.view(hkv, b, width, g).transpose(2, 3)
+            if p:
+                shared = torch.bmm(q.reshape(hkv, b * g, d), cache.prefix_keys[i].transpose(1, 2))  # [Hkv, B*G, P]
+                scores = torch.cat([shared.view(hkv, b, g, p), own], dim=-1)
+            else:
+                scores = own
+            probs = torch.softmax(scores * self.scaling + mask, dim=-1)  # [Hkv, B, G, P + W]
+            out = torch.bmm(probs[..., p:].reshape(hkv * b, g, width), vc[:, :width]).view(hkv, b * g, d)
+            if p:
+                out = out + torch.bmm(probs[..., :p].reshape(hkv, b * g, p), cache.prefix_values[i])
+            x = x + ly.o(out.view(hkv, b, g * d).transpose(0, 1).to(x.dtype).reshape(b, hq * d))
+            x = self._mlp_residual(x, ly)
+        return self.lm_head(self._rms(x, self.norm, self.norm_eps))
+
+    def _mlp_residual(self, x: torch.Tensor, ly: _Layer) -> torch.Tensor:
+        gate, up = ly.gate_up(self._rms(x, ly.norm2, ly.eps2)).chunk(2, dim=-1)
+        return x + ly.down(F.silu(gate) * up)
+
+    def prompts(self, ids: torch.Tensor, pos: torch.Tensor, row: torch.Tensor, col: torch.Tensor, b: int, s: int,
+                keys: list[torch.Tensor], values: list[torch.Tensor], prefix: tuple[list[torch.Tensor],
+                                                                                   list[torch.Tensor]] | None,
+                mask: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Prompt tokens packed in one sequence (ids, pos [T]; token t belongs to row `row[t]` at column `col[t]`
+        of a [B, S] left-padded layout): the linear layers run on the T real tokens only, attention on the
+        padded layout, each row causally after the shared prefix's keys/values (`prefix`, [Hkv, P, D] per layer).
+        Writes the rows' keys/values into `keys`/`values` ([B*Hkv, >= S, D] per layer) and returns the logits of
+        the tokens at `last` (indices into T). `mask` [B, 1, S, P + S] is 0 where a query may attend, -inf not."""
+        d, hq, hkv = self.head_dim, self.n_heads, self.n_kv
+        g, t = hq // hkv, ids.shape[0]
+        pk, pv = prefix if prefix is not None else ([], [])
+        p = pk[0].shape[1] if pk else 0
+        x = F.embedding(ids, self.embed)
+        if self.embed_scale is not None:
+            x = x * self.embed_scale.to(x.dtype)
+        cos, sin = self.core.rotary_emb(x[None], pos[None])
+        cos, sin = cos[0, :, None], self._signed(sin[0, :, None])  # [T, 1, D]
+        for i, ly in enumerate(self.layers):
+            qkv = ly.qkv(self._rms(x, ly.norm1, ly.eps1))
+            qk = self._rope(qkv[:, : (hq + hkv) * d].view(t, hq + hkv, d), cos, sin).to(torch.float32)
+            kc, vc = keys[i].view(hkv, b, -1, d), values[i].view(hkv, b, -1, d)
+            kc[:, row, col] = qk[:, hq:].transpose(0, 1)
+            vc[:, row, col] = qkv[:, (hq + hkv) * d:].view(t, hkv, d).transpose(0, 1).to(torch.float32)
+            qp = qk.new_zeros((b, s, hq, d))
+            qp[row, col] = qk[:, :hq]
+            q = qp.view(b, s, hkv, g, d).permute(2, 0, 3, 1, 4).reshape(hkv * b, g * s, d)
+            own = torch.bmm(q, keys[i][:, :s].transpose(1, 2))  # [Hkv*B, G*S, S]
+            if p:
+                shared = torch.bmm(q.view(hkv, b * g * s, d), pk[i].transpose(1, 2))  # [Hkv, B*G*S, P]
+                scores = torch.cat([shared.view(hkv * b, g * s, p), own], dim=-1)
+            else:
+                scores = own
+            scores = (scores * self.scaling).view(hkv, b, g, s, p + s) + mask.view(1, b, 1, s, p + s)
+            probs = torch.softmax(scores, dim=-1).view(hkv * b, g * s, p + s)
+            out = torch.bmm(probs[..., p:], values[i][:, :s])  # [Hkv*B, G*S, D]
+            if p:
+                out = out + torch.bmm(probs[..., :p].reshape(hkv, b * g * s, p), pv[i]).view(
+                    hkv * b, g * s, d)
+            out = out.view(hkv, b, g, s, d).permute(1, 3, 0, 2, 4)[row, col]  # [T, Hkv, G, D]
+            x = x + ly.o(out.reshape(t, hq * d).to(x.dtype))
+            x = self._mlp_residual(x, ly)
+        return self.lm_head(self._rms(x[last], self.norm, self.norm_eps))
+
+    def prefill(self, rows: list[list[int]], prefix: int, max_new_tokens: int) -> tuple[DecodeCache, torch.Tensor,
+                                                                                       torch.Tensor, int]:
+        """The prompts through `prompts` (the shared prefix first, once, then every row's own tokens after it),
+        laid out for `step`. Returns (cache, logits of each row's last prompt token [B, V], each row's last
+        position [B], the first free column)."""
+        dev, dtype = self.embed.device, torch.float32  # keys and values kept in fp32 (see the module's docstring)
+        hkv, d = self.n_kv, self.head_dim
+        pkeys: list[torch.Tensor] = []
+        pvalues: list[torch.Tensor] = []
+        if prefix:
+            kp = [torch.zeros((hkv, prefix, d), dtype=dtype, device=dev) for _ in self.layers]
+            vp = [torch.zeros((hkv, prefix, d), dtype=dtype, device=dev) for _ in self.layers]
+            at = torch.arange(prefix, device=dev)
+            causal = torch.full((prefix, prefix), float("-inf"), device=dev).triu(1)[None, None]
+            self.prompts(torch.tensor(rows[0][:prefix], device=dev), at, torch.zeros_like(at), at, 1, prefix,
+                         kp, vp, None, causal, at[-1:])
+            pkeys, pvalues = kp, vp
+        lengths = [len(r) - prefix for r in rows]
+        b, s = len(rows), max(lengths)
+        total = s + max_new_tokens
+        keys = [torch.zeros((b * hkv, total, d), dtype=dtype, device=dev) for _ in self.layers]
+        values = [torch.zeros((b * hkv, total, d), dtype=dtype, device=dev) for _ in self.layers]
+        n = torch.tensor(lengths, device=dev)
+        row = torch.repeat_interleave(torch.arange(b, device=dev), n)
+        starts = (s - n)[row]
+        col = starts + torch.arange(row.shape[0], device=dev) - torch.repeat_interleave(n.cumsum(0) - n, n)
+        ids = torch.tensor([tok for r in rows for tok in r[prefix:]], device=dev)
+        pad = torch.arange(s, device=dev)[None, :] < (s - n)[:, None]  # [B, S]: left padding
+        allowed = torch.ones((s, s), dtype=torch.bool, device=dev).tril()[None] & ~pad[:, None, :]
+        allowed |= torch.eye(s, dtype=torch.bool, device=dev)[None]  # a pad query sees itself (no empty softmax)
+        own = torch.zeros((b, s, s), device=dev).masked_fill(~allowed, float("-inf"))
+        mask = torch.cat([torch.zeros((b, s, prefix), device=dev), own], dim=-1)[:, None]
+        logits = self.prompts(ids, col - s + prefix + n[row], row, col, b, s, keys, values,
+                              (pkeys, pvalues) if prefix else None, mask, n.cumsum(0) - 1)
+        decode_mask = torch.zeros((b, prefix + total), dtype=torch.float32, device=dev)
+        decode_mask[:, prefix: prefix + s] = torch.where(pad, float("-inf"), 0.0)
+        return DecodeCache(keys, values, pkeys, pvalues, prefix, decode_mask), logits, n + prefix - 1, s
+
+@dataclass
+class DecodeCache:
+    """Keys and values laid out [Hkv*B, W, D] per layer, head-major (head h of row b at h*B + b), in fp32,
+    left-padded: row b's prompt suffix ends at column `width - 1`, generated tokens follow in the same column for
+    every row; `mask` [B, P + W] is 0 where a row has a real token (the prefix included) and -inf on its left
+    padding. The shared prefix's keys/values [Hkv, P, D] are kept once."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    prefix_keys: list[torch.Tensor]
+    prefix_values: list[torch.Tensor]
+    prefix: int
+    mask: torch.Tensor
+
+    def select(self, rows: torch.Tensor, width: int) -> None:
+        """Keep only `rows` (a compaction after rows finished); columns past `width` are not copied."""
+        b = self.mask.shape[0]
+        for store in (self.keys, self.values):
+            for i, t in enumerate(store):
+                per_row = t.view(-1, b, *t.shape[1:])  # [Hkv, B, W_total, D]
+                kept = t.new_empty((per_row.shape[0], len(rows), *t.shape[1:]))
+                kept[:, :, :width] = per_row[:, rows, :width]
+                store[i] = kept.view(-1, *t.shape[1:])
+        self.mask = self.mask[rows]
+
+
+def prefill_hf(model: Any, rows: list[list[int]], prefix: int, max_new_tokens: int) -> tuple[
+        DecodeCache, torch.Tensor, torch.Tensor, int]:
+    """`FastLM.prefill` through the model's own forward (packed, the shared prefix once, attention row by row),
+    for prompts whose padded attention scores would not fit `PREFILL_SCORES_MAX`; keys and values laid out for
+    `FastLM.step`. Returns (cache, logits of each row's last prompt token [B, V], each row's last
+    position [B], the first free column)."""
+    from transformers import DynamicCache
+
+    from ptst.runtime.cache import cache_arg
+
+    dev = model.device
+    suffixes = [list(r[prefix:]) for r in rows]
+    lengths = [len(x) for x in suffixes]
+    width = max(lengths)
+    ends = torch.tensor(lengths, device=dev).cumsum(0)
+    segments = [0, *ends.tolist()]
+    flat = torch.tensor([[t for x in suffixes for t in x]], device=dev)
+    pos = torch.tensor([[prefix + i for n in lengths for i in range(n)]], device=dev)
+    packed = DynamicCache(config=model.config)
+    kw = cache_arg(model)
+    with packing.attention(model):
+        if prefix:
+            model(input_ids=torch.tensor([list(rows[0][:prefix])], device=dev), **{kw: packed},
+                  use_cache=True, logits_to_keep=1, **{packing.SEGMENTS: [0, prefix]})
+        logits = model(input_ids=flat, position_ids=pos, **{kw: packed}, use_cache=True,
+                       logits_to_keep=ends - 1, **{packing.SEGMENTS: segments}).logits[0]
+    total = width + max_new_tokens
+    keys: list[torch.Tensor] = []
+    values: list[torch.Tensor] = []
+    pkeys: list[torch.Tensor] = []
+    pvalues: list[torch.Tensor] = []
+    layers: list[Any] = list(packed.layers)  # plain full-attention layers: supported() checked can_pack
+    for layer in layers:
+        for src, own, shared in ((layer.keys, keys, pkeys), (layer.values, values, pvalues)):
+            t = src.new_zeros((src.shape[1], len(rows), total, src.shape[3]), dtype=torch.float32)
+            for b, (s, n) in enumerate(zip(segments[:-1], lengths, strict=True)):
+                t[:, b, width - n: width] = src[0, :, prefix + s: prefix + s + n]
+            own.append(t.view(-1, total, src.shape[3]))
+            shared.append(src[0, :, :prefix].to(torch.float32, memory_format=torch.contiguous_format))
+    mask = torch.zeros((len(rows), prefix + total), dtype=torch.float32, device=dev)
+    for b, n in enumerate(lengths):
+        mask[b, prefix: prefix + width - n] = float("-inf")
+    last = torch.tensor([prefix + n - 1 for n in lengths], device=dev)
+    return DecodeCache(keys, values, pkeys, pvalues, prefix, mask), logits, last, width
+
+
+def decode(fast: FastLM, rows: list[list[int]], *, max_new_tokens: int, stop_ids: set[int],
+           sampler: Callable[[torch.Tensor], torch.Tensor], prefix: int = 0,
+           stop_check: Callable[[list[int]], bool] | None = None,
+           on_step: Callable[[int], None] | None = None) -> list[Decoded]:
+    """`ptst.runtime.decode.decode_loop` with `FastLM.step`: the same rows in, the same `Decoded` out. A finished
+    row stays in the batch (its tokens ignored) until a quarter of the batch has finished; then the cache is
+    compacted to the live rows (one copy, instead of one per finished row)."""
+    b, s = len(rows), max(len(r) for r in rows) - prefix
+    if b * fast.n_heads * s * (prefix + s) <= PREFILL_SCORES_MAX:
+        cache, logits, last, col = fast.prefill(rows, prefix, max_new_tokens)
+    else:
+        cache, logits, last, col = prefill_hf(fast.model, rows, prefix, max_new_tokens)
+    slots: list[int | None] = list(range(len(rows)))  # batch position -> row, None once finished
+    tokens: list[list[int]] = [[] for _ in rows]
+    reasons = ["length"] * len(rows)
+    for step in range(max_new_tokens):
+        nxt = sampler(logits)
+        alive = produced = 0
+        for j, tok in enumerate(nxt.tolist()):
+            row = slots[j]
+            if row is None:
+                continue
+            produced += 1
+            tokens[row].append(tok)
+            if tok in stop_ids or (stop_check is not None and stop_check(tokens[row])):
+                reasons[row] = "stop"
+                slots[j] = None
+            else:
+                alive += 1
+        if on_step is not None:
+            on_step(produced)
+        if not alive or step == max_new_tokens - 1:
+            break
+        if 4 * (len(slots) - alive) >= len(slots):
+            keep = [j for j, r in enumerate(slots) if r is not None]
+            idx = torch.tensor(keep, device=nxt.device)
+            cache.select(idx, col)
+            nxt, last = nxt[idx], last[idx]
+            slots = [slots[j] for j in keep]
+        last = last + 1
+        logits = fast.step(nxt, last, cache, col)
+        col += 1
+    return [Decoded(t, r) for t, r in zip(tokens, reasons, strict=True)]
