@@ -33,12 +33,16 @@ class _LazyBackend:
         self._gcfg = gcfg
         self._backend: Any = None
 
-    def generate(self, items: Any, decoding: Any, on_done: Any = None) -> Any:
+    def prepare(self) -> Any:
+        """The real backend, built on first use (`ptst.generate.run` calls this before it starts its clock)."""
         if self._backend is None:
             spec = BACKENDS.get(self._gcfg.backend)
             tok = load_tokenizer(self._gcfg.model) if spec.needs_model else None
             self._backend = spec.build(self._gcfg, tok, True)
-        return self._backend.generate(items, decoding, on_done=on_done)
+        return self._backend
+
+    def generate(self, items: Any, decoding: Any, on_done: Any = None) -> Any:
+        return self.prepare().generate(items, decoding, on_done=on_done)
 
 
 def _describe(cfg: EvalConfig, inputs: CellInputs, versions: dict[str, str]) -> dict[str, Any]:

@@ -268,6 +268,15 @@ def test_dry_run_and_status(grid, capsys):
     out = capsys.readouterr().out
     assert re.search(r"chat-vanilla\.s0 +train: done", out) and re.search(r"chat-llama\.s0 +train: new", out)
     assert "2/6 evaluation cells done" in out
+    # each done cell names how fast its answers were made, by which engine, on which CPU (recorded beside the key)
+    from ptst.runtime import cpu
+
+    assert re.search(r"chat-vanilla +done +\[generation \d+ tok/s \(hf fast float32, batch \d+; "
+                     + re.escape(cpu.describe()) + r"\)\]", out), out
+    meta = json.loads((tmp / "run" / "chat-vanilla.s0" / "eval" / "chat-vanilla" / "generations"
+                       / "harm.jsonl.meta.json").read_text())
+    assert meta["throughput"]["engine"] == "fast" and meta["throughput"]["tokens"] > 0
+    assert "throughput" not in meta["key"]
     metrics = tmp / "run" / "chat-vanilla.s0" / "eval" / "chat-llama" / "metrics.json"
     metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "key": "made-by-another-config"}))
     assert main(["status", str(tmp / "run")]) == 0
