@@ -6,6 +6,7 @@ import hmac
 import logging
 import sys
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
@@ -111,10 +112,12 @@ def create_app(cfg: ServeConfig, backend: Any = None, tokenizer: Any = None) -> 
     if tokenizer is None:
         tokenizer = load_tokenizer(cfg.model)
     fp = fingerprint(template, tokenizer)  # a template this tokenizer cannot render fails before weights load
+    # One thread loads the model and runs every batch (see Batcher): torch is never run from the event loop's.
+    model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ptst-model")
     if backend is None:
-        backend = _load_backend(cfg, tokenizer)
+        backend = model_thread.submit(_load_backend, cfg, tokenizer).result()
     tok = copy.deepcopy(tokenizer)
-    batcher = Batcher(backend, cfg.max_batch, cfg.max_wait_ms / 1000, cfg.max_queue)
+    batcher = Batcher(backend, cfg.max_batch, cfg.max_wait_ms / 1000, cfg.max_queue, model_thread=model_thread)
     st = ServerState(cfg, template, fp, tok, batcher, _context_len(cfg, backend), ControlTokens.of(tok, template))
     if not template.safety_prompt:
         log.warning("template %s carries no safety prompt: PTST's test-time protection is off", template.name)
@@ -124,6 +127,7 @@ def create_app(cfg: ServeConfig, backend: Any = None, tokenizer: Any = None) -> 
         batcher.start()
         yield
         await asyncio.to_thread(batcher.close)  # finish what was admitted, admit nothing new
+        model_thread.shutdown(wait=False)
 
     app = FastAPI(title="ptst serve", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
