@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ptst-installed
 
-.PHONY: install test test-fast lint quickstart quickstart-tradeoff demo bench clean
+.PHONY: install test test-fast lint quickstart quickstart-tradeoff demo bench bench-deps clean
 
 # The data sets: ../shared/data when it sits beside the checkout, else ptst's cache / verified downloads.
 ifneq ($(wildcard ../shared/data/MANIFEST.md),)
@@ -47,6 +47,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_serve.py
 	$(BIN)/python benchmarks/bench_grid.py
+
+# llama.cpp for bench_generate.py's llamacpp* systems; not part of `install` (CI must not build it).
+# pip compiles llama.cpp from the sdist: ~6 min on 2 cores.
+bench-deps: $(STAMP)
+	$(BIN)/pip install llama-cpp-python==0.3.36 diskcache
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,12 +1,32 @@
-"""Benchmark: ptst's HF generation (batched, left-padded, length-sorted) vs naive per-prompt `model.generate`.
+"""Benchmark: ptst's HF generation (batched, left-padded, length-sorted) vs naive per-prompt `model.generate`,
+and vs llama.cpp running the same GGUF natively (Q4_1): one prompt at a time (`llamacpp`), batched with one
+sequence per prompt (`llamacpp-batch`), and batched with the prompts' common prefix (the template's system
+prompt) prefilled once, as ptst's own prefix cache does (`llamacpp-prefix`).
 
 Same model, same prompts (AdvBench or StrongREJECT, rendered with chat:llama), same max_new_tokens, greedy,
 same stop tokens. The CPU is shared, so the systems run interleaved on chunks of the prompts and the totals are
-compared; the greedy outputs of each ptst configuration are compared token for token with the first system's.
+compared; the greedy answers of each system are compared with the first system's. ptst's HF systems run the
+GGUF dequantised (fp32 or bf16), llama.cpp runs its Q4_1 weights: their answers differ by quantisation, and the
+agreement columns say how much. Each system's tok/s is also given as a fraction of the compute roofline: the
+CPU's measured matmul peak (bf16 for bf16 systems, fp32 for the others, llama.cpp included) divided by the
+GFLOP per generated token (2 x the parameters of every Linear layer, lm_head included).
 
     flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 32 --max-new-tokens 64
+    # the acceptance run: ptst vs llama.cpp on one batch of 48 AdvBench prompts
+    flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 48 --batch-size 48 --max-new-tokens 32 \
+        --systems naive,fp32,bf16,llamacpp,llamacpp-batch --chunks 1
+    # the same with llama.cpp's prefix sharing too
+    flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 48 --batch-size 48 --max-new-tokens 32 \
+        --systems fp32,bf16,llamacpp-batch,llamacpp-prefix --chunks 1
+    # ptst's fast engine vs its general decode loop
+    flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 16 --batch-size 16 --max-new-tokens 32 \
+        --systems fp32,fp32-loop,bf16,bf16-loop --chunks 1
     python benchmarks/bench_generate.py --data strongreject --n 48 --batch-size 48 --max-new-tokens 32 \
         --systems fp32-padded,fp32 --chunks 1      # packed vs padded prefill on long-tailed prompts
+
+The llama.cpp systems need llama-cpp-python (`make bench-deps`; not part of `make install`). They tokenize the
+rendered prompts with llama.cpp's own tokenizer (a warning says when its ids differ from HF's), decode greedily
+(argmax) with the same stop ids, and run without ggml's AMX kernels, which crash in the benchmark VM.
 """
 
 from __future__ import annotations
@@ -17,6 +37,8 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+
+from bench_train import matmul_peak  # benchmarks/ is on sys.path when this runs as a script
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # --data: file, column; StrongREJECT's prompts are long-tailed in length (what a padded prefill pays for)
@@ -58,12 +80,50 @@ def agreement(ref: list[str], other: list[str]) -> dict[str, float]:
     return {"exact": exact / len(ref), "prefix": sum(prefix) / len(prefix)}
 
 
-SYSTEMS = {  # name -> (dtype, engine, packed prefill); "naive" is per-prompt model.generate, the others HFBackend
+# name -> (dtype, engine, packed prefill); "naive" is per-prompt model.generate, "llamacpp*" llama.cpp on the GGUF
+# (Q4_1), the others HFBackend
+SYSTEMS: dict[str, tuple[str, str | None, bool]] = {
     "naive": ("fp32", None, False), "fp32": ("fp32", "auto", True), "bf16": ("bf16", "auto", True),
     "fp32-generate": ("fp32", "generate", False), "fp32-padded": ("fp32", "auto", False),
+    "fp32-loop": ("fp32", "loop", True), "bf16-loop": ("bf16", "loop", True),
+    "llamacpp": ("q4_1", None, False), "llamacpp-batch": ("q4_1", None, False),
+    "llamacpp-prefix": ("q4_1", None, False),
 }
 LABELS = {"naive": "naive fp32 bs1", "fp32": "ptst fp32", "bf16": "ptst bf16", "fp32-generate": "ptst fp32 gen()",
-          "fp32-padded": "ptst fp32, padded prefill"}
+          "fp32-padded": "ptst fp32, padded prefill", "fp32-loop": "ptst fp32, general loop",
+          "bf16-loop": "ptst bf16, general loop", "llamacpp": "llama.cpp Q4_1 bs1",
+          "llamacpp-batch": "llama.cpp Q4_1 batched", "llamacpp-prefix": "llama.cpp Q4_1 shared prefix"}
+LLAMACPP = ("llamacpp", "llamacpp-batch", "llamacpp-prefix")
+
+
+def peak_precision(system: str) -> str:
+    """The matmul peak a system is measured against: bf16 for bf16 weights, fp32 for the rest (llama.cpp's Q4_1
+    kernels have no peak of their own to measure, and dequantise into fp32 arithmetic)."""
+    return "bf16" if SYSTEMS[system][0] == "bf16" else "fp32"
+
+
+def cpu_info() -> dict[str, Any]:
+    import torch
+
+    name, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and name == "unknown":
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"model": name, "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
+            "torch_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def linear_params(model: Any) -> int:
+    """Parameters of every Linear layer, lm_head included even when tied: what one token's matmuls touch."""
+    import torch
+
+    return sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) for p in m.parameters())
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,17 +138,54 @@ def parse_args() -> argparse.Namespace:
                     help=f"comma list of {', '.join(SYSTEMS)}; the first is the baseline for speed-up and agreement")
     ap.add_argument("--chunks", type=int, default=2, help="interleave the systems over this many prompt chunks")
     ap.add_argument("--no-warmup", dest="warmup", action="store_false")
+    ap.add_argument("--peak-seconds", type=float, default=4.0,
+                    help="seconds of matmuls per precision for the roofline peak (half before, half after)")
+    ap.add_argument("--llamacpp-kv", choices=("split", "unified"), default="split",
+                    help="llamacpp-batch's KV cache: a slice per sequence (default, llama.cpp's) or one buffer all "
+                    "sequences share (llamacpp-prefix always shares one, with the common prefix prefilled once)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     args.systems = args.systems.split(",")
     unknown = set(args.systems) - set(SYSTEMS)
     if unknown:
         ap.error(f"unknown systems {sorted(unknown)}; choose from {list(SYSTEMS)}")
+    if args.peak_seconds <= 0:
+        ap.error("--peak-seconds must be > 0")
     return args
+
+
+def setup_llamacpp(args: argparse.Namespace, tok: Any, texts: list[str], step: int, threads: int) -> dict[str, Any]:
+    """Load the GGUF into llama.cpp, tokenize every prompt with its tokenizer (checked against HF's), and make
+    the batched context big enough for the largest chunk."""
+    import _llamacpp
+
+    hf = tok(texts, add_special_tokens=False)["input_ids"]
+    path = _llamacpp.gguf_path(args.model)
+    lc = _llamacpp.LlamaCpp(path, threads, max(map(len, hf)) + args.max_new_tokens)
+    ids = {t: lc.tokenize(t) for t in texts}
+    bad = [i for i, t in enumerate(texts) if ids[t] != list(hf[i])]
+    if bad:
+        i = bad[0]
+        print(f"WARNING: llama.cpp's tokens differ from HF's on {len(bad)}/{len(texts)} prompts (first: prompt {i}, "
+              f"{len(ids[texts[i]])} vs {len(hf[i])} tokens); llama.cpp runs on its own tokens", flush=True)
+    longest = max(map(len, ids.values())) + args.max_new_tokens
+    if lc.llm.n_ctx() < longest:  # its tokens are longer than HF's: a context that fits them
+        lc.close()
+        lc = _llamacpp.LlamaCpp(path, threads, longest)
+    lens = [[len(ids[t]) for t in texts[c: c + step]] for c in range(0, len(texts), step)]
+    batched = {}
+    for name, kv in (("llamacpp-batch", args.llamacpp_kv), ("llamacpp-prefix", "shared")):
+        if name in args.systems:
+            batched[name] = _llamacpp.Batched(lc, *_llamacpp.Batched.sizes(lens, args.max_new_tokens, kv), kv=kv)
+    return {"lc": lc, "batched": batched, "ids": ids, "token_mismatches": len(bad), "threads": threads}
 
 
 def main() -> None:
     args = parse_args()
+    if any(s in LLAMACPP for s in args.systems):
+        import _llamacpp
+
+        _llamacpp.require()  # one line on how to install it, before any model loads
     import torch
 
     from ptst.generate.base import Decoding, PromptItem
@@ -98,28 +195,40 @@ def main() -> None:
     from ptst.templates import get_template, render
 
     tok = load_tokenizer(args.model)
-    models = {dt: load_model(args.model, device="cpu", dtype=dt) for dt in {SYSTEMS[s][0] for s in args.systems}}
+    dtypes = {SYSTEMS[s][0] for s in args.systems} - {"q4_1"} or {"fp32"}  # stops and FLOPs need an HF model
+    models = {dt: load_model(args.model, device="cpu", dtype=dt) for dt in dtypes}
     qs, source = prompts(args.n, args.data)
     texts = [render(get_template(args.template), tok, q).text for q in qs]
     stops = stop_token_ids(tok, next(iter(models.values())))
     dec = Decoding(max_new_tokens=args.max_new_tokens)
     backends = {s: HFBackend(models[SYSTEMS[s][0]], tok, args.batch_size, progress=False, engine=SYSTEMS[s][1],
                              packed_prefill=SYSTEMS[s][2])
-                for s in args.systems if s != "naive"}
+                for s in args.systems if s not in ("naive", *LLAMACPP)}
+    step = -(-len(texts) // args.chunks)
+    llama = (setup_llamacpp(args, tok, texts, step, torch.get_num_threads())
+             if any(s in LLAMACPP for s in args.systems) else None)
 
     def run_system(name: str, chunk: list[str], max_new: int) -> tuple[list[str], int]:
         if name == "naive":
             return naive(models["fp32"], tok, chunk, max_new, stops)
+        if name in LLAMACPP:
+            assert llama is not None
+            rows = [llama["ids"][t] for t in chunk]
+            run = llama["lc"].single if name == "llamacpp" else llama["batched"][name].generate
+            outs = run(rows, max_new, set(stops))  # each row ends at its stop token, which counts as generated
+            return [tok.decode(o[:-1] if o[-1] in stops else o, skip_special_tokens=True) for o in outs], \
+                sum(map(len, outs))
         comps = backends[name].generate([PromptItem(str(i), t) for i, t in enumerate(chunk)], Decoding(max_new))
         return [c.text for c in comps], sum(c.n_tokens or 0 for c in comps)
 
     if args.warmup:  # one short untimed call each, so first-call allocations do not land on one side
         for name in args.systems:
-            run_system(name, texts[:2], 4)
+            run_system(name, texts[:min(2, step)], 4)  # no more prompts than a chunk: llama.cpp's context fits
+    precisions = sorted({peak_precision(s) for s in args.systems})
+    peaks = {p: matmul_peak(p, args.peak_seconds / 2) for p in precisions}  # the CPU is shared: best of 2
     secs = dict.fromkeys(args.systems, 0.0)
     toks = dict.fromkeys(args.systems, 0)
     answers: dict[str, list[str]] = {s: [] for s in args.systems}
-    step = -(-len(texts) // args.chunks)
     for c in range(0, len(texts), step):
         for name in args.systems:
             t0 = time.perf_counter()
@@ -128,26 +237,51 @@ def main() -> None:
             toks[name] += n
             answers[name] += outs
         print(f"chunk {c // step + 1}/{-(-len(texts) // step)} done", flush=True)
-    report(args, source, len(texts), secs, toks, answers, torch.get_num_threads())
+    peaks = {p: max(v, matmul_peak(p, args.peak_seconds / 2)) for p, v in peaks.items()}
+    hw = {**cpu_info(), "peak_gflops": {p: round(v, 1) for p, v in peaks.items()},
+          "linear_params": linear_params(next(iter(models.values())))}
+    if llama is not None:
+        hw["llamacpp"] = {"version": llama["lc"].version, "threads": llama["threads"], "kv": args.llamacpp_kv,
+                          "token_mismatches": llama["token_mismatches"]}
+        for b in llama["batched"].values():
+            b.close()
+        llama["lc"].close()
+    report(args, source, len(texts), secs, toks, answers, torch.get_num_threads(), hw)
 
 
 def report(args: argparse.Namespace, source: str, n: int, secs: dict[str, float], toks: dict[str, int],
-           answers: dict[str, list[str]], threads: int) -> None:
+           answers: dict[str, list[str]], threads: int, hw: dict[str, Any]) -> None:
     first = args.systems[0]
     base = toks[first] / secs[first]
+    gflop = 2 * hw["linear_params"] / 1e9
     res: dict[str, Any] = {"model": args.model, "prompts": source, "n": n, "template": args.template,
                            "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
-                           "torch_threads": threads, "baseline": LABELS[first], "systems": {}}
+                           "torch_threads": threads, "baseline": LABELS[first], "cpu": hw,
+                           "gflop_per_token": round(gflop, 4), "systems": {}}
     print(f"\n{n} prompts ({source}), {args.template}, greedy, max_new_tokens {args.max_new_tokens}, "
           f"batch {args.batch_size}, {threads} threads; agreement vs {LABELS[first]}")
-    print(f"{'system':<16} {'tokens':>7} {'seconds':>8} {'tok/s':>7} {'speed-up':>8} {'exact':>6} {'prefix':>7}")
+    print(f"CPU: {hw['model']}, avx512_bf16 {'yes' if hw['avx512_bf16'] else 'no'}, amx_bf16 "
+          f"{'yes' if hw['amx_bf16'] else 'no'}, torch {hw['torch_capability']}; matmul peak "
+          + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in hw["peak_gflops"].items())
+          + f"; {gflop:.3f} GFLOP per token (2 x {hw['linear_params'] / 1e6:.1f}M Linear params)")
+    if "llamacpp" in hw:
+        lc = hw["llamacpp"]
+        print(f"llama.cpp: llama-cpp-python {lc['version']}, {lc['threads']} threads, AMX off, batched KV {lc['kv']}, "
+              f"tokens differ from HF's on {lc['token_mismatches']}/{n} prompts; its Q4_1 roofline is the fp32 "
+              "peak's")
+    print(f"{'system':<28} {'tokens':>7} {'seconds':>8} {'tok/s':>7} {'speed-up':>8} {'exact':>6} {'prefix':>7} "
+          f"{'roofline':>9}")
     for name in args.systems:
         rate = toks[name] / secs[name]
         agr = agreement(answers[first], answers[name])
-        res["systems"][LABELS[name]] = {"tokens": toks[name], "seconds": round(secs[name], 2), "tok_s": round(rate, 1),
-                                        "speedup": round(rate / base, 2), **{k: round(v, 3) for k, v in agr.items()}}
-        print(f"{LABELS[name]:<16} {toks[name]:>7} {secs[name]:>8.1f} {rate:>7.1f} {rate / base:>7.2f}x "
-              f"{agr['exact']:>6.0%} {agr['prefix']:>7.1%}")
+        prec = peak_precision(name)
+        roof = hw["peak_gflops"][prec] / gflop  # tok/s if every matmul ran at the measured peak
+        res["systems"][LABELS[name]] = {
+            "system": name, "tokens": toks[name], "seconds": round(secs[name], 2), "tok_s": round(rate, 1),
+            "speedup": round(rate / base, 2), **{k: round(v, 3) for k, v in agr.items()},
+            "peak_precision": prec, "roofline_tok_s": round(roof, 1), "roofline_frac": round(rate / roof, 4)}
+        print(f"{LABELS[name]:<28} {toks[name]:>7} {secs[name]:>8.1f} {rate:>7.1f} {rate / base:>7.2f}x "
+              f"{agr['exact']:>6.0%} {agr['prefix']:>7.1%} {rate / roof:>6.1%} {prec}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
 
