@@ -20,7 +20,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="client system messages: append after the template's system prompt (default), "
                    "reject with 400, or ignore")
     p.add_argument("--max-batch", type=int, default=16, help="most requests in one forward batch")
-    p.add_argument("--max-wait-ms", type=float, default=10.0, help="a batch closes when no request arrived for this long (at most 5x this after its first), or when full")
+    p.add_argument("--max-wait-ms", type=float, default=10.0,
+                   help="a batch closes when no request arrived for this long (at most 5x this after its first), "
+                        "or when full")
     p.add_argument("--max-queue", type=int, default=256, help="requests waiting beyond this get 429 + Retry-After")
     p.add_argument("--max-new-tokens-limit", type=int, default=1024, help="largest max_tokens a client may ask")
     p.add_argument("--default-max-tokens", type=int, default=256, help="max_tokens when the client sends none")
