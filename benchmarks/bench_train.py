@@ -189,6 +189,7 @@ def report(s: dict[str, Any], peaks: list[float], args: argparse.Namespace,
     out: dict[str, Any] = {"data": s["source"], "examples": len(enc), "tokens": tokens,
                            "trained_tokens": sum(e.n_trained for e in enc), "batch_size": args.batch_size,
                            "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                           "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
                            "precision": args.precision, "cpu_capability": cpu_capability(), "template": args.template,
                            "peak_gflops": peaks, "useful_gflop_per_token": flops["useful"] / tokens / 1e9,
                            "six_n_gflop_per_token": flops["six_n"] / tokens / 1e9}
@@ -225,9 +226,10 @@ def main() -> None:
                    help="ptst's precision (default: what `ptst train` picks here) and the matmul peak's")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
-    # Before torch loads: on a shared CPU, OpenMP threads that spin-wait for each other at every parallel
-    # region collapse when another process holds a core (measured here: a [8,195,576] mul, 0.2 ms -> 8 ms).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Before torch loads, as `ptst train` does: OpenMP threads spin briefly, then sleep (ptst.runtime.threads)
+    from ptst.runtime.threads import bounded_spin
+
+    bounded_spin()
     import torch
 
     torch.set_num_threads(args.threads)
@@ -243,7 +245,8 @@ def main() -> None:
     r = report(s, peaks, args, bf16)
     print(f"data: {r['data']} under {args.template}, {r['examples']} examples, {r['tokens']} tokens "
           f"({r['trained_tokens']} trained), "
-          f"batch {r['batch_size']}, {r['threads']} threads, OMP_WAIT_POLICY={r['omp_wait_policy']}")
+          f"batch {r['batch_size']}, {r['threads']} threads, OMP_WAIT_POLICY={r['omp_wait_policy']}, "
+          f"GOMP_SPINCOUNT={r['gomp_spincount']}")
     print(f"CPU: {r['cpu_capability']}; ptst precision {r['precision']}; {r['precision']} matmul peak: "
           f"{max(peaks):.0f} GFLOP/s (before/after: {', '.join(f'{x:.0f}' for x in peaks)})")
     print(f"useful FLOPs/token: {r['useful_gflop_per_token']:.3f} GFLOP (6N convention: "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 from ptst import __version__
 from ptst.errors import PtstError
+from ptst.runtime import threads
 
 # verb -> (module, one-line help). Modules import nothing heavy at top level, so --help stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -45,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Before torch loads (no effect if it already has), for every verb: OpenMP threads that spin while waiting
-    # collapse on a shared CPU (a training step measured 1.5x slower with ACTIVE on 2 busy cores, and 10x slower
-    # inside `ptst run` beside two other processes). Set OMP_WAIT_POLICY=ACTIVE to opt out.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Before torch loads (no effect if it already has), for every verb: OpenMP threads spin briefly, then sleep
+    # (ptst.runtime.threads): unbounded spinning collapses on a shared CPU, sleeping at once costs a decoding
+    # step 25%. Set OMP_WAIT_POLICY or GOMP_SPINCOUNT to choose otherwise.
+    threads.bounded_spin()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

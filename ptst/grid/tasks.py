@@ -18,6 +18,7 @@ from typing import Any
 from ptst.errors import PtstError
 from ptst.grid.artifacts import pack_dir, unpack
 from ptst.io import atomic_dir, write_json_atomic
+from ptst.runtime import threads
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ def _result(d: Path, started: float, model: str | None = None, skip: tuple[str, 
 
 
 def _quiet_threads() -> None:
-    """What `ptst` sets before torch loads (ptst.cli.main): OpenMP threads that sleep, not spin, when idle."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """What `ptst` sets before torch loads (ptst.cli.main): OpenMP threads that spin briefly, then sleep."""
+    threads.bounded_spin()
 
 
 def align_task(spec: Any, model: str, run_key: str, scratch_dir: str | None, data_dir: str | None,
