@@ -182,10 +182,9 @@ def setup_llamacpp(args: argparse.Namespace, tok: Any, texts: list[str], step: i
 
 def main() -> None:
     args = parse_args()
-    from ptst.runtime.threads import bounded_spin, keep_freed_memory
+    from ptst.runtime.threads import bounded_spin
 
-    bounded_spin()
-    keep_freed_memory()  # before torch loads: OpenMP waits as inside `ptst` (a run's numbers match the benchmark's)
+    bounded_spin()  # before torch loads: OpenMP waits as inside `ptst` (a run's numbers match the benchmark's)
     if any(s in LLAMACPP for s in args.systems):
         import _llamacpp
 

@@ -342,10 +342,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from ptst.runtime.threads import bounded_spin, keep_freed_memory
+    from ptst.runtime.threads import bounded_spin
 
-    bounded_spin()
-    keep_freed_memory()  # before torch loads, as `ptst serve` runs (its server process inherits it)
+    bounded_spin()  # before torch loads, as `ptst serve` runs (its server process inherits it)
     if args.model is None:
         out = toy_model(args)
         print_toy(out, args)

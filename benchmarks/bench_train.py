@@ -227,10 +227,9 @@ def main() -> None:
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     # Before torch loads, as `ptst train` does: OpenMP threads spin briefly, then sleep (ptst.runtime.threads)
-    from ptst.runtime.threads import bounded_spin, keep_freed_memory
+    from ptst.runtime.threads import bounded_spin
 
     bounded_spin()
-    keep_freed_memory()
     import torch
 
     torch.set_num_threads(args.threads)

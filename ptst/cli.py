@@ -49,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     # (ptst.runtime.threads): unbounded spinning collapses on a shared CPU, sleeping at once costs a decoding
     # step 25%. Set OMP_WAIT_POLICY or GOMP_SPINCOUNT to choose otherwise.
     threads.bounded_spin()
-    threads.keep_freed_memory()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -89,7 +89,6 @@ def _result(d: Path, started: float, model: str | None = None, skip: tuple[str, 
 def _quiet_threads() -> None:
     """What `ptst` sets before torch loads (ptst.cli.main): OpenMP threads that spin briefly, then sleep."""
     threads.bounded_spin()
-    threads.keep_freed_memory()
 
 
 def align_task(spec: Any, model: str, run_key: str, scratch_dir: str | None, data_dir: str | None,
