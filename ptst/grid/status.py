@@ -21,30 +21,39 @@ from ptst.grid.plan import expand, select
 from ptst.io import no_downloads, read_json
 from ptst.runs.layout import RunDir
 from ptst.runs.state import State
+from ptst.runtime import cpu
 from ptst.templates import get_template
 from ptst.train.artifact import TrainArtifact
 
-# Measured throughputs of SmolLM2-135M on 2 CPU cores (docs/performance.md): (train tokens/s, generated tokens/s)
-# with fast bf16 (Zen 4, AVX512-BF16: bf16 training, fp32 generation) and without it (Zen 3, AVX2: fp32 for both).
-RATES = {"bf16": (550.0, 180.0), "fp32": (115.0, 45.0)}
+# Throughputs of SmolLM2-135M on 2 CPU cores by the CPU's strongest matrix instructions (ptst.runtime.cpu.kind),
+# calibrated on whole cold runs of the shipped configs (docs/performance.md, "Estimates"), in the estimate's own
+# units: (train tokens/s as `_train_tokens` counts them, generated tokens/s at batch 48 counting every answer at
+# its max length, fp32 generation, prefill, model loads and judging included).
+# amx_bf16: measured (2-core Xeon, 2026-12-07). avx512_bf16 (Zen 4) and avx2 (Zen 3): derived, not measured with
+# this release: the previous release's whole quickstart took 1.19x as long on Zen 4 as on the Xeon; Zen 3's
+# quickstart training ran at 0.42x the Xeon's tokens/s and its fp32 matmul peak is 0.35x the Xeon's.
+RATES = {"amx_bf16": (260.0, 190.0), "avx512_bf16": (218.0, 160.0), "other": (109.0, 66.0)}
+BF16_GENERATION = 1.8  # generate.dtype bf16 on a fast-bf16 CPU: 709 vs 381 tokens/s in bench_generate (Xeon)
+CELL_SECONDS = 4.0  # each evaluation cell's model load, adapter merge and judging, besides its generation
 CHARS_PER_TOKEN = 3.6
 
 
 def cpu_rates(cfg: GridConfig) -> tuple[float, float, str]:
-    """(train tokens/s, generated tokens/s at the grid's generation batch size, what they assume) for this CPU;
-    `ptst train` picks the same precision."""
-    from ptst.train.model import resolve_precision  # heavy: torch
-
-    precision = resolve_precision("auto", "cpu")
-    train, gen = RATES[precision]
+    """(train tokens/s, generated tokens/s at the grid's generation batch size, what they assume) for this CPU,
+    in the estimate's units (RATES)."""
+    kind = cpu.kind()
+    train, gen = RATES.get(kind, RATES["other"])
     gen = batched_rate(gen, int(cfg.generate.get("batch_size", 16)))  # 16: GenerateConfig's default
-    return train, gen, f"{'fast bf16' if precision == 'bf16' else 'fp32, no fast bf16'} on this CPU"
+    bf16 = str(cfg.generate.get("dtype") or "") in ("bf16", "bfloat16") and cpu.fast_bf16()
+    source = "measured" if kind == "amx_bf16" else "derived, not measured"
+    return train, gen * (BF16_GENERATION if bf16 else 1.0), \
+        f"{kind} CPU ({source}), {'bf16' if bf16 else 'fp32'} generation"
 
 
-def batched_rate(rate16: float, batch_size: int) -> float:
-    """Generated tokens/s at a batch size, from the rate at 16: on 2 CPU cores a decoding step for 48 rows
-    measured ~1.8x one for 16, so throughput grows about as the square root of the batch (capped at 64)."""
-    return rate16 * (min(max(batch_size, 1), 64) / 16) ** 0.5
+def batched_rate(rate48: float, batch_size: int) -> float:
+    """Generated tokens/s at a batch size, from the rate at 48: a decoding step reads every weight once whatever
+    its batch, so throughput grows with the batch; about as its square root on 2 CPU cores (capped at 64)."""
+    return rate48 * (min(max(batch_size, 1), 64) / 48) ** 0.5
 
 
 def local_dataset(spec: str, split: str | None, data_dir: str | None, limit: int | None = None) -> Any:
@@ -166,15 +175,20 @@ def _print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None)
     if unknown:
         notes.append(f"size of {', '.join(unknown)} unknown (not on this machine, no limit): left out")
     parts = []
+    total = 0.0
     if cfg.align is not None:
         aligned = align_state(cfg, out)
         est = (0.0, 0.0) if aligned is not None and aligned[0] else _align_estimate(cfg)
         parts.append(f"align {_minutes(sum(est) if est else None)}")
+        total += sum(est) if est else 0.0
         if est is None:
             notes.append("alignment data not on this machine: alignment time unknown")
     train_rate, gen_rate, assumed = cpu_rates(cfg)
     parts.append(f"train {_minutes(None if tt is None else tt / train_rate)}")
-    parts.append(f"generate {_minutes(gen_tokens * todo_eval / gen_rate)}")
+    gen_s = todo_eval * (gen_tokens / gen_rate + CELL_SECONDS)
+    parts.append(f"generate {_minutes(gen_s)}")
+    total += (tt or 0) / train_rate + gen_s
+    parts[-1] += f" = {_minutes(total)}{' at least' if notes else ''}"
     note = f" ({'; '.join(notes)})" if notes else ""
     print(f"{n_train} training runs, {n_eval} evaluation cells ({len(to_train)} and {todo_eval} to do); rough estimate "
           f"for a 135M model on 2 CPU cores: {' + '.join(parts)}{note} (assumes {train_rate:.0f} train tok/s and "

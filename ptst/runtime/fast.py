@@ -1,25 +1,25 @@
-"""A decoding step written for one model family (Llama, Mistral, Qwen2) on CPU: the batched token-by-token part of
-generation, where transformers' general forward spends more time on bookkeeping than on arithmetic.
+"""A decoding engine written for one model family (Llama, Mistral without a sliding window, Qwen2) on CPU: the
+batched token-by-token part of generation, where transformers' general forward spends more time on bookkeeping
+than on arithmetic.
 
 Measured on SmolLM2-135M (48 AdvBench prompts under chat:llama, batch 48, bf16, 2-core Xeon): the general
 forward spent 23% of its time concatenating the KV cache (`DynamicCache` grows by `torch.cat`, copying every
 layer's keys and values at every step), 14% in attention that re-reads the safety prompt's keys once per row, and
-most of the rest in small ops. This step does the same arithmetic with:
+most of the rest in small ops. This engine does the same arithmetic with:
 
-- a preallocated cache written in place (one column per step), left-padded as the general loop lays it out;
+- a preallocated fp32 cache written in place (one column per step), left-padded, head-major;
 - the shared prefix (the safety system prompt) kept once, not once per row: its attention scores for all rows
   are one matrix product per key/value head, against the rows' own keys and values after it;
 - grouped-query attention without repeating keys and values over the query heads;
-- the query/key/value and gate/up projections fused into one matrix product each.
+- the query/key/value and gate/up projections fused, every weight packed once for the CPU's kernels (`Linear`);
+- its own prefill (`FastLM.prefill`): linear layers on the prompts' real tokens only, attention on a padded
+  layout after the prefix (prompts too long for that go through the model's own forward, `prefill_hf`).
 
-The weights are the model's own (fused copies of q/k/v and gate/up; the rest shared, not copied), and each
-operation follows the model's own code: RMSNorm in fp32 cast back, rotary embeddings from the model's own
-`rotary_emb` (so every rope scaling it supports), softmax in fp32. In fp32 the answers equal transformers'
-greedy `generate` token for token (tests/runtime/test_fast.py; the benchmark checks SmolLM2); in bf16 they
-differ as any two bf16 kernels do (docs/performance.md gives the agreement).
-
-The prefill (the prompts) still runs through the model's own forward with packed rows (`ptst.runtime.packing`),
-then its keys and values are moved into this layout."""
+The weights are the model's own (fused, packed copies), and each operation follows the model's own code: RMSNorm
+in fp32 cast back, rotary embeddings from the model's own `rotary_emb` (so every rope scaling it supports),
+attention and its softmax in fp32 (as SDPA accumulates). In fp32 the answers equal transformers' greedy
+`generate` token for token (tests/runtime/test_fast.py; the benchmark checks SmolLM2); in bf16 they differ as
+any two bf16 kernels do (docs/performance.md gives the agreement)."""
 
 from __future__ import annotations
 
