@@ -80,10 +80,11 @@ def _prefill(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int
     return cache, mask, pos[:, -1:], out.logits[:, -1, :]
 
 
-def _prefill_packed(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int) -> tuple[Any, Any, Any, Any]:
-    """`_prefill` without computing the padding: the rows' suffixes run concatenated in one row with per-row
-    attention (`ptst.runtime.packing`; after the shared prefix, from a cache of batch size one), then their keys and
-    values are laid out left-padded, [prefix][pad][suffix], for the decoding steps, as `_prefill` leaves them."""
+def packed_forward(model: Any, rows: Sequence[Sequence[int]], prefix: int) -> tuple[Any, Any, list[int], list[int]]:
+    """The prompts through the model's own forward without padding: the shared prefix once (a cache of batch size
+    one), then every row's suffix concatenated in one row with per-row attention (`ptst.runtime.packing`).
+    Returns (the packed DynamicCache [1, Hkv, prefix + T, D] per layer, each row's last-token logits [B, V], the
+    suffix lengths, the segment boundaries [0, e_1, ..., T])."""
     import torch
     from transformers import DynamicCache
 
@@ -92,7 +93,6 @@ def _prefill_packed(model: Any, rows: Sequence[Sequence[int]], pad_id: int, pref
     dev, kw = model.device, cache_arg(model)
     suffixes = [list(r[prefix:]) for r in rows]
     lengths = [len(x) for x in suffixes]
-    width = max(lengths)
     ends = torch.tensor(lengths, device=dev).cumsum(0)
     segments = [0, *ends.tolist()]
     flat = torch.tensor([[t for x in suffixes for t in x]], device=dev)
@@ -104,6 +104,20 @@ def _prefill_packed(model: Any, rows: Sequence[Sequence[int]], pad_id: int, pref
                   use_cache=True, logits_to_keep=1, **{packing.SEGMENTS: [0, prefix]})
         logits = model(input_ids=flat, position_ids=pos, **{kw: packed}, use_cache=True,
                        logits_to_keep=ends - 1, **{packing.SEGMENTS: segments}).logits[0]
+    return packed, logits, lengths, segments
+
+
+def _prefill_packed(model: Any, rows: Sequence[Sequence[int]], pad_id: int, prefix: int) -> tuple[Any, Any, Any, Any]:
+    """`_prefill` without computing the padding: the rows' suffixes run concatenated in one row with per-row
+    attention (`ptst.runtime.packing`; after the shared prefix, from a cache of batch size one), then their keys and
+    values are laid out left-padded, [prefix][pad][suffix], for the decoding steps, as `_prefill` leaves them."""
+    import torch
+    from transformers import DynamicCache
+
+    dev = model.device
+    packed, logits, lengths, segments = packed_forward(model, rows, prefix)
+    suffixes = [list(r[prefix:]) for r in rows]
+    width = max(lengths)
     cache = DynamicCache(config=model.config)
     layers: list[Any] = list(packed.layers)  # plain full-attention layers: can_pack checked the model
     for i, layer in enumerate(layers):

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 from ptst.runtime import packing
-from ptst.runtime.decode import Decoded
+from ptst.runtime.decode import Decoded, packed_forward
 
 FAMILIES = ("llama", "mistral", "qwen2")
 # A batch's prompts attend in one padded [B, heads, S, P + S] score tensor (fp32) when it has at most this many
@@ -304,26 +304,9 @@ def prefill_hf(model: Any, rows: list[list[int]], prefix: int, max_new_tokens: i
     for prompts whose padded attention scores would not fit `PREFILL_SCORES_MAX`; keys and values laid out for
     `FastLM.step`. Returns (cache, logits of each row's last prompt token [B, V], each row's last
     position [B], the first free column)."""
-    from transformers import DynamicCache
-
-    from ptst.runtime.cache import cache_arg
-
     dev = model.device
-    suffixes = [list(r[prefix:]) for r in rows]
-    lengths = [len(x) for x in suffixes]
+    packed, logits, lengths, segments = packed_forward(model, rows, prefix)
     width = max(lengths)
-    ends = torch.tensor(lengths, device=dev).cumsum(0)
-    segments = [0, *ends.tolist()]
-    flat = torch.tensor([[t for x in suffixes for t in x]], device=dev)
-    pos = torch.tensor([[prefix + i for n in lengths for i in range(n)]], device=dev)
-    packed = DynamicCache(config=model.config)
-    kw = cache_arg(model)
-    with packing.attention(model):
-        if prefix:
-            model(input_ids=torch.tensor([list(rows[0][:prefix])], device=dev), **{kw: packed},
-                  use_cache=True, logits_to_keep=1, **{packing.SEGMENTS: [0, prefix]})
-        logits = model(input_ids=flat, position_ids=pos, **{kw: packed}, use_cache=True,
-                       logits_to_keep=ends - 1, **{packing.SEGMENTS: segments}).logits[0]
     total = width + max_new_tokens
     keys: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
