@@ -19,7 +19,7 @@ from ptst.generate.backends import BACKENDS
 from ptst.generate.base import Backend, Completion, PromptItem
 from ptst.generate.key import generation_key
 from ptst.generate.store import GenerationsFile, finalize, meta_path, open_for_resume, write_meta
-from ptst.io import JsonlAppender, read_json
+from ptst.io import JsonlAppender
 from ptst.models import ALIASES, BASE_RECORD, adapter_base, base_identity, load_tokenizer, materialize, resolve
 from ptst.records import Example, Generation
 from ptst.runtime import cpu
@@ -202,10 +202,7 @@ def run(cfg: GenerateConfig, out_path: str | Path, *, dataset: DatasetLike | Non
     key = run_key(cfg, template, tok, ds)
     info = {"template": template.name, "ptst_version": __version__, "n_examples": len(ds.examples),
             "data_spec": cfg.data, "data_fingerprint": getattr(ds, "fingerprint", None)}
-    before = read_json(meta_path(out)) if meta_path(out).is_file() else {}
-    if isinstance(before, dict) and before.get("key") == key and isinstance(before.get("throughput"), dict):
-        info["throughput"] = before["throughput"]  # answers already there keep the record of how they were made
-    done = open_for_resume(out, key, info)
+    done, info = open_for_resume(out, key, info)
     ids = [ex.id for ex in ds.examples]
     pending = [ex for ex in ds.examples if ex.id not in done]
     if not pending:

@@ -45,8 +45,9 @@ def key_diff(want: dict[str, Any], have: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def open_for_resume(out: Path, key: dict[str, Any], info: dict[str, Any]) -> set[str]:
-    """Ids already generated in `out` under the same key (after cutting a truncated last line).
+def open_for_resume(out: Path, key: dict[str, Any], info: dict[str, Any]) -> tuple[set[str], dict[str, Any]]:
+    """Ids already generated in `out` under the same key (after cutting a truncated last line), and the sidecar
+    info to write from now on: `info`, plus the stored throughput record of the answers already there.
 
     A file written under another key, or one without a sidecar, is refused: mixing answers from two models,
     adapters, templates, decodings or data versions in one file would silently corrupt every metric downstream.
@@ -62,9 +63,11 @@ def open_for_resume(out: Path, key: dict[str, Any], info: dict[str, Any]) -> set
             raise PtstError(f"{out} holds generations for a different config ({key_diff(key, stored.get('key') or {})}"
                             f"); use another --out, or delete {out.name} and {meta.name} to regenerate")
         repair_jsonl(out)
+        if isinstance(stored.get("throughput"), dict):  # how the answers already there were made
+            info = {**info, "throughput": stored["throughput"]}
     done = {str(r["id"]) for r in iter_jsonl(out)} if has_rows else set()
     write_meta(out, key, info, complete=False, n_records=len(done))
-    return done
+    return done, info
 
 
 def write_meta(out: Path, key: dict[str, Any], info: dict[str, Any], *, complete: bool, n_records: int) -> None:
