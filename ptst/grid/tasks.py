@@ -86,16 +86,11 @@ def _result(d: Path, started: float, model: str | None = None, skip: tuple[str, 
     return Result(data, socket.gethostname(), os.getpid(), time.time() - started, model, str(d))
 
 
-def _quiet_threads() -> None:
-    """What `ptst` sets before torch loads (ptst.cli.main): OpenMP threads that spin briefly, then sleep."""
-    threads.bounded_spin()
-
-
 def align_task(spec: Any, model: str, run_key: str, scratch_dir: str | None, data_dir: str | None,
                exclude: set[str], generate: dict[str, Any]) -> Result:
     from ptst.align import run as align  # lazy: Ray task body, resolved on the worker
 
-    _quiet_threads()
+    threads.bounded_spin()  # as `ptst` does before torch loads (ptst.cli.main)
     started = time.time()
     with _workdir(scratch_dir, run_key, "align") as d:
         align(spec, model, d / "align", data_dir=data_dir, exclude=exclude, generate=generate)
@@ -105,7 +100,7 @@ def align_task(spec: Any, model: str, run_key: str, scratch_dir: str | None, dat
 def train_task(tcfg: Any, cell: str, run_key: str, scratch_dir: str | None, base: Input | None) -> Result:
     from ptst.train.runner import run as train  # lazy: Ray task body, resolved on the worker
 
-    _quiet_threads()
+    threads.bounded_spin()  # as `ptst` does before torch loads (ptst.cli.main)
     started = time.time()
     with _workdir(scratch_dir, run_key, cell) as d:
         if base is not None:
@@ -118,7 +113,7 @@ def eval_task(ecfg: Any, path: str, run_key: str, scratch_dir: str | None, base:
               adapter: Input | None) -> Result:
     from ptst.evaluate import run as evaluate  # lazy: Ray task body, resolved on the worker
 
-    _quiet_threads()
+    threads.bounded_spin()  # as `ptst` does before torch loads (ptst.cli.main)
     started = time.time()
     with _workdir(scratch_dir, run_key, path.replace("/", "__")) as d:
         if base is not None:
