@@ -105,17 +105,9 @@ def peak_precision(system: str) -> str:
 def cpu_info() -> dict[str, Any]:
     import torch
 
-    name, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and name == "unknown":
-                name = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {"model": name, "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
+    from ptst.runtime import cpu
+
+    return {"model": cpu.name(), "avx512_bf16": cpu.has("avx512_bf16"), "amx_bf16": cpu.has("amx_bf16"),
             "torch_capability": torch.backends.cpu.get_cpu_capability()}
 
 

@@ -62,19 +62,11 @@ def matmul_peak(precision: str, seconds: float = 6.0) -> float:
 
 
 def cpu_capability() -> str:
-    import platform
-
     import torch
 
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, torch {torch.backends.cpu.get_cpu_capability()}"
+    from ptst.runtime import cpu
+
+    return f"{cpu.name()}, torch {torch.backends.cpu.get_cpu_capability()}"
 
 
 def useful_flops(cfg: Any, n_linear: int, lengths: list[int], trained: list[int]) -> dict[str, float]:

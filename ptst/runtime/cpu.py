@@ -28,6 +28,16 @@ def _cpuinfo() -> tuple[str, frozenset[str]]:
     return name, flags
 
 
+def name() -> str:
+    """The CPU's model name ('Intel(R) Xeon(R) Processor'), else what `platform` knows."""
+    return _cpuinfo()[0]
+
+
+def has(flag: str) -> bool:
+    """Whether the CPU reports `flag` (e.g. 'avx512_bf16') in /proc/cpuinfo."""
+    return flag in _cpuinfo()[1]
+
+
 def kind() -> str:
     """'amx_bf16', 'avx512_bf16', 'avx512f', 'avx2' or 'other': the strongest matrix instruction set present."""
     flags = _cpuinfo()[1]
@@ -41,4 +51,4 @@ def fast_bf16() -> bool:
 def describe() -> str:
     """'Intel(R) Xeon(R) Processor, 2 cores, amx_bf16' (the cores this process may use)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{_cpuinfo()[0]}, {cores} cores, {kind()}"
+    return f"{name()}, {cores} cores, {kind()}"
