@@ -71,9 +71,10 @@ def eval_config(cfg: GridConfig, model: str, cell: EvalCell, root: Path) -> Eval
               "test_safety_prompt": get_template(cell.test_template).safety_prompt}
     if cell.mix is not None:
         labels["mix"] = cell.mix
-    return EvalConfig(model=model, template=cell.test_template, evals=cfg.evals, adapter=str(adapter) if adapter
-                      else None, judges=cfg.judges, judge=cfg.judge, decoding=cfg.decoding, generate=cfg.generate,
-                      data_dir=cfg.data_dir, seed=cfg.eval_seed, cell=labels)
+    return EvalConfig(model=model, template=cell.test_template, evals=cfg.evals_at(cell.checkpoint),
+                      adapter=str(adapter) if adapter else None, judges=cfg.judges, judge=cfg.judge,
+                      decoding=cfg.decoding, generate=cfg.generate, data_dir=cfg.data_dir, seed=cfg.eval_seed,
+                      cell=labels)
 
 
 def finetune_ids(cfg: GridConfig) -> set[str]:

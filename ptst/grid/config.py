@@ -89,6 +89,8 @@ class MixRow:
     data: str = "safety"
     template: str = "task"
     split: str | None = None
+    # the training templates that get this row (empty: every one); e.g. only the same-template diagonal and PTST's
+    train_templates: list[str] = field(default_factory=list, metadata={"omit_empty": True})
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not MIX_NAME.fullmatch(self.name):
@@ -100,6 +102,9 @@ class MixRow:
 
     def template_for(self, train_template: str) -> str:
         return train_template if self.template == "task" else self.template
+
+    def applies_to(self, train_template: str) -> bool:
+        return not self.train_templates or train_template in self.train_templates
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,9 @@ class GridConfig:
     judge: dict[str, Any] = section(JudgeConfig, exclude=("judge",))
     seeds: list[int] = field(default_factory=lambda: [0])
     checkpoints: list[int] = field(default_factory=list)
+    # the evals run at each checkpoint (their labels; empty: every eval). The frontier needs one helpfulness and
+    # one safety set there; the final adapter is always evaluated on every eval.
+    checkpoint_evals: list[str] = field(default_factory=list, metadata={"omit_empty": True})
     baseline: bool = True
     decoding: dict[str, Any] = section(Decoding)
     generate: dict[str, Any] = section(GenerateConfig, exclude=CELL_KEYS)
@@ -152,9 +160,24 @@ class GridConfig:
         labels = [e.label for e in self.evals]
         if len(set(labels)) != len(labels):
             raise PtstError(f"two evals share a name: {labels}; give them distinct `name`s")
+        for m in self.mixes:
+            stray = [t for t in m.train_templates if t not in self.train_templates]
+            if stray:
+                raise PtstError(f"mixes {m.name}: train_templates {stray[0]!r} is not in train_templates")
+        if self.checkpoint_evals and not self.checkpoints:
+            raise PtstError("checkpoint_evals is set but checkpoints is empty: name the steps to evaluate")
+        stray = [e for e in self.checkpoint_evals if e not in labels]
+        if stray:
+            raise PtstError(f"checkpoint_evals: {stray[0]!r} is not an eval of this grid (evals: {', '.join(labels)})")
         for dup, what in ((self.train_templates, "train_templates"), (self.test_templates, "test_templates")):
             empty = [i for i, t in enumerate(dup) if not isinstance(t, str) or not t.strip()]
             if empty:
                 raise PtstError(f"{what}[{empty[0]}] is an empty template name")
             if len(set(dup)) != len(dup):
                 raise PtstError(f"{what} lists a template twice")
+
+    def evals_at(self, checkpoint: int | None) -> list[EvalSpec]:
+        """The evals of a cell: every one for a final adapter, `checkpoint_evals` (if set) at a checkpoint."""
+        if checkpoint is None or not self.checkpoint_evals:
+            return list(self.evals)
+        return [e for e in self.evals if e.label in self.checkpoint_evals]

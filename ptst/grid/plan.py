@@ -69,7 +69,8 @@ def expand(cfg: GridConfig) -> list[TrainCell]:
     for seed in cfg.seeds:
         for tt in cfg.train_templates:
             tests = [*cfg.test_templates, *leak(tt, cfg.test_templates)]
-            for mix in [None, *(m.name for m in cfg.mixes)]:  # unmixed, then each safety-mixing row (Table 6)
+            mixes = [m.name for m in cfg.mixes if m.applies_to(tt)]
+            for mix in [None, *mixes]:  # unmixed, then each safety-mixing row (Table 6) this template gets
                 cid = f"{slug(tt)}{'' if mix is None else '+' + mix}.s{seed}"
                 evals = [EvalCell(cid, tt, t, seed, mix=mix) for t in tests]
                 evals += [EvalCell(cid, tt, t, seed, step, mix) for step in cfg.checkpoints for t in tests]

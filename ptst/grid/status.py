@@ -102,15 +102,16 @@ def _template_chars(name: str, batch_size: int) -> float:
     return len(t.user) - len("{input}") + len(t.system or "") / max(batch_size, 1) + 30  # 30: chat scaffolding
 
 
-def _train_tokens(cfg: GridConfig, tc: Any, templates: list[str]) -> int | None:
-    """Training tokens (all epochs) of one cell per template, from the local data's characters and each
-    template's; None when the data is not on this machine. `tc`: a cell's TrainConfig, as training reads it."""
+def _train_tokens(cfg: GridConfig, tc: Any, todo: list[tuple[str, int]]) -> int | None:
+    """Training tokens (all epochs) of the cells to train, each (template, rows its safety-mixing row adds), from
+    the local data's characters and each template's; None when the data is not on this machine. `tc`: an unmixed
+    cell's TrainConfig, as training reads it."""
     ds = local_dataset(tc.data, tc.split, cfg.data_dir, tc.limit)
     if ds is None:
         return None
     rows, per = len(ds.examples) + sum(m.n for m in tc.mix), _chars(ds)
-    return int(sum(rows * (per + _template_chars(x, tc.batch_size)) for x in templates) / CHARS_PER_TOKEN
-               * tc.epochs)
+    return int(sum((rows + extra) * (per + _template_chars(x, tc.batch_size)) for x, extra in todo)
+               / CHARS_PER_TOKEN * tc.epochs)
 
 
 def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
@@ -150,13 +151,17 @@ def _print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None)
     n_eval = sum(len(c.evals) for c in cells)
     # what is left, as the runner and `ptst status` see it (the cells' artifact states)
     trained = {c.id: train_status(cfg, out, c, model) for c in cells}
-    to_train = [c.template for c in cells if c.template is not None and not trained[c.id].done]
+    mixed = {m.name: m.n for m in cfg.mixes}
+    to_train = [(c.template, mixed.get(c.mix or "", 0)) for c in cells
+                if c.template is not None and not trained[c.id].done]
     evaluated = {e.path: eval_status(cfg, out, e, model) for c in cells for e in c.evals}
-    todo_eval = sum(not st.done for st in evaluated.values())
+    todo = [e for c in cells for e in c.evals if not evaluated[e.path].done]
+    todo_eval = len(todo)
     specs = [e.resolved() for e in cfg.evals]
     ns = [_n_items(e, cfg.data_dir) for e in specs]
-    gen_tokens = sum((n or 0) * (e.max_new_tokens or cfg.decoding.get("max_new_tokens", 512))
-                     for e, n in zip(specs, ns, strict=True))
+    tokens = {e.label: (n or 0) * (e.max_new_tokens or cfg.decoding.get("max_new_tokens", 512))
+              for e, n in zip(specs, ns, strict=True)}
+    gen_tokens = sum(tokens[e.label] for ec in todo for e in cfg.evals_at(ec.checkpoint))
     tc = train_config(cfg, model, next(c for c in expand(cfg) if c.template is not None))
     tt = _train_tokens(cfg, tc, to_train)
     print(f"grid {cfg.name} -> {out}")
@@ -185,7 +190,7 @@ def _print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None)
             notes.append("alignment data not on this machine: alignment time unknown")
     train_rate, gen_rate, assumed = cpu_rates(cfg)
     parts.append(f"train {_minutes(None if tt is None else tt / train_rate)}")
-    gen_s = todo_eval * (gen_tokens / gen_rate + CELL_SECONDS)
+    gen_s = gen_tokens / gen_rate + todo_eval * CELL_SECONDS
     parts.append(f"generate {_minutes(gen_s)}")
     total += (tt or 0) / train_rate + gen_s
     parts[-1] += f" = {_minutes(total)}{' at least' if notes else ''}"

@@ -17,7 +17,7 @@ import pytest
 from ptst.cli import main
 from ptst.config import dump_yaml
 from ptst.errors import PtstError
-from ptst.grid.cells import load_grid
+from ptst.grid.cells import eval_config, load_grid
 from ptst.grid.checks import check_grid_yaml, grid_changes
 from ptst.grid.plan import expand, select
 from ptst.grid.runner import run
@@ -217,8 +217,22 @@ def test_checkpoints_and_seeds_expand(grid):
     assert [e.id for e in cells[1].evals] == ["chat-vanilla", "chat-llama", "chat-vanilla@step-2", "chat-llama@step-2"]
 
 
+def test_checkpoint_evals_pick_the_sets_evaluated_at_checkpoints_only(grid):
+    _, cfg_path, _ = grid
+    cfg = load_grid(cfg_path, ["checkpoints=[2]", "checkpoint_evals=[harm]"])
+    cell = expand(cfg)[1]
+    by_id = {e.id: eval_config(cfg, "m", e, Path("run")) for e in cell.evals}
+    assert [e.label for e in by_id["chat-llama@step-2"].evals] == ["harm"]
+    assert [e.label for e in by_id["chat-llama"].evals] == ["harm", "gsm"]  # the final adapter: every eval
+    plain = load_grid(cfg_path, ["checkpoints=[2]"])  # unset: every eval at every checkpoint, as before
+    assert [e.label for e in eval_config(plain, "m", expand(plain)[1].evals[2], Path("run")).evals] == ["harm", "gsm"]
+    assert "\ncheckpoint_evals:" not in dump_yaml(plain)
+
+
 @pytest.mark.parametrize("override,msg", [
     (["train_templates=[]"], "train_templates is empty"),
+    (["checkpoint_evals=[harm]"], "checkpoint_evals is set but checkpoints is empty"),
+    (["checkpoints=[2]", "checkpoint_evals=[hram]"], "checkpoint_evals: 'hram' is not an eval of this grid"),
     (["test_templates=[]"], "test_templates is empty"),
     (["test_templatez=[chat:llama]"], "did you mean 'test_templates'"),
     (["train.lrr=1"], "train: unknown key 'lrr' (did you mean 'lr'?)"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ptst.cli import main
-from ptst.config import dump_yaml
+from ptst.config import dump_yaml, to_dict
 from ptst.errors import PtstError
 from ptst.grid.cells import eval_config, load_grid, train_config
 from ptst.grid.checks import grid_changes
@@ -50,6 +50,21 @@ def test_mix_rows_add_training_cells_and_leave_the_others_as_they_were(tmp_path,
     labels = eval_config(mixed, "m", ec, tmp_path / "run").cell
     assert labels["train_template"] == "chat:vanilla + safety-sp" and labels["mix"] == "safety-sp"
     assert labels["train_safety_prompt"] is False  # the row's training template's flag
+
+
+def test_a_mix_row_can_name_the_training_templates_it_trains(tmp_path, tiny_model_dir):
+    cfg = _grid(tmp_path, tiny_model_dir, False)
+    data = tiny_data(tmp_path / "data")
+    cfg.write_text(cfg.read_text() + f"mixes: [{{name: sp, data: 'jsonl:{data['refusals']}', n: 4, "
+                   "train_templates: [chat:llama]}]\n")
+    assert [c.id for c in expand(load_grid(cfg))] == ["base", "chat-vanilla.s0", "chat-llama.s0", "chat-llama+sp.s0"]
+    rows = load_grid(cfg).mixes
+    assert [(r.name, r.train_templates) for r in rows] == [("sp", ["chat:llama"])]
+    unset = to_dict(load_grid(_grid(tmp_path / "b", tiny_model_dir)))["mixes"]
+    assert unset and all("train_templates" not in r for r in unset)  # unset: every template, left out of the dump
+    cfg.write_text(cfg.read_text().replace("train_templates: [chat:llama]}", "train_templates: [chat:mpt]}"))
+    with pytest.raises(PtstError, match="mixes sp: train_templates 'chat:mpt' is not in train_templates"):
+        load_grid(cfg)
 
 
 def test_a_grid_without_mixes_dumps_as_before(tmp_path, tiny_model_dir):
