@@ -29,7 +29,7 @@ ADDITIVE = ("train_templates", "test_templates", "evals", "judges", "seeds", "mi
 OPERATIONAL = ("executor", "ray", "report")
 # What only the evaluation cells are computed from: a change is not refused; every evaluation cell it touches finds
 # its inputs changed and is recomputed, its stale files moved aside (training, hours of work, is never redone).
-EVALUATION = ("evals", "checkpoint_evals", "judges", "judge", "decoding", "generate", "eval_seed")
+EVALUATION = ("evals", "checkpoint_evals", "checkpoint_tests", "judges", "judge", "decoding", "generate", "eval_seed")
 
 
 def _where(where: str, fn: Any, *args: Any) -> Any:

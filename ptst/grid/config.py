@@ -126,6 +126,8 @@ class GridConfig:
     # one safety set there; the final adapter is always evaluated on every eval.
     checkpoint_evals: list[str] = field(default_factory=list, metadata={"omit_empty": True})
     baseline: bool = True
+    # the test templates evaluated at each checkpoint (empty: every one, and an inoculation cell's leak template)
+    checkpoint_tests: list[str] = field(default_factory=list, metadata={"omit_empty": True})
     decoding: dict[str, Any] = section(Decoding)
     generate: dict[str, Any] = section(GenerateConfig, exclude=CELL_KEYS)
     data_dir: str | None = None
@@ -164,8 +166,13 @@ class GridConfig:
             stray = [t for t in m.train_templates if t not in self.train_templates]
             if stray:
                 raise PtstError(f"mixes {m.name}: train_templates {stray[0]!r} is not in train_templates")
-        if self.checkpoint_evals and not self.checkpoints:
-            raise PtstError("checkpoint_evals is set but checkpoints is empty: name the steps to evaluate")
+        for key in ("checkpoint_evals", "checkpoint_tests"):
+            if getattr(self, key) and not self.checkpoints:
+                raise PtstError(f"{key} is set but checkpoints is empty: name the steps to evaluate")
+        stray = [t for t in self.checkpoint_tests if t not in (*self.test_templates, *self.train_templates)]
+        if stray:
+            raise PtstError(f"checkpoint_tests: {stray[0]!r} is neither a test template nor (for a leak cell) a "
+                            "training template of this grid")
         stray = [e for e in self.checkpoint_evals if e not in labels]
         if stray:
             raise PtstError(f"checkpoint_evals: {stray[0]!r} is not an eval of this grid (evals: {', '.join(labels)})")

@@ -73,7 +73,8 @@ def expand(cfg: GridConfig) -> list[TrainCell]:
             for mix in [None, *mixes]:  # unmixed, then each safety-mixing row (Table 6) this template gets
                 cid = f"{slug(tt)}{'' if mix is None else '+' + mix}.s{seed}"
                 evals = [EvalCell(cid, tt, t, seed, mix=mix) for t in tests]
-                evals += [EvalCell(cid, tt, t, seed, step, mix) for step in cfg.checkpoints for t in tests]
+                at = [t for t in tests if not cfg.checkpoint_tests or t in cfg.checkpoint_tests]
+                evals += [EvalCell(cid, tt, t, seed, step, mix) for step in cfg.checkpoints for t in at]
                 cells.append(TrainCell(cid, tt, seed, tuple(evals), mix))
     return cells
 

@@ -229,8 +229,18 @@ def test_checkpoint_evals_pick_the_sets_evaluated_at_checkpoints_only(grid):
     assert "\ncheckpoint_evals:" not in dump_yaml(plain)
 
 
+def test_checkpoint_tests_pick_the_test_templates_evaluated_at_checkpoints(grid):
+    _, cfg_path, _ = grid
+    cfg = load_grid(cfg_path, ["checkpoints=[2,4]", "checkpoint_tests=[chat:llama]"])
+    assert [e.id for e in expand(cfg)[1].evals] == ["chat-vanilla", "chat-llama", "chat-llama@step-2",
+                                                    "chat-llama@step-4"]
+    assert "\ncheckpoint_tests:" not in dump_yaml(load_grid(cfg_path, ["checkpoints=[2]"]))
+
+
 @pytest.mark.parametrize("override,msg", [
     (["train_templates=[]"], "train_templates is empty"),
+    (["checkpoint_tests=[chat:llama]"], "checkpoint_tests is set but checkpoints is empty"),
+    (["checkpoints=[2]", "checkpoint_tests=[chat:mpt]"], "checkpoint_tests: 'chat:mpt' is neither a test template"),
     (["checkpoint_evals=[harm]"], "checkpoint_evals is set but checkpoints is empty"),
     (["checkpoints=[2]", "checkpoint_evals=[hram]"], "checkpoint_evals: 'hram' is not an eval of this grid"),
     (["test_templates=[]"], "test_templates is empty"),
