@@ -8,6 +8,7 @@ from typing import Any
 
 from ptst.config import section
 from ptst.errors import PtstError
+from ptst.grid import report_config
 from ptst.specs.align import AlignSpec
 from ptst.specs.decoding import Decoding
 from ptst.specs.eval import CELL_KEYS, EvalSpec
@@ -134,16 +135,11 @@ class GridConfig:
     eval_seed: int = 0
     executor: str = "local"  # operational, like `ray`: `ptst run --executor` overrides it
     ray: RaySpec | None = None
-    report: dict[str, Any] = field(default_factory=dict)  # operational: `kappa_threshold` (ptst report's warning)
+    report: dict[str, Any] = field(default_factory=dict)  # operational: ptst.grid.report_config
     mixes: list[MixRow] = field(default_factory=list, metadata={"omit_empty": True})  # Table 6 rows
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.report) - {"kappa_threshold"})
-        if unknown:
-            raise PtstError(f"report: unknown key {unknown[0]!r} (known: kappa_threshold)")
-        k = self.report.get("kappa_threshold", 0.6)
-        if isinstance(k, bool) or not isinstance(k, (int, float)) or not -1 <= k <= 1:
-            raise PtstError(f"report.kappa_threshold must be a number in [-1, 1], got {k!r}")
+        report_config.check(self.report)
         if self.executor not in EXECUTORS:
             raise PtstError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
         if not self.name or "/" in self.name:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
+from ptst.grid import report_config
 from ptst.judge.validate import answers, is_sample, load_validation, validation_root
 from ptst.metrics import agreement
 from ptst.report.grid import Grid
@@ -30,16 +31,9 @@ PROVENANCE_CAPTION = ("Cohen's kappa with its asymptotic 95% interval against hu
 
 def threshold(run_dir: Path | None, given: float | None = None) -> float:
     """The kappa threshold: `given`, else the run's grid.yaml `report.kappa_threshold`, else 0.6."""
-    import yaml
-
     if given is not None:
         return given
-    try:
-        doc = yaml.safe_load(RunDir(run_dir).grid_yaml.read_text(encoding="utf-8")) if run_dir is not None else None
-    except (OSError, yaml.YAMLError):
-        doc = None
-    report = doc.get("report") if isinstance(doc, dict) else None
-    k = report.get("kappa_threshold") if isinstance(report, dict) else None
+    k = report_config.of_run(run_dir).get("kappa_threshold")
     return float(k) if isinstance(k, (int, float)) and not isinstance(k, bool) else KAPPA_THRESHOLD
 
 

@@ -1,6 +1,6 @@
 """At equal helpfulness: each (train, test) pair's path of (helpfulness, safety rate) along its evaluated
-checkpoints, drawn per safety set, and PTST against the same-template paths at matched helpfulness (the statistics
-live in ptst.report.matched)."""
+checkpoints, drawn per safety set, and PTST against the same-template paths (and the pairs `report.compare` names:
+ptst.report.strategies) at matched helpfulness (the statistics live in ptst.report.matched)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ from ptst.errors import PtstError
 from ptst.io import read_json
 from ptst.report.curves import cell_name, pick_cells, role_colors
 from ptst.report.figures import STYLE, new_figure, place_labels, to_png
-from ptst.report.grid import Agg, Grid, diagonal_of, headline_judge, primary_helpfulness, template_order
+from ptst.report.grid import Agg, Grid, headline_judge, primary_helpfulness, template_order
 from ptst.report.load import Cell
 from ptst.report.matched import LEVEL, MIN_OVERLAP, N_BOOT, Matched, matched_difference
 from ptst.report.ordering import ALPHA, fmt_p, harmful_by_id
 from ptst.report.rate_names import defined, measure_short, measure_title
 from ptst.report.render import Block, Figure, Heading, Para, Table
+from ptst.report.strategies import Wanted, configured, pair_keys, who
 from ptst.report.tables import eval_title, metric_title
 from ptst.report.tidy import csv_field
 from ptst.report.tradeoff import item_scores
 from ptst.runs.layout import RunDir
-from ptst.runs.results import split_row
 
 HEADING = "At equal helpfulness: the frontier"
 SEED = 0  # the bootstrap's seed: the same run gives the same report
@@ -98,16 +98,12 @@ def trajectories(grid: Grid, run_dir: Path | None = None) -> list[Trajectory]:
     return out
 
 
-def _pairs(grid: Grid, trajs: list[Trajectory]) -> list[tuple[Trajectory, Trajectory]]:
-    """PTST (train without, test with the safety prompt) against the same-template path of its test template and
-    of its training template, same seed, where both have checkpoints."""
+def _pairs(grid: Grid, trajs: list[Trajectory], wanted: Wanted = ()) -> list[tuple[Trajectory, Trajectory]]:
+    """The comparisons (ptst.report.strategies.pair_keys); a wanted path never evaluated at checkpoints has no
+    points."""
     by = {(t.train, t.test, t.seed): t for t in trajs}
-    out = []
-    for a in trajs:
-        if grid.role(a.train, a.test) == "ptst":
-            same = ((diagonal_of(a.train, a.test), a.test, a.seed), (a.train, split_row(a.train)[0], a.seed))
-            out += [(a, by[k]) for k in same if k in by]
-    return out
+    keys = pair_keys(grid, list(by), wanted)
+    return [(by.get(a) or Trajectory(*a, ()), by.get(b) or Trajectory(*b, ())) for a, b in keys]
 
 
 Read = Callable[[Cell], "dict[str, float] | None"]
@@ -136,8 +132,9 @@ def _reader(cache: dict, what: tuple[str, str], fn: Callable[[Cell], dict[str, f
 
 
 def compare(grid: Grid, trajs: list[Trajectory], judge: str, help_key: tuple[str, str],
-            n_boot: int = N_BOOT, seed: int = SEED) -> list[Versus]:
-    """Every PTST path against its same-template paths, per safety set carrying `asr.<judge>`."""
+            n_boot: int = N_BOOT, seed: int = SEED, wanted: Wanted = ()) -> list[Versus]:
+    """Every PTST path against its same-template paths, then the `wanted` pairs, per safety set carrying
+    `asr.<judge>`."""
     cache: dict = {}
     hev, hm = help_key
 
@@ -151,8 +148,14 @@ def compare(grid: Grid, trajs: list[Trajectory], judge: str, help_key: tuple[str
     out = []
     for ev in [e for e in grid.evals("safety") if f"asr.{judge}" in grid.metric_names[e]]:
         harmful = _reader(cache, (ev, judge), safety(ev))
-        for a, b in _pairs(grid, trajs):
+        for a, b in _pairs(grid, trajs, wanted):
             ca, cb = [p.cell for p in a.points], [p.cell for p in b.points]
+            missing = [f"{s} (train {t.train}, test {t.test})" for s, t in (("A", a), ("B", b)) if not t.points]
+            if missing:
+                were = "was" if len(missing) == 1 else "were"
+                out.append(Versus(a, b, ev, judge, help_key, None, f"{' and '.join(missing)} {were} not evaluated "
+                                  "at checkpoints"))
+                continue
             if len(ca) < 2 or len(cb) < 2:
                 out.append(Versus(a, b, ev, judge, help_key, None, "a path has fewer than two evaluated points"))
                 continue
@@ -168,15 +171,6 @@ def compare(grid: Grid, trajs: list[Trajectory], judge: str, help_key: tuple[str
 def help_name(help_key: tuple[str, str]) -> str:
     """`GSM8K accuracy (strict)`, `ChatDoctor ROUGE-L F1`: what "equal helpfulness" is measured by."""
     return f"{eval_title(help_key[0])} {metric_title(help_key[1]).replace(' (× 100)', '')}"
-
-
-def _who(grid: Grid, t: Trajectory) -> str:
-    r = grid.role(t.train, t.test)
-    if r == "ptst":
-        return f"PTST's (train {t.train}, test {t.test})"
-    if r == "diagonal":
-        return f"the same-template path's (train and test {t.test})"
-    return f"the path's (train {t.train}, test {t.test})"
 
 
 def _pts(x: float) -> str:
@@ -196,7 +190,7 @@ def p_text(m: Matched) -> str:
 def sentence(grid: Grid, v: Versus) -> str:
     """One plain sentence: lower / higher / not significantly different / not comparable / not tested."""
     seed = f" (seed {v.a.seed})" if v.a.seed is not None and len(grid.seeds) > 1 else ""
-    a, b, m = _who(grid, v.a), _who(grid, v.b), v.result
+    a, b, m = who(grid, v.a.train, v.a.test), who(grid, v.b.train, v.b.test), v.result
     lead = f"At equal {help_name(v.help_key)}, {a} {measure_title(v.judge)} on {eval_title(v.ev)}{seed}"
     if m is None:
         return f"{lead} was not compared with {b}: {v.note}."
@@ -266,15 +260,17 @@ def _series(grid: Grid, tr: str, te: str, key: tuple[str, str], steps: list[Poin
                                step=None if p.final or p.cell.baseline else p.step)) for p in steps]
 
 
-def figure(grid: Grid, trajs: list[Trajectory], ev: str, judge: str,
-           help_key: tuple[str, str]) -> tuple[bytes, bool] | None:
+def figure(grid: Grid, trajs: list[Trajectory], ev: str, judge: str, help_key: tuple[str, str],
+           keep: Sequence[tuple[str, str]] = ()) -> tuple[bytes, bool] | None:
     """Helpfulness (x) against the judge's safety rate (y), one line per (train, test) pair (mean over seeds), a
     marker at each point labelled with its step, 95% intervals as error bars (Wilson for rates). Returns (png,
-    trimmed): beyond six pairs only the diagonal and PTST paths are drawn (ptst.report.curves.pick_cells)."""
+    trimmed): beyond six pairs only the diagonal and PTST paths (ptst.report.curves.pick_cells) and those in `keep`
+    are drawn."""
     first: dict[tuple[str, str], Trajectory] = {}
     for t in trajs:
         first.setdefault((t.train, t.test), t)
-    pairs, trimmed = pick_cells(grid, list(first))
+    picked, trimmed = pick_cells(grid, list(first))
+    pairs = picked + [p for p in first if p in keep and p not in picked]
     if not pairs:
         return None
     fig = new_figure(7.6, 5.2)
@@ -311,13 +307,13 @@ def _fname(*parts: str) -> str:
     return "fig-" + "-".join(re.sub(r"[^A-Za-z0-9._]+", "_", p) for p in parts) + ".png"
 
 
-def _inputs(run_dir: Path | None, grid: Grid, judge: str | None) -> tuple[str, tuple[str, str], list] | None:
+def _inputs(run_dir: Path | None, grid: Grid, judge: str | None) -> tuple[str, tuple[str, str], list, Wanted] | None:
     judge = headline_judge(grid, judge)
     help_key = primary_helpfulness(grid)
     if not grid.steps() or help_key is None or judge is None:
         return None
     trajs = trajectories(grid, Path(run_dir) if run_dir is not None else None)
-    return (judge, help_key, trajs) if trajs else None
+    return (judge, help_key, trajs, configured(run_dir)) if trajs else None
 
 
 def frontier_blocks(run_dir: str | Path | None, grid: Grid,
@@ -328,21 +324,23 @@ def frontier_blocks(run_dir: str | Path | None, grid: Grid,
     got = _inputs(Path(run_dir) if run_dir is not None else None, grid, judge)
     if got is None:
         return [], []
-    judge, help_key, trajs = got
+    judge, help_key, trajs, wanted = got
     figs = []
     for ev in [e for e in grid.evals("safety") if f"asr.{judge}" in grid.metric_names[e]]:
-        drawn = figure(grid, trajs, ev, judge, help_key)
+        drawn = figure(grid, trajs, ev, judge, help_key, [p for pair in wanted for p in pair])
         if drawn:
-            note = " Only the diagonal and PTST paths are drawn (all: results.csv)." if drawn[1] else ""
+            also = " and those report.compare names" if wanted else ""
+            note = f" Only the diagonal and PTST paths{also} are drawn (all: results.csv)." if drawn[1] else ""
             figs.append(Figure(_fname("frontier", ev, judge), drawn[0],
                                f"{eval_title(ev)}: {measure_title(judge)} against {help_name(help_key)} along "
                                "training, mean over seeds; step 0 = no fine-tuning under the same test template; "
                                "error bars = 95% intervals (Wilson for rates); solid = PTST, dashed = other paths."
                                + note))
-    vs = compare(grid, trajs, judge, help_key)
+    vs = compare(grid, trajs, judge, help_key, wanted=wanted)
+    also = ", and the pairs report.compare names," if wanted else ""
     intro = (f"Each (train, test) path from no fine-tuning (step 0) through its checkpoints to the final adapter, "
              f"plotted as {help_name(help_key)} against the {measure_title(judge)}; PTST is compared with the "
-             "same-template paths at equal helpfulness (rule under the table; docs/report.md).")
+             f"same-template paths{also} at equal helpfulness (rule under the table; docs/report.md).")
     blocks: list[Block] = [Heading(HEADING), Para(intro), *figs]
     if not vs:
         blocks.append(Para("No PTST path has a same-template path evaluated at checkpoints for the same seed: "
@@ -367,7 +365,7 @@ def tidy_rows(run_dir: str | Path | None, grid: Grid, judge: str | None = None) 
     got = _inputs(Path(run_dir) if run_dir is not None else None, grid, judge)
     if got is None:
         return []
-    judge, (hev, hm), trajs = got
+    judge, (hev, hm), trajs, wanted = got
     safety = [e for e in grid.evals("safety") if f"asr.{judge}" in grid.metric_names[e]]
     out = []
     for t in trajs:
@@ -379,8 +377,9 @@ def tidy_rows(run_dir: str | Path | None, grid: Grid, judge: str | None = None) 
                 if st is not None:
                     nums = (st.k, st.n, st.value, st.low, st.high)
                     out.append(_row(t, grid, step, ev, kind, f"frontier.{name}", nums, "", exp))
-    for v in compare(grid, trajs, judge, (hev, hm)):
-        m, exp, vs = v.result, v.a.points[-1].cell.experiment, f"vs {v.b.train} → {v.b.test}"
+    for v in compare(grid, trajs, judge, (hev, hm), wanted=wanted):
+        exp = next((t.points[-1].cell.experiment for t in (v.a, v.b) if t.points), grid.cells[0].experiment)
+        m, vs = v.result, f"vs {v.b.train} → {v.b.test}"
         n = m.n_safety if m is not None else None
         diff = (None, n, m.diff, m.low, m.high) if m is not None else (None,) * 5
         p = (None, n, m.p, None, None) if m is not None else (None,) * 5

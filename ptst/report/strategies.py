@@ -1,0 +1,69 @@
+"""Which paths the frontier compares at equal helpfulness ("strategy A vs strategy B"), and what each side is called:
+every PTST path against its same-template paths, then the pairs the run's grid.yaml `report.compare` names."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+from ptst.errors import PtstError
+from ptst.grid.report_config import PathName, compare_pairs, of_run
+from ptst.report.grid import Grid, diagonal_of
+from ptst.runs.results import split_row
+from ptst.templates import get_template
+
+Key = tuple[str, str, "int | None"]  # (train, test, seed) of a path
+Wanted = Sequence[tuple[PathName, PathName]]
+
+
+def configured(run_dir: str | Path | None) -> list[tuple[PathName, PathName]]:
+    """The run's grid.yaml `report.compare` as [(A, B)] of (train, test); a PtstError names a malformed entry."""
+    return compare_pairs(of_run(run_dir).get("compare", []))
+
+
+def pair_keys(grid: Grid, keys: Sequence[Key], wanted: Wanted = ()) -> list[tuple[Key, Key]]:
+    """(A, B) per comparison: each PTST path (train without, test with the safety prompt) against the same-template
+    path of its test template and of its training template, same seed, where both were evaluated at checkpoints
+    (`keys`); then each `wanted` pair for every seed either side has (one with seed None when neither has any:
+    its sentence says it was not compared), a pair already listed not repeated."""
+    have = set(keys)
+    out: list[tuple[Key, Key]] = []
+    for tr, te, seed in keys:
+        if grid.role(tr, te) == "ptst":
+            same = ((diagonal_of(tr, te), te, seed), (tr, split_row(tr)[0], seed))
+            out += [((tr, te, seed), k) for k in same if k in have]
+    for a, b in wanted:
+        seeds = sorted({s for tr, te, s in keys if (tr, te) in (a, b)}, key=lambda s: (s is None, s or 0))
+        for s in seeds or [None]:
+            pair = ((*a, s), (*b, s))
+            if pair not in out:
+                out.append(pair)
+    return out
+
+
+@functools.cache
+def _defence(name: str) -> str:
+    """The registry's `defence` of a template ("", "test-time", "inoculation"); "" when it cannot be resolved."""
+    try:
+        return get_template(name).defence
+    except (PtstError, OSError):
+        return ""
+
+
+def who(grid: Grid, train: str, test: str) -> str:
+    """A path as the sentence names it, possessive: by its role (PTST, same template), else by the strategy it is
+    (safety mixing, inoculation, a test-time defence), else "the path's"."""
+    r, (base, mix) = grid.role(train, test), split_row(train)
+    if r == "ptst":
+        return f"PTST{' with safety mixing' if mix else ''}'s (train {train}, test {test})"
+    pair = f"(train {train}, test {test})"
+    if mix:
+        return f"safety mixing's {pair}"
+    if r == "diagonal":
+        return f"the same-template path's (train and test {test})"
+    if _defence(base) == "inoculation":
+        return f"inoculation's {pair}"
+    if _defence(test) == "test-time":
+        return f"the test-time defence's {pair}"
+    return f"the path's {pair}"
