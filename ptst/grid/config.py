@@ -126,9 +126,9 @@ class GridConfig:
     # the evals run at each checkpoint (their labels; empty: every eval). The frontier needs one helpfulness and
     # one safety set there; the final adapter is always evaluated on every eval.
     checkpoint_evals: list[str] = field(default_factory=list, metadata={"omit_empty": True})
-    baseline: bool = True
     # the test templates evaluated at each checkpoint (empty: every one, and an inoculation cell's leak template)
     checkpoint_tests: list[str] = field(default_factory=list, metadata={"omit_empty": True})
+    baseline: bool = True
     decoding: dict[str, Any] = section(Decoding)
     generate: dict[str, Any] = section(GenerateConfig, exclude=CELL_KEYS)
     data_dir: str | None = None
