@@ -55,8 +55,9 @@ def who(grid: Grid, train: str, test: str) -> str:
     """A path as the sentence names it, possessive: by its role (PTST, same template), else by the strategy it is
     (safety mixing, inoculation, a test-time defence), else "the path's"."""
     r, (base, mix) = grid.role(train, test), split_row(train)
-    if r == "ptst":
-        return f"PTST{' with safety mixing' if mix else ''}'s (train {train}, test {test})"
+    if r == "ptst":  # an inoculation-trained model tested with the safety prompt is both strategies at once
+        lead = "inoculation with PTST" if _defence(base) == "inoculation" else "PTST"
+        return f"{lead}{' with safety mixing' if mix else ''}'s (train {train}, test {test})"
     pair = f"(train {train}, test {test})"
     if mix:
         return f"safety mixing's {pair}"

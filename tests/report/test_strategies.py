@@ -46,6 +46,7 @@ def test_names_say_what_each_path_is():
     assert who(grid, V, L) == "PTST's (train chat:vanilla, test chat:llama)"
     assert who(grid, L, L) == "the same-template path's (train and test chat:llama)"
     assert who(grid, INOC, V) == "inoculation's (train chat:inoculation-tan, test chat:vanilla)"
+    assert who(grid, INOC, L) == "inoculation with PTST's (train chat:inoculation-tan, test chat:llama)"
     assert who(grid, L, "chat:self-reminder") == "the test-time defence's (train chat:llama, test chat:self-reminder)"
     assert who(grid, f"{L} + safety", L) == "safety mixing's (train chat:llama + safety, test chat:llama)"
     assert who(grid, f"{V} + safety", L) == "PTST with safety mixing's (train chat:vanilla + safety, test chat:llama)"
