@@ -38,10 +38,39 @@ def has(flag: str) -> bool:
     return flag in _cpuinfo()[1]
 
 
+# Environment variables that cap the instructions torch's kernels (ATEN), oneDNN (bf16 matmuls, bf16 training) and
+# MKL (fp32 matmuls) use, with the strongest of MATRIX_FLAGS each value still allows; `capped()` names them. Setting
+# all three to AVX2 on an AVX512/AMX machine runs it as an AVX2-only CPU (how the fp32-only budget is measured).
+CAPS = {"ATEN_CPU_CAPABILITY": {"default": "avx2", "avx2": "avx2", "avx512": "avx512f"},
+        "ONEDNN_MAX_CPU_ISA": {"sse41": "other", "avx": "other", "avx2": "avx2", "avx2_vnni": "avx2",
+                               "avx512_core": "avx512f", "avx512_core_vnni": "avx512f",
+                               "avx512_core_bf16": "avx512_bf16"},
+        "MKL_ENABLE_INSTRUCTIONS": {"sse4_2": "other", "avx": "other", "avx2": "avx2", "avx512": "avx512f"}}
+
+
+def capped() -> list[str]:
+    """The instruction caps set in this environment that rule out a matrix instruction set the CPU has,
+    e.g. ['ONEDNN_MAX_CPU_ISA=AVX2']."""
+    flags, out = _cpuinfo()[1], []
+    for var, levels in CAPS.items():
+        allowed = levels.get(os.environ.get(var, "").strip().lower())
+        if allowed is not None and any(f in flags for f in MATRIX_FLAGS[:_rank(allowed)]):
+            out.append(f"{var}={os.environ[var].strip()}")
+    return out
+
+
+def _rank(flag: str) -> int:
+    return MATRIX_FLAGS.index(flag) if flag in MATRIX_FLAGS else len(MATRIX_FLAGS)
+
+
 def kind() -> str:
-    """'amx_bf16', 'avx512_bf16', 'avx512f', 'avx2' or 'other': the strongest matrix instruction set present."""
+    """'amx_bf16', 'avx512_bf16', 'avx512f', 'avx2' or 'other': the strongest matrix instruction set present and
+    not ruled out by a cap in the environment (CAPS: an AMX machine run with ONEDNN_MAX_CPU_ISA=AVX2 has no fast
+    bf16, and counts as avx2 when all three caps say so)."""
     flags = _cpuinfo()[1]
-    return next((f for f in MATRIX_FLAGS if f in flags), "other")
+    have = next((f for f in MATRIX_FLAGS if f in flags), "other")
+    caps = [CAPS[var].get(os.environ.get(var, "").strip().lower()) for var in CAPS]
+    return max([have, *(c for c in caps if c is not None)], key=_rank)
 
 
 def fast_bf16() -> bool:
@@ -49,6 +78,8 @@ def fast_bf16() -> bool:
 
 
 def describe() -> str:
-    """'Intel(R) Xeon(R) Processor, 2 cores, amx_bf16' (the cores this process may use)."""
+    """'Intel(R) Xeon(R) Processor, 2 cores, amx_bf16' (the cores this process may use), with the caps that lowered
+    it: '..., avx2 (capped: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2)'."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{name()}, {cores} cores, {kind()}"
+    caps = capped()
+    return f"{name()}, {cores} cores, {kind()}" + (f" (capped: {' '.join(caps)})" if caps else "")

@@ -1,0 +1,46 @@
+"""The CPU as reported beside every number: its strongest matrix instructions, lowered by the caps torch, oneDNN
+and MKL obey (how an AMX machine is run as an AVX2-only one)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ptst.runtime import cpu
+
+VARS = tuple(cpu.CAPS)
+
+
+@pytest.fixture()
+def amx(monkeypatch):
+    monkeypatch.setattr(cpu, "_cpuinfo", lambda: ("Test CPU", frozenset({"avx2", "avx512f", "avx512_bf16",
+                                                                          "amx_bf16"})))
+    for var in VARS:
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+def test_kind_is_the_strongest_matrix_set_without_caps(amx):
+    assert cpu.kind() == "amx_bf16" and cpu.fast_bf16() and cpu.capped() == []
+    assert cpu.describe().endswith(", amx_bf16")
+
+
+def test_caps_lower_the_kind_and_are_named(amx):
+    amx.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert cpu.kind() == "avx2" and not cpu.fast_bf16()  # no bf16 matmuls: training resolves to fp32
+    assert cpu.capped() == ["ONEDNN_MAX_CPU_ISA=AVX2"]
+    amx.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    amx.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    assert cpu.describe().endswith("avx2 (capped: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 "
+                                   "MKL_ENABLE_INSTRUCTIONS=AVX2)")
+
+
+def test_a_cap_above_what_the_cpu_has_changes_nothing(amx, monkeypatch):
+    monkeypatch.setattr(cpu, "_cpuinfo", lambda: ("Old CPU", frozenset({"avx2"})))
+    amx.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    amx.setenv("ATEN_CPU_CAPABILITY", "avx512")
+    assert cpu.kind() == "avx2" and cpu.capped() == []
+
+
+def test_the_bf16_cap_keeps_fast_bf16(amx):
+    amx.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # rules out AMX only
+    assert cpu.kind() == "avx512_bf16" and cpu.fast_bf16() and cpu.capped() == ["ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16"]
