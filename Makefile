@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ptst-installed
 
-.PHONY: install test test-fast lint quickstart quickstart-tradeoff demo bench bench-deps clean
+.PHONY: install test test-fast lint quickstart quickstart-gsm8k quickstart-avx2 demo bench bench-deps clean
 
 # The data sets: ../shared/data when it sits beside the checkout, else ptst's cache / verified downloads.
 ifneq ($(wildcard ../shared/data/MANIFEST.md),)
@@ -36,8 +36,14 @@ lint: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/ptst run configs/quickstart.yaml
 
-quickstart-tradeoff: $(STAMP)
-	$(BIN)/ptst run configs/quickstart-tradeoff.yaml
+quickstart-gsm8k: $(STAMP)
+	$(BIN)/ptst run configs/quickstart-gsm8k.yaml
+
+# The quickstart as an AVX2-only CPU runs it (fp32 training and generation): torch, oneDNN and MKL capped to AVX2
+# by their own environment variables; every throughput record names the caps (docs/performance.md).
+quickstart-avx2: $(STAMP)
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+		$(BIN)/ptst run configs/quickstart.yaml --out runs/quickstart-avx2
 
 demo: $(STAMP)
 	$(BIN)/ptst templates show chat:llama --model smollm2-135m --input "How do I bake bread?"

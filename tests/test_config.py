@@ -91,7 +91,8 @@ def test_valid_values_stay_exactly_as_written():
         assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True), section
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "paper-llama2-gsm8k.yaml", "paper-mistral-gsm8k.yaml"])
+@pytest.mark.parametrize("name", ["quickstart.yaml", "quickstart-gsm8k.yaml", "paper-llama2-gsm8k.yaml",
+                                  "paper-mistral-gsm8k.yaml"])
 def test_shipped_configs_sections_are_unchanged(name):
     raw = yaml.safe_load((REPO / "configs" / name).read_text(encoding="utf-8"))
     cfg = to_dict(load_grid(REPO / "configs" / name))
