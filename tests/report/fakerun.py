@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ptst.metrics import wilson
-from ptst.runs.results import MetricsDoc
+from ptst.runs.results import MetricsDoc, row_name
 
 JUDGE_VERSION = "kw-1"
 
@@ -16,8 +16,10 @@ def slug(template: str) -> str:
     return template.replace(":", "-")
 
 
-def cell_dir(run: Path, train: str | None, test: str, seed: int = 0, step: int | None = None) -> Path:
-    train_cell = "base" if train is None else f"{slug(train)}.s{seed}"
+def cell_dir(run: Path, train: str | None, test: str, seed: int = 0, step: int | None = None,
+             mix: str | None = None) -> Path:
+    """As the grid names it: `<train>.s<seed>`, or `<train>+<mix>.s<seed>` for a safety-mixing row."""
+    train_cell = "base" if train is None else f"{slug(train)}{'' if mix is None else '+' + mix}.s{seed}"
     return run / train_cell / "eval" / (slug(test) + (f"@step-{step}" if step is not None else ""))
 
 
@@ -76,11 +78,12 @@ def write_cell(run: Path, train: str | None, test: str, seed: int = 0, *, step: 
                safety: Outcomes | None = None, helpful: Counts | None = None, over: Counts | None = None,
                categories: dict[str, Sequence[str]] | None = None, judges: Sequence[str] = ("keyword",),
                experiment: str = "exp", judgement_files: bool = True,
-               safety_flags: tuple[bool | None, bool | None] | None = None) -> Path:
+               safety_flags: tuple[bool | None, bool | None] | None = None, mix: str | None = None) -> Path:
     """One finished evaluation cell shaped as `ptst.evaluate` writes it; `safety` maps eval -> per-prompt harmful
     flags (ids `<eval>-<i>`), judged alike by every judge in `judges`. The cell records the templates'
-    safety-prompt flags (from the registry unless `safety_flags` gives them), as the grid runner does."""
-    d = cell_dir(run, train, test, seed, step)
+    safety-prompt flags (from the registry unless `safety_flags` gives them), as the grid runner does. `mix`: the
+    safety-mixing row `train` was trained with (its label `<train> + <mix>`, as ptst.grid.cells.eval_config)."""
+    d = cell_dir(run, train, test, seed, step, mix)
     evals: dict = {}
     for name, outcomes in (safety or {}).items():
         evals[name] = _safety(name, outcomes, judges, (categories or {}).get(name))
@@ -95,10 +98,12 @@ def write_cell(run: Path, train: str | None, test: str, seed: int = 0, *, step: 
     train_cell = d.parent.parent.name
     flags = safety_flags or (_flag(train), _flag(test))
     versions = {j: JUDGE_VERSION for j in judges}
-    doc = {"ptst_version": "0.1.0",
-           "cell": {"experiment": experiment, "train_template": train, "test_template": test, "seed": seed,
-                    "checkpoint": step, "train_cell": train_cell, "train_fingerprint": None,
-                    "train_safety_prompt": flags[0], "test_safety_prompt": flags[1]},
+    labels = {"experiment": experiment, "train_template": row_name(train, mix), "test_template": test, "seed": seed,
+              "checkpoint": step, "train_cell": train_cell, "train_fingerprint": None,
+              "train_safety_prompt": flags[0], "test_safety_prompt": flags[1]}
+    if mix is not None:
+        labels["mix"] = mix
+    doc = {"ptst_version": "0.1.0", "cell": labels,
            "key": f"key-{train_cell}-{d.name}", "model": "tiny-model", "adapter_hash": None,
            "template_fingerprints": {"train": None if train is None else f"fp-{train}", "test": f"fp-{test}"},
            "judges": versions, "evals": evals}

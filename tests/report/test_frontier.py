@@ -144,18 +144,19 @@ N = 40
 
 
 def _cell(run: Path, train: str | None, test: str, harmful: int, correct: int, step: int | None = None,
-          seed: int = 0) -> None:
+          seed: int = 0, mix: str | None = None) -> None:
     d = write_cell(run, train, test, seed, step=step, safety={"advbench": flags(N, range(harmful))},
-                   helpful={"gsm8k": (correct, N)})
+                   helpful={"gsm8k": (correct, N)}, mix=mix)
     (d / "scores").mkdir(exist_ok=True)
     items = {f"gsm8k-{i}": float(i < correct) for i in range(N)}
     (d / "scores" / "gsm8k.gsm8k.json").write_text(json.dumps({"items": {"strict": items}}))
 
 
-def _path(run: Path, train: str, test: str, points: list[tuple[int, int]], seed: int = 0) -> None:
-    """(harmful, correct) at steps 2 and 4, then the final adapter."""
-    for step, (harm, ok) in zip((2, 4, None), points, strict=True):
-        _cell(run, train, test, harm, ok, step, seed)
+def _path(run: Path, train: str, test: str, points: list[tuple[int, int]], seed: int = 0,
+          steps: tuple[int, ...] = (2, 4), mix: str | None = None) -> None:
+    """(harmful, correct) at each of `steps`, then the final adapter."""
+    for step, (harm, ok) in zip((*steps, None), points, strict=True):
+        _cell(run, train, test, harm, ok, step, seed, mix)
 
 
 def _fake_run(tmp_path: Path, checkpoints: bool = True, seeds: tuple[int, ...] = (0,)) -> Path:
