@@ -8,7 +8,7 @@ from typing import Any
 
 from ptst.config import section
 from ptst.errors import PtstError
-from ptst.grid import report_config
+from ptst.specs import report as report_config
 from ptst.specs.align import AlignSpec
 from ptst.specs.decoding import Decoding
 from ptst.specs.eval import CELL_KEYS, EvalSpec
@@ -135,7 +135,7 @@ class GridConfig:
     eval_seed: int = 0
     executor: str = "local"  # operational, like `ray`: `ptst run --executor` overrides it
     ray: RaySpec | None = None
-    report: dict[str, Any] = field(default_factory=dict)  # operational: ptst.grid.report_config
+    report: dict[str, Any] = field(default_factory=dict)  # operational: ptst.specs.report
     mixes: list[MixRow] = field(default_factory=list, metadata={"omit_empty": True})  # Table 6 rows
 
     def __post_init__(self) -> None:

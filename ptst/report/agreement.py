@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
-from ptst.grid import report_config
 from ptst.judge.validate import answers, is_sample, load_validation, validation_root
 from ptst.metrics import agreement
 from ptst.report.grid import Grid
@@ -18,6 +17,7 @@ from ptst.report.ordering import harmful_by_id
 from ptst.report.rate_names import NON_REFUSAL, defined, measure_name, measure_short, refusal_detector
 from ptst.report.render import Block, Para, Table
 from ptst.runs.layout import RunDir
+from ptst.specs import report as report_config
 
 KAPPA_THRESHOLD = 0.6
 HARM_SET = "jbb-judge-comparison"  # what a harm judge is validated on (a refusal detector too, as a harm judge)

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ptst.errors import PtstError
-from ptst.grid.report_config import PathName, compare_pairs, of_run
 from ptst.report.grid import Grid, diagonal_of
 from ptst.runs.results import split_row
+from ptst.specs.report import PathName, compare_pairs, of_run
 from ptst.templates import get_template
 
 Key = tuple[str, str, "int | None"]  # (train, test, seed) of a path

@@ -39,7 +39,7 @@ def test_the_quickstart_tells_the_whole_story():
     inoculation row (with its leak cell), and the strategies compared at equal helpfulness."""
     from ptst.grid.cells import load_grid
     from ptst.grid.plan import expand
-    from ptst.grid.report_config import compare_pairs
+    from ptst.specs.report import compare_pairs
 
     cfg = load_grid(str(CONFIGS[0].parent / "quickstart.yaml"), [])
     assert len(cfg.seeds) >= 2 and cfg.checkpoints and cfg.mixes

@@ -7,8 +7,8 @@ import pytest
 from ptst.errors import PtstError
 from ptst.grid.checks import grid_changes
 from ptst.grid.config import GridConfig
-from ptst.grid.report_config import compare_pairs, of_run
 from ptst.specs.eval import EvalSpec
+from ptst.specs.report import compare_pairs, of_run
 
 BASE = {"name": "g", "model": "m", "train_templates": ["chat:vanilla"], "test_templates": ["chat:llama"],
         "evals": [EvalSpec("advbench")]}

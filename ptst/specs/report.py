@@ -1,5 +1,5 @@
 """The grid config's `report:` section (operational: it changes no result): its keys checked, and read back from a
-run directory's grid.yaml by `ptst report`. Light on purpose: the config and the report both import it."""
+run directory's grid.yaml by `ptst report`. A spec, below both the grid's config and the report, which import it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
+from ptst.runs.layout import RunDir
 
 KEYS = ("compare", "kappa_threshold")
 ARROW = re.compile(r"->|→")
@@ -57,8 +58,6 @@ def of_run(run_dir: str | Path | None) -> dict[str, Any]:
     """The `report:` mapping of a run directory's grid.yaml; {} when there is none or it cannot be read (a report
     of a bare directory of cells). Editing it there is how a finished run's report is re-aimed."""
     import yaml
-
-    from ptst.runs.layout import RunDir
 
     if run_dir is None:
         return {}
