@@ -29,10 +29,14 @@ from ptst.train.artifact import TrainArtifact
 # calibrated on whole cold runs of the shipped configs (docs/performance.md, "Estimates"), in the estimate's own
 # units: (train tokens/s as `_train_tokens` counts them, generated tokens/s at batch 48 counting every answer at
 # its max length, fp32 generation, prefill, model loads and judging included).
-# amx_bf16: measured (2-core Xeon, 2026-12-07). avx512_bf16 (Zen 4) and avx2 (Zen 3): derived, not measured with
-# this release: the previous release's whole quickstart took 1.19x as long on Zen 4 as on the Xeon; Zen 3's
-# quickstart training ran at 0.42x the Xeon's tokens/s and its fp32 matmul peak is 0.35x the Xeon's.
-RATES = {"amx_bf16": (260.0, 190.0), "avx512_bf16": (218.0, 160.0), "other": (109.0, 66.0)}
+# amx_bf16: measured (2-core Xeon, 2026-12-07), on cold runs of both quickstarts: the GSM8K one (11 min 37 s,
+# estimate 11 min) and the whole-story one (18 min 18 s, estimate 22 min; its ChatDoctor answers stop at a third
+# of their 64 tokens, which an estimate counting every answer at its max length cannot know). avx512_bf16 (Zen 4)
+# and other (Zen 3): derived, not measured with this release: the previous release's whole quickstart took 1.19x
+# as long on Zen 4 as on the Xeon; Zen 3's quickstart training ran at 0.42x the Xeon's tokens/s and its fp32
+# matmul peak is 0.35x the Xeon's. (The Xeon capped to AVX2, `make quickstart-avx2`, generated as fast as
+# uncapped and trained 1.35x slower: it keeps the Xeon's memory and clock, so it does not stand for a Zen 3.)
+RATES = {"amx_bf16": (260.0, 225.0), "avx512_bf16": (218.0, 189.0), "other": (109.0, 78.0)}
 BF16_GENERATION = 1.8  # generate.dtype bf16 on a fast-bf16 CPU: 709 vs 381 tokens/s in bench_generate (Xeon)
 CELL_SECONDS = 4.0  # each evaluation cell's model load, adapter merge and judging, besides its generation
 CHARS_PER_TOKEN = 3.6
