@@ -19,6 +19,7 @@ import pytest
 
 from ptst.cli import main
 from ptst.errors import PtstError
+from ptst.grid.artifacts import INCOMING
 from ptst.grid.cells import load_grid
 from ptst.grid.runner import run
 from ptst.io import stable_hash
@@ -77,9 +78,10 @@ def ref(tmp_path_factory, tiny_model_dir):
 
 
 def _finished(root: Path) -> dict[str, int]:
-    """Done markers and everything beside them, with their mtimes."""
+    """Done markers and everything beside them, with their mtimes; not the staging area (.ptst-incoming), where a
+    killed driver can leave an unpacked artifact that the next run clears."""
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")
-            if p.is_file() and p.name not in ("grid.yaml", "plan.json")}
+            if p.is_file() and p.name not in ("grid.yaml", "plan.json") and INCOMING not in p.relative_to(root).parts}
 
 
 def _listing(d: Path) -> list[str]:
