@@ -140,13 +140,13 @@ def compare(grid: Grid, trajs: list[Trajectory], judge: str, help_key: tuple[str
 
     def safety(ev: str) -> Callable[[Cell], dict[str, float] | None]:
         def read(c: Cell) -> dict[str, float] | None:
-            got = harmful_by_id(c, ev, judge)
+            got = harmful_by_id(c, ev, judge) if ev in c.evals else None  # only a set the cell's metrics.json has
             return None if got is None else {i: float(v) for i, v in got.items() if v is not None}
         return read
 
-    helpful = _reader(cache, help_key, lambda c: item_scores(c, hev, hm))
+    helpful = _reader(cache, help_key, lambda c: item_scores(c, hev, hm) if hev in c.evals else None)
     out = []
-    for ev in [e for e in grid.evals("safety") if f"asr.{judge}" in grid.metric_names[e]]:
+    for ev in safety_sets(grid, trajs, judge):
         harmful = _reader(cache, (ev, judge), safety(ev))
         for a, b in _pairs(grid, trajs, wanted):
             ca, cb = [p.cell for p in a.points], [p.cell for p in b.points]
@@ -159,6 +159,11 @@ def compare(grid: Grid, trajs: list[Trajectory], judge: str, help_key: tuple[str
             if len(ca) < 2 or len(cb) < 2:
                 out.append(Versus(a, b, ev, judge, help_key, None, "a path has fewer than two evaluated points"))
                 continue
+            lacking = sorted({p.label for t in (a, b) for p in t.points if not {ev, hev} <= set(p.cell.evals)})
+            if lacking:
+                out.append(Versus(a, b, ev, judge, help_key, None, f"step {', '.join(lacking)} has no "
+                                  f"{eval_title(ev)} or {eval_title(hev)} results (checkpoint_evals)"))
+                continue
             h, s = _matrices(ca, cb, helpful), _matrices(ca, cb, harmful)
             if isinstance(h, str) or isinstance(s, str):
                 what = f"helpfulness: {h}" if isinstance(h, str) else f"safety: {s}"
@@ -166,6 +171,13 @@ def compare(grid: Grid, trajs: list[Trajectory], judge: str, help_key: tuple[str
                 continue
             out.append(Versus(a, b, ev, judge, help_key, matched_difference(h[0], s[0], h[1], s[1], n_boot, seed)))
     return out
+
+
+def safety_sets(grid: Grid, trajs: list[Trajectory], judge: str) -> list[str]:
+    """The safety sets judged by `judge` that some checkpoint was evaluated on (`checkpoint_evals` may leave a set
+    to the final adapters, whose two points make no path)."""
+    at = {e for t in trajs for p in t.points if not p.final and not p.cell.baseline for e in p.cell.evals}
+    return [e for e in grid.evals("safety") if f"asr.{judge}" in grid.metric_names[e] and e in at]
 
 
 def help_name(help_key: tuple[str, str]) -> str:
@@ -326,7 +338,7 @@ def frontier_blocks(run_dir: str | Path | None, grid: Grid,
         return [], []
     judge, help_key, trajs, wanted = got
     figs = []
-    for ev in [e for e in grid.evals("safety") if f"asr.{judge}" in grid.metric_names[e]]:
+    for ev in safety_sets(grid, trajs, judge):
         drawn = figure(grid, trajs, ev, judge, help_key, [p for pair in wanted for p in pair])
         if drawn:
             also = " and those report.compare names" if wanted else ""
@@ -366,7 +378,7 @@ def tidy_rows(run_dir: str | Path | None, grid: Grid, judge: str | None = None) 
     if got is None:
         return []
     judge, (hev, hm), trajs, wanted = got
-    safety = [e for e in grid.evals("safety") if f"asr.{judge}" in grid.metric_names[e]]
+    safety = safety_sets(grid, trajs, judge)
     out = []
     for t in trajs:
         for p in t.points:

@@ -235,6 +235,32 @@ def test_missing_per_prompt_files_are_named(tmp_path):
                           "helpfulness: a per-prompt file is missing.") for s in said)
 
 
+def _drop_set(metrics: Path, ev: str) -> None:
+    """A checkpoint cell evaluated without `ev` (checkpoint_evals), its older judgement files still on disk."""
+    doc = json.loads(metrics.read_text())
+    del doc["evals"][ev]
+    metrics.write_text(json.dumps(doc))
+
+
+def test_a_set_missing_at_a_checkpoint_is_named_and_its_old_files_are_not_read(tmp_path):
+    run = _fake_run(tmp_path)
+    _drop_set(run / "chat-vanilla.s0" / "eval" / "chat-llama@step-2" / "metrics.json", "advbench")
+    blocks, _ = frontier_blocks(run, build_grid(load_cells(run)))
+    said = [b.text for b in blocks if isinstance(b, Para)]
+    assert any(s.endswith("was not compared with the same-template path's (train and test chat:llama): step 2 has "
+                          "no AdvBench or GSM8K results (checkpoint_evals).") for s in said), said
+
+
+def test_a_safety_set_left_to_the_final_adapters_draws_no_path(tmp_path):
+    run = _fake_run(tmp_path)
+    for m in run.glob("*/eval/*@step-*/metrics.json"):
+        _drop_set(m, "advbench")
+    blocks, figs = frontier_blocks(run, build_grid(load_cells(run)))
+    assert figs == [] and not any(isinstance(b, Table) for b in blocks)
+    assert tidy_rows(run, build_grid(load_cells(run))) and not [r for r in tidy_rows(run, build_grid(load_cells(
+        run))) if r[COLUMNS.index("eval")] == "advbench"]
+
+
 # ---- a tiny grid evaluated at checkpoints (the tiny model's numbers are noise: structure only) ----
 
 def test_tiny_grid_with_checkpoints(tmp_path, tiny_model_dir):
