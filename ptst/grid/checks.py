@@ -119,10 +119,17 @@ def grid_changes(old: GridConfig, new: GridConfig, *, evaluation: bool = False) 
     (`evaluation`: in a way that changes evaluation cells, which are recomputed). Additive changes pass: more
     train/test templates, seeds (every old entry kept), the baseline turned on, the operational training knobs."""
     a, b = to_dict(old), to_dict(new)
-    for k in ADDITIVE:  # an empty list may be left out of the dict (ptst.config.to_dict's omit_empty)
+    for k in (*ADDITIVE, "checkpoint_evals", "checkpoint_tests"):  # an empty list may be left out (omit_empty)
         a.setdefault(k, [])
         b.setdefault(k, [])
     changed: list[str] = []
+    if not evaluation:  # lists where empty means every one: narrowing one drops finished cells, as removing a template
+        changed += ["checkpoint_tests"] * _narrowed(a["checkpoint_tests"], b["checkpoint_tests"])
+        rows = {r["name"]: r for r in b["mixes"]}
+        changed += [f"mixes.{r['name']}.train_templates" for r in a["mixes"] if r["name"] in rows
+                    and _narrowed(r.get("train_templates", []), rows[r["name"]].get("train_templates", []))]
+    for x in (a, b):  # a mixing row that only gains training templates adds cells: compared without them
+        x["mixes"] = [{k: v for k, v in r.items() if k != "train_templates"} for r in x["mixes"]]
     for k in a:
         if a[k] == b.get(k) or k in OPERATIONAL or (k in EVALUATION) != evaluation:
             continue
@@ -132,6 +139,11 @@ def grid_changes(old: GridConfig, new: GridConfig, *, evaluation: bool = False) 
             continue
         changed += _leaves(k, a[k], b[k])
     return [p for p in changed if p not in {f"train.{o}" for o in OPERATIONAL_KEYS}]
+
+
+def _narrowed(old: list[Any], new: list[Any]) -> bool:
+    """Whether a list where empty means "every one" lost an entry."""
+    return bool(new) and (not old or any(x not in new for x in old))
 
 
 def has_results(root: Path) -> bool:

@@ -229,6 +229,15 @@ def test_checkpoint_evals_pick_the_sets_evaluated_at_checkpoints_only(grid):
     assert "\ncheckpoint_evals:" not in dump_yaml(plain)
 
 
+def test_checkpoint_tests_may_widen_but_not_narrow_on_a_finished_grid(grid):
+    _, cfg_path, _ = grid
+    every, one = (load_grid(cfg_path, ["checkpoints=[2]", *x]) for x in ([], ["checkpoint_tests=[chat:llama]"]))
+    assert grid_changes(every, one) == ["checkpoint_tests"]  # drops the chat:vanilla checkpoint cells: refused
+    assert grid_changes(one, every) == [] and grid_changes(one, every, evaluation=True) == ["checkpoint_tests"]
+    assert grid_changes(every, load_grid(cfg_path, ["checkpoints=[2]", "checkpoint_evals=[harm]"]),
+                        evaluation=True) == ["checkpoint_evals"]  # recomputed, and said so
+
+
 def test_checkpoint_tests_pick_the_test_templates_evaluated_at_checkpoints(grid):
     _, cfg_path, _ = grid
     cfg = load_grid(cfg_path, ["checkpoints=[2,4]", "checkpoint_tests=[chat:llama]"])

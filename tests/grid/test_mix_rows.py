@@ -122,3 +122,19 @@ def test_mix_rows_end_to_end_beside_the_unmixed_rows(tmp_path, tiny_model_dir):
 
     assert role("chat:llama + safety-task", "chat:llama") == "diagonal"  # a mixed row's diagonal is its own
     assert role("chat:vanilla + safety-task", "chat:llama", {"chat:vanilla + safety-task": False}) == "ptst"
+
+
+@pytest.mark.parametrize("old,new,refused", [
+    ([], ["chat:llama"], ["mixes.sp.train_templates"]),  # every template -> one: drops finished cells
+    (["chat:llama"], [], []),  # one -> every template: adds cells
+    (["chat:llama"], ["chat:llama", "chat:vanilla"], []),
+    (["chat:vanilla", "chat:llama"], ["chat:llama"], ["mixes.sp.train_templates"]),
+])
+def test_a_mix_row_may_gain_training_templates_but_not_lose_one(tmp_path, tiny_model_dir, old, new, refused):
+    data = tiny_data(tmp_path / "data")
+
+    def row(tts: list[str]) -> dict:
+        return {"name": "sp", "data": f"jsonl:{data['refusals']}", "n": 4, "train_templates": tts}
+
+    a, b = (load_grid(_grid(tmp_path, tiny_model_dir, False), [f"mixes=[{json.dumps(row(t))}]"]) for t in (old, new))
+    assert grid_changes(a, b) == refused
