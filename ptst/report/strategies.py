@@ -26,7 +26,7 @@ def pair_keys(grid: Grid, keys: Sequence[Key], wanted: Wanted = ()) -> list[tupl
     """(A, B) per comparison: each PTST path (train without, test with the safety prompt) against the same-template
     path of its test template and of its training template, same seed, where both were evaluated at checkpoints
     (`keys`); then each `wanted` pair for every seed either side has (one with seed None when neither has any:
-    its sentence says it was not compared), a pair already listed not repeated."""
+    its sentence says it was not compared), a pair already listed, either way round, not repeated."""
     have = set(keys)
     out: list[tuple[Key, Key]] = []
     for tr, te, seed in keys:
@@ -37,7 +37,7 @@ def pair_keys(grid: Grid, keys: Sequence[Key], wanted: Wanted = ()) -> list[tupl
         seeds = sorted({s for tr, te, s in keys if (tr, te) in (a, b)}, key=lambda s: (s is None, s or 0))
         for s in seeds or [None]:
             pair = ((*a, s), (*b, s))
-            if pair not in out:
+            if pair not in out and pair[::-1] not in out:  # B vs A is the same comparison, sign flipped
                 out.append(pair)
     return out
 

@@ -86,7 +86,8 @@ def test_a_path_without_checkpoints_is_said_not_compared(run):
 
 
 def test_a_default_pair_or_a_repeat_is_not_compared_twice(run):
-    _configure(run, (PTST, f"{L} -> {L}"), (f"{INOC} -> {V}", PTST), (f"{INOC} -> {V}", PTST))
+    _configure(run, (PTST, f"{L} -> {L}"), (f"{INOC} -> {V}", PTST), (f"{INOC} -> {V}", PTST),
+               (f"{L} -> {L}", PTST), (PTST, f"{INOC} -> {V}"))  # the same pairs either way round
     said = _said(run)
     assert len(said) == 3 and sum(s.startswith("At equal GSM8K accuracy (strict), inoculation's") for s in said) == 1
     assert sum("than the same-template path's (train and test chat:llama)" in s for s in said) == 1
