@@ -38,25 +38,30 @@ def has(flag: str) -> bool:
     return flag in _cpuinfo()[1]
 
 
-# Environment variables that cap the instructions torch's kernels (ATEN), oneDNN (bf16 matmuls, bf16 training) and
-# MKL (fp32 matmuls) use, with the strongest of MATRIX_FLAGS each value still allows; `capped()` names them. Setting
-# all three to AVX2 on an AVX512/AMX machine runs it as an AVX2-only CPU (how the fp32-only budget is measured).
-CAPS = {"ATEN_CPU_CAPABILITY": {"default": "avx2", "avx2": "avx2", "avx512": "avx512f"},
+# Environment variables that cap the instructions torch's kernels (ATEN), oneDNN (bf16 matmuls, hence whether
+# training resolves to bf16) and MKL (fp32 matmuls) use, each value mapped to the strongest of MATRIX_FLAGS it
+# still allows. Setting all three to AVX2 on an AVX512/AMX machine runs it as an AVX2-only CPU (`make
+# quickstart-avx2`, how the fp32-only budget is measured); `capped()` names the ones in force.
+_ONEDNN_AMX = ("avx512_core_amx", "avx512_core_amx_fp16", "avx10_1_512_amx", "avx10_1_512_amx_fp16", "all")
+CAPS = {"ATEN_CPU_CAPABILITY": {"default": "other", "avx2": "avx2", "avx512": "avx512f"},
         "ONEDNN_MAX_CPU_ISA": {"sse41": "other", "avx": "other", "avx2": "avx2", "avx2_vnni": "avx2",
-                               "avx512_core": "avx512f", "avx512_core_vnni": "avx512f",
-                               "avx512_core_bf16": "avx512_bf16"},
+                               "avx2_vnni_2": "avx2", "avx512_core": "avx512f", "avx512_core_vnni": "avx512f",
+                               "avx512_core_bf16": "avx512_bf16", "avx512_core_fp16": "avx512_bf16",
+                               "avx10_1_512": "avx512_bf16", **dict.fromkeys(_ONEDNN_AMX, "amx_bf16")},
         "MKL_ENABLE_INSTRUCTIONS": {"sse4_2": "other", "avx": "other", "avx2": "avx2", "avx512": "avx512f"}}
+BF16_KINDS = ("amx_bf16", "avx512_bf16")
+
+
+def _cap(var: str) -> str | None:
+    return CAPS[var].get(os.environ.get(var, "").strip().lower())
 
 
 def capped() -> list[str]:
     """The instruction caps set in this environment that rule out a matrix instruction set the CPU has,
     e.g. ['ONEDNN_MAX_CPU_ISA=AVX2']."""
-    flags, out = _cpuinfo()[1], []
-    for var, levels in CAPS.items():
-        allowed = levels.get(os.environ.get(var, "").strip().lower())
-        if allowed is not None and any(f in flags for f in MATRIX_FLAGS[:_rank(allowed)]):
-            out.append(f"{var}={os.environ[var].strip()}")
-    return out
+    flags = _cpuinfo()[1]
+    return [f"{var}={os.environ[var].strip()}" for var in CAPS
+            if (c := _cap(var)) is not None and any(f in flags for f in MATRIX_FLAGS[:_rank(c)])]
 
 
 def _rank(flag: str) -> int:
@@ -65,16 +70,20 @@ def _rank(flag: str) -> int:
 
 def kind() -> str:
     """'amx_bf16', 'avx512_bf16', 'avx512f', 'avx2' or 'other': the strongest matrix instruction set present and
-    not ruled out by a cap in the environment (CAPS: an AMX machine run with ONEDNN_MAX_CPU_ISA=AVX2 has no fast
-    bf16, and counts as avx2 when all three caps say so)."""
-    flags = _cpuinfo()[1]
-    have = next((f for f in MATRIX_FLAGS if f in flags), "other")
-    caps = [CAPS[var].get(os.environ.get(var, "").strip().lower()) for var in CAPS]
-    return max([have, *(c for c in caps if c is not None)], key=_rank)
+    not ruled out by a cap in the environment (CAPS). ONEDNN_MAX_CPU_ISA caps every kind: it decides bf16 matmuls
+    (an AMX machine run with ONEDNN_MAX_CPU_ISA=AVX2 has no fast bf16 and trains in fp32). ATEN_CPU_CAPABILITY and
+    MKL_ENABLE_INSTRUCTIONS cap the fp32 kinds only: bf16 matmuls go through oneDNN whatever they say."""
+    have = next((f for f in MATRIX_FLAGS if f in _cpuinfo()[1]), "other")
+    onednn = _cap("ONEDNN_MAX_CPU_ISA")
+    if onednn is not None:
+        have = max(have, onednn, key=_rank)
+    if have in BF16_KINDS:
+        return have
+    return max([have, *(c for v in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS") if (c := _cap(v)))], key=_rank)
 
 
 def fast_bf16() -> bool:
-    return kind() in ("amx_bf16", "avx512_bf16")
+    return kind() in BF16_KINDS
 
 
 def describe() -> str:

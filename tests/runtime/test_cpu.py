@@ -44,3 +44,20 @@ def test_a_cap_above_what_the_cpu_has_changes_nothing(amx, monkeypatch):
 def test_the_bf16_cap_keeps_fast_bf16(amx):
     amx.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # rules out AMX only
     assert cpu.kind() == "avx512_bf16" and cpu.fast_bf16() and cpu.capped() == ["ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16"]
+
+
+def test_torch_and_mkl_caps_leave_bf16_matmuls_alone(amx, monkeypatch):
+    amx.setenv("ATEN_CPU_CAPABILITY", "avx2")  # oneDNN still runs bf16 on AMX: training stays bf16
+    amx.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    assert cpu.kind() == "amx_bf16" and cpu.fast_bf16()
+    assert cpu.capped() == ["ATEN_CPU_CAPABILITY=avx2", "MKL_ENABLE_INSTRUCTIONS=AVX2"]
+    monkeypatch.setattr(cpu, "_cpuinfo", lambda: ("Skylake", frozenset({"avx2", "avx512f"})))
+    assert cpu.kind() == "avx2"  # fp32 matmuls (MKL) and kernels (ATEN) capped: an AVX2 machine for fp32
+    amx.setenv("ATEN_CPU_CAPABILITY", "default")
+    amx.delenv("MKL_ENABLE_INSTRUCTIONS")
+    assert cpu.kind() == "other"
+
+
+def test_an_amx_level_cap_is_no_cap(amx):
+    amx.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert cpu.kind() == "amx_bf16" and cpu.capped() == []
