@@ -79,17 +79,23 @@ def template_order(names: Iterable[str]) -> list[str]:
     return sorted(set(names), key=key)
 
 
+@functools.cache
+def registry_defence(name: str) -> str:
+    """The registry's `defence` of a template ("", "test-time", "inoculation", "safety-prompt"); "" when the
+    template cannot be resolved."""
+    try:
+        return get_template(name).defence
+    except (PtstError, OSError):
+        return ""
+
+
 def label(train: str | None) -> str:
     """A training template as the report names it (Table 1 rows, figures, curves, review): its name, with its defence
     kind when it has one ("chat:inoculation-tan (inoculation)", "chat:self-reminder (test-time defence)"); None is
     the no-fine-tuning row."""
     if train is None:
         return BASELINE_LABEL
-    try:
-        kind = get_template(train).defence
-    except (PtstError, OSError):
-        return train
-    mark = {"inoculation": "inoculation", "test-time": "test-time defence"}.get(kind)
+    mark = {"inoculation": "inoculation", "test-time": "test-time defence"}.get(registry_defence(train))
     return f"{train} ({mark})" if mark else train
 
 

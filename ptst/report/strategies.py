@@ -3,15 +3,12 @@ every PTST path against its same-template paths, then the pairs the run's grid.y
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-from ptst.errors import PtstError
-from ptst.report.grid import Grid, diagonal_of
+from ptst.report.grid import Grid, diagonal_of, registry_defence
 from ptst.runs.results import split_row
 from ptst.specs.report import PathName, compare_pairs, of_run
-from ptst.templates import get_template
 
 Key = tuple[str, str, "int | None"]  # (train, test, seed) of a path
 Wanted = Sequence[tuple[PathName, PathName]]
@@ -42,29 +39,20 @@ def pair_keys(grid: Grid, keys: Sequence[Key], wanted: Wanted = ()) -> list[tupl
     return out
 
 
-@functools.cache
-def _defence(name: str) -> str:
-    """The registry's `defence` of a template ("", "test-time", "inoculation"); "" when it cannot be resolved."""
-    try:
-        return get_template(name).defence
-    except (PtstError, OSError):
-        return ""
-
-
 def who(grid: Grid, train: str, test: str) -> str:
     """A path as the sentence names it, possessive: by its role (PTST, same template), else by the strategy it is
     (safety mixing, inoculation, a test-time defence), else "the path's"."""
     r, (base, mix) = grid.role(train, test), split_row(train)
     if r == "ptst":  # an inoculation-trained model tested with the safety prompt is both strategies at once
-        lead = "inoculation with PTST" if _defence(base) == "inoculation" else "PTST"
+        lead = "inoculation with PTST" if registry_defence(base) == "inoculation" else "PTST"
         return f"{lead}{' with safety mixing' if mix else ''}'s (train {train}, test {test})"
     pair = f"(train {train}, test {test})"
     if mix:
         return f"safety mixing's {pair}"
     if r == "diagonal":
         return f"the same-template path's (train and test {test})"
-    if _defence(base) == "inoculation":
+    if registry_defence(base) == "inoculation":
         return f"inoculation's {pair}"
-    if _defence(test) == "test-time":
+    if registry_defence(test) == "test-time":
         return f"the test-time defence's {pair}"
     return f"the path's {pair}"

@@ -46,8 +46,9 @@ EXPECTED_FIGURES = {
     "fig-heatmap-advbench-asr.keyword.png", "fig-heatmap-directharm4-asr.keyword.png",
     "fig-heatmap-xstest-over_refusal.keyword.png", "fig-scatter-keyword.png",
     "fig-categories-directharm4-keyword.png", "fig-checkpoints-keyword.png",
-    # the fake run evaluates checkpoints and has a helpfulness set: the frontier, one figure per safety set
-    "fig-frontier-advbench-keyword.png", "fig-frontier-directharm4-keyword.png",
+    # the fake run evaluates checkpoints and has a helpfulness set: the frontier, one figure per safety set that
+    # was evaluated at a checkpoint (DirectHarm4 is at the final adapters only: no path to draw)
+    "fig-frontier-advbench-keyword.png",
 }
 
 
