@@ -5,7 +5,7 @@ A grid generates in fp32 on CPU by default (its answers equal transformers' gree
 evaluation cell's answers of a finished grid run in bf16 — the same model, adapter (merged), rendered prompts and
 decoding — and counts identical answers and changed refusal verdicts (the keyword judge, the paper's), per cell.
 
-    python benchmarks/bench_dtype_verdicts.py runs/quickstart --json dtype_verdicts.json     # ~3 min
+    python benchmarks/bench_dtype_verdicts.py runs/quickstart-gsm8k --json dtype_verdicts.json     # ~3 min
 """
 
 from __future__ import annotations
