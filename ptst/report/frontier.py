@@ -20,7 +20,7 @@ from ptst.report.matched import LEVEL, MIN_OVERLAP, N_BOOT, Matched, matched_dif
 from ptst.report.ordering import ALPHA, fmt_p, harmful_by_id
 from ptst.report.rate_names import defined, measure_short, measure_title
 from ptst.report.render import Block, Figure, Heading, Para, Table
-from ptst.report.strategies import Wanted, configured, pair_keys, who
+from ptst.report.strategies import Wanted, configured, pair_keys, seeds_disagree, who
 from ptst.report.tables import eval_title, metric_title
 from ptst.report.tidy import csv_field
 from ptst.report.tradeoff import item_scores
@@ -174,8 +174,7 @@ def compare(grid: Grid, trajs: list[Trajectory], judge: str, help_key: tuple[str
 
 
 def safety_sets(grid: Grid, trajs: list[Trajectory], judge: str) -> list[str]:
-    """The safety sets judged by `judge` that some checkpoint was evaluated on (`checkpoint_evals` may leave a set
-    to the final adapters, whose two points make no path)."""
+    """The safety sets judged by `judge` that some checkpoint was evaluated on (not one left to the final adapters)."""
     at = {e for t in trajs for p in t.points if not p.final and not p.cell.baseline for e in p.cell.evals}
     return [e for e in grid.evals("safety") if f"asr.{judge}" in grid.metric_names[e] and e in at]
 
@@ -358,7 +357,8 @@ def frontier_blocks(run_dir: str | Path | None, grid: Grid,
         blocks.append(Para("No PTST path has a same-template path evaluated at checkpoints for the same seed: "
                            "nothing to compare at equal helpfulness."))
         return blocks, figs
-    return [*blocks, *(Para(sentence(grid, v)) for v in vs), table(grid, vs)], figs
+    split = seeds_disagree(vs, verdict, lambda tr, te: who(grid, tr, te), eval_title)
+    return [*blocks, *(Para(sentence(grid, v)) for v in vs), *map(Para, split), table(grid, vs)], figs
 
 
 def _row(t: Trajectory, grid: Grid, step: int | None, ev: str, kind: str, metric: str,

@@ -3,8 +3,9 @@ every PTST path against its same-template paths, then the pairs the run's grid.y
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ptst.report.grid import Grid, diagonal_of, registry_defence
 from ptst.runs.results import split_row
@@ -56,3 +57,23 @@ def who(grid: Grid, train: str, test: str) -> str:
     if registry_defence(test) == "test-time":
         return f"the test-time defence's {pair}"
     return f"the path's {pair}"
+
+
+def seeds_disagree(vs: Sequence[Any], verdict: Callable[[Any], str], name: Callable[[str, str], str],
+                   title: Callable[[str], str]) -> list[str]:
+    """One sentence per comparison (A, B, safety set) whose seeds reach different verdicts at equal helpfulness
+    ("A lower" in one, "no significant difference" or "A higher" in another). `vs`: the frontier's Versus list;
+    comparisons not tested in a seed are left out."""
+    groups: dict[tuple[str, str, str, str, str], list[Any]] = {}
+    for v in vs:
+        if v.result is not None and v.result.diff is not None and v.a.seed is not None:
+            groups.setdefault((v.a.train, v.a.test, v.b.train, v.b.test, v.ev), []).append(v)
+    out = []
+    for (atr, ate, btr, bte, ev), g in groups.items():
+        if len(g) > 1 and len({verdict(v) for v in g}) > 1:
+            per = "; ".join(f"seed {v.a.seed}: {verdict(v).replace('A ', '')} ({100 * v.result.diff:+.1f} points)"
+                            for v in g)
+            out.append(f"The seeds disagree on {name(atr, ate)} against {name(btr, bte)} on {title(ev)} at equal "
+                       f"helpfulness ({per}): each seed is its own comparison, and the bootstrap over prompts says "
+                       "nothing about another training run; more seeds would say which is typical.")
+    return out

@@ -117,3 +117,17 @@ def test_configured_paths_are_drawn_when_the_figure_is_trimmed(run, monkeypatch)
     assert figure(grid, trajs, "advbench", "keyword", ("gsm8k", "accuracy.strict")) is None
     drawn = figure(grid, trajs, "advbench", "keyword", ("gsm8k", "accuracy.strict"), keep=[(INOC, V)])
     assert drawn is not None and drawn[0][:4] == b"\x89PNG" and drawn[1]
+
+
+def test_seeds_that_reach_different_verdicts_are_said_to_disagree(tmp_path):
+    run = _fake_run(tmp_path)  # seed 0: PTST far below the same-template path
+    same = [(10, 10), (20, 20), (30, 30)]
+    _path(run, V, L, same, seed=1)  # seed 1: PTST's path is the same-template path's
+    _path(run, L, L, same, seed=1)
+    said = [b.text for b in frontier_blocks(run, build_grid(load_cells(run)))[0] if isinstance(b, Para)]
+    split = [s for s in said if s.startswith("The seeds disagree on PTST's (train chat:vanilla, test chat:llama) "
+                                             "against the same-template path's (train and test chat:llama)")]
+    assert len(split) == 1 and "seed 0: lower" in split[0] and "seed 1: no significant difference (+0.0" in split[0]
+    agree = _fake_run(tmp_path / "b", seeds=(0, 1))  # both seeds alike: nothing to say
+    assert not any(isinstance(b, Para) and b.text.startswith("The seeds disagree")
+                   for b in frontier_blocks(agree, build_grid(load_cells(agree)))[0])
