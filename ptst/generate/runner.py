@@ -243,8 +243,13 @@ def throughput(backend: Backend, cfg: GenerateConfig, answers: int, tokens: int,
             "engine": engine, "dtype": dtype, "batch_size": cfg.batch_size, "cpu": cpu.describe()}
 
 
+def how_made(t: dict[str, Any]) -> str:
+    """What made a throughput record's answers: 'hf fast float32, batch 48; Intel(R) Xeon(R) ..., amx_bf16' (the log
+    line and `ptst status` both say it this way)."""
+    what = " ".join(str(x) for x in (t.get("backend"), t.get("engine"), t.get("dtype")) if x)
+    return f"{what}, batch {t.get('batch_size')}; {t.get('cpu')}"
+
+
 def describe_throughput(t: dict[str, Any]) -> str:
-    """'1503 tokens in 3.9 s: 390.6 tok/s (hf fast, float32, batch 48; Intel(R) Xeon(R) ..., amx_bf16)'."""
-    how = ", ".join(str(x) for x in (" ".join(str(y) for y in (t.get("backend"), t.get("engine")) if y),
-                                      t.get("dtype"), f"batch {t.get('batch_size')}") if x)
-    return f"{t.get('tokens')} tokens in {t.get('seconds')} s: {t.get('tok_s')} tok/s ({how}; {t.get('cpu')})"
+    """'1503 tokens in 3.9 s: 390.6 tok/s (hf fast float32, batch 48; Intel(R) Xeon(R) ..., amx_bf16)'."""
+    return f"{t.get('tokens')} tokens in {t.get('seconds')} s: {t.get('tok_s')} tok/s ({how_made(t)})"

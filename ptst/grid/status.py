@@ -14,6 +14,7 @@ from ptst.data.load import split_spec
 from ptst.data.sources import find_local
 from ptst.errors import PtstError
 from ptst.evaluate.key import EvalArtifact
+from ptst.generate.runner import how_made
 from ptst.grid.cells import align_status, check_cells, eval_status, load_grid, model_path, train_config, train_status
 from ptst.grid.checks import check_grid_yaml, validate
 from ptst.grid.config import GridConfig
@@ -253,10 +254,8 @@ def generation_speed(eval_dir: Path) -> str:
         if not isinstance(t, dict) or not t.get("seconds"):
             continue
         tokens, seconds = tokens + int(t.get("tokens") or 0), seconds + float(t["seconds"])
-        how = f"{t.get('backend')} {t.get('engine') or ''} {t.get('dtype') or ''}".split()
-        how_s = f"{' '.join(how)}, batch {t.get('batch_size')}; {t.get('cpu')}"
-        if how_s not in hows:
-            hows.append(how_s)
+        if how_made(t) not in hows:
+            hows.append(how_made(t))
     return f"{tokens / seconds:.0f} tok/s ({' | '.join(hows)})" if seconds else ""
 
 
