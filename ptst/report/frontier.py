@@ -134,17 +134,17 @@ def _reader(cache: dict, what: tuple[str, str], fn: Callable[[Cell], dict[str, f
 def compare(grid: Grid, trajs: list[Trajectory], judge: str, help_key: tuple[str, str],
             n_boot: int = N_BOOT, seed: int = SEED, wanted: Wanted = ()) -> list[Versus]:
     """Every PTST path against its same-template paths, then the `wanted` pairs, per safety set carrying
-    `asr.<judge>`."""
+    `asr.<judge>`; only sets every point's metrics.json has (a dropped set's old files are never read)."""
     cache: dict = {}
     hev, hm = help_key
 
     def safety(ev: str) -> Callable[[Cell], dict[str, float] | None]:
         def read(c: Cell) -> dict[str, float] | None:
-            got = harmful_by_id(c, ev, judge) if ev in c.evals else None  # only a set the cell's metrics.json has
+            got = harmful_by_id(c, ev, judge)
             return None if got is None else {i: float(v) for i, v in got.items() if v is not None}
         return read
 
-    helpful = _reader(cache, help_key, lambda c: item_scores(c, hev, hm) if hev in c.evals else None)
+    helpful = _reader(cache, help_key, lambda c: item_scores(c, hev, hm))
     out = []
     for ev in safety_sets(grid, trajs, judge):
         harmful = _reader(cache, (ev, judge), safety(ev))
@@ -357,7 +357,7 @@ def frontier_blocks(run_dir: str | Path | None, grid: Grid,
         blocks.append(Para("No PTST path has a same-template path evaluated at checkpoints for the same seed: "
                            "nothing to compare at equal helpfulness."))
         return blocks, figs
-    split = seeds_disagree(vs, verdict, lambda tr, te: who(grid, tr, te), eval_title)
+    split = seeds_disagree(grid, vs, verdict)
     return [*blocks, *(Para(sentence(grid, v)) for v in vs), *map(Para, split), table(grid, vs)], figs
 
 

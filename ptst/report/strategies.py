@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.report.grid import Grid, diagonal_of, registry_defence
+from ptst.report.tables import eval_title
 from ptst.runs.results import split_row
 from ptst.specs.report import PathName, compare_pairs, of_run
 
@@ -59,11 +60,10 @@ def who(grid: Grid, train: str, test: str) -> str:
     return f"the path's {pair}"
 
 
-def seeds_disagree(vs: Sequence[Any], verdict: Callable[[Any], str], name: Callable[[str, str], str],
-                   title: Callable[[str], str]) -> list[str]:
+def seeds_disagree(grid: Grid, vs: Sequence[Any], verdict: Callable[[Any], str]) -> list[str]:
     """One sentence per comparison (A, B, safety set) whose seeds reach different verdicts at equal helpfulness
-    ("A lower" in one, "no significant difference" or "A higher" in another). `vs`: the frontier's Versus list;
-    comparisons not tested in a seed are left out."""
+    ("A lower" in one, "no significant difference" or "A higher" in another). `vs`: the frontier's Versus list, and
+    its `verdict`; comparisons not tested in a seed are left out."""
     groups: dict[tuple[str, str, str, str, str], list[Any]] = {}
     for v in vs:
         if v.result is not None and v.result.diff is not None and v.a.seed is not None:
@@ -73,7 +73,8 @@ def seeds_disagree(vs: Sequence[Any], verdict: Callable[[Any], str], name: Calla
         if len(g) > 1 and len({verdict(v) for v in g}) > 1:
             per = "; ".join(f"seed {v.a.seed}: {verdict(v).replace('A ', '')} ({100 * v.result.diff:+.1f} points)"
                             for v in g)
-            out.append(f"The seeds disagree on {name(atr, ate)} against {name(btr, bte)} on {title(ev)} at equal "
-                       f"helpfulness ({per}): each seed is its own comparison, and the bootstrap over prompts says "
-                       "nothing about another training run; more seeds would say which is typical.")
+            out.append(f"The seeds disagree on {who(grid, atr, ate)} against {who(grid, btr, bte)} on "
+                       f"{eval_title(ev)} at equal helpfulness ({per}): each seed is its own comparison, and the "
+                       "bootstrap over prompts says nothing about another training run; more seeds would say which "
+                       "is typical.")
     return out
