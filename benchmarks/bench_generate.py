@@ -23,6 +23,10 @@ GFLOP per generated token (2 x the parameters of every Linear layer, lm_head inc
         --systems fp32,fp32-loop,bf16,bf16-loop --chunks 1
     python benchmarks/bench_generate.py --data strongreject --n 48 --batch-size 48 --max-new-tokens 32 \
         --systems fp32-padded,fp32 --chunks 1      # packed vs padded prefill on long-tailed prompts
+    # one evaluation cell's own workload (its merged adapter, its prompts), to set beside the tok/s it recorded
+    R=runs/quickstart; python benchmarks/bench_generate.py --model $R/align/model \
+        --adapter $R/chat-llama.s1/adapter --prompts $R/chat-llama.s1/eval/chat-llama/generations/advbench.jsonl \
+        --n 48 --batch-size 64 --max-new-tokens 32 --systems fp32 --chunks 1
 
 The llama.cpp systems need llama-cpp-python (`make bench-deps`; not part of `make install`). They tokenize the
 rendered prompts with llama.cpp's own tokenizer (a warning says when its ids differ from HF's), decode greedily
@@ -54,6 +58,13 @@ def prompts(n: int, data: str = "advbench") -> tuple[list[str], str]:
         return rows[:n], f"{path.name} (first {n})"
     topics = ["baking bread", "tax forms", "a bicycle", "the moon", "chess openings", "a job interview"]
     return [f"Explain {topics[i % len(topics)]} to a beginner, step {i}." for i in range(n)], "synthetic"
+
+
+def cell_prompts(path: str, n: int) -> tuple[list[str], str]:
+    """The first n prompts of a ptst generations file, in its order."""
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line)["prompt"] for line in f if line.strip()]
+    return rows[:n], f"{path} (first {min(n, len(rows))})"
 
 
 def naive(model: Any, tok: Any, texts: list[str], max_new: int, stops: list[int]) -> tuple[list[str], int]:
@@ -121,8 +132,14 @@ def linear_params(model: Any) -> int:
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--adapter", help="a LoRA adapter on --model, merged as an evaluation cell merges it: with a "
+                    "run's aligned model (RUN/align/model) and a cell's adapter, the benchmark runs that cell's own "
+                    "workload (its answers, their lengths), to compare with the tok/s the cell recorded")
     ap.add_argument("--template", default="chat:llama")
     ap.add_argument("--data", choices=list(DATA), default="advbench", help="prompt source (default advbench)")
+    ap.add_argument("--prompts", metavar="GENERATIONS_JSONL",
+                    help="the prompts of an evaluation cell's generations file (RUN/CELL/eval/TEST/generations/"
+                    "SET.jsonl) instead of --data: with --adapter, exactly the workload that cell ran")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16)
@@ -143,6 +160,8 @@ def parse_args() -> argparse.Namespace:
         ap.error(f"unknown systems {sorted(unknown)}; choose from {list(SYSTEMS)}")
     if args.peak_seconds <= 0:
         ap.error("--peak-seconds must be > 0")
+    if args.adapter and set(args.systems) & set(LLAMACPP):
+        ap.error("--adapter: the llama.cpp systems run the GGUF file alone; drop them or the adapter")
     return args
 
 
@@ -191,8 +210,9 @@ def main() -> None:
 
     tok = load_tokenizer(args.model)
     dtypes = {SYSTEMS[s][0] for s in args.systems} - {"q4_1"} or {"fp32"}  # stops and FLOPs need an HF model
-    models = {dt: load_model(args.model, device="cpu", dtype=dt) for dt in dtypes}
-    qs, source = prompts(args.n, args.data)
+    models = {dt: load_model(args.model, adapter=args.adapter, device="cpu", dtype=dt, merge=bool(args.adapter))
+              for dt in dtypes}
+    qs, source = cell_prompts(args.prompts, args.n) if args.prompts else prompts(args.n, args.data)
     texts = [render(get_template(args.template), tok, q).text for q in qs]
     stops = stop_token_ids(tok, next(iter(models.values())))
     dec = Decoding(max_new_tokens=args.max_new_tokens)
@@ -249,7 +269,8 @@ def report(args: argparse.Namespace, source: str, n: int, secs: dict[str, float]
     first = args.systems[0]
     base = toks[first] / secs[first]
     gflop = 2 * hw["linear_params"] / 1e9
-    res: dict[str, Any] = {"model": args.model, "prompts": source, "n": n, "template": args.template,
+    res: dict[str, Any] = {"model": args.model, "adapter": args.adapter, "prompts": source, "n": n,
+                           "template": args.template,
                            "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
                            "torch_threads": threads, "baseline": LABELS[first], "cpu": hw,
                            "gflop_per_token": round(gflop, 4), "systems": {}}
