@@ -214,7 +214,7 @@ class FastLM:
         Writes the rows' keys/values into `keys`/`values` ([B*Hkv, >= S, D] per layer) and returns the logits of
         the tokens at `last` (indices into T). `mask` [B, 1, S, P + S] is 0 where a query may attend, -inf not."""
         d, hq, hkv = self.head_dim, self.n_heads, self.n_kv
-        g, t = hq // hkv, ids.shape[0]
+        t = ids.shape[0]
         pk, pv = prefix if prefix is not None else ([], [])
         p = pk[0].shape[1] if pk else 0
         x = F.embedding(ids, self.embed)
