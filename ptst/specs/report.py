@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
+from ptst.io import not_utf8
 from ptst.runs.layout import RunDir
 
 KEYS = ("compare", "kappa_threshold")
@@ -56,13 +57,17 @@ def check(report: Any) -> None:
 
 def of_run(run_dir: str | Path | None) -> dict[str, Any]:
     """The `report:` mapping of a run directory's grid.yaml; {} when there is none or it cannot be read (a report
-    of a bare directory of cells). Editing it there is how a finished run's report is re-aimed."""
+    of a bare directory of cells); one error line when it is not UTF-8 text. Editing it there is how a finished
+    run's report is re-aimed."""
     import yaml
 
     if run_dir is None:
         return {}
+    path = RunDir(Path(run_dir)).grid_yaml
     try:
-        doc = yaml.safe_load(RunDir(Path(run_dir)).grid_yaml.read_text(encoding="utf-8"))
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
     except (OSError, yaml.YAMLError):
         return {}
     report = doc.get("report") if isinstance(doc, dict) else None

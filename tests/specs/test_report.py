@@ -53,3 +53,9 @@ def test_the_run_directory_section_is_read_back(tmp_path):
     assert of_run(tmp_path) == {"compare": [[PTST, "chat:llama -> chat:llama"]]}
     (tmp_path / "grid.yaml").write_text("name: [x\n")  # unreadable: nothing configured
     assert of_run(tmp_path) == {}
+
+
+def test_a_grid_yaml_that_is_not_utf8_is_one_error_line(tmp_path):
+    (tmp_path / "grid.yaml").write_bytes(b"name: x\nreport: {}\n\xff\xfe\n")
+    with pytest.raises(PtstError, match=r"grid.yaml: not UTF-8 text \(invalid start byte at byte 19, line 3\)"):
+        of_run(tmp_path)
