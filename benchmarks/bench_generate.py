@@ -61,9 +61,11 @@ def prompts(n: int, data: str = "advbench") -> tuple[list[str], str]:
 
 
 def cell_prompts(path: str, n: int) -> tuple[list[str], str]:
-    """The first n prompts of a ptst generations file, in its order."""
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line)["prompt"] for line in f if line.strip()]
+    """The first n prompts of a ptst generations file, in its order (`ptst.records.read_generations`: a bad line is
+    one error naming file:line)."""
+    from ptst.records import read_generations
+
+    rows = [g.prompt for g in read_generations(path)]
     return rows[:n], f"{path} (first {min(n, len(rows))})"
 
 
