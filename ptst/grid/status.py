@@ -254,8 +254,9 @@ def generation_speed(eval_dir: Path) -> str:
         if not isinstance(t, dict) or not t.get("seconds"):
             continue
         tokens, seconds = tokens + int(t.get("tokens") or 0), seconds + float(t["seconds"])
-        if how_made(t) not in hows:
-            hows.append(how_made(t))
+        how = how_made(t)
+        if how not in hows:
+            hows.append(how)
     return f"{tokens / seconds:.0f} tok/s ({' | '.join(hows)})" if seconds else ""
 
 
