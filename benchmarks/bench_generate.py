@@ -21,6 +21,10 @@ GFLOP per generated token (2 x the parameters of every Linear layer, lm_head inc
     # ptst's fast engine vs its general decode loop
     flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 16 --batch-size 16 --max-new-tokens 32 \
         --systems fp32,fp32-loop,bf16,bf16-loop --chunks 1
+    # continuous batching (waiting prompts refill the batch) vs batch by batch, on a set 4x the batch, with the
+    # quickstart's aligned model (short refusals beside answers that run to the limit)
+    flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --model runs/quickstart/align/model \
+        --n 192 --batch-size 48 --max-new-tokens 128 --systems fp32,fp32-batches --chunks 1
     python benchmarks/bench_generate.py --data strongreject --n 48 --batch-size 48 --max-new-tokens 32 \
         --systems fp32-padded,fp32 --chunks 1      # packed vs padded prefill on long-tailed prompts
     # one evaluation cell's own workload (its merged adapter, its prompts), to set beside the tok/s it recorded
@@ -99,12 +103,14 @@ SYSTEMS: dict[str, tuple[str, str | None, bool]] = {
     "naive": ("fp32", None, False), "fp32": ("fp32", "auto", True), "bf16": ("bf16", "auto", True),
     "fp32-generate": ("fp32", "generate", False), "fp32-padded": ("fp32", "auto", False),
     "fp32-loop": ("fp32", "loop", True), "bf16-loop": ("bf16", "loop", True),
+    "fp32-batches": ("fp32", "fast", True), "bf16-batches": ("bf16", "fast", True),
     "llamacpp": ("q4_1", None, False), "llamacpp-batch": ("q4_1", None, False),
     "llamacpp-prefix": ("q4_1", None, False),
 }
 LABELS = {"naive": "naive fp32 bs1", "fp32": "ptst fp32", "bf16": "ptst bf16", "fp32-generate": "ptst fp32 gen()",
           "fp32-padded": "ptst fp32, padded prefill", "fp32-loop": "ptst fp32, general loop",
-          "bf16-loop": "ptst bf16, general loop", "llamacpp": "llama.cpp Q4_1 bs1",
+          "bf16-loop": "ptst bf16, general loop", "fp32-batches": "ptst fp32, batch by batch",
+          "bf16-batches": "ptst bf16, batch by batch", "llamacpp": "llama.cpp Q4_1 bs1",
           "llamacpp-batch": "llama.cpp Q4_1 batched", "llamacpp-prefix": "llama.cpp Q4_1 shared prefix"}
 LLAMACPP = ("llamacpp", "llamacpp-batch", "llamacpp-prefix")
 
@@ -219,7 +225,7 @@ def main() -> None:
     stops = stop_token_ids(tok, next(iter(models.values())))
     dec = Decoding(max_new_tokens=args.max_new_tokens)
     backends = {s: HFBackend(models[SYSTEMS[s][0]], tok, args.batch_size, progress=False, engine=SYSTEMS[s][1],
-                             packed_prefill=SYSTEMS[s][2])
+                             packed_prefill=SYSTEMS[s][2], continuous=not s.endswith("-batches"))
                 for s in args.systems if s not in ("naive", *LLAMACPP)}
     step = -(-len(texts) // args.chunks)
     llama = (setup_llamacpp(args, tok, texts, step, torch.get_num_threads())

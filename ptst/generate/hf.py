@@ -59,7 +59,8 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, progress: bool = True,
-                 engine: str = "auto", prefix_cache: bool = True, packed_prefill: bool = True) -> None:
+                 engine: str = "auto", prefix_cache: bool = True, packed_prefill: bool = True,
+                 continuous: bool = True) -> None:
         if batch_size < 1:
             raise PtstError("batch_size must be >= 1")
         if engine not in ENGINES:
@@ -86,6 +87,7 @@ class HFBackend:
         self.fast = fast.FastLM(model, batch_size) if engine == "fast" else None
         self.prefix_cache = prefix_cache and engine in ("loop", "fast") and kind == "full"
         self.packed_prefill = packed_prefill and engine == "loop" and can_pack(model)
+        self.continuous = continuous  # the fast engine: one stream, waiting prompts refill the batch
 
     def _generation_config(self, d: Decoding) -> Any:
         from transformers import GenerationConfig
@@ -113,12 +115,22 @@ class HFBackend:
 
     def generate(self, items: Sequence[PromptItem], decoding: Decoding,
                  on_done: OnDone | None = None) -> list[Completion]:
-        """One completion per item, in input order; `on_done(index, completion)` fires as each batch finishes."""
+        """One completion per item, in input order; `on_done(index, completion)` fires as each row finishes (the
+        fast engine's stream) or as each batch does (the other engines, and the fast one with continuous=False)."""
         import torch
 
         encoded = self.encode(items)
         results: list[Completion | None] = [None] * len(items)
         with GenProgress(len(items), "generating", self.progress) as bar, torch.inference_mode():
+            if self.fast is not None and self.continuous:  # one stream: finished rows' places go to waiting prompts
+
+                def done(i: int, c: Completion) -> None:
+                    results[i] = c
+                    if on_done is not None:
+                        on_done(i, c)
+
+                self._stream(encoded, decoding, bar, done)
+                return [c for c in results if c is not None]
             for n, batch in enumerate(length_sorted_batches([len(r) for r in encoded], self.batch_size)):
                 # sampled answers depend on (seed, batch composition), as with any batched sampler
                 seed = decoding.seed * 1_000_003 + n
@@ -139,26 +151,47 @@ class HFBackend:
         dev = self.model.device
         return torch.tensor(ids, device=dev), torch.tensor(mask, device=dev)
 
-    def _loop_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:
-        stop_check = None
-        if d.stop:  # a stop string of k characters lies within the last 4k+4 tokens (byte-level BPE worst case)
-            window = 4 * max(len(x) for x in d.stop) + 4
-            stop_check = lambda toks: truncate_at_stop(  # noqa: E731
-                self.tokenizer.decode(toks[-window:], skip_special_tokens=True), d.stop)[1]
+    def _stop_check(self, d: Decoding) -> Any:
+        """A test on a row's tokens for `d.stop`'s strings, or None where there are none."""
+        if not d.stop:
+            return None
+        window = 4 * max(len(x) for x in d.stop) + 4  # a stop string of k characters lies within the last 4k+4
+        return lambda toks: truncate_at_stop(  # tokens (byte-level BPE worst case)
+            self.tokenizer.decode(toks[-window:], skip_special_tokens=True), d.stop)[1]
+
+    def _prefix(self, rows: list[list[int]]) -> int:
         prefix = shared_prefix(rows) if self.prefix_cache and len(rows) > 1 else 0
-        prefix = prefix if prefix >= MIN_SHARED_PREFIX else 0
+        return prefix if prefix >= MIN_SHARED_PREFIX else 0
+
+    def _stream(self, rows: list[list[int]], d: Decoding, bar: GenProgress, done: OnDone) -> None:
+        """The fast engine over every row at once (`ptst.runtime.stream`: at most batch_size decoding together,
+        waiting prompts refilling the batch); `done(index, completion)` as each row finishes."""
+        from ptst.runtime.stream import decode  # heavy: torch
+
+        assert self.fast is not None
+
+        def on_row(i: int, o: Any) -> None:
+            bar.advance(prompts=1)
+            done(i, self._completion(o.token_ids, d, o.finish_reason))
+
+        decode(self.fast, rows, max_new_tokens=d.max_new_tokens, stop_ids=set(self.stop_ids),
+               sampler=make_sampler(d.temperature, d.top_p, d.seed * 1_000_003, self.model.device),
+               prefix=self._prefix(rows), stop_check=self._stop_check(d), batch_size=self.batch_size,
+               on_step=lambda n: bar.advance(tokens=n), on_row=on_row)
+
+    def _loop_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:
         sampler = make_sampler(d.temperature, d.top_p, seed, self.model.device)
-        if self.fast is not None:
-            from ptst.runtime.fast import decode  # heavy: torch
+        if self.fast is not None:  # batch by batch (continuous=False)
+            from ptst.runtime.stream import decode  # heavy: torch
 
             outs = decode(self.fast, rows, max_new_tokens=d.max_new_tokens, stop_ids=set(self.stop_ids),
-                          sampler=sampler, prefix=prefix, stop_check=stop_check,
+                          sampler=sampler, prefix=self._prefix(rows), stop_check=self._stop_check(d),
                           on_step=lambda live: bar.advance(tokens=live))
-            return [self._completion(o.token_ids, d, o.finish_reason) for o in outs]
-        outs = decode_loop(self.model, rows, self.pad_id, max_new_tokens=d.max_new_tokens,
-                           stop_ids=set(self.stop_ids), stop_check=stop_check,
-                           prefix=prefix, sampler=sampler,
-                           on_step=lambda live: bar.advance(tokens=live), pack=self.packed_prefill)
+        else:
+            outs = decode_loop(self.model, rows, self.pad_id, max_new_tokens=d.max_new_tokens,
+                               stop_ids=set(self.stop_ids), stop_check=self._stop_check(d),
+                               prefix=self._prefix(rows), sampler=sampler,
+                               on_step=lambda live: bar.advance(tokens=live), pack=self.packed_prefill)
         return [self._completion(o.token_ids, d, o.finish_reason) for o in outs]
 
     def _generate_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:

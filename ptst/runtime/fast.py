@@ -23,7 +23,6 @@ any two bf16 kernels do (docs/performance.md gives the agreement)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 from ptst.runtime import packing
-from ptst.runtime.decode import Decoded, packed_forward
+from ptst.runtime.decode import packed_forward
 
 FAMILIES = ("llama", "mistral", "qwen2")
 # A batch's prompts attend in one padded [B, heads, S, P + S] score tensor (fp32) when it has at most this many
@@ -239,16 +238,17 @@ class FastLM:
             x = self._mlp_residual(x, ly)
         return self.lm_head(self._rms(x[last], self.norm, self.norm_eps))
 
-    def prefill(self, rows: list[list[int]], prefix: int, max_new_tokens: int) -> tuple[DecodeCache, torch.Tensor,
-                                                                                       torch.Tensor, int]:
+    def prefill(self, rows: list[list[int]], prefix: int, max_new_tokens: int,
+                shared: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None) -> tuple[
+            DecodeCache, torch.Tensor, torch.Tensor, int]:
         """The prompts through `prompts` (the shared prefix first, once, then every row's own tokens after it),
-        laid out for `step`. Returns (cache, logits of each row's last prompt token [B, V], each row's last
+        laid out for `step`. `shared`: the prefix's keys and values from an earlier prefill of the same prefix
+        (not computed again). Returns (cache, logits of each row's last prompt token [B, V], each row's last
         position [B], the first free column)."""
         dev, dtype = self.embed.device, torch.float32  # keys and values kept in fp32 (see the module's docstring)
         hkv, d = self.n_kv, self.head_dim
-        pkeys: list[torch.Tensor] = []
-        pvalues: list[torch.Tensor] = []
-        if prefix:
+        pkeys, pvalues = shared if shared is not None and prefix else ([], [])
+        if prefix and shared is None:
             kp = [torch.zeros((hkv, prefix, d), dtype=dtype, device=dev) for _ in self.layers]
             vp = [torch.zeros((hkv, prefix, d), dtype=dtype, device=dev) for _ in self.layers]
             at = torch.arange(prefix, device=dev)
@@ -330,48 +330,3 @@ def prefill_hf(model: Any, rows: list[list[int]], prefix: int, max_new_tokens: i
         mask[b, prefix: prefix + width - n] = float("-inf")
     last = torch.tensor([prefix + n - 1 for n in lengths], device=dev)
     return DecodeCache(keys, values, pkeys, pvalues, prefix, mask), logits, last, width
-
-
-def decode(fast: FastLM, rows: list[list[int]], *, max_new_tokens: int, stop_ids: set[int],
-           sampler: Callable[[torch.Tensor], torch.Tensor], prefix: int = 0,
-           stop_check: Callable[[list[int]], bool] | None = None,
-           on_step: Callable[[int], None] | None = None) -> list[Decoded]:
-    """`ptst.runtime.decode.decode_loop` with `FastLM.step`: the same rows in, the same `Decoded` out. A finished
-    row stays in the batch (its tokens ignored) until a quarter of the batch has finished; then the cache is
-    compacted to the live rows (one copy, instead of one per finished row)."""
-    b, s = len(rows), max(len(r) for r in rows) - prefix
-    if b * fast.n_heads * s * (prefix + s) <= PREFILL_SCORES_MAX:
-        cache, logits, last, col = fast.prefill(rows, prefix, max_new_tokens)
-    else:
-        cache, logits, last, col = prefill_hf(fast.model, rows, prefix, max_new_tokens)
-    slots: list[int | None] = list(range(len(rows)))  # batch position -> row, None once finished
-    tokens: list[list[int]] = [[] for _ in rows]
-    reasons = ["length"] * len(rows)
-    for step in range(max_new_tokens):
-        nxt = sampler(logits)
-        alive = produced = 0
-        for j, tok in enumerate(nxt.tolist()):
-            row = slots[j]
-            if row is None:
-                continue
-            produced += 1
-            tokens[row].append(tok)
-            if tok in stop_ids or (stop_check is not None and stop_check(tokens[row])):
-                reasons[row] = "stop"
-                slots[j] = None
-            else:
-                alive += 1
-        if on_step is not None:
-            on_step(produced)
-        if not alive or step == max_new_tokens - 1:
-            break
-        if 4 * (len(slots) - alive) >= len(slots):
-            keep = [j for j, r in enumerate(slots) if r is not None]
-            idx = torch.tensor(keep, device=nxt.device)
-            cache.select(idx, col)
-            nxt, last = nxt[idx], last[idx]
-            slots = [slots[j] for j in keep]
-        last = last + 1
-        logits = fast.step(nxt, last, cache, col)
-        col += 1
-    return [Decoded(t, r) for t, r in zip(tokens, reasons, strict=True)]
