@@ -137,17 +137,26 @@ class Batcher:
                 self._generate(decoding, group)
 
     def _generate(self, decoding: Decoding, group: list[Job]) -> None:
+        """One `generate` call for the group. A request is answered as soon as its own completion is ready
+        (`on_done`: the fast engine reports each row as it finishes, so a short refusal does not wait for the
+        batch's longest answer); whatever a backend did not report is answered when the call returns."""
         start = time.monotonic()
+
+        def done(i: int, out: Completion) -> None:
+            if not group[i].future.done():
+                group[i].future.set_result(out)
+
         try:
             items = [j.item for j in group]
-            outs = (self.backend.generate(items, decoding) if self.model_thread is None
-                    else self.model_thread.submit(self.backend.generate, items, decoding).result())
+            outs = (self.backend.generate(items, decoding, on_done=done) if self.model_thread is None
+                    else self.model_thread.submit(self.backend.generate, items, decoding, done).result())
             if len(outs) != len(group):
                 raise RuntimeError(f"backend returned {len(outs)} completions for {len(group)} prompts")
         except Exception as e:  # noqa: BLE001 - one bad batch fails its requests, never the worker
             log.exception("generate failed for a batch of %d", len(group))
             for j in group:
-                j.future.set_exception(e)
+                if not j.future.done():
+                    j.future.set_exception(e)
             return
         took = time.monotonic() - start
         s = self.stats
@@ -155,5 +164,5 @@ class Batcher:
         s.seconds_ewma = took if s.batches == 1 else 0.8 * s.seconds_ewma + 0.2 * took
         s.busy_s += took
         log.debug("batch of %d in %.3fs (queue %d)", len(group), took, self.queued)
-        for j, out in zip(group, outs, strict=True):
-            j.future.set_result(out)
+        for i, out in enumerate(outs):
+            done(i, out)

@@ -45,7 +45,7 @@ class EchoBackend:
         self.calls: list[tuple[list[PromptItem], Decoding]] = []
         self.lock = threading.Lock()
 
-    def generate(self, items: Sequence[PromptItem], decoding: Decoding) -> list[Completion]:
+    def generate(self, items: Sequence[PromptItem], decoding: Decoding, on_done: Any = None) -> list[Completion]:
         with self.lock:
             self.calls.append((list(items), decoding))
         return [Completion(it.rendered, "stop", 1) for it in items]
@@ -59,7 +59,7 @@ class GateBackend(EchoBackend):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def generate(self, items: Sequence[PromptItem], decoding: Decoding) -> list[Completion]:
+    def generate(self, items: Sequence[PromptItem], decoding: Decoding, on_done: Any = None) -> list[Completion]:
         self.entered.set()
         if not self.release.wait(timeout=30):
             raise TimeoutError("gate never released")
@@ -69,7 +69,7 @@ class GateBackend(EchoBackend):
 class FailingBackend:
     name = "failing"
 
-    def generate(self, items: Sequence[PromptItem], decoding: Decoding) -> list[Completion]:
+    def generate(self, items: Sequence[PromptItem], decoding: Decoding, on_done: Any = None) -> list[Completion]:
         raise RuntimeError("CUDA out of memory (scripted)")
 
 
