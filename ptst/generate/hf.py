@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ptst.errors import PtstError
@@ -113,24 +113,32 @@ class HFBackend:
                 raise PtstError(f"item {it.id}: the rendered prompt is empty")
         return [list(r) for r in ids]
 
-    def generate(self, items: Sequence[PromptItem], decoding: Decoding,
-                 on_done: OnDone | None = None) -> list[Completion]:
+    @property
+    def admits_more(self) -> bool:
+        """Whether `generate(..., more=...)` takes prompts that arrive while it runs (the fast engine's stream)."""
+        return self.fast is not None and self.continuous
+
+    def generate(self, items: Sequence[PromptItem], decoding: Decoding, on_done: OnDone | None = None,
+                 more: Callable[[int], Sequence[PromptItem]] | None = None) -> list[Completion]:
         """One completion per item, in input order; `on_done(index, completion)` fires as each row finishes (the
-        fast engine's stream) or as each batch does (the other engines, and the fast one with continuous=False)."""
+        fast engine's stream) or as each batch does (the other engines, and the fast one with continuous=False).
+        `more(n)`: up to n further items, asked for while the stream has room (`admits_more`; the other engines
+        never ask); their completions follow the given items', in the order `more` gave them."""
         import torch
 
         encoded = self.encode(items)
         results: list[Completion | None] = [None] * len(items)
         with GenProgress(len(items), "generating", self.progress) as bar, torch.inference_mode():
-            if self.fast is not None and self.continuous:  # one stream: finished rows' places go to waiting prompts
+            if self.admits_more:  # one stream: finished rows' places go to waiting prompts
+                answered: dict[int, Completion] = {}
 
                 def done(i: int, c: Completion) -> None:
-                    results[i] = c
+                    answered[i] = c
                     if on_done is not None:
                         on_done(i, c)
 
-                self._stream(encoded, decoding, bar, done)
-                return [c for c in results if c is not None]
+                n = self._stream(encoded, decoding, bar, done, more)
+                return [answered[i] for i in range(n)]
             for n, batch in enumerate(length_sorted_batches([len(r) for r in encoded], self.batch_size)):
                 # sampled answers depend on (seed, batch composition), as with any batched sampler
                 seed = decoding.seed * 1_000_003 + n
@@ -163,21 +171,43 @@ class HFBackend:
         prefix = shared_prefix(rows) if self.prefix_cache and len(rows) > 1 else 0
         return prefix if prefix >= MIN_SHARED_PREFIX else 0
 
-    def _stream(self, rows: list[list[int]], d: Decoding, bar: GenProgress, done: OnDone) -> None:
+    def _stream(self, rows: list[list[int]], d: Decoding, bar: GenProgress, done: OnDone,
+                more: Callable[[int], Sequence[PromptItem]] | None = None) -> int:
         """The fast engine over every row at once (`ptst.runtime.stream`: at most batch_size decoding together,
-        waiting prompts refilling the batch); `done(index, completion)` as each row finishes."""
+        waiting prompts refilling the batch); `done(index, completion)` as each row finishes. Items `more` adds
+        join the stream when they begin with its shared prefix, else run in a stream of their own after it.
+        Returns how many items were answered (the given ones and the added ones)."""
         from ptst.runtime.stream import decode  # heavy: torch
 
         assert self.fast is not None
+        prefix = self._prefix(rows)
+        head, index = (rows[0][:prefix] if rows else []), list(range(len(rows)))  # stream row -> item index
+        total = len(rows)
+        apart: list[tuple[int, list[int]]] = []  # added items without the shared prefix
+
+        def pull(n: int) -> list[list[int]]:
+            nonlocal total
+            joined = []
+            for row in self.encode(list(more(n))[:n] if more is not None else []):
+                if len(row) > prefix and row[:prefix] == head:
+                    index.append(total)
+                    joined.append(row)
+                else:
+                    apart.append((total, row))
+                total += 1
+            return joined
 
         def on_row(i: int, o: Any) -> None:
             bar.advance(prompts=1)
-            done(i, self._completion(o.token_ids, d, o.finish_reason))
+            done(index[i], self._completion(o.token_ids, d, o.finish_reason))
 
         decode(self.fast, rows, max_new_tokens=d.max_new_tokens, stop_ids=set(self.stop_ids),
                sampler=make_sampler(d.temperature, d.top_p, d.seed * 1_000_003, self.model.device),
-               prefix=self._prefix(rows), stop_check=self._stop_check(d), batch_size=self.batch_size,
-               on_step=lambda n: bar.advance(tokens=n), on_row=on_row)
+               prefix=prefix, stop_check=self._stop_check(d), batch_size=self.batch_size,
+               on_step=lambda n: bar.advance(tokens=n), on_row=on_row, more=pull if more is not None else None)
+        if apart:
+            self._stream([r for _, r in apart], d, bar, lambda i, c: done(apart[i][0], c))
+        return total
 
     def _loop_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:
         sampler = make_sampler(d.temperature, d.top_p, seed, self.model.device)

@@ -69,19 +69,37 @@ def merge(a: DecodeCache, keep: list[int], col_a: int, b: DecodeCache, col_b: in
 def decode(fast: FastLM, rows: list[list[int]], *, max_new_tokens: int, stop_ids: set[int],
            sampler: Callable[[torch.Tensor], torch.Tensor], prefix: int = 0,
            stop_check: Callable[[list[int]], bool] | None = None, on_step: Callable[[int], None] | None = None,
-           batch_size: int | None = None, on_row: Callable[[int, Decoded], None] | None = None) -> list[Decoded]:
+           batch_size: int | None = None, on_row: Callable[[int, Decoded], None] | None = None,
+           more: Callable[[int], list[list[int]]] | None = None) -> list[Decoded]:
     """Every row's answer, at most `batch_size` rows (default: all) decoding at once, longest prompts first,
     waiting prompts refilling the batch as rows finish (`prefix`: tokens every row shares, run once).
-    `on_step(n)`: n tokens were produced; `on_row(i, answer)`: row i finished."""
+    `on_step(n)`: n tokens were produced; `on_row(i, answer)`: row i finished. `more(n)`: up to n rows that
+    arrived since (a server's new requests), asked for whenever the batch has room and no given row is
+    waiting; they must begin with the same `prefix` tokens, and are numbered after the rows before them."""
     if not rows:
         return []
+    rows = list(rows)
     size = max(1, batch_size or len(rows))
     waiting = deque(sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i)))
     tokens: list[list[int]] = [[] for _ in rows]
     answers: list[Decoded | None] = [None] * len(rows)
+    head = rows[0][:prefix]
 
-    def take() -> list[int]:
-        return [waiting.popleft() for _ in range(min(size, len(waiting)))]
+    def take(room: int) -> list[int]:
+        """Up to `room` rows to start: given ones once a quarter of the batch is free (a refill costs a prefill
+        and a copy of the cache), else what `more` has, whenever there is room (its caller decides how long a
+        request may wait: `ptst.serve.batcher`)."""
+        if waiting:
+            return [waiting.popleft() for _ in range(min(room, len(waiting)))] if room >= max(1, size // 4) else []
+        if more is not None and room >= 1:
+            for row in more(room)[:room]:
+                if len(row) <= prefix or row[:prefix] != head:
+                    raise ValueError(f"a row added to the stream does not begin with the {prefix} shared tokens")
+                waiting.append(len(rows))
+                rows.append(row)
+                tokens.append([])
+                answers.append(None)
+        return [waiting.popleft() for _ in range(min(room, len(waiting)))]
 
     def advance(slots: list[int | None], nxt: torch.Tensor) -> None:
         """Each live slot's next token; a slot whose row finished becomes None."""
@@ -101,15 +119,15 @@ def decode(fast: FastLM, rows: list[list[int]], *, max_new_tokens: int, stop_ids
         if on_step is not None:
             on_step(produced)
 
-    first = take()
+    first = take(size)
     cache, logits, last, col = prefill(fast, [rows[i] for i in first], prefix, max_new_tokens)
     slots: list[int | None] = list(first)
     nxt = sampler(logits)
     advance(slots, nxt)
     while True:
         live = [j for j, r in enumerate(slots) if r is not None]
-        if waiting and size - len(live) >= max(1, size // 4):
-            new = [waiting.popleft() for _ in range(min(size - len(live), len(waiting)))]
+        room = size - len(live)
+        if new := take(room):
             c_new, l_new, last_new, col_new = prefill(fast, [rows[i] for i in new], prefix, max_new_tokens, cache)
             fresh: list[int | None] = list(new)
             n_new = sampler(l_new)

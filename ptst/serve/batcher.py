@@ -13,6 +13,7 @@ import time
 from collections import deque
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from functools import partial
 
 from ptst.generate.base import Backend, Completion, Decoding, PromptItem
 
@@ -103,8 +104,13 @@ class Batcher:
             self._thread.join(timeout)
 
     def _retry_after(self, queued: int) -> int:
+        """Seconds until the queue has room, from the requests served per second of generation so far (a
+        stream's call lasts as long as requests keep joining it, so the time per call says nothing here)."""
+        s = self.stats
+        if s.items and s.busy_s > 0:
+            return max(1, min(60, math.ceil((queued - self.max_queue + self.max_batch) * s.busy_s / s.items)))
         batches_ahead = queued // self.max_batch + 1
-        return max(1, min(60, math.ceil(batches_ahead * max(self.stats.seconds_ewma, 0.1))))
+        return max(1, min(60, math.ceil(batches_ahead * max(s.seconds_ewma, 0.1))))
 
     def _take(self) -> list[Job] | None:
         """Block for a first job, then gather more until the batch is full or `max_wait_s` has passed."""
@@ -136,20 +142,51 @@ class Batcher:
             for decoding, group in groups.items():
                 self._generate(decoding, group)
 
+    def _more(self, decoding: Decoding, n: int) -> list[Job]:
+        """Up to n waiting requests with these decoding settings, for a running stream to take in: the oldest
+        first, and none behind a request with other settings (that group runs next, not after this stream).
+        Each take costs the stream a prefill and a copy of its cache, so requests are taken once a quarter of
+        the batch can go in together, or once the oldest has waited BURST_WAITS x max_wait_s. Requests whose
+        client went away are dropped."""
+        with self._cv:
+            ready = 0
+            for job in self._queue:
+                if job.decoding != decoding or ready == n:
+                    break
+                ready += 1
+            young = time.monotonic() - self._queue[0].enqueued < BURST_WAITS * self.max_wait_s if ready else True
+            if ready < min(n, max(1, self.max_batch // 4)) and young:
+                return []
+            taken: list[Job] = []
+            while self._queue and len(taken) < n and self._queue[0].decoding == decoding:
+                job = self._queue.popleft()
+                if job.future.set_running_or_notify_cancel():
+                    taken.append(job)
+            return taken
+
     def _generate(self, decoding: Decoding, group: list[Job]) -> None:
         """One `generate` call for the group. A request is answered as soon as its own completion is ready
         (`on_done`: the fast engine reports each row as it finishes, so a short refusal does not wait for the
-        batch's longest answer); whatever a backend did not report is answered when the call returns."""
+        batch's longest answer); whatever a backend did not report is answered when the call returns. A backend
+        that `admits_more` (the fast engine's stream) takes requests that arrive meanwhile into the running
+        batch as rows finish (`_more`): continuous batching across requests."""
         start = time.monotonic()
+        group = list(group)
 
         def done(i: int, out: Completion) -> None:
             if not group[i].future.done():
                 group[i].future.set_result(out)
 
+        def more(n: int) -> list[PromptItem]:
+            jobs = self._more(decoding, n)
+            group.extend(jobs)
+            return [j.item for j in jobs]
+
+        kw = {"more": more} if getattr(self.backend, "admits_more", False) else {}
         try:
             items = [j.item for j in group]
-            outs = (self.backend.generate(items, decoding, on_done=done) if self.model_thread is None
-                    else self.model_thread.submit(self.backend.generate, items, decoding, done).result())
+            call = partial(self.backend.generate, items, decoding, on_done=done, **kw)
+            outs = call() if self.model_thread is None else self.model_thread.submit(call).result()
             if len(outs) != len(group):
                 raise RuntimeError(f"backend returned {len(outs)} completions for {len(group)} prompts")
         except Exception as e:  # noqa: BLE001 - one bad batch fails its requests, never the worker

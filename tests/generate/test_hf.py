@@ -153,3 +153,25 @@ def test_stop_token_ids_include_end_of_turn_tokens(llama2_tok, chatml_tok):
     assert im_end in stop_token_ids(chatml_tok)
     assert llama2_tok.eos_token_id in stop_token_ids(llama2_tok)
     assert chatml_tok.convert_tokens_to_ids("<pad>") not in stop_token_ids(chatml_tok)
+
+
+def test_items_added_while_generating_are_answered_after_the_given_ones(lively):
+    """`more` (a server's requests arriving mid-call): items with the stream's shared prefix join it, one
+    without it (another template) runs after it; each answer is the one the item gets alone."""
+    from ptst.templates import get_template, render
+
+    model, tok = lively
+    llama = [PromptItem(f"l{i}", render(get_template("chat:llama"), tok, p).text) for i, p in enumerate(PROMPTS)]
+    plain = PromptItem("v0", render(get_template("chat:vanilla"), tok, PROMPTS[1]).text)
+    later = [*llama[3:], plain]
+    backend = HFBackend(model, tok, batch_size=3, progress=False)
+    assert backend.admits_more and not HFBackend(model, tok, engine="loop").admits_more
+
+    def more(n):
+        got, later[:] = later[:n], later[n:]
+        return got
+
+    seen = []
+    out = backend.generate(llama[:3], Decoding(12), on_done=lambda i, c: seen.append(i), more=more)
+    alone = [backend.generate([it], Decoding(12))[0] for it in [*llama, plain]]
+    assert out == alone and sorted(seen) == list(range(len(alone)))

@@ -134,3 +134,29 @@ def test_sampled_streams_repeat_under_the_same_seed(llama2_tok, eos_llama):
         its, Decoding(12, temperature=1.0, top_p=0.9, seed=4))
     assert other != runs[0]
     assert make_sampler(0, 1.0, 0, "cpu") is greedy
+
+
+def test_rows_added_while_decoding_get_their_own_answers(llama2_tok, eos_llama):
+    """`more`: a server's requests that arrive mid-stream join at refills and answer as each row alone does."""
+    from ptst.runtime.fast import FastLM
+    from ptst.runtime.rows import shared_prefix
+    from ptst.runtime.stream import decode
+
+    fast = FastLM(eos_llama)
+    rows = [llama2_tok(it.rendered, add_special_tokens=False)["input_ids"] for it in items(llama2_tok, "chat:llama")]
+    p = shared_prefix(rows)
+    given, later = rows[:3], list(rows[3:])
+    asked = []
+
+    def more(n):
+        asked.append(n)
+        got, later[:] = later[: min(n, 2)], later[min(n, 2):]
+        return got
+
+    kw = dict(max_new_tokens=10, stop_ids={llama2_tok.eos_token_id}, sampler=greedy, prefix=p)
+    out = decode(fast, given, batch_size=4, more=more, **kw)
+    alone = [decode(fast, [r], **kw)[0] for r in rows]
+    assert len(out) == len(rows) and out == alone
+    assert not later and max(asked) <= 4
+    with pytest.raises(ValueError, match="shared tokens"):
+        decode(fast, given, batch_size=2, more=lambda n: [rows[0][p - 1:]], **kw)

@@ -61,3 +61,56 @@ def test_a_failing_call_fails_only_the_unanswered_requests():
     for j in rest:
         assert isinstance(j.future.exception(), RuntimeError)
     b.close()
+
+
+class Streaming:
+    """A backend that `admits_more`: once released, it takes what `more` offers into the running call."""
+
+    name = "streaming"
+    admits_more = True
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.calls: list[list[str]] = []
+
+    def generate(self, items, decoding, on_done=None, more=None):
+        self.entered.set()
+        if not self.release.wait(timeout=30):
+            raise TimeoutError("never released")
+        got = [*items, *more(10)]
+        self.calls.append([it.id for it in got])
+        outs = [Completion(f"answer {it.id}", "stop", 1) for it in got]
+        for i, c in enumerate(outs):
+            on_done(i, c)
+        return outs
+
+
+def test_requests_arriving_mid_call_join_it_unless_other_settings_are_ahead():
+    backend = Streaming()
+    b = Batcher(backend, max_batch=4, max_wait_s=0.001)
+    b.start()
+    same, other = Decoding(8), Decoding(16)
+    first = b.submit(PromptItem("a", "p"), same)
+    assert backend.entered.wait(timeout=20)
+    late = [b.submit(PromptItem("b", "p"), same), b.submit(PromptItem("c", "p"), other),
+            b.submit(PromptItem("d", "p"), same)]
+    backend.release.set()
+    wait_for(lambda: all(j.future.done() for j in [first, *late]))
+    assert backend.calls[0] == ["a", "b"]  # c (other settings) is ahead of d: d waits for the next batch
+    assert sorted(map(tuple, backend.calls[1:])) == [("c",), ("d",)]
+    assert [j.future.result().text for j in [first, *late]] == ["answer a", "answer b", "answer c", "answer d"]
+    b.close()
+    assert b.stats.items == 4
+
+
+def test_a_running_stream_takes_requests_in_groups_or_once_they_have_waited():
+    """Each take costs the stream a prefill and a cache copy: a lone young request waits for company (a quarter
+    of max_batch) or for BURST_WAITS x max_wait_s, whichever comes first."""
+    b = Batcher(Streaming(), max_batch=8, max_wait_s=0.5)  # not started: the queue is driven by hand
+    d = Decoding(8)
+    lone = b.submit(PromptItem("a", "p"), d)
+    assert b._more(d, 8) == []
+    lone.enqueued -= 10  # as if it had waited 10 s
+    assert b._more(d, 8) == [lone]
+    pair = [b.submit(PromptItem(x, "p"), d) for x in "bc"]  # a quarter of 8, young
+    assert b._more(Decoding(16), 8) == [] and b._more(d, 8) == pair and b.queued == 0
