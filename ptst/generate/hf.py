@@ -17,6 +17,7 @@ from ptst.runtime.rows import left_pad, shared_prefix
 # forward; "generate": transformers' generate(). "auto" takes the first that supports the model.
 ENGINES = ("auto", "fast", "loop", "generate")
 MIN_SHARED_PREFIX = 8  # shorter shared prefixes are not worth an extra forward pass
+More = Callable[[int, Callable[[PromptItem], bool]], Sequence[PromptItem]]  # see HFBackend.generate
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -119,11 +120,12 @@ class HFBackend:
         return self.fast is not None and self.continuous
 
     def generate(self, items: Sequence[PromptItem], decoding: Decoding, on_done: OnDone | None = None,
-                 more: Callable[[int], Sequence[PromptItem]] | None = None) -> list[Completion]:
+                 more: More | None = None) -> list[Completion]:
         """One completion per item, in input order; `on_done(index, completion)` fires as each row finishes (the
         fast engine's stream) or as each batch does (the other engines, and the fast one with continuous=False).
-        `more(n)`: up to n further items, asked for while the stream has room (`admits_more`; the other engines
-        never ask); their completions follow the given items', in the order `more` gave them."""
+        `more(n, accept)`: up to n further items, each one `accept(item)` is true for, taken in order until the
+        first it is not (that one waits for a later call); asked for while the stream has room (`admits_more`;
+        the other engines never ask). Their completions follow the given items', in the order `more` gave them."""
         import torch
 
         encoded = self.encode(items)
@@ -172,30 +174,33 @@ class HFBackend:
         return prefix if prefix >= MIN_SHARED_PREFIX else 0
 
     def _stream(self, rows: list[list[int]], d: Decoding, bar: GenProgress, done: OnDone,
-                more: Callable[[int], Sequence[PromptItem]] | None = None) -> int:
+                more: More | None = None) -> int:
         """The fast engine over every row at once (`ptst.runtime.stream`: at most batch_size decoding together,
-        waiting prompts refilling the batch); `done(index, completion)` as each row finishes. Items `more` adds
-        join the stream when they begin with its shared prefix, else run in a stream of their own after it.
-        Returns how many items were answered (the given ones and the added ones)."""
+        waiting prompts refilling the batch); `done(index, completion)` as each row finishes. `more(n, accept)`
+        gives up to n items that arrived since, each one `accept` passed (it begins with the stream's shared
+        prefix). Returns how many items were answered (the given ones and the added ones)."""
         from ptst.runtime.stream import decode  # heavy: torch
 
         assert self.fast is not None
         prefix = self._prefix(rows)
         head, index = (rows[0][:prefix] if rows else []), list(range(len(rows)))  # stream row -> item index
-        total = len(rows)
-        apart: list[tuple[int, list[int]]] = []  # added items without the shared prefix
+        encoded: dict[int, list[int]] = {}
+
+        def accept(item: PromptItem) -> bool:
+            """Whether an item can join: its prompt begins with the stream's shared prefix (one that cannot be
+            tokenized waits for a call of its own, where its error is reported)."""
+            try:
+                row = encoded[id(item)] = self.encode([item])[0]
+            except PtstError:
+                return False
+            return len(row) > prefix and row[:prefix] == head
 
         def pull(n: int) -> list[list[int]]:
-            nonlocal total
-            joined = []
-            for row in self.encode(list(more(n))[:n] if more is not None else []):
-                if len(row) > prefix and row[:prefix] == head:
-                    index.append(total)
-                    joined.append(row)
-                else:
-                    apart.append((total, row))
-                total += 1
-            return joined
+            assert more is not None
+            got = [encoded.pop(id(it)) for it in list(more(n, accept))[:n]]
+            encoded.clear()
+            index.extend(range(len(index), len(index) + len(got)))
+            return got
 
         def on_row(i: int, o: Any) -> None:
             bar.advance(prompts=1)
@@ -205,9 +210,7 @@ class HFBackend:
                sampler=make_sampler(d.temperature, d.top_p, d.seed * 1_000_003, self.model.device),
                prefix=prefix, stop_check=self._stop_check(d), batch_size=self.batch_size,
                on_step=lambda n: bar.advance(tokens=n), on_row=on_row, more=pull if more is not None else None)
-        if apart:
-            self._stream([r for _, r in apart], d, bar, lambda i, c: done(apart[i][0], c))
-        return total
+        return len(index)
 
     def _loop_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:
         sampler = make_sampler(d.temperature, d.top_p, seed, self.model.device)

@@ -22,6 +22,7 @@ from ptst.runtime.decode import Decoded
 from ptst.runtime.fast import DecodeCache, FastLM
 
 Prefill = tuple[DecodeCache, torch.Tensor, torch.Tensor, int]
+PATIENCE = 16  # decoding steps a running stream lets rows from `more` wait for a quarter of the batch to free
 
 
 def prefill(fast: FastLM, rows: list[list[int]], prefix: int, max_new_tokens: int,
@@ -85,13 +86,17 @@ def decode(fast: FastLM, rows: list[list[int]], *, max_new_tokens: int, stop_ids
     answers: list[Decoded | None] = [None] * len(rows)
     head = rows[0][:prefix]
 
+    since = [0]  # steps since the last refill
+
     def take(room: int) -> list[int]:
-        """Up to `room` rows to start: given ones once a quarter of the batch is free (a refill costs a prefill
-        and a copy of the cache), else what `more` has, whenever there is room (its caller decides how long a
-        request may wait: `ptst.serve.batcher`)."""
-        if waiting:
-            return [waiting.popleft() for _ in range(min(room, len(waiting)))] if room >= max(1, size // 4) else []
-        if more is not None and room >= 1:
+        """Up to `room` rows to start once a quarter of the batch is free (a refill costs a prefill and a copy of
+        the cache): the given ones first, then what `more` has. For `more` also whenever there is room and
+        PATIENCE steps have passed since the last refill, so a request never waits long for a quarter to free."""
+        since[0] += 1
+        quarter = room >= max(1, size // 4)
+        if waiting and not quarter:
+            return []
+        if not waiting and more is not None and room >= 1 and (quarter or since[0] >= PATIENCE):
             for row in more(room)[:room]:
                 if len(row) <= prefix or row[:prefix] != head:
                     raise ValueError(f"a row added to the stream does not begin with the {prefix} shared tokens")
@@ -99,7 +104,10 @@ def decode(fast: FastLM, rows: list[list[int]], *, max_new_tokens: int, stop_ids
                 rows.append(row)
                 tokens.append([])
                 answers.append(None)
-        return [waiting.popleft() for _ in range(min(room, len(waiting)))]
+        new = [waiting.popleft() for _ in range(min(room, len(waiting)))]
+        if new:
+            since[0] = 0
+        return new
 
     def advance(slots: list[int | None], nxt: torch.Tensor) -> None:
         """Each live slot's next token; a slot whose row finished becomes None."""

@@ -1,7 +1,8 @@
 """Dynamic batching: a bounded queue drained by one worker thread into `Backend.generate` calls.
 
 Requests arriving within `max_wait_s` of the first waiting one (up to `max_batch`) share a forward pass; requests
-with different decoding settings are grouped and run as separate calls, oldest group first.
+with different decoding settings run as separate calls, oldest first. A backend that `admits_more` (the fast
+engine's stream) takes requests arriving meanwhile into the running call (`Batcher._more`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,6 +43,7 @@ class Job:
 
 
 BURST_WAITS = 5  # the longest a batch waits for more requests, in max_wait_s
+RATE_WINDOW_S = 60.0  # Retry-After: the answer rate over this window
 
 
 @dataclass
@@ -65,6 +68,7 @@ class Batcher:
         self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
         self.stats = BatchStats()
         self._queue: deque[Job] = deque()
+        self._answered: deque[float] = deque(maxlen=1024)  # when requests were answered (Retry-After's rate)
         self._cv = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -104,13 +108,16 @@ class Batcher:
             self._thread.join(timeout)
 
     def _retry_after(self, queued: int) -> int:
-        """Seconds until the queue has room, from the requests served per second of generation so far (a
-        stream's call lasts as long as requests keep joining it, so the time per call says nothing here)."""
-        s = self.stats
-        if s.items and s.busy_s > 0:
-            return max(1, min(60, math.ceil((queued - self.max_queue + self.max_batch) * s.busy_s / s.items)))
+        """Seconds until about a batch of requests has left the queue, at the rate requests were answered
+        recently (while a stream runs, as well as between calls); before any answer, from the batches ahead."""
+        now = time.monotonic()
+        with self._cv:
+            recent = [t for t in self._answered if now - t <= RATE_WINDOW_S]
+        if len(recent) >= 2 and now > recent[0]:
+            per_s = len(recent) / (now - recent[0])
+            return max(1, min(60, math.ceil(self.max_batch / per_s)))
         batches_ahead = queued // self.max_batch + 1
-        return max(1, min(60, math.ceil(batches_ahead * max(s.seconds_ewma, 0.1))))
+        return max(1, min(60, math.ceil(batches_ahead * max(self.stats.seconds_ewma, 0.1))))
 
     def _take(self) -> list[Job] | None:
         """Block for a first job, then gather more until the batch is full or `max_wait_s` has passed."""
@@ -133,36 +140,36 @@ class Batcher:
 
     def _run(self) -> None:
         while (jobs := self._take()) is not None:
+            # One call per iteration: the oldest request's settings. The others go back to the queue's front, in
+            # order (not started, still cancellable), so a stream that takes new requests stops at them
+            # (`_more`) and they run next. max_new_tokens is part of the settings: Backend.generate takes one
+            # Decoding per call (docs/serving.md).
+            first = jobs[0].decoding
+            with self._cv:
+                self._queue.extendleft(reversed([j for j in jobs if j.decoding != first]))
             # Requests whose client went away before their batch started are skipped, not generated.
-            live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
-            # max_new_tokens is part of the key: Backend.generate takes one Decoding per call (docs/serving.md).
-            groups: dict[Decoding, list[Job]] = {}
-            for j in live:
-                groups.setdefault(j.decoding, []).append(j)
-            for decoding, group in groups.items():
-                self._generate(decoding, group)
+            group = [j for j in jobs if j.decoding == first and j.future.set_running_or_notify_cancel()]
+            if group:
+                self._generate(first, group)
 
-    def _more(self, decoding: Decoding, n: int) -> list[Job]:
-        """Up to n waiting requests with these decoding settings, for a running stream to take in: the oldest
-        first, and none behind a request with other settings (that group runs next, not after this stream).
-        Each take costs the stream a prefill and a copy of its cache, so requests are taken once a quarter of
-        the batch can go in together, or once the oldest has waited BURST_WAITS x max_wait_s. Requests whose
-        client went away are dropped."""
+    def _more(self, decoding: Decoding, n: int, accept: Callable[[PromptItem], bool]) -> list[Job]:
+        """Up to n waiting requests for a running stream to take in: from the queue's front, while they have
+        these decoding settings and the stream `accept`s them (its shared prompt prefix). The first that does
+        not qualify ends the take, so nothing is overtaken: that request runs when the stream has ended.
+        Requests whose client went away are dropped."""
+        taken: list[Job] = []
         with self._cv:
-            ready = 0
-            for job in self._queue:
-                if job.decoding != decoding or ready == n:
+            while self._queue and len(taken) < n:
+                job = self._queue[0]
+                if job.future.cancelled():
+                    self._queue.popleft()
+                    continue
+                if job.decoding != decoding or not accept(job.item):
                     break
-                ready += 1
-            young = time.monotonic() - self._queue[0].enqueued < BURST_WAITS * self.max_wait_s if ready else True
-            if ready < min(n, max(1, self.max_batch // 4)) and young:
-                return []
-            taken: list[Job] = []
-            while self._queue and len(taken) < n and self._queue[0].decoding == decoding:
-                job = self._queue.popleft()
+                self._queue.popleft()
                 if job.future.set_running_or_notify_cancel():
                     taken.append(job)
-            return taken
+        return taken
 
     def _generate(self, decoding: Decoding, group: list[Job]) -> None:
         """One `generate` call for the group. A request is answered as soon as its own completion is ready
@@ -176,9 +183,11 @@ class Batcher:
         def done(i: int, out: Completion) -> None:
             if not group[i].future.done():
                 group[i].future.set_result(out)
+                with self._cv:
+                    self._answered.append(time.monotonic())
 
-        def more(n: int) -> list[PromptItem]:
-            jobs = self._more(decoding, n)
+        def more(n: int, accept: Callable[[PromptItem], bool]) -> list[PromptItem]:
+            jobs = self._more(decoding, n, accept)
             group.extend(jobs)
             return [j.item for j in jobs]
 

@@ -156,22 +156,25 @@ def test_stop_token_ids_include_end_of_turn_tokens(llama2_tok, chatml_tok):
 
 
 def test_items_added_while_generating_are_answered_after_the_given_ones(lively):
-    """`more` (a server's requests arriving mid-call): items with the stream's shared prefix join it, one
-    without it (another template) runs after it; each answer is the one the item gets alone."""
+    """`more` (a server's requests arriving mid-call): items with the stream's shared prefix join it and get the
+    answer each gets alone; the first without it (another template) is refused and ends the take."""
     from ptst.templates import get_template, render
 
     model, tok = lively
     llama = [PromptItem(f"l{i}", render(get_template("chat:llama"), tok, p).text) for i, p in enumerate(PROMPTS)]
     plain = PromptItem("v0", render(get_template("chat:vanilla"), tok, PROMPTS[1]).text)
-    later = [*llama[3:], plain]
+    later = [*llama[3:5], plain, llama[5]]
     backend = HFBackend(model, tok, batch_size=3, progress=False)
     assert backend.admits_more and not HFBackend(model, tok, engine="loop").admits_more
 
-    def more(n):
-        got, later[:] = later[:n], later[n:]
+    def more(n, accept):
+        got = []
+        while later and len(got) < n and accept(later[0]):
+            got.append(later.pop(0))
         return got
 
     seen = []
     out = backend.generate(llama[:3], Decoding(12), on_done=lambda i, c: seen.append(i), more=more)
-    alone = [backend.generate([it], Decoding(12))[0] for it in [*llama, plain]]
-    assert out == alone and sorted(seen) == list(range(len(alone)))
+    alone = [backend.generate([it], Decoding(12))[0] for it in llama[:5]]
+    assert out == alone and sorted(seen) == list(range(5))
+    assert later == [plain, llama[5]]  # not overtaken: they wait for a call of their own

@@ -77,7 +77,7 @@ class Streaming:
         self.entered.set()
         if not self.release.wait(timeout=30):
             raise TimeoutError("never released")
-        got = [*items, *more(10)]
+        got = [*items, *more(10, lambda item: item.rendered != 'refused')]
         self.calls.append([it.id for it in got])
         outs = [Completion(f"answer {it.id}", "stop", 1) for it in got]
         for i, c in enumerate(outs):
@@ -103,14 +103,44 @@ def test_requests_arriving_mid_call_join_it_unless_other_settings_are_ahead():
     assert b.stats.items == 4
 
 
-def test_a_running_stream_takes_requests_in_groups_or_once_they_have_waited():
-    """Each take costs the stream a prefill and a cache copy: a lone young request waits for company (a quarter
-    of max_batch) or for BURST_WAITS x max_wait_s, whichever comes first."""
+def test_a_stream_takes_from_the_front_until_a_request_it_cannot_take():
+    """Nothing is overtaken: a request with other settings, or one the stream does not accept (another shared
+    prompt prefix), ends the take; requests whose client went away are dropped on the way."""
     b = Batcher(Streaming(), max_batch=8, max_wait_s=0.5)  # not started: the queue is driven by hand
-    d = Decoding(8)
-    lone = b.submit(PromptItem("a", "p"), d)
-    assert b._more(d, 8) == []
-    lone.enqueued -= 10  # as if it had waited 10 s
-    assert b._more(d, 8) == [lone]
-    pair = [b.submit(PromptItem(x, "p"), d) for x in "bc"]  # a quarter of 8, young
-    assert b._more(Decoding(16), 8) == [] and b._more(d, 8) == pair and b.queued == 0
+    d, other = Decoding(8), Decoding(16)
+    gone = b.submit(PromptItem("x", "p"), d)
+    gone.future.cancel()
+    jobs = [b.submit(PromptItem(i, r), dec) for i, r, dec in
+            [("a", "p", d), ("b", "p", d), ("c", "refused", d), ("d", "p", d), ("e", "p", other), ("f", "p", d)]]
+    everything = lambda item: True  # noqa: E731
+    assert b._more(d, 1, everything) == jobs[:1]
+    assert b._more(d, 8, lambda item: item.rendered != "refused") == jobs[1:2]
+    assert b._more(d, 8, everything) == jobs[2:4] and b._more(d, 8, everything) == []
+    assert b.queued == 2
+
+
+def test_other_settings_gathered_in_the_same_batch_run_before_later_requests_join():
+    """A batch gathered with two settings runs the oldest's call; the other request goes back to the front, so
+    the running stream does not take the same-settings requests that arrive behind it."""
+    backend = Streaming()
+    b = Batcher(backend, max_batch=4, max_wait_s=0.2)
+    same, other = Decoding(8), Decoding(16)
+    first = [b.submit(PromptItem("a0", "p"), same), b.submit(PromptItem("b0", "p"), other)]
+    b.start()
+    assert backend.entered.wait(timeout=20)
+    wait_for(lambda: b.queued == 1)  # b0 is back in the queue
+    late = b.submit(PromptItem("a1", "p"), same)
+    backend.release.set()
+    wait_for(lambda: all(j.future.done() for j in [*first, late]))
+    assert backend.calls == [["a0"], ["b0"], ["a1"]]
+    b.close()
+
+
+def test_retry_after_follows_the_recent_answer_rate():
+    import time
+
+    b = Batcher(Streaming(), max_batch=4, max_wait_s=0.01)
+    assert b._retry_after(256) == 7  # nothing answered yet: 65 batches ahead at the 0.1 s floor per batch
+    now = time.monotonic()
+    b._answered.extend(now - 5 + 0.4 * k for k in range(12))  # 2.4 answers a second, while a call still runs
+    assert b._retry_after(256) == 2  # a batch of 4 leaves the queue in about 1.7 s
