@@ -89,6 +89,7 @@ class HFBackend:
         self.prefix_cache = prefix_cache and engine in ("loop", "fast") and kind == "full"
         self.packed_prefill = packed_prefill and engine == "loop" and can_pack(model)
         self.continuous = continuous  # the fast engine: one stream, waiting prompts refill the batch
+        self.prefix_hint: list[int] = []  # tokens every prompt will begin with, where the caller knows (`_prefix`)
 
     def _generation_config(self, d: Decoding) -> Any:
         from transformers import GenerationConfig
@@ -170,7 +171,16 @@ class HFBackend:
             self.tokenizer.decode(toks[-window:], skip_special_tokens=True), d.stop)[1]
 
     def _prefix(self, rows: list[list[int]]) -> int:
-        prefix = shared_prefix(rows) if self.prefix_cache and len(rows) > 1 else 0
+        """The tokens every row shares, run once: `prefix_hint` where every row begins with it (a server's
+        template: a stream of one request shares it with the requests that join later, and incidental overlap
+        of the first requests' own words does not make the stream refuse the next), else the rows' common
+        prefix; none if shorter than MIN_SHARED_PREFIX."""
+        if not self.prefix_cache or not rows:
+            return 0
+        hint = self.prefix_hint
+        if len(hint) >= MIN_SHARED_PREFIX and all(len(r) > len(hint) and r[:len(hint)] == hint for r in rows):
+            return len(hint)
+        prefix = shared_prefix(rows) if len(rows) > 1 else 0
         return prefix if prefix >= MIN_SHARED_PREFIX else 0
 
     def _stream(self, rows: list[list[int]], d: Decoding, bar: GenProgress, done: OnDone,

@@ -19,12 +19,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ptst.generate import runner as generate_runner  # its check_adapter_base is looked up per call
 from ptst.generate.hf import HFBackend
 from ptst.models import load_model, load_tokenizer
+from ptst.runtime.rows import shared_prefix
 from ptst.serve.batcher import Batcher
 from ptst.serve.config import ServeConfig
 from ptst.serve.controls import ControlTokens
 from ptst.serve.protocol import ApiError
 from ptst.serve.state import ServerState
-from ptst.templates import fingerprint, get_template, placement
+from ptst.templates import fingerprint, get_template, placement, render
 
 log = logging.getLogger("ptst.serve")
 OPEN_PATHS = frozenset({"/health"})  # liveness probes carry no key and learn nothing but up/down
@@ -95,6 +96,13 @@ def _load_backend(cfg: ServeConfig, tok: Any) -> Any:
     return HFBackend(model, tok, batch_size=cfg.max_batch, progress=False)
 
 
+def template_prefix(template: Any, tok: Any) -> list[int]:
+    """The tokens every prompt the template renders begins with (its system prompt and what precedes the user's
+    words): the common prefix of two renderings that differ only in the user's text."""
+    rows = [tok(render(template, tok, q).text, add_special_tokens=False)["input_ids"] for q in ("a", "b")]
+    return list(rows[0][:shared_prefix(rows)])
+
+
 def _context_len(cfg: ServeConfig, backend: Any) -> int | None:
     if cfg.max_context is not None:
         return cfg.max_context
@@ -116,6 +124,8 @@ def create_app(cfg: ServeConfig, backend: Any = None, tokenizer: Any = None) -> 
     model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ptst-model")
     if backend is None:
         backend = model_thread.submit(_load_backend, cfg, tokenizer).result()
+    if hasattr(backend, "prefix_hint"):
+        backend.prefix_hint = template_prefix(template, tokenizer)
     tok = copy.deepcopy(tokenizer)
     batcher = Batcher(backend, cfg.max_batch, cfg.max_wait_ms / 1000, cfg.max_queue, model_thread=model_thread)
     st = ServerState(cfg, template, fp, tok, batcher, _context_len(cfg, backend), ControlTokens.of(tok, template))

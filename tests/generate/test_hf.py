@@ -178,3 +178,29 @@ def test_items_added_while_generating_are_answered_after_the_given_ones(lively):
     alone = [backend.generate([it], Decoding(12))[0] for it in llama[:5]]
     assert out == alone and sorted(seen) == list(range(5))
     assert later == [plain, llama[5]]  # not overtaken: they wait for a call of their own
+
+
+def test_a_prefix_hint_lets_a_one_row_stream_share_the_template_with_later_rows(lively):
+    """A server's stream that starts with one request still runs the template's prefix once, and later
+    requests join it; a row that does not begin with the hint falls back to the rows' common prefix."""
+    from ptst.serve.app import template_prefix
+    from ptst.templates import get_template, render
+
+    model, tok = lively
+    t = get_template("chat:llama")
+    llama = [PromptItem(f"l{i}", render(t, tok, p).text) for i, p in enumerate(PROMPTS)]
+    backend = HFBackend(model, tok, batch_size=2, progress=False)
+    backend.prefix_hint = template_prefix(t, tok)
+    rows = backend.encode(llama)
+    assert backend._prefix(rows[:1]) == len(backend.prefix_hint) >= 8
+    assert backend._prefix([rows[0][len(backend.prefix_hint) - 1:]]) == 0  # a one-row stream without it
+    later = list(llama[1:])
+
+    def more(n, accept):
+        got = []
+        while later and len(got) < n and accept(later[0]):
+            got.append(later.pop(0))
+        return got
+
+    out = backend.generate(llama[:1], Decoding(12), more=more)
+    assert not later and out == [backend.generate([it], Decoding(12))[0] for it in llama]
