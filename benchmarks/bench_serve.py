@@ -226,12 +226,16 @@ def real_model(args: argparse.Namespace) -> dict[str, Any]:
     before = compare() if compare else None
     cfg_kw = {"model": args.model, "template": args.template, "adapter": args.adapter,
               "dtype": None if args.dtype == "auto" else args.dtype, "max_batch": args.max_batch,
-              "max_new_tokens_limit": max(1024, args.max_tokens)}
-    served = run_mode(cfg_kw, None, [_body(args.model, q, args.max_tokens) for q in questions], args.concurrency,
-                      args)
+              "max_new_tokens_limit": max(1024, args.max_tokens, args.max_tokens_alt or 0)}
+    caps = [args.max_tokens if i % 2 == 0 or not args.max_tokens_alt else args.max_tokens_alt
+            for i in range(len(questions))]
+    served = run_mode(cfg_kw, None, [_body(args.model, q, c) for q, c in zip(questions, caps, strict=True)],
+                      args.concurrency, args)
     out: dict[str, Any] = {"setup": {"model": args.model, "adapter": args.adapter, "dtype": args.dtype,
                                      "template": args.template, "prompts": source, "requests": n,
-                                     "concurrency": args.concurrency, "max_tokens": args.max_tokens,
+                                     "concurrency": args.concurrency,
+                                     "max_tokens": args.max_tokens if not args.max_tokens_alt
+                                     else f"{args.max_tokens}/{args.max_tokens_alt}",
                                      "max_wait_ms": args.max_wait_ms, "cpus": os.cpu_count()},
                            "served": served}
     if compare is None:
@@ -321,6 +325,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compare-batch", action="store_true", help="with --model: also time ptst's batched "
                    "generation on the same prompts and report serving tok/s as a fraction of it")
     p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--max-tokens-alt", type=int, default=None, help="with --model: every second request asks for "
+                   "this max_tokens instead (clients that differ in max_tokens)")
     p.add_argument("--hidden", type=int, default=64, help="random Llama width (the test model is 16)")
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--max-batch", type=int, default=None, help="the server's max_batch (default: 16, or "
@@ -331,10 +337,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args(argv)
     if args.model is None:
-        if args.compare_batch or args.adapter or args.dtype != "auto":
-            p.error("--compare-batch, --adapter and --dtype need --model")
+        if args.compare_batch or args.adapter or args.dtype != "auto" or args.max_tokens_alt:
+            p.error("--compare-batch, --adapter, --dtype and --max-tokens-alt need --model")
         args.threads = args.threads or 1
     else:
+        if args.compare_batch and args.max_tokens_alt:
+            p.error("--compare-batch runs one max_tokens: leave out --max-tokens-alt")
         args.concurrency = args.concurrency or 48
         args.max_batch = args.max_batch or args.concurrency
     return args

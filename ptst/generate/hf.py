@@ -121,13 +121,18 @@ class HFBackend:
         return self.fast is not None and self.continuous
 
     def generate(self, items: Sequence[PromptItem], decoding: Decoding, on_done: OnDone | None = None,
-                 more: More | None = None) -> list[Completion]:
+                 more: More | None = None, limit: Callable[[PromptItem], int] | None = None) -> list[Completion]:
         """One completion per item, in input order; `on_done(index, completion)` fires as each row finishes (the
         fast engine's stream) or as each batch does (the other engines, and the fast one with continuous=False).
         `more(n, accept)`: up to n further items, each one `accept(item)` is true for, taken in order until the
         first it is not (that one waits for a later call); asked for while the stream has room (`admits_more`;
-        the other engines never ask). Their completions follow the given items', in the order `more` gave them."""
+        the other engines never ask). Their completions follow the given items', in the order `more` gave them.
+        `limit(item)`: the item's own limit on new tokens, at most `decoding.max_new_tokens` (a server's requests
+        with different `max_tokens` in one stream); only where `admits_more`."""
         import torch
+
+        if limit is not None and not self.admits_more:
+            raise PtstError("per-item limits need the fast engine's stream (admits_more)")
 
         encoded = self.encode(items)
         results: list[Completion | None] = [None] * len(items)
@@ -140,7 +145,8 @@ class HFBackend:
                     if on_done is not None:
                         on_done(i, c)
 
-                n = self._stream(encoded, decoding, bar, done, more)
+                n = self._stream(encoded, decoding, bar, done, more,
+                                 None if limit is None else [limit(it) for it in items], limit)
                 return [answered[i] for i in range(n)]
             for n, batch in enumerate(length_sorted_batches([len(r) for r in encoded], self.batch_size)):
                 # sampled answers depend on (seed, batch composition), as with any batched sampler
@@ -184,7 +190,8 @@ class HFBackend:
         return prefix if prefix >= MIN_SHARED_PREFIX else 0
 
     def _stream(self, rows: list[list[int]], d: Decoding, bar: GenProgress, done: OnDone,
-                more: More | None = None) -> int:
+                more: More | None = None, limits: list[int] | None = None,
+                limit: Callable[[PromptItem], int] | None = None) -> int:
         """The fast engine over every row at once (`ptst.runtime.stream`: at most batch_size decoding together,
         waiting prompts refilling the batch); `done(index, completion)` as each row finishes. `more(n, accept)`
         gives up to n items that arrived since, each one `accept` passed (it begins with the stream's shared
@@ -205,9 +212,10 @@ class HFBackend:
                 return False
             return len(row) > prefix and row[:prefix] == head
 
-        def pull(n: int) -> list[list[int]]:
+        def pull(n: int) -> list[tuple[list[int], int]]:
             assert more is not None
-            got = [encoded.pop(id(it)) for it in list(more(n, accept))[:n]]
+            got = [(encoded.pop(id(it)), d.max_new_tokens if limit is None else limit(it))
+                   for it in list(more(n, accept))[:n]]
             encoded.clear()
             index.extend(range(len(index), len(index) + len(got)))
             return got
@@ -219,7 +227,8 @@ class HFBackend:
         decode(self.fast, rows, max_new_tokens=d.max_new_tokens, stop_ids=set(self.stop_ids),
                sampler=make_sampler(d.temperature, d.top_p, d.seed * 1_000_003, self.model.device),
                prefix=prefix, stop_check=self._stop_check(d), batch_size=self.batch_size,
-               on_step=lambda n: bar.advance(tokens=n), on_row=on_row, more=pull if more is not None else None)
+               on_step=lambda n: bar.advance(tokens=n), on_row=on_row, more=pull if more is not None else None,
+               limits=limits)
         return len(index)
 
     def _loop_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:

@@ -13,7 +13,7 @@ transformers' greedy `generate` (tests/runtime/test_stream.py)."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -71,12 +71,14 @@ def decode(fast: FastLM, rows: list[list[int]], *, max_new_tokens: int, stop_ids
            sampler: Callable[[torch.Tensor], torch.Tensor], prefix: int = 0,
            stop_check: Callable[[list[int]], bool] | None = None, on_step: Callable[[int], None] | None = None,
            batch_size: int | None = None, on_row: Callable[[int, Decoded], None] | None = None,
-           more: Callable[[int], list[list[int]]] | None = None) -> list[Decoded]:
+           more: Callable[[int], list[tuple[list[int], int]]] | None = None,
+           limits: Sequence[int] | None = None) -> list[Decoded]:
     """Every row's answer, at most `batch_size` rows (default: all) decoding at once, longest prompts first,
     waiting prompts refilling the batch as rows finish (`prefix`: tokens every row shares, run once).
     `on_step(n)`: n tokens were produced; `on_row(i, answer)`: row i finished. `more(n)`: up to n rows that
-    arrived since (a server's new requests), asked for whenever the batch has room and no given row is
-    waiting; they must begin with the same `prefix` tokens, and are numbered after the rows before them."""
+    arrived since (a server's new requests), with each one's limit, asked for whenever the batch has room and no
+    given row is waiting; they must begin with the same `prefix` tokens, and are numbered after the rows before
+    them. `limits`: each given row's own limit on new tokens (at most `max_new_tokens`, which sizes the cache)."""
     if not rows:
         return []
     rows = list(rows)
@@ -84,6 +86,9 @@ def decode(fast: FastLM, rows: list[list[int]], *, max_new_tokens: int, stop_ids
     waiting = deque(sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i)))
     tokens: list[list[int]] = [[] for _ in rows]
     answers: list[Decoded | None] = [None] * len(rows)
+    cap = [max_new_tokens] * len(rows) if limits is None else list(limits)
+    if len(cap) != len(rows) or not all(1 <= c <= max_new_tokens for c in cap):
+        raise ValueError(f"limits must give each row a limit in 1..{max_new_tokens}")
     head = rows[0][:prefix]
 
     since = [0]  # steps since the last refill
@@ -97,13 +102,16 @@ def decode(fast: FastLM, rows: list[list[int]], *, max_new_tokens: int, stop_ids
         if waiting and not quarter:
             return []
         if not waiting and more is not None and room >= 1 and (quarter or since[0] >= PATIENCE):
-            for row in more(room)[:room]:
+            for row, limit in more(room)[:room]:
                 if len(row) <= prefix or row[:prefix] != head:
                     raise ValueError(f"a row added to the stream does not begin with the {prefix} shared tokens")
+                if not 1 <= limit <= max_new_tokens:
+                    raise ValueError(f"a row added to the stream has limit {limit}, not in 1..{max_new_tokens}")
                 waiting.append(len(rows))
                 rows.append(row)
                 tokens.append([])
                 answers.append(None)
+                cap.append(limit)
         new = [waiting.popleft() for _ in range(min(room, len(waiting)))]
         if new:
             since[0] = 0
@@ -119,7 +127,7 @@ def decode(fast: FastLM, rows: list[list[int]], *, max_new_tokens: int, stop_ids
             produced += 1
             tokens[row].append(tok)
             stop = tok in stop_ids or (stop_check is not None and stop_check(tokens[row]))
-            if stop or len(tokens[row]) >= max_new_tokens:
+            if stop or len(tokens[row]) >= cap[row]:
                 answers[row] = answer = Decoded(tokens[row], "stop" if stop else "length")
                 slots[j] = None
                 if on_row is not None:

@@ -14,8 +14,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 from ptst.generate.base import Backend, Completion, Decoding, PromptItem
 
@@ -68,6 +69,7 @@ class Batcher:
         self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
         self.stats = BatchStats()
         self._queue: deque[Job] = deque()
+        self._limits = bool(getattr(backend, "admits_more", False))  # a stream: more requests, own limits
         self._answered: deque[float] = deque(maxlen=1024)  # when requests were answered (Retry-After's rate)
         self._cv = threading.Condition()
         self._closing = False
@@ -142,21 +144,28 @@ class Batcher:
         while (jobs := self._take()) is not None:
             # One call per iteration: the oldest request's settings. The others go back to the queue's front, in
             # order (not started, still cancellable), so a stream that takes new requests stops at them
-            # (`_more`) and they run next. max_new_tokens is part of the settings: Backend.generate takes one
-            # Decoding per call (docs/serving.md).
-            first = jobs[0].decoding
+            # (`_more`) and they run next. max_new_tokens is part of the settings (Backend.generate takes one
+            # Decoding per call) except for a stream, which runs at the group's largest and stops each request
+            # at its own (`_settings`; docs/serving.md).
+            first = self._settings(jobs[0].decoding)
             with self._cv:
-                self._queue.extendleft(reversed([j for j in jobs if j.decoding != first]))
+                self._queue.extendleft(reversed([j for j in jobs if self._settings(j.decoding) != first]))
             # Requests whose client went away before their batch started are skipped, not generated.
-            group = [j for j in jobs if j.decoding == first and j.future.set_running_or_notify_cancel()]
+            group = [j for j in jobs if self._settings(j.decoding) == first and j.future.set_running_or_notify_cancel()]
             if group:
-                self._generate(first, group)
+                self._generate(replace(jobs[0].decoding, max_new_tokens=max(j.decoding.max_new_tokens
+                                                                             for j in group)), group)
+
+    def _settings(self, d: Decoding) -> Decoding:
+        """What requests must share to share a call: every decoding setting, except max_new_tokens where the
+        backend takes each request's own limit (`admits_more`: the fast engine's stream)."""
+        return replace(d, max_new_tokens=1) if self._limits else d
 
     def _more(self, decoding: Decoding, n: int, accept: Callable[[PromptItem], bool]) -> list[Job]:
-        """Up to n waiting requests for a running stream to take in: from the queue's front, while they have
-        these decoding settings and the stream `accept`s them (its shared prompt prefix). The first that does
-        not qualify ends the take, so nothing is overtaken: that request runs when the stream has ended.
-        Requests whose client went away are dropped."""
+        """Up to n waiting requests for a running stream (`decoding`: its call's) to take in: from the queue's
+        front, while they share its settings with a max_new_tokens no larger than its own and the stream
+        `accept`s them (its shared prompt prefix). The first that does not qualify ends the take, so nothing is
+        overtaken: that request runs when the stream has ended. Requests whose client went away are dropped."""
         taken: list[Job] = []
         with self._cv:
             while self._queue and len(taken) < n:
@@ -164,7 +173,8 @@ class Batcher:
                 if job.future.cancelled():
                     self._queue.popleft()
                     continue
-                if job.decoding != decoding or not accept(job.item):
+                if (self._settings(job.decoding) != self._settings(decoding)
+                        or job.decoding.max_new_tokens > decoding.max_new_tokens or not accept(job.item)):
                     break
                 self._queue.popleft()
                 if job.future.set_running_or_notify_cancel():
@@ -189,9 +199,15 @@ class Batcher:
         def more(n: int, accept: Callable[[PromptItem], bool]) -> list[PromptItem]:
             jobs = self._more(decoding, n, accept)
             group.extend(jobs)
+            limits.update((id(j.item), j.decoding.max_new_tokens) for j in jobs)
             return [j.item for j in jobs]
 
-        kw = {"more": more} if getattr(self.backend, "admits_more", False) else {}
+        limits = {id(j.item): j.decoding.max_new_tokens for j in group}  # each request's own max_tokens
+
+        def limit(item: PromptItem) -> int:
+            return limits[id(item)]
+
+        kw: dict[str, Any] = {"more": more, "limit": limit} if self._limits else {}
         try:
             items = [j.item for j in group]
             call = partial(self.backend.generate, items, decoding, on_done=done, **kw)

@@ -204,3 +204,16 @@ def test_a_prefix_hint_lets_a_one_row_stream_share_the_template_with_later_rows(
 
     out = backend.generate(llama[:1], Decoding(12), more=more)
     assert not later and out == [backend.generate([it], Decoding(12))[0] for it in llama]
+
+
+def test_per_item_limits_cut_each_answer_and_need_the_stream(lively):
+    model, tok = lively
+    its = items_for(tok)
+    backend = HFBackend(model, tok, batch_size=4, progress=False)
+    full = backend.generate(its, Decoding(12))
+    caps = {it.id: 1 + 3 * i % 12 for i, it in enumerate(its)}
+    got = backend.generate(its, Decoding(12), limit=lambda it: caps[it.id])
+    for it, f, g in zip(its, full, got, strict=True):
+        assert g.n_tokens == min(caps[it.id], f.n_tokens) and f.text.startswith(g.text)
+    with pytest.raises(PtstError, match="per-item limits"):
+        HFBackend(model, tok, progress=False, engine="loop").generate(its, Decoding(12), limit=lambda it: 4)

@@ -151,7 +151,7 @@ def test_rows_added_while_decoding_get_their_own_answers(llama2_tok, eos_llama):
     def more(n):
         asked.append(n)
         got, later[:] = later[: min(n, 2)], later[min(n, 2):]
-        return got
+        return [(r, 10) for r in got]
 
     kw = dict(max_new_tokens=10, stop_ids={llama2_tok.eos_token_id}, sampler=greedy, prefix=p)
     out = decode(fast, given, batch_size=4, more=more, **kw)
@@ -159,4 +159,25 @@ def test_rows_added_while_decoding_get_their_own_answers(llama2_tok, eos_llama):
     assert len(out) == len(rows) and out == alone
     assert not later and max(asked) <= 4
     with pytest.raises(ValueError, match="shared tokens"):
-        decode(fast, given, batch_size=2, more=lambda n: [rows[0][p - 1:]], **kw)
+        decode(fast, given, batch_size=2, more=lambda n: [(rows[0][p - 1:], 10)], **kw)
+    with pytest.raises(ValueError, match="limit 11"):
+        decode(fast, given, batch_size=2, more=lambda n: [(rows[0], 11)], **kw)
+
+
+def test_each_row_stops_at_its_own_limit(llama2_tok, eos_llama):
+    """`limits` (a server's requests with different max_tokens in one stream): a row's answer under limit k is
+    its answer under the stream's limit, cut at k tokens."""
+    from ptst.runtime.fast import FastLM
+    from ptst.runtime.stream import decode
+
+    fast = FastLM(eos_llama)
+    rows = [llama2_tok(it.rendered, add_special_tokens=False)["input_ids"] for it in items(llama2_tok, "chat:vanilla")]
+    kw = dict(max_new_tokens=12, stop_ids={llama2_tok.eos_token_id}, sampler=greedy, batch_size=5)
+    full = decode(fast, rows, **kw)
+    limits = [1 + i % 12 for i in range(len(rows))]
+    cut = decode(fast, rows, limits=limits, **kw)
+    for f, c, k in zip(full, cut, limits, strict=True):
+        assert c.token_ids == f.token_ids[:k]
+        assert c.finish_reason == (f.finish_reason if len(f.token_ids) <= k else "length")
+    with pytest.raises(ValueError, match="limits"):
+        decode(fast, rows, limits=[13] * len(rows), **kw)

@@ -72,13 +72,15 @@ class Streaming:
     def __init__(self) -> None:
         self.entered, self.release = threading.Event(), threading.Event()
         self.calls: list[list[str]] = []
+        self.limits: list[tuple[int, list[int]]] = []  # (the call's max_new_tokens, each item's own limit)
 
-    def generate(self, items, decoding, on_done=None, more=None):
+    def generate(self, items, decoding, on_done=None, more=None, limit=None):
         self.entered.set()
         if not self.release.wait(timeout=30):
             raise TimeoutError("never released")
         got = [*items, *more(10, lambda item: item.rendered != 'refused')]
         self.calls.append([it.id for it in got])
+        self.limits.append((decoding.max_new_tokens, [limit(it) for it in got]))
         outs = [Completion(f"answer {it.id}", "stop", 1) for it in got]
         for i, c in enumerate(outs):
             on_done(i, c)
@@ -89,7 +91,7 @@ def test_requests_arriving_mid_call_join_it_unless_other_settings_are_ahead():
     backend = Streaming()
     b = Batcher(backend, max_batch=4, max_wait_s=0.001)
     b.start()
-    same, other = Decoding(8), Decoding(16)
+    same, other = Decoding(8), Decoding(8, temperature=0.7)
     first = b.submit(PromptItem("a", "p"), same)
     assert backend.entered.wait(timeout=20)
     late = [b.submit(PromptItem("b", "p"), same), b.submit(PromptItem("c", "p"), other),
@@ -107,7 +109,7 @@ def test_a_stream_takes_from_the_front_until_a_request_it_cannot_take():
     """Nothing is overtaken: a request with other settings, or one the stream does not accept (another shared
     prompt prefix), ends the take; requests whose client went away are dropped on the way."""
     b = Batcher(Streaming(), max_batch=8, max_wait_s=0.5)  # not started: the queue is driven by hand
-    d, other = Decoding(8), Decoding(16)
+    d, other = Decoding(8), Decoding(8, temperature=0.7)
     gone = b.submit(PromptItem("x", "p"), d)
     gone.future.cancel()
     jobs = [b.submit(PromptItem(i, r), dec) for i, r, dec in
@@ -124,7 +126,7 @@ def test_other_settings_gathered_in_the_same_batch_run_before_later_requests_joi
     the running stream does not take the same-settings requests that arrive behind it."""
     backend = Streaming()
     b = Batcher(backend, max_batch=4, max_wait_s=0.2)
-    same, other = Decoding(8), Decoding(16)
+    same, other = Decoding(8), Decoding(8, temperature=0.7)
     first = [b.submit(PromptItem("a0", "p"), same), b.submit(PromptItem("b0", "p"), other)]
     b.start()
     assert backend.entered.wait(timeout=20)
@@ -144,3 +146,20 @@ def test_retry_after_follows_the_recent_answer_rate():
     now = time.monotonic()
     b._answered.extend(now - 5 + 0.4 * k for k in range(12))  # 2.4 answers a second, while a call still runs
     assert b._retry_after(256) == 2  # a batch of 4 leaves the queue in about 1.7 s
+
+
+def test_requests_differing_only_in_max_tokens_share_a_stream_with_their_own_limits():
+    """The call runs at the largest max_tokens of its requests, each with its own limit; a newcomer asking for
+    more than the running call's max_tokens ends the take and runs next."""
+    backend = Streaming()
+    b = Batcher(backend, max_batch=4, max_wait_s=0.2)
+    first = [b.submit(PromptItem("a", "p"), Decoding(8)), b.submit(PromptItem("b", "p"), Decoding(16))]
+    b.start()
+    assert backend.entered.wait(timeout=20)
+    late = [b.submit(PromptItem("c", "p"), Decoding(4)), b.submit(PromptItem("d", "p"), Decoding(32)),
+            b.submit(PromptItem("e", "p"), Decoding(4))]
+    backend.release.set()
+    wait_for(lambda: all(j.future.done() for j in [*first, *late]))
+    assert backend.calls[0] == ["a", "b", "c"] and backend.limits[0] == (16, [8, 16, 4])
+    assert backend.calls[1:] == [["d", "e"]] and backend.limits[1] == (32, [32, 4])
+    b.close()
