@@ -201,20 +201,20 @@ class HFBackend:
         assert self.fast is not None
         prefix = self._prefix(rows)
         head, index = (rows[0][:prefix] if rows else []), list(range(len(rows)))  # stream row -> item index
-        encoded: dict[int, list[int]] = {}
+        encoded: dict[str, list[int]] = {}  # by prompt text: `more` may give the items `accept` saw, or copies
 
         def accept(item: PromptItem) -> bool:
             """Whether an item can join: its prompt begins with the stream's shared prefix (one that cannot be
             tokenized waits for a call of its own, where its error is reported)."""
             try:
-                row = encoded[id(item)] = self.encode([item])[0]
+                row = encoded[item.rendered] = self.encode([item])[0]
             except PtstError:
                 return False
             return len(row) > prefix and row[:prefix] == head
 
         def pull(n: int) -> list[tuple[list[int], int]]:
             assert more is not None
-            got = [(encoded.pop(id(it)), d.max_new_tokens if limit is None else limit(it))
+            got = [(encoded[it.rendered], d.max_new_tokens if limit is None else limit(it))
                    for it in list(more(n, accept))[:n]]
             encoded.clear()
             index.extend(range(len(index), len(index) + len(got)))

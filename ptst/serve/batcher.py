@@ -196,21 +196,25 @@ class Batcher:
                 with self._cv:
                     self._answered.append(time.monotonic())
 
+        # Each request's item as its own object (one PromptItem submitted twice is two requests), so its own
+        # max_tokens can be found by identity while the call holds it.
+        own = [replace(j.item) for j in group]
+        limits = {id(it): j.decoding.max_new_tokens for it, j in zip(own, group, strict=True)}
+
         def more(n: int, accept: Callable[[PromptItem], bool]) -> list[PromptItem]:
             jobs = self._more(decoding, n, accept)
             group.extend(jobs)
-            limits.update((id(j.item), j.decoding.max_new_tokens) for j in jobs)
-            return [j.item for j in jobs]
-
-        limits = {id(j.item): j.decoding.max_new_tokens for j in group}  # each request's own max_tokens
+            new = [replace(j.item) for j in jobs]
+            own.extend(new)
+            limits.update((id(it), j.decoding.max_new_tokens) for it, j in zip(new, jobs, strict=True))
+            return new
 
         def limit(item: PromptItem) -> int:
             return limits[id(item)]
 
         kw: dict[str, Any] = {"more": more, "limit": limit} if self._limits else {}
         try:
-            items = [j.item for j in group]
-            call = partial(self.backend.generate, items, decoding, on_done=done, **kw)
+            call = partial(self.backend.generate, list(own), decoding, on_done=done, **kw)
             outs = call() if self.model_thread is None else self.model_thread.submit(call).result()
             if len(outs) != len(group):
                 raise RuntimeError(f"backend returned {len(outs)} completions for {len(group)} prompts")

@@ -163,3 +163,17 @@ def test_requests_differing_only_in_max_tokens_share_a_stream_with_their_own_lim
     assert backend.calls[0] == ["a", "b", "c"] and backend.limits[0] == (16, [8, 16, 4])
     assert backend.calls[1:] == [["d", "e"]] and backend.limits[1] == (32, [32, 4])
     b.close()
+
+
+def test_one_item_submitted_twice_is_two_requests_each_with_its_own_max_tokens():
+    backend = Streaming()
+    b = Batcher(backend, max_batch=4, max_wait_s=0.2)
+    item = PromptItem("same", "p")
+    jobs = [b.submit(item, Decoding(2)), b.submit(item, Decoding(12))]
+    b.start()
+    assert backend.entered.wait(timeout=20)
+    late = b.submit(item, Decoding(4))
+    backend.release.set()
+    wait_for(lambda: all(j.future.done() for j in [*jobs, late]))
+    assert backend.limits[0] == (12, [2, 12, 4]) and backend.calls[0] == ["same"] * 3
+    b.close()
