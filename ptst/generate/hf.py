@@ -145,8 +145,7 @@ class HFBackend:
                     if on_done is not None:
                         on_done(i, c)
 
-                n = self._stream(encoded, decoding, bar, done, more,
-                                 None if limit is None else [limit(it) for it in items], limit)
+                n = self._stream(items, encoded, decoding, bar, done, more, limit)
                 return [answered[i] for i in range(n)]
             for n, batch in enumerate(length_sorted_batches([len(r) for r in encoded], self.batch_size)):
                 # sampled answers depend on (seed, batch composition), as with any batched sampler
@@ -189,13 +188,13 @@ class HFBackend:
         prefix = shared_prefix(rows) if len(rows) > 1 else 0
         return prefix if prefix >= MIN_SHARED_PREFIX else 0
 
-    def _stream(self, rows: list[list[int]], d: Decoding, bar: GenProgress, done: OnDone,
-                more: More | None = None, limits: list[int] | None = None,
-                limit: Callable[[PromptItem], int] | None = None) -> int:
-        """The fast engine over every row at once (`ptst.runtime.stream`: at most batch_size decoding together,
-        waiting prompts refilling the batch); `done(index, completion)` as each row finishes. `more(n, accept)`
-        gives up to n items that arrived since, each one `accept` passed (it begins with the stream's shared
-        prefix). Returns how many items were answered (the given ones and the added ones)."""
+    def _stream(self, items: Sequence[PromptItem], rows: list[list[int]], d: Decoding, bar: GenProgress,
+                done: OnDone, more: More | None = None, limit: Callable[[PromptItem], int] | None = None) -> int:
+        """The fast engine over every item (`rows`: their tokens) at once (`ptst.runtime.stream`: at most
+        batch_size decoding together, waiting prompts refilling the batch); `done(index, completion)` as each row
+        finishes. `more(n, accept)` gives up to n items that arrived since, each one `accept` passed (it begins
+        with the stream's shared prefix); `limit(item)`: an item's own limit on new tokens. Returns how many items
+        were answered (the given ones and the added ones)."""
         from ptst.runtime.stream import decode  # heavy: torch
 
         assert self.fast is not None
@@ -228,7 +227,7 @@ class HFBackend:
                sampler=make_sampler(d.temperature, d.top_p, d.seed * 1_000_003, self.model.device),
                prefix=prefix, stop_check=self._stop_check(d), batch_size=self.batch_size,
                on_step=lambda n: bar.advance(tokens=n), on_row=on_row, more=pull if more is not None else None,
-               limits=limits)
+               limits=None if limit is None else [limit(it) for it in items])
         return len(index)
 
     def _loop_batch(self, rows: list[list[int]], d: Decoding, bar: GenProgress, seed: int) -> list[Completion]:

@@ -50,14 +50,14 @@ def merge(a: DecodeCache, keep: list[int], col_a: int, b: DecodeCache, col_b: in
     used = col_a - start
     col = max(used, col_b)
     total = col + max_new_tokens
-    n_a, n_b, all_a, all_b = len(keep), b.mask.shape[0], a.mask.shape[0], b.mask.shape[0]
+    n_a, n_b, all_a = len(keep), b.mask.shape[0], a.mask.shape[0]  # every row of b is kept
     store: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
     for out, src_a, src_b in ((store[0], a.keys, b.keys), (store[1], a.values, b.values)):
         for ta, tb in zip(src_a, src_b, strict=True):
             d = ta.shape[-1]
             t = ta.new_zeros((hkv, n_a + n_b, total, d))
             t[:, :n_a, col - used: col] = ta.view(hkv, all_a, -1, d)[:, rows, start: col_a]
-            t[:, n_a:, col - col_b: col] = tb.view(hkv, all_b, -1, d)[:, :, :col_b]
+            t[:, n_a:, col - col_b: col] = tb.view(hkv, n_b, -1, d)[:, :, :col_b]
             out.append(t.view(hkv * (n_a + n_b), total, d))
     mask = a.mask.new_full((n_a + n_b, p + total), float("-inf"))
     mask[:, :p] = 0.0

@@ -155,6 +155,19 @@ def test_stop_token_ids_include_end_of_turn_tokens(llama2_tok, chatml_tok):
     assert chatml_tok.convert_tokens_to_ids("<pad>") not in stop_token_ids(chatml_tok)
 
 
+def feeding(later):
+    """A `more` for HFBackend.generate: items from the front of `later` (popped as taken) while `accept` takes
+    them, as ptst serve's batcher gives its waiting requests."""
+
+    def more(n, accept):
+        got = []
+        while later and len(got) < n and accept(later[0]):
+            got.append(later.pop(0))
+        return got
+
+    return more
+
+
 def test_items_added_while_generating_are_answered_after_the_given_ones(lively):
     """`more` (a server's requests arriving mid-call): items with the stream's shared prefix join it and get the
     answer each gets alone; the first without it (another template) is refused and ends the take."""
@@ -167,14 +180,8 @@ def test_items_added_while_generating_are_answered_after_the_given_ones(lively):
     backend = HFBackend(model, tok, batch_size=3, progress=False)
     assert backend.admits_more and not HFBackend(model, tok, engine="loop").admits_more
 
-    def more(n, accept):
-        got = []
-        while later and len(got) < n and accept(later[0]):
-            got.append(later.pop(0))
-        return got
-
     seen = []
-    out = backend.generate(llama[:3], Decoding(12), on_done=lambda i, c: seen.append(i), more=more)
+    out = backend.generate(llama[:3], Decoding(12), on_done=lambda i, c: seen.append(i), more=feeding(later))
     alone = [backend.generate([it], Decoding(12))[0] for it in llama[:5]]
     assert out == alone and sorted(seen) == list(range(5))
     assert later == [plain, llama[5]]  # not overtaken: they wait for a call of their own
@@ -196,13 +203,7 @@ def test_a_prefix_hint_lets_a_one_row_stream_share_the_template_with_later_rows(
     assert backend._prefix([rows[0][len(backend.prefix_hint) - 1:]]) == 0  # a one-row stream without it
     later = list(llama[1:])
 
-    def more(n, accept):
-        got = []
-        while later and len(got) < n and accept(later[0]):
-            got.append(later.pop(0))
-        return got
-
-    out = backend.generate(llama[:1], Decoding(12), more=more)
+    out = backend.generate(llama[:1], Decoding(12), more=feeding(later))
     assert not later and out == [backend.generate([it], Decoding(12))[0] for it in llama]
 
 
