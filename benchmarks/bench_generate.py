@@ -9,7 +9,10 @@ compared; the greedy answers of each system are compared with the first system's
 GGUF dequantised (fp32 or bf16), llama.cpp runs its Q4_1 weights: their answers differ by quantisation, and the
 agreement columns say how much. Each system's tok/s is also given as a fraction of the compute roofline: the
 CPU's measured matmul peak (bf16 for bf16 systems, fp32 for the others, llama.cpp included) divided by the
-GFLOP per generated token (2 x the parameters of every Linear layer, lm_head included).
+GFLOP per generated token (2 x the parameters of every Linear layer, lm_head included). That counts the output
+only; the `busy` column also counts the prompt tokens every system must run through the model (each chunk's
+shared prefix once, then every prompt's own tokens; their FLOPs without the LM head, which only a prompt's last
+token needs): the share of the matmul peak the whole run's work used.
 
     flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 32 --max-new-tokens 64
     # the acceptance run: ptst vs llama.cpp on one batch of 48 AdvBench prompts
@@ -228,6 +231,7 @@ def main() -> None:
                              packed_prefill=SYSTEMS[s][2], continuous=not s.endswith("-batches"))
                 for s in args.systems if s not in ("naive", *LLAMACPP)}
     step = -(-len(texts) // args.chunks)
+    prompt_tokens = useful_prompt_tokens(tok(texts, add_special_tokens=False)["input_ids"], step)
     llama = (setup_llamacpp(args, tok, texts, step, torch.get_num_threads())
              if any(s in LLAMACPP for s in args.systems) else None)
 
@@ -262,14 +266,29 @@ def main() -> None:
         print(f"chunk {c // step + 1}/{-(-len(texts) // step)} done", flush=True)
     peaks = {p: max(v, matmul_peak(p, args.peak_seconds / 2)) for p, v in peaks.items()}
     hw = {**cpu_info(), "peak_gflops": {p: round(v, 1) for p, v in peaks.items()},
-          "linear_params": linear_params(next(iter(models.values())))}
+          "linear_params": linear_params(next(iter(models.values()))),
+          "head_params": next(iter(models.values())).get_output_embeddings().weight.numel()}
     if llama is not None:
         hw["llamacpp"] = {"version": llama["lc"].version, "threads": llama["threads"], "kv": args.llamacpp_kv,
                           "token_mismatches": llama["token_mismatches"]}
         for b in llama["batched"].values():
             b.close()
         llama["lc"].close()
+    hw["prompt_tokens"] = prompt_tokens
     report(args, source, len(texts), secs, toks, answers, torch.get_num_threads(), hw)
+
+
+def useful_prompt_tokens(rows: list[list[int]], step: int) -> int:
+    """Prompt tokens a system must run through the model for these rows in chunks of `step`: each chunk's
+    shared prefix once, then every row's own tokens after it."""
+    from ptst.runtime.rows import shared_prefix
+
+    total = 0
+    for c in range(0, len(rows), step):
+        chunk = rows[c: c + step]
+        p = shared_prefix(chunk) if len(chunk) > 1 else 0
+        total += p + sum(len(r) - p for r in chunk)
+    return total
 
 
 def report(args: argparse.Namespace, source: str, n: int, secs: dict[str, float], toks: dict[str, int],
@@ -287,25 +306,29 @@ def report(args: argparse.Namespace, source: str, n: int, secs: dict[str, float]
     print(f"CPU: {hw['model']}, avx512_bf16 {'yes' if hw['avx512_bf16'] else 'no'}, amx_bf16 "
           f"{'yes' if hw['amx_bf16'] else 'no'}, torch {hw['torch_capability']}; matmul peak "
           + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in hw["peak_gflops"].items())
-          + f"; {gflop:.3f} GFLOP per token (2 x {hw['linear_params'] / 1e6:.1f}M Linear params)")
+          + f"; {gflop:.3f} GFLOP per token (2 x {hw['linear_params'] / 1e6:.1f}M Linear params); "
+          f"{hw['prompt_tokens']} prompt tokens to run (shared prefix once)")
     if "llamacpp" in hw:
         lc = hw["llamacpp"]
         print(f"llama.cpp: llama-cpp-python {lc['version']}, {lc['threads']} threads, AMX off, batched KV {lc['kv']}, "
               f"tokens differ from HF's on {lc['token_mismatches']}/{n} prompts; its Q4_1 roofline is the fp32 "
               "peak's")
     print(f"{'system':<28} {'tokens':>7} {'seconds':>8} {'tok/s':>7} {'speed-up':>8} {'exact':>6} {'prefix':>7} "
-          f"{'roofline':>9}")
+          f"{'roofline':>9} {'busy':>6}")
     for name in args.systems:
         rate = toks[name] / secs[name]
         agr = agreement(answers[first], answers[name])
         prec = peak_precision(name)
         roof = hw["peak_gflops"][prec] / gflop  # tok/s if every matmul ran at the measured peak
+        work = gflop * toks[name] + 2 * (hw["linear_params"] - hw["head_params"]) / 1e9 * hw["prompt_tokens"]
+        busy = work / secs[name] / hw["peak_gflops"][prec]  # the share of the peak the prompts + answers used
         res["systems"][LABELS[name]] = {
             "system": name, "tokens": toks[name], "seconds": round(secs[name], 2), "tok_s": round(rate, 1),
             "speedup": round(rate / base, 2), **{k: round(v, 3) for k, v in agr.items()},
-            "peak_precision": prec, "roofline_tok_s": round(roof, 1), "roofline_frac": round(rate / roof, 4)}
+            "peak_precision": prec, "roofline_tok_s": round(roof, 1), "roofline_frac": round(rate / roof, 4),
+            "busy_frac": round(busy, 4)}
         print(f"{LABELS[name]:<28} {toks[name]:>7} {secs[name]:>8.1f} {rate:>7.1f} {rate / base:>7.2f}x "
-              f"{agr['exact']:>6.0%} {agr['prefix']:>7.1%} {rate / roof:>6.1%} {prec}")
+              f"{agr['exact']:>6.0%} {agr['prefix']:>7.1%} {rate / roof:>9.1%} {busy:>6.1%} {prec}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
 
