@@ -5,9 +5,11 @@ Same model (SmolLM2-135M), same LoRA (ptst defaults: r 8, alpha 32, dropout 0.05
 over the same examples each. Naive: fp32 weights, `model(input_ids, attention_mask, labels).loss` (full-vocabulary
 logits at every position), batches in random order padded to their longest row. ptst: the precision `ptst train`
 picks (bf16 autocast with bf16 frozen weights where the CPU has fast bf16, else fp32), logits only at trained
-positions, length-grouped batches run padding-free (rows concatenated, attention per row), a prefix all rows
-share run once. The CPU is shared, so the systems alternate step by step and the matmul peak in ptst's precision
-is measured before and after (the best is the denominator); the bf16 peak too, where ptst trains in fp32.
+positions (a chunk of rows at a time, `ptst.train.loss`), length-grouped batches run padding-free (rows
+concatenated, attention per row), a prefix all rows share run once. `--ablate` adds one lever at a time, among
+them `ptst-logits`: ptst with the trained rows' full logits through F.cross_entropy (before the chunked head).
+The CPU is shared, so the systems alternate step by step and the matmul peak in ptst's precision is measured
+before and after (the best is the denominator); the bf16 peak too, where ptst trains in fp32.
 
     flock /tmp/ptst-heavy.lock python benchmarks/bench_train.py --json /tmp/bench_train.json"""
 
@@ -128,20 +130,24 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
     warm, enc = enc[: args.batch_size], enc[args.batch_size:]
     lengths = [len(e.input_ids) for e in enc]
     cfg = TrainConfig(model=args.model, data="bench", template=args.template)
-    # name -> (ptst's loss path?, precision); the middle two only with --ablate. "ptst" runs the precision
-    # `ptst train` picks on this machine (precision auto: bf16 only where the CPU has fast bf16).
-    chosen = {"naive": (False, "fp32"), "naive-bf16": (False, "bf16"), "ptst-fp32": (True, "fp32"),
-              "ptst": (True, args.precision)}
+    # name -> (ptst's loss path?, precision, chunked head?); the others only with --ablate. "ptst" runs the
+    # precision `ptst train` picks on this machine (precision auto: bf16 only where the CPU has fast bf16).
+    chosen = {"naive": (False, "fp32", False), "naive-bf16": (False, "bf16", False),
+              "ptst-fp32": (True, "fp32", True), "ptst-logits": (True, args.precision, False),
+              "ptst": (True, args.precision, True)}
     if args.precision == "fp32":
         chosen = {k: v for k, v in chosen.items() if k != "ptst-fp32"}
     if not args.ablate:
         chosen = {k: v for k, v in chosen.items() if k in ("naive", "ptst")}
     systems = {}
-    for name, (ours, precision) in chosen.items():
+    for name, (ours, precision, chunked) in chosen.items():
         lm = load_trainable(cfg, precision, args.model)
         params = [p for p in lm.parameters() if p.requires_grad]
         batches = [[enc[i] for i in b] for b in epoch_batches(lengths, args.batch_size, 0, 0, ours)]
-        systems[name] = {"run": ptst_step if ours else naive_step, "model": ResponseLoss(lm) if ours else lm,
+        module = ResponseLoss(lm) if ours else lm
+        if ours:
+            module.chunked_head = chunked
+        systems[name] = {"run": ptst_step if ours else naive_step, "model": module,
                          "precision": precision, "params": params, "opt": torch.optim.AdamW(params, lr=1e-4),
                          "batches": batches, "times": [], "lm": lm}
     naive = systems["naive"]["lm"]

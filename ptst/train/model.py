@@ -15,6 +15,7 @@ from ptst.models import BASE_RECORD, base_identity, load_errors, materialize, re
 from ptst.runs.layout import TrainDir
 from ptst.runtime import packing
 from ptst.runtime.cache import cache_arg, cache_kind
+from ptst.train import loss as head_loss
 
 
 def resolve_precision(precision: str, device_type: str) -> str:
@@ -85,8 +86,9 @@ class ResponseLoss(torch.nn.Module):
     """Summed next-token cross-entropy over the trained positions only.
 
     Runs the decoder to hidden states, gathers the positions that predict a trained token and applies the LM
-    head to those rows alone: with a 49k vocabulary the full logits tensor costs more than the decoder. A
-    module of its own so that DDP / FSDP see one forward.
+    head to those rows alone: with a 49k vocabulary the full logits tensor costs more than the decoder. A frozen
+    head runs a chunk of rows at a time with its gradient in the same pass (`ptst.train.loss`). A module of its
+    own so that DDP / FSDP see one forward.
 
     With `prefix_ids` (a prompt prefix every row shares, see `batching.collate`) the prefix runs once, its KV
     cache is repeated over the batch, and the rows run after it; gradients flow back through the shared cache,
@@ -105,6 +107,7 @@ class ResponseLoss(torch.nn.Module):
         if self.can_pack:
             packing.register()
         self.cache_kw = cache_arg(self.core().get_decoder())  # the keyword the decoder takes its KV cache under
+        self.chunked_head = True  # `ptst.train.loss`; False: the full logits through F.cross_entropy
 
     def core(self) -> Any:
         return self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
@@ -155,8 +158,11 @@ class ResponseLoss(torch.nn.Module):
             hidden = decoder(input_ids=input_ids, position_ids=position_ids, **{self.cache_kw: cache},
                              use_cache=True, **extra).last_hidden_state
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, gather)
-        logits = core.get_output_embeddings()(rows)
+        head = core.get_output_embeddings()
         cap = getattr(core.config, "final_logit_softcapping", None)
+        if self.chunked_head and head_loss.supported(head, cap):  # the logits a chunk of rows at a time
+            return head_loss.head_loss(rows, head, targets)
+        logits = head(rows)
         if cap:  # Gemma-2 style soft-capping, as the model's own forward does
             logits = torch.tanh(logits / cap) * cap
         return F.cross_entropy(logits.float(), targets, reduction="sum")

@@ -1,0 +1,105 @@
+"""The chunked LM-head loss (`ptst.train.loss`) against F.cross_entropy on the full logits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional name
+
+from ptst.train import loss as head_loss
+
+
+def _case(rows: int, vocab: int = 97, hidden: int = 16, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    head = torch.nn.Linear(hidden, vocab, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(vocab, hidden, generator=g))
+    head.weight.requires_grad_(False)
+    h = torch.randn(rows, hidden, generator=g)
+    t = torch.randint(0, vocab, (rows,), generator=g)
+    return head, h, t
+
+
+def _reference(head, h, t, scale):
+    x = h.clone().requires_grad_(True)
+    loss = F.cross_entropy(head(x).float(), t, reduction="sum")
+    (loss * scale).backward()
+    return loss.detach(), x.grad
+
+
+def _chunked(head, h, t, scale, chunk):
+    x = h.clone().requires_grad_(True)
+    loss = head_loss.head_loss(x, head, t, chunk=chunk)
+    (loss * scale).backward()
+    return loss.detach(), x.grad
+
+
+@pytest.mark.parametrize(("rows", "chunk"), [(1, 4), (7, 3), (12, 4), (12, 100), (5, 1)])
+def test_fp32_loss_and_gradient_equal_the_full_logits(rows, chunk):
+    head, h, t = _case(rows)
+    ref_loss, ref_grad = _reference(head, h, t, 1 / 7)
+    loss, grad = _chunked(head, h, t, 1 / 7, chunk)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_matches_to_bf16_rounding():
+    head, h, t = _case(33, vocab=211, hidden=32, seed=1)
+    head.weight.data = head.weight.data.to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref_loss, ref_grad = _reference(head, h, t, 0.125)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, grad = _chunked(head, h, t, 0.125, 8)
+    assert grad.dtype == h.dtype == torch.float32
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-3)  # the same bf16 logits, fp32 softmax
+    torch.testing.assert_close(grad, ref_grad, rtol=2e-2, atol=2e-3)  # the scale applied after the bf16 product
+
+
+def test_no_rows_is_zero_loss_and_no_gradient_without_grad():
+    head, h, t = _case(0)
+    x = h.clone().requires_grad_(True)
+    loss = head_loss.head_loss(x, head, t, chunk=4)
+    loss.backward()
+    assert loss.item() == 0.0 and x.grad.shape == (0, 16)
+    head, h, t = _case(6)
+    with torch.no_grad():  # nothing needs a gradient: none is computed, the loss is the same
+        loss = head_loss.head_loss(h, head, t, chunk=4)
+    assert torch.allclose(loss, _reference(head, h, t, 1.0)[0])
+
+
+def test_only_a_frozen_plain_head_is_chunked():
+    head, _, _ = _case(2)
+    assert head_loss.supported(head, None)
+    assert not head_loss.supported(head, 30.0)  # soft-capping: the full path
+    head.weight.requires_grad_(True)
+    assert not head_loss.supported(head, None)  # a trained head would need its own gradient
+    assert not head_loss.supported(torch.nn.Linear(4, 8, bias=True).requires_grad_(False), None)
+    assert head_loss.chunk_rows(49152) == 85 and head_loss.chunk_rows(10 ** 9) == 1
+
+
+def test_response_loss_gives_the_same_loss_and_gradients_chunked_or_not():
+    from peft import LoraConfig, get_peft_model
+
+    from ptst.testing import tiny_llama, tiny_tokenizer
+    from ptst.train.model import ResponseLoss
+
+    tok = tiny_tokenizer("llama2")
+    lm = get_peft_model(tiny_llama(tok, seed=5, hidden=32, layers=2),
+                        LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear",
+                                   init_lora_weights=False))
+    module = ResponseLoss(lm).train()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, tok.vocab_size, (3, 11), generator=g)
+    gather = torch.tensor([2, 3, 4, 12, 13, 30, 31, 32])
+    targets = torch.randint(3, tok.vocab_size, (8,), generator=g)
+    out = {}
+    for chunked in (False, True):
+        module.chunked_head = chunked
+        module.zero_grad(set_to_none=True)
+        loss = module(input_ids=ids, gather=gather, targets=targets)
+        (loss / 8).backward()
+        out[chunked] = loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters() if p.requires_grad}
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-6, atol=1e-5)
+    assert out[True][1].keys() == out[False][1].keys() and out[True][1]
+    for n, grad in out[True][1].items():
+        torch.testing.assert_close(grad, out[False][1][n], rtol=1e-5, atol=1e-6, msg=n)
