@@ -6,14 +6,12 @@ log-softmax and, in the backward pass, a gradient of the same size: with SmolLM2
 system page by page, and in a training process on the 2-core Xeon (amx_bf16) they cost more than the arithmetic:
 the log-softmax of such a batch took 410-684 ms in the step against ~100 ms alone, an empty-and-fill of its size
 543 ms (docs/performance.md, "Training"). `head_loss` computes the same sum a chunk of rows at a time (each
-chunk's logits under 16 MiB, so the allocator reuses one buffer), and the gradient of the rows' hidden states in
-the same pass, while each chunk's softmax is at hand: no logits outlive their chunk.
-
-The arithmetic is the autograd path's: the head's product in the autocast dtype where autocast is on (as
-`F.linear` would run it), softmax and loss in fp32, the logits' gradient cast back to that dtype for the product
-with the weight. One difference in rounding: the gradient is computed before the loss's scale (the caller's
-division by the number of trained tokens) is known, so the scale multiplies the product instead of the logits'
-gradient; both are exact to the dtype's rounding. Only for a frozen head without bias or soft-capping
+chunk's logits under 16 MiB, so the allocator reuses one buffer), keeping only the rows; the backward pass computes
+each chunk's logits again (one more product with the head, a few percent of a step) and takes autograd's own steps
+on them: nll_loss's gradient, the log-softmax backward kernel, the casts and the product with the weight. In fp32
+the gradients were the old path's bit for bit on the Xeon (MKL's products there do not depend on how many rows
+they run on); in bf16 oneDNN's products round differently for different row counts, so they differ by bf16
+rounding, as the old path's own would for another batch. Only for a frozen head without bias or soft-capping
 (`supported`): the weight gets no gradient here."""
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 CHUNK_BYTES = 16 << 20  # one chunk's fp32 logits; glibc reuses freed blocks below its 32 MiB mmap threshold
 
@@ -47,27 +46,41 @@ class _HeadLoss(torch.autograd.Function):
     def forward(ctx: Any, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
                 chunk: int) -> torch.Tensor:
         dtype = _compute_dtype(h, weight)
-        w = weight.to(dtype)
-        need_grad = ctx.needs_input_grad[0]
-        grad = torch.empty_like(h) if need_grad else None
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         with torch.autocast(h.device.type, enabled=False):
+            w = weight.to(dtype)
             for i in range(0, h.shape[0], chunk):
-                logits = torch.nn.functional.linear(h[i: i + chunk].to(dtype), w).float()  # [C, V]
-                t = targets[i: i + chunk]
-                lse = torch.logsumexp(logits, dim=-1)
-                total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
-                if grad is not None:  # d(sum of CE)/d(logits) = softmax - one-hot, then through the head
-                    probs = logits.sub_(lse[:, None]).exp_()
-                    probs[torch.arange(t.shape[0], device=t.device), t] -= 1.0
-                    grad[i: i + chunk] = (probs.to(dtype) @ w).to(h.dtype)
-        ctx.save_for_backward(grad if grad is not None else h.new_empty(0))
+                logp = torch.log_softmax(_logits(h[i: i + chunk], w, dtype), dim=-1)
+                total += F.nll_loss(logp, targets[i: i + chunk], reduction="sum")
+        ctx.save_for_backward(h, weight, targets)
+        ctx.chunk, ctx.dtype = chunk, dtype
         return total
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        return (grad * grad_out.to(grad.dtype) if ctx.needs_input_grad[0] else None), None, None, None
+        """Each chunk's logits again, then autograd's own steps for them: nll_loss's gradient (-grad_out at the
+        target), log-softmax's backward kernel, the cast back to the product's dtype, the product with the
+        weight, the cast to the rows' dtype."""
+        h, weight, targets = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        dtype, grad = ctx.dtype, torch.empty_like(h)
+        g = grad_out.to(torch.float32)
+        with torch.autocast(h.device.type, enabled=False), torch.no_grad():
+            w = weight.to(dtype)
+            for i in range(0, h.shape[0], ctx.chunk):
+                logp = torch.log_softmax(_logits(h[i: i + ctx.chunk], w, dtype), dim=-1)
+                t = targets[i: i + ctx.chunk]
+                d_logp = torch.zeros_like(logp)
+                d_logp[torch.arange(t.shape[0], device=t.device), t] = -g
+                d_logits = torch._log_softmax_backward_data(d_logp, logp, -1, torch.float32)
+                grad[i: i + ctx.chunk] = d_logits.to(dtype).mm(w).to(h.dtype)
+        return grad, None, None, None
+
+
+def _logits(rows: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The head's fp32 logits as `head(rows).float()` computes them under autocast (or without it)."""
+    return F.linear(rows.to(dtype), w).float()
 
 
 def head_loss(rows: torch.Tensor, head: torch.nn.Linear, targets: torch.Tensor, chunk: int | None = None) -> \
