@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 CHUNK_BYTES = 16 << 20  # one chunk's fp32 logits; glibc reuses freed blocks below its 32 MiB mmap threshold
+IGNORE = -100  # a target left out of the loss, as F.cross_entropy's default ignore_index
 
 
 def supported(head: Any, softcap: float | None) -> bool:
@@ -51,7 +52,7 @@ class _HeadLoss(torch.autograd.Function):
             w = weight.to(dtype)
             for i in range(0, h.shape[0], chunk):
                 logp = torch.log_softmax(_logits(h[i: i + chunk], w, dtype), dim=-1)
-                total += F.nll_loss(logp, targets[i: i + chunk], reduction="sum")
+                total += F.nll_loss(logp, targets[i: i + chunk], reduction="sum", ignore_index=IGNORE)
         ctx.save_for_backward(h, weight, targets)
         ctx.chunk, ctx.dtype = chunk, dtype
         return total
@@ -72,7 +73,8 @@ class _HeadLoss(torch.autograd.Function):
                 logp = torch.log_softmax(_logits(h[i: i + ctx.chunk], w, dtype), dim=-1)
                 t = targets[i: i + ctx.chunk]
                 d_logp = torch.zeros_like(logp)
-                d_logp[torch.arange(t.shape[0], device=t.device), t] = -g
+                kept = (t != IGNORE).nonzero().squeeze(1)  # F.nll_loss's ignore_index: no loss, no gradient
+                d_logp[kept, t[kept]] = -g
                 d_logits = torch._log_softmax_backward_data(d_logp, logp, -1, torch.float32)
                 grad[i: i + ctx.chunk] = d_logits.to(dtype).mm(w).to(h.dtype)
         return grad, None, None, None

@@ -43,6 +43,16 @@ def test_fp32_loss_and_gradient_equal_the_full_logits(rows, chunk):
     torch.testing.assert_close(grad, ref_grad, rtol=1e-5, atol=1e-6)
 
 
+def test_ignored_targets_add_no_loss_and_no_gradient():
+    head, h, t = _case(9)
+    t[[1, 4, 8]] = -100  # F.cross_entropy's ignore_index
+    ref_loss, ref_grad = _reference(head, h, t, 0.5)
+    loss, grad = _chunked(head, h, t, 0.5, 4)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-5, atol=1e-6)
+    assert grad[[1, 4, 8]].abs().max() == 0
+
+
 def test_bf16_autocast_matches_to_bf16_rounding():
     head, h, t = _case(33, vocab=211, hidden=32, seed=1)
     head.weight.data = head.weight.data.to(torch.bfloat16)
