@@ -144,9 +144,7 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
         lm = load_trainable(cfg, precision, args.model)
         params = [p for p in lm.parameters() if p.requires_grad]
         batches = [[enc[i] for i in b] for b in epoch_batches(lengths, args.batch_size, 0, 0, ours)]
-        module = ResponseLoss(lm) if ours else lm
-        if ours:
-            module.chunked_head = chunked
+        module = ResponseLoss(lm, chunked_head=chunked) if ours else lm
         systems[name] = {"run": ptst_step if ours else naive_step, "model": module,
                          "precision": precision, "params": params, "opt": torch.optim.AdamW(params, lr=1e-4),
                          "batches": batches, "times": [], "lm": lm}

@@ -23,23 +23,33 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 CHUNK_BYTES = 16 << 20  # one chunk's fp32 logits; glibc reuses freed blocks below its 32 MiB mmap threshold
 IGNORE = -100  # a target left out of the loss, as F.cross_entropy's default ignore_index
+_AUTOCAST_DTYPE = getattr(torch, "get_autocast_dtype", None)  # torch < 2.4 has per-device functions instead
 
 
 def supported(head: Any, softcap: float | None) -> bool:
-    """A plain frozen Linear head without bias, and no logit soft-capping."""
-    return (isinstance(head, torch.nn.Linear) and head.bias is None and not head.weight.requires_grad
-            and not softcap)
+    """A plain, frozen, unhooked `torch.nn.Linear` head without bias, and no logit soft-capping. Anything else (a
+    trained head, a PEFT or quantised wrapper, a head whose hooks gather its weight first, as DeepSpeed ZeRO-3's
+    and FSDP's do) keeps the full path, which calls the module."""
+    return (type(head) is torch.nn.Linear and head.bias is None and not head.weight.requires_grad
+            and head.weight.numel() > 0 and not softcap and not head._forward_hooks
+            and not head._forward_pre_hooks and not hasattr(head, "_hf_hook"))
 
 
 def chunk_rows(vocab: int) -> int:
+    """Rows per chunk: as many as keep one chunk's fp32 logits within CHUNK_BYTES."""
     return max(1, CHUNK_BYTES // (4 * vocab))
 
 
 def _compute_dtype(h: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
+    """The dtype `F.linear(h, weight)` would compute in here: autocast's where it is on."""
     dev = h.device.type
-    if torch.is_autocast_enabled(dev):
-        return torch.get_autocast_dtype(dev)
-    return torch.promote_types(h.dtype, weight.dtype)
+    if _AUTOCAST_DTYPE is not None:  # torch >= 2.4: one call for every device
+        on, dtype = torch.is_autocast_enabled(dev), _AUTOCAST_DTYPE(dev)
+    elif dev == "cpu":
+        on, dtype = torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+    else:
+        on, dtype = torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+    return dtype if on else torch.promote_types(h.dtype, weight.dtype)
 
 
 class _HeadLoss(torch.autograd.Function):
@@ -58,6 +68,7 @@ class _HeadLoss(torch.autograd.Function):
         return total
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the head's own second derivative is not computed
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         """Each chunk's logits again, then autograd's own steps for them: nll_loss's gradient (-grad_out at the
         target), log-softmax's backward kernel, the cast back to the product's dtype, the product with the
@@ -72,9 +83,9 @@ class _HeadLoss(torch.autograd.Function):
             for i in range(0, h.shape[0], ctx.chunk):
                 logp = torch.log_softmax(_logits(h[i: i + ctx.chunk], w, dtype), dim=-1)
                 t = targets[i: i + ctx.chunk]
-                d_logp = torch.zeros_like(logp)
-                kept = (t != IGNORE).nonzero().squeeze(1)  # F.nll_loss's ignore_index: no loss, no gradient
-                d_logp[kept, t[kept]] = -g
+                # nll_loss's gradient: -grad_out at each target; none for an ignored one (no host sync on a GPU)
+                d_logp = torch.zeros_like(logp).scatter_(
+                    1, t.clamp_min(0)[:, None], torch.where(t != IGNORE, -g, torch.zeros_like(g))[:, None])
                 d_logits = torch._log_softmax_backward_data(d_logp, logp, -1, torch.float32)
                 grad[i: i + ctx.chunk] = d_logits.to(dtype).mm(w).to(h.dtype)
         return grad, None, None, None
@@ -87,5 +98,8 @@ def _logits(rows: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Te
 
 def head_loss(rows: torch.Tensor, head: torch.nn.Linear, targets: torch.Tensor, chunk: int | None = None) -> \
         torch.Tensor:
-    """sum over rows of cross_entropy(head(rows), targets), in fp32; `rows` [R, hidden], `targets` [R]."""
+    """sum over rows of cross_entropy(head(rows), targets), in fp32; `rows` [R, hidden], `targets` [R]. Only for a
+    head `supported` takes (the weight gets no gradient here)."""
+    if not supported(head, None):
+        raise ValueError("head_loss needs a frozen, unhooked torch.nn.Linear head without bias (see supported)")
     return _HeadLoss.apply(rows, head.weight, targets, chunk or chunk_rows(head.weight.shape[0]))

@@ -15,7 +15,7 @@ from ptst.models import BASE_RECORD, base_identity, load_errors, materialize, re
 from ptst.runs.layout import TrainDir
 from ptst.runtime import packing
 from ptst.runtime.cache import cache_arg, cache_kind
-from ptst.train import loss as head_loss
+from ptst.train import loss as chunked_loss
 
 
 def resolve_precision(precision: str, device_type: str) -> str:
@@ -87,8 +87,8 @@ class ResponseLoss(torch.nn.Module):
 
     Runs the decoder to hidden states, gathers the positions that predict a trained token and applies the LM
     head to those rows alone: with a 49k vocabulary the full logits tensor costs more than the decoder. A frozen
-    head runs a chunk of rows at a time with its gradient in the same pass (`ptst.train.loss`). A module of its
-    own so that DDP / FSDP see one forward.
+    head runs a chunk of rows at a time, its backward pass recomputing each chunk (`ptst.train.loss`;
+    `chunked_head=False`: the full logits). A module of its own so that DDP / FSDP see one forward.
 
     With `prefix_ids` (a prompt prefix every row shares, see `batching.collate`) the prefix runs once, its KV
     cache is repeated over the batch, and the rows run after it; gradients flow back through the shared cache,
@@ -98,7 +98,7 @@ class ResponseLoss(torch.nn.Module):
     tokens only, attention row by row; with a prefix too, the prefix's cache stays at batch size one and every
     row attends to it."""
 
-    def __init__(self, lm: Any) -> None:
+    def __init__(self, lm: Any, chunked_head: bool = True) -> None:
         super().__init__()
         self.lm = lm
         self.attention = getattr(self.core().config, "_attn_implementation", None)
@@ -107,7 +107,7 @@ class ResponseLoss(torch.nn.Module):
         if self.can_pack:
             packing.register()
         self.cache_kw = cache_arg(self.core().get_decoder())  # the keyword the decoder takes its KV cache under
-        self.chunked_head = True  # `ptst.train.loss`; False: the full logits through F.cross_entropy
+        self.chunked_head = chunked_head  # `ptst.train.loss`; False: the full logits through F.cross_entropy
 
     def core(self) -> Any:
         return self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
@@ -160,8 +160,8 @@ class ResponseLoss(torch.nn.Module):
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, gather)
         head = core.get_output_embeddings()
         cap = getattr(core.config, "final_logit_softcapping", None)
-        if self.chunked_head and head_loss.supported(head, cap):  # the logits a chunk of rows at a time
-            return head_loss.head_loss(rows, head, targets)
+        if self.chunked_head and chunked_loss.supported(head, cap):  # the logits a chunk of rows at a time
+            return chunked_loss.head_loss(rows, head, targets)
         logits = head(rows)
         if cap:  # Gemma-2 style soft-capping, as the model's own forward does
             logits = torch.tanh(logits / cap) * cap
