@@ -3,15 +3,15 @@
 `F.cross_entropy(lm_head(rows).float(), targets)` materialises the [rows, vocabulary] logits in fp32, their
 log-softmax and, in the backward pass, a gradient of the same size: with SmolLM2's 49k vocabulary and a batch of
 1,742 trained rows, three fresh 342 MB buffers a step. Allocations that large come straight from the operating
-system page by page, and in a training process on the 2-core Xeon (amx_bf16) they cost more than the arithmetic:
-the log-softmax of such a batch took 410-684 ms in the step against ~100 ms alone, an empty-and-fill of its size
-543 ms (docs/performance.md, "Training"). `head_loss` computes the same sum a chunk of rows at a time (each
-chunk's logits under 16 MiB, so the allocator reuses one buffer), keeping only the rows; the backward pass computes
-each chunk's logits again (one more product with the head, a few percent of a step) and takes autograd's own steps
-on them: nll_loss's gradient, the log-softmax backward kernel, the casts and the product with the weight. In fp32
-the gradients were the old path's bit for bit on the Xeon (MKL's products there do not depend on how many rows
-they run on); in bf16 oneDNN's products round differently for different row counts, so they differ by bf16
-rounding, as the old path's own would for another batch. Only for a frozen head without bias or soft-capping
+system page by page, and in a training process on the 2-core Xeon (amx_bf16) they cost more than the arithmetic: the
+log-softmax of such a batch took 410-684 ms in the step against ~100 ms alone, an empty-and-fill of its size 543 ms
+(docs/performance.md, "Training"). `head_loss` computes the same sum a chunk of rows at a time (each chunk's logits
+under 16 MiB on a CPU, so the allocator reuses one buffer; 256 MiB on an accelerator), keeping only the rows; the
+backward pass computes each chunk's logits again (one more product with the head, a few percent of a step) and takes
+autograd's own steps on them: nll_loss's gradient, the log-softmax backward kernel, the casts and the product with
+the weight. In fp32 the gradients were the old path's bit for bit on the Xeon (MKL's products there do not depend on
+how many rows they run on); in bf16 oneDNN's products round differently for different row counts, so they differ by
+bf16 rounding, as the old path's own would for another batch. Only for a frozen head without bias or soft-capping
 (`supported`): the weight gets no gradient here."""
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 CHUNK_BYTES = 16 << 20  # one chunk's fp32 logits; glibc reuses freed blocks below its 32 MiB mmap threshold
+# On an accelerator the caching allocator reuses any size, and small products waste its launches: larger chunks.
+CHUNK_BYTES_ACCELERATOR = 256 << 20
 IGNORE = -100  # a target left out of the loss, as F.cross_entropy's default ignore_index
 _AUTOCAST_DTYPE = getattr(torch, "get_autocast_dtype", None)  # torch < 2.4 has per-device functions instead
 
@@ -35,9 +37,10 @@ def supported(head: Any, softcap: float | None) -> bool:
             and not head._forward_pre_hooks and not hasattr(head, "_hf_hook"))
 
 
-def chunk_rows(vocab: int) -> int:
-    """Rows per chunk: as many as keep one chunk's fp32 logits within CHUNK_BYTES."""
-    return max(1, CHUNK_BYTES // (4 * vocab))
+def chunk_rows(vocab: int, device_type: str = "cpu") -> int:
+    """Rows per chunk: as many as keep one chunk's fp32 logits within CHUNK_BYTES (on a CPU) or
+    CHUNK_BYTES_ACCELERATOR (elsewhere)."""
+    return max(1, (CHUNK_BYTES if device_type == "cpu" else CHUNK_BYTES_ACCELERATOR) // (4 * vocab))
 
 
 def _compute_dtype(h: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
@@ -102,4 +105,5 @@ def head_loss(rows: torch.Tensor, head: torch.nn.Linear, targets: torch.Tensor, 
     head `supported` takes (the weight gets no gradient here)."""
     if not supported(head, None):
         raise ValueError("head_loss needs a frozen, unhooked torch.nn.Linear head without bias (see supported)")
-    return _HeadLoss.apply(rows, head.weight, targets, chunk or chunk_rows(head.weight.shape[0]))
+    return _HeadLoss.apply(rows, head.weight, targets,
+                           chunk or chunk_rows(head.weight.shape[0], rows.device.type))

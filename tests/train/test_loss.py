@@ -98,6 +98,7 @@ def test_only_a_frozen_plain_head_is_chunked():
     assert not head_loss.supported(head, None)  # a trained head would need its own gradient
     assert not head_loss.supported(torch.nn.Linear(4, 8, bias=True).requires_grad_(False), None)
     assert head_loss.chunk_rows(49152) == 85 and head_loss.chunk_rows(10 ** 9) == 1
+    assert head_loss.chunk_rows(49152, "cuda") == 1365  # 256 MiB of logits on an accelerator
     with pytest.raises(ValueError, match="frozen"):
         head_loss.head_loss(torch.zeros(2, 16), head, torch.zeros(2, dtype=torch.long))  # a trained head
     head.weight.requires_grad_(False)
