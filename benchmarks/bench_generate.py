@@ -265,9 +265,9 @@ def main() -> None:
             answers[name] += outs
         print(f"chunk {c // step + 1}/{-(-len(texts) // step)} done", flush=True)
     peaks = {p: max(v, matmul_peak(p, args.peak_seconds / 2)) for p, v in peaks.items()}
+    model = next(iter(models.values()))
     hw = {**cpu_info(), "peak_gflops": {p: round(v, 1) for p, v in peaks.items()},
-          "linear_params": linear_params(next(iter(models.values()))),
-          "head_params": next(iter(models.values())).get_output_embeddings().weight.numel()}
+          "linear_params": linear_params(model), "head_params": model.get_output_embeddings().weight.numel()}
     if llama is not None:
         hw["llamacpp"] = {"version": llama["lc"].version, "threads": llama["threads"], "kv": args.llamacpp_kv,
                           "token_mismatches": llama["token_mismatches"]}

@@ -16,6 +16,7 @@ bf16 rounding, as the old path's own would for another batch. Only for a frozen 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -62,9 +63,7 @@ class _HeadLoss(torch.autograd.Function):
         dtype = _compute_dtype(h, weight)
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         with torch.autocast(h.device.type, enabled=False):
-            w = weight.to(dtype)
-            for i in range(0, h.shape[0], chunk):
-                logp = torch.log_softmax(_logits(h[i: i + chunk], w, dtype), dim=-1)
+            for i, logp in _log_probs(h, weight.to(dtype), dtype, chunk):
                 total += F.nll_loss(logp, targets[i: i + chunk], reduction="sum", ignore_index=IGNORE)
         ctx.save_for_backward(h, weight, targets)
         ctx.chunk, ctx.dtype = chunk, dtype
@@ -83,8 +82,7 @@ class _HeadLoss(torch.autograd.Function):
         g = grad_out.to(torch.float32)
         with torch.autocast(h.device.type, enabled=False), torch.no_grad():
             w = weight.to(dtype)
-            for i in range(0, h.shape[0], ctx.chunk):
-                logp = torch.log_softmax(_logits(h[i: i + ctx.chunk], w, dtype), dim=-1)
+            for i, logp in _log_probs(h, w, dtype, ctx.chunk):
                 t = targets[i: i + ctx.chunk]
                 # nll_loss's gradient: -grad_out at each target; none for an ignored one (no host sync on a GPU)
                 d_logp = torch.zeros_like(logp).scatter_(
@@ -94,9 +92,11 @@ class _HeadLoss(torch.autograd.Function):
         return grad, None, None, None
 
 
-def _logits(rows: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The head's fp32 logits as `head(rows).float()` computes them under autocast (or without it)."""
-    return F.linear(rows.to(dtype), w).float()
+def _log_probs(h: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, chunk: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """Each chunk's first row and its fp32 log-probabilities: the head's logits as `head(rows).float()` computes
+    them under autocast (or without it; `w`: the weight in `dtype`), then log-softmax."""
+    for i in range(0, h.shape[0], chunk):
+        yield i, torch.log_softmax(F.linear(h[i: i + chunk].to(dtype), w).float(), dim=-1)
 
 
 def head_loss(rows: torch.Tensor, head: torch.nn.Linear, targets: torch.Tensor, chunk: int | None = None) -> \
