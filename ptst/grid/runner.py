@@ -25,7 +25,9 @@ from ptst.grid.checks import check_grid_yaml, validate
 from ptst.grid.config import GridConfig, RaySpec
 from ptst.grid.plan import EvalCell, TrainCell, expand, select
 from ptst.io import write_text_atomic
+from ptst.runs.hardware import finished_elsewhere
 from ptst.runs.layout import RunDir
+from ptst.runtime import cpu
 from ptst.train.artifact import key as train_key
 from ptst.train.runner import run as train
 
@@ -89,6 +91,9 @@ def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell:
     ex = check_options(cfg, executor, shard=shard, cell=cell, align_only=align_only)
     cells = select(expand(cfg), shard, cell)
     exclude = preflight(cfg, root, cells)
+    elsewhere = finished_elsewhere(root, cpu.here())
+    if elsewhere:
+        say(elsewhere)
     aligned = _align_done(cfg, root, exclude)  # refuses an align/ made with another config
     if ex == "local" and not aligned and not align_only and (shard is not None or cell is not None):
         raise PtstError(f"--shard / --cell need a finished alignment in {RunDir(root).align.path}: run "

@@ -20,6 +20,7 @@ from ptst.grid.checks import check_grid_yaml, validate
 from ptst.grid.config import GridConfig
 from ptst.grid.plan import expand, select
 from ptst.io import no_downloads, read_json
+from ptst.runs.hardware import finished_elsewhere, trained
 from ptst.runs.layout import RunDir
 from ptst.runs.state import State
 from ptst.runtime import cpu
@@ -200,6 +201,9 @@ def _print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None)
     total += (tt or 0) / train_rate + gen_s
     parts[-1] += f" = {_minutes(total)}{' at least' if notes else ''}"
     note = f" ({'; '.join(notes)})" if notes else ""
+    elsewhere = finished_elsewhere(out, cpu.here())
+    if elsewhere:
+        print(elsewhere)
     print(f"{n_train} training runs, {n_eval} evaluation cells ({len(to_train)} and {todo_eval} to do); rough estimate "
           f"for a 135M model on 2 CPU cores: {' + '.join(parts)}{note} (assumes {train_rate:.0f} train tok/s and "
           f"{gen_rate:.0f} generated tok/s, {assumed}, every answer at max length; larger models scale with size)")
@@ -238,7 +242,9 @@ def cell_states(cfg: GridConfig, run_dir: Path) -> list[dict[str, Any]]:
             train_status(cfg, run_dir, c, model).describe(TrainArtifact.on_different)
         evals = {e.id: eval_status(cfg, run_dir, e, model).describe(EvalArtifact.on_different) for e in c.evals}
         speed = {e.id: generation_speed(RunDir(run_dir).path / e.path) for e in c.evals}
-        rows.append({"cell": c.id, "train": train, "evals": evals, "speed": speed})
+        made = trained(RunDir(run_dir).train(c.id).path) if c.template is not None else None
+        rows.append({"cell": c.id, "train": train, "evals": evals, "speed": speed,
+                     "made": made.describe() if made is not None else ""})
     return rows
 
 
@@ -274,7 +280,8 @@ def _status(run_dir: Path) -> int:
     rows = cell_states(cfg, run_dir)
     n_done = n_all = 0
     for r in rows:
-        print(f"{r['cell']:<28} train: {r['train']}")
+        made = f"  [{r['made']}]" if r["made"] and r["train"] == "done" else ""
+        print(f"{r['cell']:<28} train: {r['train']}{made}")
         for eid, st in r["evals"].items():
             speed = r["speed"].get(eid)
             print(f"    {eid:<32} {st}{f'  [generation {speed}]' if speed and st == 'done' else ''}")
@@ -290,4 +297,7 @@ def _status(run_dir: Path) -> int:
     if align.exists():
         doc = read_json(align)
         print(f"alignment refusal: {doc.get('summary', '')}")
+    elsewhere = finished_elsewhere(run_dir, cpu.here())
+    if elsewhere:
+        print(elsewhere)
     return 0

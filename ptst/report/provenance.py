@@ -11,9 +11,13 @@ from typing import Any
 from ptst.report.grid import Grid, label, safety_prompt
 from ptst.report.load import Cell, read_eval_key
 from ptst.report.render import Block, Table
+from ptst.runs.hardware import Made, generated, trained
 from ptst.runs.layout import EvalDir, RunDir
 
 MAX_LISTED = 8
+HARDWARE = ("training precision", "training hardware", "answers' dtype", "answers' hardware")
+HARDWARE_NOTE = (": they may differ by rounding, or by precision where `precision: auto` resolved differently; "
+                 "rerun them on one machine to compare like with like")
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,17 @@ def collect(cells: Sequence[Cell]) -> Provenance:
     data: dict[str, set[str]] = {}
     fps: dict[str, set[str]] = {}
     judges: dict[str, set[str]] = {}
+    trainings: dict[Path, Made | None] = {}
     for c in cells:
         _add(versions, "ptst version", c.ptst_version)
+        if not c.baseline:  # the training cell's directory holds its spec.json: cell/eval/<test-cell>/
+            t = trainings.setdefault(c.path.parent.parent, trained(c.path.parent.parent))
+            if t is not None:
+                _add(versions, "training precision", t.precision)
+                _add(versions, "training hardware", t.hardware or "unrecorded")
+        for g in generated(c.path):
+            _add(versions, "answers' dtype", g.precision)
+            _add(versions, "answers' hardware", g.hardware or "unrecorded")
         _add(versions, "experiment", c.experiment)
         _add(fps, c.test_template, c.fingerprints.get("test"))
         _add(fps, c.train_template, c.fingerprints.get("train"))
@@ -104,7 +117,9 @@ def provenance_table(p: Provenance) -> list[Block]:
     rows += [(f"data sha256: {ev}", _join(v)) for ev, v in sorted(p.data.items())]
     rows += [(f"template fingerprint: {t}", _join(v)) for t, v in p.fingerprints.items()]
     rows += [(f"judge: {j}", "version " + _join(v)) for j, v in sorted(p.judges.items())]
-    cap = "Taken from every cell's metrics.json, eval.json and judgement files; more than one value is a warning."
+    cap = ("Taken from every cell's metrics.json, eval.json, judgement files, generations' records and its training "
+           "run's spec.json; more than one value is a warning. Hardware and precision are recorded beside the "
+           "results, not in their keys: results made on different machines are kept, and flagged here.")
     return [Table(("item", "value"), tuple(rows), cap)]
 
 
@@ -147,7 +162,12 @@ def _listed(items: list[str]) -> str:
 
 def warnings(grid: Grid, p: Provenance) -> list[str]:
     """Things a reader must know before trusting a comparison: mixed inputs, missing cells, unknown templates."""
-    out = [f"{k} differs across cells: {_join(v)}" for k, v in p.versions.items() if len(v) > 1 and k != "decoding"]
+    out = [f"{k} differs across cells: {_join(v)}" for k, v in p.versions.items()
+           if len(v) > 1 and k != "decoding" and k not in HARDWARE]
+    mixed = [f"{k} {_join(v)}" for k, v in p.versions.items() if len(v) > 1 and k in HARDWARE]
+    if mixed:
+        out.append(f"the cells were computed on different machines or in different precisions ({'; '.join(mixed)})"
+                   f"{HARDWARE_NOTE}")
     if len(p.versions.get("decoding", ())) > 1:
         out.append("decoding settings differ across cells")
     out += [f"eval {ev} was run on {len(v)} different data files (sha256 {_join(v)}): its cells are not comparable"

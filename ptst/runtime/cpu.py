@@ -92,3 +92,26 @@ def describe() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     caps = capped()
     return f"{name()}, {cores} cores, {kind()}" + (f" (capped: {' '.join(caps)})" if caps else "")
+
+
+def device(dev: object = None) -> str:
+    """What computes on `dev` (a torch device, its type name, or None for the CPU), as a record beside a result
+    names it: the CPU as `describe()` says it, or 'cuda: NVIDIA H100 80GB HBM3' (torch imported only for a GPU)."""
+    kind_ = str(getattr(dev, "type", dev) or "cpu")
+    if kind_ == "cpu":
+        return describe()
+    if kind_ == "cuda":
+        import torch
+
+        try:
+            return f"cuda: {torch.cuda.get_device_name(getattr(dev, 'index', None))}"
+        except Exception:  # noqa: BLE001 - no driver or no such device: name the kind only
+            return "cuda"
+    return kind_
+
+
+def here() -> str:
+    """This machine as a result made here would name it (`device`): its GPU where torch sees one, else its CPU."""
+    import torch
+
+    return device("cuda" if torch.cuda.is_available() else "cpu")

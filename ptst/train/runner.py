@@ -17,6 +17,7 @@ from ptst.models import ALIASES, load_tokenizer
 from ptst.runs.layout import TrainDir
 from ptst.runs.state import State
 from ptst.runs.trained import TrainSpec
+from ptst.runtime import cpu
 from ptst.specs.train import TrainConfig
 from ptst.train.artifact import TrainArtifact, data_change
 from ptst.train.checkpoint import latest
@@ -114,7 +115,8 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, overwrite: bool = False, resum
         result = train_loop(cfg, data, lm, out, acc, precision, pad, ckpt, show)
     acc.wait_for_everyone()
     if main:
-        _finish(out, cfg, tok, lm, data, result, precision, acc.num_processes, time.time() - started)
+        _finish(out, cfg, tok, lm, data, result, precision, acc.num_processes, time.time() - started,
+                cpu.device(device_type))
     acc.wait_for_everyone()
     return TrainSpec.read(out)
 
@@ -158,11 +160,11 @@ def _report_data(data: Any, cfg: TrainConfig, ckpt: Path | None, main: bool) -> 
 
 
 def _finish(out: Path, cfg: TrainConfig, tok: Any, lm: Any, data: Any, result: Any, precision: str, world: int,
-            wall: float) -> None:
+            wall: float, hardware: str) -> None:
     from ptst.train.model import save_final  # heavy: torch
 
     save_final(lm, tok, out, cfg.full)
-    spec = build_spec(cfg, out, lm, data, result, precision, world, wall)
+    spec = build_spec(cfg, out, lm, data, result, precision, world, wall, hardware)
     write_json_atomic(TrainDir(out).spec, spec)
     _say(f"done: {result.steps} steps, final loss {result.progress.last_loss:.4f}, "
          f"{result.progress.elapsed_s:.1f}s -> {out}")

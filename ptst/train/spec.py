@@ -15,7 +15,9 @@ HYPER_KEYS = ("seed", "epochs", "lr", "batch_size", "grad_accum", "max_len", "we
 
 
 def build_spec(cfg: TrainConfig, out: Path, lm: Any, data: Any, result: Any, precision: str, world: int,
-               wall: float) -> dict[str, Any]:
+               wall: float, hardware: str | None = None) -> dict[str, Any]:
+    """spec.json's content. `precision`: what `cfg.precision` resolved to on this machine; `hardware`: the machine
+    (ptst.runtime.cpu.device), recorded beside the key, which names neither (ptst.runs.hardware)."""
     from datetime import datetime, timezone
 
     from ptst.train.model import count_params, weights_sha256  # heavy: torch
@@ -51,6 +53,7 @@ def build_spec(cfg: TrainConfig, out: Path, lm: Any, data: Any, result: Any, pre
         "response_tokens": data.response_tokens,
         "total_tokens": data.total_tokens,
         "hyperparameters": hyper,
+        "hardware": hardware,
         "params": count_params(lm),
         "steps": result.steps,
         "trained_tokens": prog.tokens,

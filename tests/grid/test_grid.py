@@ -299,7 +299,8 @@ def test_dry_run_and_status(grid, capsys):
     assert plan["train_cells"][1]["config_sha256"] == spec["config_sha256"]
     assert main(["status", str(tmp / "run")]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"chat-vanilla\.s0 +train: done", out) and re.search(r"chat-llama\.s0 +train: new", out)
+    assert re.search(r"chat-vanilla\.s0 +train: done  \[(bf16|fp32) on .+\]", out), out
+    assert re.search(r"chat-llama\.s0 +train: new", out)
     assert "2/6 evaluation cells done" in out
     # each done cell names how fast its answers were made, by which engine, on which CPU (recorded beside the key)
     from ptst.runtime import cpu
@@ -309,6 +310,7 @@ def test_dry_run_and_status(grid, capsys):
     meta = json.loads((tmp / "run" / "chat-vanilla.s0" / "eval" / "chat-vanilla" / "generations"
                        / "harm.jsonl.meta.json").read_text())
     assert meta["throughput"]["engine"] == "fast" and meta["throughput"]["tokens"] > 0
+    assert meta["throughput"]["hardware"] == cpu.describe() and "note: this run directory" not in out
     assert "throughput" not in meta["key"]
     metrics = tmp / "run" / "chat-vanilla.s0" / "eval" / "chat-llama" / "metrics.json"
     metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "key": "made-by-another-config"}))

@@ -61,3 +61,11 @@ def test_torch_and_mkl_caps_leave_bf16_matmuls_alone(amx, monkeypatch):
 def test_an_amx_level_cap_is_no_cap(amx):
     amx.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
     assert cpu.kind() == "amx_bf16" and cpu.capped() == []
+
+
+def test_device_names_the_cpu_for_cpu_work_and_the_kind_otherwise(amx):
+    class Dev:
+        type, index = "cpu", None
+
+    assert cpu.device() == cpu.device("cpu") == cpu.device(Dev()) == cpu.describe()
+    assert cpu.device("mps") == "mps"  # named by kind: no torch import for a device it cannot describe

@@ -52,6 +52,10 @@ def test_spec_records_what_identifies_the_model(make_cfg, tmp_path, data_file, t
     assert (h["lr"], h["epochs"], h["effective_batch_size"], h["lora"]["targets"]) == (0.01, 2, 4, ["all-linear"])
     assert spec["final_loss"] == json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])["loss"]
     assert spec["ptst_version"] and spec["wall_time_s"] > 0
+    # the machine and the precision `auto` resolved to are recorded beside the key (ptst.runs.hardware)
+    from ptst.runtime import cpu
+
+    assert spec["hardware"] == cpu.describe() and h["precision"] in ("bf16", "fp32")
 
 
 def test_finished_identical_run_is_a_no_op_that_says_so(make_cfg, tmp_path, capsys):
