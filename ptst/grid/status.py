@@ -6,138 +6,21 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ptst.align import MEASURE_TEMPLATES, MEASURE_TOKENS, AlignArtifact
-from ptst.align import train_config as align_train_config
-from ptst.data import DATASETS, load_dataset
-from ptst.data.custom import parse_custom
-from ptst.data.load import split_spec
-from ptst.data.sources import find_local
+from ptst.align import AlignArtifact
 from ptst.errors import PtstError
 from ptst.evaluate.key import EvalArtifact
 from ptst.generate.runner import how_made
 from ptst.grid.cells import align_status, check_cells, eval_status, load_grid, model_path, train_config, train_status
 from ptst.grid.checks import check_grid_yaml, validate
 from ptst.grid.config import GridConfig
+from ptst.grid.estimate import CELL_SECONDS, align_estimate, cpu_rates, n_items, train_tokens
 from ptst.grid.plan import expand, select
 from ptst.io import no_downloads, read_json
 from ptst.runs.hardware import finished_elsewhere, trained
 from ptst.runs.layout import RunDir
 from ptst.runs.state import State
 from ptst.runtime import cpu
-from ptst.templates import get_template
 from ptst.train.artifact import TrainArtifact
-
-# Throughputs of SmolLM2-135M on 2 CPU cores by the CPU's strongest matrix instructions (ptst.runtime.cpu.kind),
-# calibrated on whole cold runs of the shipped configs (docs/performance.md, "Estimates"), in the estimate's own
-# units: (train tokens/s as `_train_tokens` counts them, generated tokens/s at batch 48 counting every answer at
-# its max length, fp32 generation, prefill, model loads and judging included).
-# amx_bf16: measured (2-core Xeon, 2026-12-07), on cold runs of both quickstarts: the GSM8K one (11 min 37 s,
-# estimate 11 min) and the whole-story one (18 min 18 s, estimate 22 min; its ChatDoctor answers stop at a third
-# of their 64 tokens, which an estimate counting every answer at its max length cannot know). avx512_bf16 (Zen 4)
-# and other (Zen 3): derived, not measured with this release: the previous release's whole quickstart took 1.19x
-# as long on Zen 4 as on the Xeon; Zen 3's quickstart training ran at 0.42x the Xeon's tokens/s and its fp32
-# matmul peak is 0.35x the Xeon's. (The Xeon capped to AVX2, `make quickstart-avx2`, generated as fast as
-# uncapped and trained 1.35x slower: it keeps the Xeon's memory and clock, so it does not stand for a Zen 3.)
-RATES = {"amx_bf16": (260.0, 225.0), "avx512_bf16": (218.0, 189.0), "other": (109.0, 78.0)}
-BF16_GENERATION = 1.8  # generate.dtype bf16 on a fast-bf16 CPU: 709 vs 381 tokens/s in bench_generate (Xeon)
-CELL_SECONDS = 4.0  # each evaluation cell's model load, adapter merge and judging, besides its generation
-CHARS_PER_TOKEN = 3.6
-
-
-def cpu_rates(cfg: GridConfig) -> tuple[float, float, str]:
-    """(train tokens/s, generated tokens/s at the grid's generation batch size, what they assume) for this CPU,
-    in the estimate's units (RATES)."""
-    kind = cpu.kind()
-    train, gen = RATES.get(kind, RATES["other"])
-    gen = batched_rate(gen, int(cfg.generate.get("batch_size", 16)))  # 16: GenerateConfig's default
-    bf16 = str(cfg.generate.get("dtype") or "") in ("bf16", "bfloat16") and cpu.fast_bf16()
-    source = "measured" if kind == "amx_bf16" else "derived, not measured"
-    return train, gen * (BF16_GENERATION if bf16 else 1.0), \
-        f"{kind} CPU ({source}), {'bf16' if bf16 else 'fp32'} generation"
-
-
-def batched_rate(rate48: float, batch_size: int) -> float:
-    """Generated tokens/s at a batch size, from the rate at 48: a decoding step reads every weight once whatever
-    its batch, so throughput grows with the batch; about as its square root on 2 CPU cores (capped at 64)."""
-    return rate48 * (min(max(batch_size, 1), 64) / 48) ** 0.5
-
-
-def local_dataset(spec: str, split: str | None, data_dir: str | None, limit: int | None = None) -> Any:
-    """The data set if every file it needs is already on this machine (nothing is downloaded), else None."""
-    if parse_custom(spec) is None:
-        name, sp = split_spec(spec, split)
-        ds = DATASETS.get(name)
-        if any(find_local(f, data_dir) is None for f in ds.files[ds.resolve_split(sp)]):
-            return None
-    try:
-        return load_dataset(spec, split, data_dir=data_dir, limit=limit, seed=0)
-    except PtstError:
-        return None
-
-
-def set_size(spec: str, split: str | None, data_dir: str | None) -> int | None:
-    """Rows in a data set split: the registry's count, else the local file's, else None (unknown)."""
-    if parse_custom(spec) is None:
-        name, sp = split_spec(spec, split)
-        ds = DATASETS.get(name)
-        known = ds.sizes.get(ds.resolve_split(sp))
-        if known is not None:
-            return known
-    local = local_dataset(spec, split, data_dir)
-    return len(local.examples) if local is not None else None
-
-
-def _n_items(e: Any, data_dir: str | None) -> int | None:
-    size = set_size(e.data, e.split, data_dir)
-    if size is None or e.limit is None:
-        return e.limit if size is None else size
-    return min(size, e.limit)
-
-
-def _chars(ds: Any) -> float:
-    return sum(len(e.input) + len(e.response or "") for e in ds.examples) / max(len(ds.examples), 1)
-
-
-def _template_chars(name: str, batch_size: int) -> float:
-    """Characters a template adds to each training row: its user format, plus its system prompt spread over a
-    micro-batch (ptst runs a prefix all rows share once, `share_prefix`)."""
-    try:
-        t = get_template(name)
-    except Exception:  # noqa: BLE001 - a custom template file the estimate cannot see: count nothing
-        return 0.0
-    return len(t.user) - len("{input}") + len(t.system or "") / max(batch_size, 1) + 30  # 30: chat scaffolding
-
-
-def _train_tokens(cfg: GridConfig, tc: Any, todo: list[tuple[str, int]]) -> int | None:
-    """Training tokens (all epochs) of the cells to train, each (template, rows its safety-mixing row adds), from
-    the local data's characters and each template's; None when the data is not on this machine. `tc`: an unmixed
-    cell's TrainConfig, as training reads it."""
-    ds = local_dataset(tc.data, tc.split, cfg.data_dir, tc.limit)
-    if ds is None:
-        return None
-    rows, per = len(ds.examples) + sum(m.n for m in tc.mix), _chars(ds)
-    return int(sum((rows + extra) * (per + _template_chars(x, tc.batch_size)) for x, extra in todo)
-               / CHARS_PER_TOKEN * tc.epochs)
-
-
-def _align_estimate(cfg: GridConfig) -> tuple[float, float] | None:
-    """(training s, generation s) of the alignment stage, or None when its data is not on this machine."""
-    a = cfg.align
-    assert a is not None
-    safety, benign = local_dataset(a.safety, None, cfg.data_dir), local_dataset(a.benign, a.benign_split,
-                                                                                cfg.data_dir)
-    if safety is None or benign is None:
-        return None
-    parts = [{"data": f"part-{i}", "template": t, "n": 1} for i, t in enumerate(a.templates)]
-    tcfg = align_train_config(a, cfg.model, parts)
-    chars = a.n_safety * _chars(safety) + a.n_benign * _chars(benign)
-    per_row = sum(_template_chars(t, tcfg.batch_size) for t in a.templates) / len(a.templates)
-    chars += (a.n_safety + a.n_benign) * per_row
-    train_rate, gen_rate, _ = cpu_rates(cfg)
-    train_s = chars / CHARS_PER_TOKEN * tcfg.epochs / train_rate
-    # measured twice (shipped and aligned model) under each measuring template
-    gen = 2 * len(MEASURE_TEMPLATES) * (a.heldout_limit + a.overrefusal_limit) * MEASURE_TOKENS
-    return train_s, gen / gen_rate
 
 
 def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) -> None:
@@ -164,12 +47,12 @@ def _print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None)
     todo = [e for c in cells for e in c.evals if not evaluated[e.path].done]
     todo_eval = len(todo)
     specs = [e.resolved() for e in cfg.evals]
-    ns = [_n_items(e, cfg.data_dir) for e in specs]
+    ns = [n_items(e, cfg.data_dir) for e in specs]
     tokens = {e.label: (n or 0) * (e.max_new_tokens or cfg.decoding.get("max_new_tokens", 512))
               for e, n in zip(specs, ns, strict=True)}
     gen_tokens = sum(tokens[e.label] for ec in todo for e in cfg.evals_at(ec.checkpoint))
     tc = train_config(cfg, model, next(c for c in expand(cfg) if c.template is not None))
-    tt = _train_tokens(cfg, tc, to_train)
+    tt = train_tokens(cfg, tc, to_train)
     print(f"grid {cfg.name} -> {out}")
     print(f"model {cfg.model}{' (+ alignment stage)' if cfg.align else ''}; seeds {cfg.seeds}")
     for c in cells:
@@ -185,28 +68,33 @@ def _print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None)
     unknown = [e.label for e, n in zip(specs, ns, strict=True) if n is None]
     if unknown:
         notes.append(f"size of {', '.join(unknown)} unknown (not on this machine, no limit): left out")
-    parts = []
-    total = 0.0
-    if cfg.align is not None:
-        aligned = align_state(cfg, out)
-        est = (0.0, 0.0) if aligned is not None and aligned[0] else _align_estimate(cfg)
-        parts.append(f"align {_minutes(sum(est) if est else None)}")
-        total += sum(est) if est else 0.0
-        if est is None:
-            notes.append("alignment data not on this machine: alignment time unknown")
-    train_rate, gen_rate, assumed = cpu_rates(cfg)
-    parts.append(f"train {_minutes(None if tt is None else tt / train_rate)}")
-    gen_s = gen_tokens / gen_rate + todo_eval * CELL_SECONDS
-    parts.append(f"generate {_minutes(gen_s)}")
-    total += (tt or 0) / train_rate + gen_s
+    rates, assumed = cpu_rates(cfg)
+    aligned = align_state(cfg, out)
+    totals = []
+    for i, r in enumerate(rates):  # the first calibration in parts, the others' totals as a range
+        parts, total = [], 0.0
+        if cfg.align is not None:
+            est = (0.0, 0.0) if aligned is not None and aligned[0] else align_estimate(cfg, r)
+            parts.append(f"align {_minutes(sum(est) if est else None)}")
+            total += sum(est) if est else 0.0
+            if est is None and i == 0:
+                notes.append("alignment data not on this machine: alignment time unknown")
+        gen_s = gen_tokens / r.generate + todo_eval * CELL_SECONDS
+        parts += [f"train {_minutes(None if tt is None else tt / r.train)}", f"generate {_minutes(gen_s)}"]
+        totals.append((parts, total + (tt or 0) / r.train + gen_s))
+    parts, total = totals[0]
     parts[-1] += f" = {_minutes(total)}{' at least' if notes else ''}"
     note = f" ({'; '.join(notes)})" if notes else ""
+    first = rates[0]
+    basis = "; ".join([f"assumes {first.train:.0f} train tok/s and {first.generate:.0f} generated tok/s, as "
+                       f"{first.basis}"] + [f"up to {_minutes(t)} at {r.train:.0f} and {r.generate:.0f}, as {r.basis}"
+                         for r, (_, t) in zip(rates[1:], totals[1:], strict=True)])
     elsewhere = finished_elsewhere(out, cpu.here())
     if elsewhere:
         print(elsewhere)
     print(f"{n_train} training runs, {n_eval} evaluation cells ({len(to_train)} and {todo_eval} to do); rough estimate "
-          f"for a 135M model on 2 CPU cores: {' + '.join(parts)}{note} (assumes {train_rate:.0f} train tok/s and "
-          f"{gen_rate:.0f} generated tok/s, {assumed}, every answer at max length; larger models scale with size)")
+          f"for a 135M model on 2 CPU cores: {' + '.join(parts)}{note} ({basis}; {assumed}, every answer at max "
+          "length; larger models scale with size)")
 
 
 def _minutes(seconds: float | None) -> str:

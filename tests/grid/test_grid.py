@@ -331,6 +331,24 @@ def test_dry_run_sizes_registered_sets_and_estimates_the_alignment(grid_align, c
     assert re.search(r"cells \(\d+ and \d+ to do\); rough estimate .*: align \d+ min \+ train \d+ min \+ generate", out)
 
 
+@pytest.mark.parametrize("kind", ["amx_bf16", "avx2"])
+def test_dry_run_gives_a_range_where_the_cpu_kind_was_not_measured(grid_align, capsys, monkeypatch, kind):
+    from ptst.runtime import cpu
+
+    monkeypatch.setattr(cpu, "kind", lambda: kind)
+    tmp, cfg_path, _ = grid_align
+    assert main(["run", str(cfg_path), "--dry-run"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "rough estimate" in x)
+    m = re.search(r"= (\d+) min .*as (measured on a 2-core Xeon[^;]*)(?:; up to (\d+) min at \d+ and \d+, as (.*?);)?",
+                  line)
+    assert m is not None, line
+    if kind == "amx_bf16":  # measured: one figure
+        assert m.group(2) == "measured on a 2-core Xeon with AMX" and m.group(3) is None
+    else:  # fp32-only: from the capped Xeon (measured) up to the derived Zen 3 (slower)
+        assert m.group(2) == "measured on a 2-core Xeon capped to AVX2"
+        assert int(m.group(3)) >= int(m.group(1)) and m.group(4) == "derived for a 2-core Zen 3, not measured"
+
+
 def _results(root: Path) -> dict[str, object]:
     """Everything a grid computes, minus wall-clock fields."""
     res: dict[str, object] = {}
