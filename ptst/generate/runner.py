@@ -235,16 +235,18 @@ def run(cfg: GenerateConfig, out_path: str | Path, *, dataset: DatasetLike | Non
 def throughput(backend: Backend, cfg: GenerateConfig, answers: int, tokens: int, seconds: float) -> dict[str, Any]:
     """How fast these answers were made, and on what: recorded beside the key (never in it), shown by the log
     line, `ptst status` and the report (ptst.runs.hardware). Answers depend on the kernels of the hardware that
-    computed them (bf16 most), so it is named: `hardware` the device the model ran on (None for an API backend,
-    whose server computed them), `cpu` this machine's CPU."""
+    computed them (bf16 most), so it is named: `hardware` the device the model ran on (vLLM: the GPU torch sees;
+    None for an API backend, whose server computed them), `cpu` this machine's CPU."""
     engine = getattr(backend, "engine", None)
     model = getattr(backend, "model", None)
     dtype = str(getattr(model, "dtype", "")).removeprefix("torch.") or None
     dev = getattr(model, "device", None)
+    hardware = None if cfg.backend == "openai" else cpu.here() if cfg.backend == "vllm" else \
+        cpu.device(dev) if dev is not None else None
     return {"answers": answers, "tokens": tokens, "seconds": round(seconds, 2),
             "tok_s": round(tokens / seconds, 1) if seconds > 0 else None, "backend": cfg.backend,
             "engine": engine, "dtype": dtype, "batch_size": cfg.batch_size, "cpu": cpu.describe(),
-            "hardware": cpu.device(dev) if dev is not None and cfg.backend != "openai" else None}
+            "hardware": hardware}
 
 
 def how_made(t: dict[str, Any]) -> str:

@@ -91,7 +91,7 @@ def run(cfg: GridConfig, out_dir: str | Path, *, shard: str | None = None, cell:
     ex = check_options(cfg, executor, shard=shard, cell=cell, align_only=align_only)
     cells = select(expand(cfg), shard, cell)
     exclude = preflight(cfg, root, cells)
-    elsewhere = finished_elsewhere(root, cpu.here())
+    elsewhere = finished_elsewhere(root, cpu.here)
     if elsewhere:
         say(elsewhere)
     aligned = _align_done(cfg, root, exclude)  # refuses an align/ made with another config

@@ -85,11 +85,12 @@ def _print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None)
     parts, total = totals[0]
     parts[-1] += f" = {_minutes(total)}{' at least' if notes else ''}"
     note = f" ({'; '.join(notes)})" if notes else ""
-    first = rates[0]
+    first, least = rates[0], " at least" if notes else ""
     basis = "; ".join([f"assumes {first.train:.0f} train tok/s and {first.generate:.0f} generated tok/s, as "
-                       f"{first.basis}"] + [f"up to {_minutes(t)} at {r.train:.0f} and {r.generate:.0f}, as {r.basis}"
+                       f"{first.basis}"]
+                      + [f"up to {_minutes(t)}{least} at {r.train:.0f} and {r.generate:.0f}, as {r.basis}"
                          for r, (_, t) in zip(rates[1:], totals[1:], strict=True)])
-    elsewhere = finished_elsewhere(out, cpu.here())
+    elsewhere = finished_elsewhere(out, cpu.here)
     if elsewhere:
         print(elsewhere)
     print(f"{n_train} training runs, {n_eval} evaluation cells ({len(to_train)} and {todo_eval} to do); rough estimate "
@@ -185,7 +186,7 @@ def _status(run_dir: Path) -> int:
     if align.exists():
         doc = read_json(align)
         print(f"alignment refusal: {doc.get('summary', '')}")
-    elsewhere = finished_elsewhere(run_dir, cpu.here())
+    elsewhere = finished_elsewhere(run_dir, cpu.here)
     if elsewhere:
         print(elsewhere)
     return 0

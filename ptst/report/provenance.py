@@ -16,6 +16,7 @@ from ptst.runs.layout import EvalDir, RunDir
 
 MAX_LISTED = 8
 HARDWARE = ("training precision", "training hardware", "answers' dtype", "answers' hardware")
+UNRECORDED = "unrecorded"
 HARDWARE_NOTE = (": they may differ by rounding, or by precision where `precision: auto` resolved differently; "
                  "rerun them on one machine to compare like with like")
 
@@ -78,14 +79,6 @@ def collect(cells: Sequence[Cell]) -> Provenance:
     trainings: dict[Path, Made | None] = {}
     for c in cells:
         _add(versions, "ptst version", c.ptst_version)
-        if not c.baseline:  # the training cell's directory holds its spec.json: cell/eval/<test-cell>/
-            t = trainings.setdefault(c.path.parent.parent, trained(c.path.parent.parent))
-            if t is not None:
-                _add(versions, "training precision", t.precision)
-                _add(versions, "training hardware", t.hardware or "unrecorded")
-        for g in generated(c.path):
-            _add(versions, "answers' dtype", g.precision)
-            _add(versions, "answers' hardware", g.hardware or "unrecorded")
         _add(versions, "experiment", c.experiment)
         _add(fps, c.test_template, c.fingerprints.get("test"))
         _add(fps, c.train_template, c.fingerprints.get("train"))
@@ -105,6 +98,14 @@ def collect(cells: Sequence[Cell]) -> Provenance:
             got = _first_judgement(f)
             if got:
                 _add(judges, *got)
+        if not c.baseline:  # the training cell's directory holds its spec.json: cell/eval/<test-cell>/
+            t = trainings.setdefault(c.path.parent.parent, trained(c.path.parent.parent))
+            if t is not None:
+                _add(versions, "training precision", t.precision)
+                _add(versions, "training hardware", t.hardware or UNRECORDED)
+        for g in generated(c.path):
+            _add(versions, "answers' dtype", g.precision)
+            _add(versions, "answers' hardware", g.hardware or UNRECORDED)
     return Provenance(versions, data, fps, judges)
 
 
@@ -164,7 +165,9 @@ def warnings(grid: Grid, p: Provenance) -> list[str]:
     """Things a reader must know before trusting a comparison: mixed inputs, missing cells, unknown templates."""
     out = [f"{k} differs across cells: {_join(v)}" for k, v in p.versions.items()
            if len(v) > 1 and k != "decoding" and k not in HARDWARE]
-    mixed = [f"{k} {_join(v)}" for k, v in p.versions.items() if len(v) > 1 and k in HARDWARE]
+    # files from before ptst recorded the hardware say nothing either way: only recorded values are compared
+    recorded = {k: v - {UNRECORDED} for k, v in p.versions.items() if k in HARDWARE}
+    mixed = [f"{k} {_join(v)}" for k, v in recorded.items() if len(v) > 1]
     if mixed:
         out.append(f"the cells were computed on different machines or in different precisions ({'; '.join(mixed)})"
                    f"{HARDWARE_NOTE}")

@@ -10,6 +10,7 @@ the hardware of every cell, `ptst status` show it, and `ptst run` say so before 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,30 +61,38 @@ def generated(eval_dir: Path) -> list[Made]:
         if not isinstance(t, dict):
             continue
         dtype = t.get("dtype")
-        hardware = t.get("hardware", t.get("cpu")) if t.get("backend") != "openai" else None
+        hardware = t.get("hardware")
+        if "hardware" not in t and t.get("engine") == "fast":  # before `hardware`: the fast engine runs on the CPU only
+            hardware = t.get("cpu")
         out.append(Made(str(dtype) if dtype else None, str(hardware) if hardware else None))
     return out
 
 
-def finished_elsewhere(run_dir: Path, here: str) -> str | None:
-    """One line when results in `run_dir` were made on hardware other than `here` (this machine, as
-    `ptst.runtime.cpu.device` names it), None otherwise: what was made where, and what that means for the cells
-    this machine adds."""
+def finished_elsewhere(run_dir: Path, here: Callable[[], str]) -> str | None:
+    """One line when results in `run_dir` were made on hardware other than this machine's (`here()`, e.g.
+    `ptst.runtime.cpu.here`, asked only when some result names its hardware: it imports torch), None otherwise or
+    when this machine cannot be named:
+    what was made where, and what that means for cells computed elsewhere."""
     run = RunDir(run_dir)
-    made: Counter[tuple[str, str]] = Counter()
+    made: list[tuple[str, str, str]] = []  # (hardware, what was made how, what it is)
     for d in [run.align.train, *run.train_dirs()]:
         m = trained(d.path)
-        if m is not None and m.hardware is not None and m.hardware != here:
-            made[f"trained in {m.precision or '?'} on {m.hardware}", "training run"] += 1
+        if m is not None and m.hardware is not None:
+            made.append((m.hardware, f"trained in {m.precision or '?'} on {m.hardware}", "training run"))
     measured = sorted(e for e in run.align.path.glob("eval-*/*") if e.is_dir())
     for ev in [*(e.path for e in run.eval_dirs()), *measured]:
-        for g in generated(ev):
-            if g.hardware is not None and g.hardware != here:
-                made[f"answered in {g.precision or '?'} on {g.hardware}", "generations file"] += 1
+        made += [(g.hardware, f"answered in {g.precision or '?'} on {g.hardware}", "generations file")
+                 for g in generated(ev) if g.hardware is not None]
     if not made:
         return None
-    parts = "; ".join(f"{n} {noun}{'' if n == 1 else 's'} {what}" for (what, noun), n in sorted(made.items()))
-    return (f"note: this run directory holds results made on other hardware ({parts}); this machine is {here}. "
-            "They are kept (their keys do not name the machine), but cells computed here may differ from them by "
-            "rounding, or by precision where `precision: auto` resolves differently; the report lists every "
-            "cell's hardware")
+    this = here()
+    if this == "cuda":  # a GPU torch could not name: nothing to compare with
+        return None
+    others = Counter((what, noun) for hardware, what, noun in made if hardware != this)
+    if not others:
+        return None
+    parts = "; ".join(f"{n} {noun}{'' if n == 1 else 's'} {what}" for (what, noun), n in sorted(others.items()))
+    return (f"note: this run directory holds results made on other hardware than this machine ({this}): {parts}. "
+            "They are kept (their keys do not name the machine), but cells computed on different hardware may "
+            "differ from them by rounding, or by precision where `precision: auto` resolves differently; the "
+            "report lists every cell's hardware")

@@ -306,11 +306,11 @@ def test_dry_run_and_status(grid, capsys):
     from ptst.runtime import cpu
 
     assert re.search(r"chat-vanilla +done +\[generation \d+ tok/s \(hf fast float32, batch \d+; "
-                     + re.escape(cpu.describe()) + r"\)\]", out), out
+                     + re.escape(cpu.here()) + r"\)\]", out), out
     meta = json.loads((tmp / "run" / "chat-vanilla.s0" / "eval" / "chat-vanilla" / "generations"
                        / "harm.jsonl.meta.json").read_text())
     assert meta["throughput"]["engine"] == "fast" and meta["throughput"]["tokens"] > 0
-    assert meta["throughput"]["hardware"] == cpu.describe() and "note: this run directory" not in out
+    assert meta["throughput"]["hardware"] == cpu.here() and "note: this run directory" not in out
     assert "throughput" not in meta["key"]
     metrics = tmp / "run" / "chat-vanilla.s0" / "eval" / "chat-llama" / "metrics.json"
     metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "key": "made-by-another-config"}))

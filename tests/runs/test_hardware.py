@@ -24,9 +24,9 @@ def _spec(train_dir: Path, precision: str | None, hardware: str | None) -> None:
 
 
 def _meta(eval_dir: Path, name: str, dtype: str, hardware: str | None = None, cpu: str | None = None,
-          backend: str = "hf") -> None:
-    t = {"backend": backend, "dtype": dtype, **({"cpu": cpu} if cpu else {}),
-         **({"hardware": hardware} if hardware else {})}
+          backend: str = "hf", engine: str | None = "fast") -> None:
+    t = {"backend": backend, "engine": engine, "dtype": dtype, **({"cpu": cpu} if cpu else {}),
+         **({"hardware": hardware} if hardware or backend == "openai" else {})}
     d = eval_dir / "generations"
     d.mkdir(parents=True, exist_ok=True)
     (d / f"{name}.jsonl.meta.json").write_text(json.dumps({"key": {}, "throughput": t}), encoding="utf-8")
@@ -46,25 +46,33 @@ def test_trained_reads_the_precision_and_hardware_beside_the_key(tmp_path):
 
 def test_generated_reads_each_file_and_knows_an_api_servers_hardware_is_not_ours(tmp_path):
     _meta(tmp_path, "a", "float32", hardware="cuda: NVIDIA H100 80GB HBM3", cpu=XEON)
-    _meta(tmp_path, "b", "bfloat16", cpu=EPYC)  # before `hardware`: the CPU field stands for it
-    _meta(tmp_path, "c", "float32", cpu=XEON, backend="openai")  # the server computed these: hardware unknown
+    _meta(tmp_path, "b", "bfloat16", cpu=EPYC)  # before `hardware`: the fast engine ran on the CPU it names
+    _meta(tmp_path, "c", "float32", cpu=XEON, backend="openai", engine=None)  # the server computed these
+    _meta(tmp_path, "d", "float32", cpu=XEON, engine="loop")  # before `hardware`, maybe on a GPU: unknown
     assert generated(tmp_path) == [Made("float32", "cuda: NVIDIA H100 80GB HBM3"), Made("bfloat16", EPYC),
-                                   Made("float32", None)]
+                                   Made("float32", None), Made("float32", None)]
+
+
+def _never() -> str:
+    raise AssertionError("this machine was asked for with no recorded hardware to compare")
 
 
 def test_finished_elsewhere_names_what_was_made_where(tmp_path):
-    assert finished_elsewhere(tmp_path / "missing", XEON) is None
+    assert finished_elsewhere(tmp_path / "missing", _never) is None
+    _spec(tmp_path / "chat-llama.s0", "fp32", None)  # unrecorded: no claim either way (and no torch import)
+    assert finished_elsewhere(tmp_path, _never) is None
     _spec(tmp_path / "align" / "train", "bf16", XEON)
     _spec(tmp_path / "chat-vanilla.s0", "bf16", XEON)
     _meta(tmp_path / "chat-vanilla.s0" / "eval" / "chat-llama", "advbench", "float32", hardware=XEON)
     _meta(tmp_path / "align" / "eval-aligned" / "chat-llama", "strongreject", "float32", hardware=XEON)
-    _spec(tmp_path / "chat-llama.s0", "fp32", None)  # unrecorded: no claim either way
-    assert finished_elsewhere(tmp_path, XEON) is None
-    note = finished_elsewhere(tmp_path, EPYC)
-    assert note is not None and note.startswith("note: this run directory holds results made on other hardware (")
+    assert finished_elsewhere(tmp_path, lambda: XEON) is None
+    assert finished_elsewhere(tmp_path, lambda: "cuda") is None  # a GPU torch could not name: no comparison
+    note = finished_elsewhere(tmp_path, lambda: EPYC)
+    assert note is not None
+    assert note.startswith("note: this run directory holds results made on other hardware than this machine "
+                           f"({EPYC}): ")
     assert f"2 training runs trained in bf16 on {XEON}" in note  # the alignment's and one cell's
     assert f"2 generations files answered in float32 on {XEON}" in note  # the cell's and the alignment's measure
-    assert f"this machine is {EPYC}" in note
 
 
 def test_the_report_flags_cells_made_on_different_machines(tmp_path):
@@ -90,3 +98,14 @@ def test_one_machine_is_listed_without_a_warning(tmp_path):
     md = (ptst.report.run(tmp_path) / "report.md").read_text(encoding="utf-8")
     assert "computed on different machines" not in md
     assert f"| answers' hardware | `{XEON}` |" in md and "| training precision | `bf16` |" in md
+
+
+def test_cells_without_recorded_hardware_are_not_called_different(tmp_path):
+    """A cell added by this release to a run made before it: its hardware is listed, not compared."""
+    d = write_cell(tmp_path, V, L, safety={"advbench": flags(10, [1])})
+    _spec(d.parent.parent, "bf16", None)
+    d = write_cell(tmp_path, L, L, safety={"advbench": flags(10, [1])})
+    _spec(d.parent.parent, "bf16", XEON)
+    md = (ptst.report.run(tmp_path) / "report.md").read_text(encoding="utf-8")
+    assert "computed on different machines" not in md
+    assert f"| training hardware | `{XEON}`, `unrecorded` |" in md

@@ -69,3 +69,18 @@ def test_device_names_the_cpu_for_cpu_work_and_the_kind_otherwise(amx):
 
     assert cpu.device() == cpu.device("cpu") == cpu.device(Dev()) == cpu.describe()
     assert cpu.device("mps") == "mps"  # named by kind: no torch import for a device it cannot describe
+
+
+def test_device_names_a_gpu_by_torch_and_only_its_kind_when_torch_cannot(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "Test GPU 80GB")
+    assert cpu.device("cuda") == "cuda: Test GPU 80GB"
+
+    def fail(index=None):
+        raise RuntimeError("no driver")
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", fail)
+    assert cpu.device("cuda") == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cpu.here() == cpu.describe()

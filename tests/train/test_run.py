@@ -55,7 +55,7 @@ def test_spec_records_what_identifies_the_model(make_cfg, tmp_path, data_file, t
     # the machine and the precision `auto` resolved to are recorded beside the key (ptst.runs.hardware)
     from ptst.runtime import cpu
 
-    assert spec["hardware"] == cpu.describe() and h["precision"] in ("bf16", "fp32")
+    assert spec["hardware"] == cpu.here() and h["precision"] in ("bf16", "fp32")
 
 
 def test_finished_identical_run_is_a_no_op_that_says_so(make_cfg, tmp_path, capsys):
