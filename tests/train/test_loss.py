@@ -138,3 +138,35 @@ def test_response_loss_gives_the_same_loss_and_gradients_chunked_or_not(bf16):
     assert out[True][1].keys() == out[False][1].keys() and out[True][1]
     for n, grad in out[True][1].items():
         torch.testing.assert_close(grad, out[False][1][n], msg=n, **tol)
+
+
+def test_lora_inputs_kept_in_bf16_change_no_bit_of_the_loss_or_gradients():
+    """ptst.train.model.keep_input_dtype: PEFT's fp32 cast of each LoRA input, which autocast undoes, skipped."""
+    from peft import LoraConfig, get_peft_model
+
+    from ptst.testing import tiny_llama, tiny_tokenizer
+    from ptst.train.model import ResponseLoss, autocast, keep_input_dtype
+
+    tok = tiny_tokenizer("llama2")
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, tok.vocab_size, (3, 11), generator=g)
+    gather, targets = torch.tensor([2, 3, 4, 12, 13, 30, 31, 32]), torch.randint(3, tok.vocab_size, (8,), generator=g)
+    out = []
+    for keep in (False, True):
+        torch.manual_seed(1)
+        lm = get_peft_model(tiny_llama(tok, seed=5, hidden=32, layers=2).to(torch.bfloat16),
+                            LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear",
+                                       init_lora_weights=False))
+        if keep:
+            keep_input_dtype(lm)
+        flags = {m.cast_input_dtype_enabled for m in lm.modules() if hasattr(m, "lora_A")}
+        assert flags == {not keep}
+        module = ResponseLoss(lm).train()
+        with autocast("bf16", "cpu"):
+            loss = module(input_ids=ids, gather=gather, targets=targets)
+        loss.backward()
+        out.append((loss.detach(), {n: p.grad for n, p in lm.named_parameters() if p.requires_grad}))
+    assert torch.equal(out[0][0], out[1][0]) and out[0][1].keys() == out[1][1].keys()
+    assert all(torch.equal(out[0][1][n], out[1][1][n]) for n in out[0][1]), "a gradient changed"
+    with pytest.raises(RuntimeError):  # outside autocast the bf16 input meets the fp32 adapter: refused, loudly
+        module(input_ids=ids, gather=gather, targets=targets)
