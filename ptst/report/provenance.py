@@ -134,7 +134,9 @@ def alignment_note(run_dir: Path) -> str | None:
     if not isinstance(doc, dict) or not doc.get("summary"):
         return None
     base = f" of `{doc['base_model']}`" if doc.get("base_model") else ""
-    return f"Alignment stage{base} before fine-tuning (align/align.json): {doc['summary']}."
+    made = trained(RunDir(run_dir).align.train.path)
+    how = f" Trained in {made.describe()} (align/train/spec.json)." if made is not None else ""
+    return f"Alignment stage{base} before fine-tuning (align/align.json): {doc['summary']}.{how}"
 
 
 def _leak_columns(grid: Grid) -> set[str]:

@@ -109,3 +109,13 @@ def test_cells_without_recorded_hardware_are_not_called_different(tmp_path):
     md = (ptst.report.run(tmp_path) / "report.md").read_text(encoding="utf-8")
     assert "computed on different machines" not in md
     assert f"| training hardware | `{XEON}`, `unrecorded` |" in md
+
+
+def test_the_alignments_training_hardware_is_quoted_with_its_summary(tmp_path):
+    write_cell(tmp_path, V, L, safety={"advbench": flags(10, [1])})
+    (tmp_path / "align").mkdir()
+    (tmp_path / "align" / "align.json").write_text(json.dumps({"summary": "refusal 0% -> 98%"}))
+    _spec(tmp_path / "align" / "train", "bf16", XEON)
+    md = (ptst.report.run(tmp_path) / "report.md").read_text(encoding="utf-8")
+    assert (f"(align/align.json): refusal 0% -> 98%. Trained in bf16 on {XEON} (align/train/spec.json)."
+            in md.split("## Provenance", 1)[1])
