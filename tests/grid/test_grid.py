@@ -299,7 +299,7 @@ def test_dry_run_and_status(grid, capsys):
     assert plan["train_cells"][1]["config_sha256"] == spec["config_sha256"]
     assert main(["status", str(tmp / "run")]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"chat-vanilla\.s0 +train: done  \[(bf16|fp32) on .+\]", out), out
+    assert re.search(r"chat-vanilla\.s0 +train: done  \[(bf16|fp32) on .+, \d+ tok/s\]", out), out
     assert re.search(r"chat-llama\.s0 +train: new", out)
     assert "2/6 evaluation cells done" in out
     # each done cell names how fast its answers were made, by which engine, on which CPU (recorded beside the key)
