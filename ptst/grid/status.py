@@ -132,21 +132,9 @@ def cell_states(cfg: GridConfig, run_dir: Path) -> list[dict[str, Any]]:
         evals = {e.id: eval_status(cfg, run_dir, e, model).describe(EvalArtifact.on_different) for e in c.evals}
         speed = {e.id: generation_speed(RunDir(run_dir).path / e.path) for e in c.evals}
         made = trained(RunDir(run_dir).train(c.id).path) if c.template is not None else None
-        rows.append({"cell": c.id, "train": train, "evals": evals, "speed": speed,
-                     "made": made.describe() + training_speed(RunDir(run_dir).train(c.id).spec)
-                     if made is not None else ""})
+        how = "" if made is None else made.describe() + ("" if made.tok_s is None else f", {made.tok_s:.0f} tok/s")
+        rows.append({"cell": c.id, "train": train, "evals": evals, "speed": speed, "made": how})
     return rows
-
-
-def training_speed(spec: Path) -> str:
-    """', 612 tok/s' over a finished training run's steps (spec.json: trained tokens over training time, resumed
-    segments summed), '' where the record lacks them."""
-    try:
-        doc = read_json(spec)
-        tokens, seconds = float(doc["trained_tokens"]), float(doc["train_time_s"])
-    except (PtstError, KeyError, TypeError, ValueError):
-        return ""
-    return f", {tokens / seconds:.0f} tok/s" if seconds > 0 else ""
 
 
 def generation_speed(eval_dir: Path) -> str:

@@ -99,7 +99,9 @@ def collect(cells: Sequence[Cell]) -> Provenance:
             if got:
                 _add(judges, *got)
         if not c.baseline:  # the training cell's directory holds its spec.json: cell/eval/<test-cell>/
-            t = trainings.setdefault(c.path.parent.parent, trained(c.path.parent.parent))
+            if c.path.parent.parent not in trainings:  # one read per training run, not per evaluation cell
+                trainings[c.path.parent.parent] = trained(c.path.parent.parent)
+            t = trainings[c.path.parent.parent]
             if t is not None:
                 _add(versions, "training precision", t.precision)
                 _add(versions, "training hardware", t.hardware or UNRECORDED)

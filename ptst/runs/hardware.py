@@ -27,6 +27,7 @@ class Made:
 
     precision: str | None
     hardware: str | None
+    tok_s: float | None = None  # training: trained tokens over training time, where spec.json records them
 
     def describe(self) -> str:
         return f"{self.precision or '?'} on {self.hardware or 'unrecorded hardware'}"
@@ -48,7 +49,13 @@ def trained(train_dir: Path) -> Made | None:
     hyper = doc.get("hyperparameters")
     precision = hyper.get("precision") if isinstance(hyper, dict) else None
     hardware = doc.get("hardware")
-    return Made(str(precision) if precision else None, str(hardware) if hardware else None)
+    tokens, seconds = _number(doc.get("trained_tokens")), _number(doc.get("train_time_s"))
+    return Made(str(precision) if precision else None, str(hardware) if hardware else None,
+                tokens / seconds if tokens is not None and seconds is not None and seconds > 0 else None)
+
+
+def _number(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
 def generated(eval_dir: Path) -> list[Made]:

@@ -39,6 +39,9 @@ def test_trained_reads_the_precision_and_hardware_beside_the_key(tmp_path):
     _spec(tmp_path / "old", "fp32", None)  # spec.json from before ptst recorded the machine
     assert trained(tmp_path / "old") == Made("fp32", None)
     assert trained(tmp_path / "old").describe() == "fp32 on unrecorded hardware"
+    doc = json.loads((tmp_path / "a" / "spec.json").read_text())
+    (tmp_path / "a" / "spec.json").write_text(json.dumps({**doc, "trained_tokens": 1200, "train_time_s": 2.0}))
+    assert trained(tmp_path / "a") == Made("bf16", XEON, 600.0)  # training speed, as `ptst status` shows it
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "spec.json").write_text("{not json")
     assert trained(tmp_path / "bad") is None  # unreadable: unknown, never fatal to a report
