@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ptst-installed
 
-.PHONY: install test test-fast lint quickstart quickstart-gsm8k quickstart-avx2 demo bench bench-deps clean
+.PHONY: install test test-fast lint quickstart quickstart-gsm8k quickstart-avx2 demo bench bench-deps openvino-ir clean
 
 # The data sets: ../shared/data when it sits beside the checkout, else ptst's cache / verified downloads.
 ifneq ($(wildcard ../shared/data/MANIFEST.md),)
@@ -56,8 +56,26 @@ bench: $(STAMP)
 
 # llama.cpp for bench_generate.py's llamacpp* systems; not part of `install` (CI must not build it).
 # pip compiles llama.cpp from the sdist: ~6 min on 2 cores.
+# openvino-genai for its openvino-* systems (they also need `make openvino-ir`).
 bench-deps: $(STAMP)
-	$(BIN)/pip install llama-cpp-python==0.3.36 diskcache
+	$(BIN)/pip install llama-cpp-python==0.3.36 diskcache openvino-genai==2026.4.1.0
+
+# The embedded model exported to OpenVINO IR (fp32 weights) for bench_generate.py --openvino. optimum-intel exports
+# it in a venv of its own: it pins transformers < 5.6, below the one ptst's venv runs. torch first, as above; no
+# torchvision (optimum-intel lists it, a text model's export does not use it, and it would pull a CUDA torch).
+OV_VENV := .venv-openvino
+OV_IR := runs/openvino/smollm2-135m
+openvino-ir: $(STAMP)
+	test -x $(OV_VENV)/bin/optimum-cli || { $(PY) -m venv $(OV_VENV) && \
+		$(OV_VENV)/bin/pip install -q torch==2.13.0 && \
+		$(OV_VENV)/bin/pip install -q transformers==5.5.4 optimum==2.3.0 "nncf>=3.3" openvino==2026.4.1 \
+			openvino-tokenizers==2026.4.1.0 "huggingface-hub<1.22" requests setuptools && \
+		$(OV_VENV)/bin/pip install -q --no-deps optimum-intel==2.2.0; }
+	rm -rf $(OV_IR).tmp
+	$(OV_VENV)/bin/optimum-cli export openvino --task text-generation-with-past --weight-format fp32 --model \
+		"$$($(BIN)/python -c 'from ptst.models import materialize, resolve; print(materialize(resolve("smollm2-135m")))')" \
+		$(OV_IR).tmp
+	rm -rf $(OV_IR) && mv $(OV_IR).tmp $(OV_IR)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OV_VENV) .pytest_cache .mypy_cache .ruff_cache

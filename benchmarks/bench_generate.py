@@ -1,7 +1,8 @@
 """Benchmark: ptst's HF generation (batched, left-padded, length-sorted) vs naive per-prompt `model.generate`,
 and vs llama.cpp running the same GGUF natively (Q4_1): one prompt at a time (`llamacpp`), batched with one
 sequence per prompt (`llamacpp-batch`), and batched with the prompts' common prefix (the template's system
-prompt) prefilled once, as ptst's own prefix cache does (`llamacpp-prefix`).
+prompt) prefilled once, as ptst's own prefix cache does (`llamacpp-prefix`), and vs OpenVINO GenAI on the same model
+exported to OpenVINO IR (`openvino-fp32`, `openvino-bf16`; benchmarks/_openvino.py).
 
 Same model, same prompts (AdvBench or StrongREJECT, rendered with chat:llama), same max_new_tokens, greedy,
 same stop tokens. The CPU is shared, so the systems run interleaved on chunks of the prompts and the totals are
@@ -18,6 +19,9 @@ token needs): the share of the matmul peak the whole run's work used.
     # the acceptance run: ptst vs llama.cpp on one batch of 48 AdvBench prompts
     flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 48 --batch-size 48 --max-new-tokens 32 \
         --systems naive,fp32,bf16,llamacpp,llamacpp-batch --chunks 1
+    # OpenVINO GenAI beside ptst (`make bench-deps openvino-ir` first)
+    flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 48 --batch-size 48 --max-new-tokens 32 \
+        --systems naive,fp32,bf16,openvino-fp32,openvino-bf16 --chunks 1 --openvino runs/openvino/smollm2-135m
     # the same with llama.cpp's prefix sharing too
     flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 48 --batch-size 48 --max-new-tokens 32 \
         --systems fp32,bf16,llamacpp-batch,llamacpp-prefix --chunks 1
@@ -37,7 +41,9 @@ token needs): the share of the matmul peak the whole run's work used.
 
 The llama.cpp systems need llama-cpp-python (`make bench-deps`; not part of `make install`). They tokenize the
 rendered prompts with llama.cpp's own tokenizer (a warning says when its ids differ from HF's), decode greedily
-(argmax) with the same stop ids, and run without ggml's AMX kernels, which crash in the benchmark VM.
+(argmax) with the same stop ids, and run without ggml's AMX kernels, which crash in the benchmark VM. The OpenVINO
+systems need openvino-genai (`make bench-deps`) and the exported model (`make openvino-ir`: optimum-intel exports
+it in a venv of its own, as it pins an older transformers); they take the HF tokenizer's ids.
 """
 
 from __future__ import annotations
@@ -109,13 +115,16 @@ SYSTEMS: dict[str, tuple[str, str | None, bool]] = {
     "fp32-batches": ("fp32", "fast", True), "bf16-batches": ("bf16", "fast", True),
     "llamacpp": ("q4_1", None, False), "llamacpp-batch": ("q4_1", None, False),
     "llamacpp-prefix": ("q4_1", None, False),
+    "openvino-fp32": ("fp32", None, False), "openvino-bf16": ("bf16", None, False),
 }
 LABELS = {"naive": "naive fp32 bs1", "fp32": "ptst fp32", "bf16": "ptst bf16", "fp32-generate": "ptst fp32 gen()",
           "fp32-padded": "ptst fp32, padded prefill", "fp32-loop": "ptst fp32, general loop",
           "bf16-loop": "ptst bf16, general loop", "fp32-batches": "ptst fp32, batch by batch",
           "bf16-batches": "ptst bf16, batch by batch", "llamacpp": "llama.cpp Q4_1 bs1",
-          "llamacpp-batch": "llama.cpp Q4_1 batched", "llamacpp-prefix": "llama.cpp Q4_1 shared prefix"}
+          "llamacpp-batch": "llama.cpp Q4_1 batched", "llamacpp-prefix": "llama.cpp Q4_1 shared prefix",
+          "openvino-fp32": "OpenVINO fp32", "openvino-bf16": "OpenVINO bf16"}
 LLAMACPP = ("llamacpp", "llamacpp-batch", "llamacpp-prefix")
+OPENVINO = ("openvino-fp32", "openvino-bf16")  # openvino_genai on an IR exported from the same model (--openvino)
 
 
 def peak_precision(system: str) -> str:
@@ -163,6 +172,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--llamacpp-kv", choices=("split", "unified"), default="split",
                     help="llamacpp-batch's KV cache: a slice per sequence (default, llama.cpp's) or one buffer all "
                     "sequences share (llamacpp-prefix always shares one, with the common prefix prefilled once)")
+    ap.add_argument("--openvino", metavar="IR_DIR", help="the model exported to OpenVINO IR, for the openvino-* "
+                    "systems (`make openvino-ir` exports SmolLM2-135M to runs/openvino/smollm2-135m)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     args.systems = args.systems.split(",")
@@ -171,8 +182,8 @@ def parse_args() -> argparse.Namespace:
         ap.error(f"unknown systems {sorted(unknown)}; choose from {list(SYSTEMS)}")
     if args.peak_seconds <= 0:
         ap.error("--peak-seconds must be > 0")
-    if args.adapter and set(args.systems) & set(LLAMACPP):
-        ap.error("--adapter: the llama.cpp systems run the GGUF file alone; drop them or the adapter")
+    if args.adapter and set(args.systems) & {*LLAMACPP, *OPENVINO}:
+        ap.error("--adapter: the llama.cpp and OpenVINO systems run the model alone; drop them or the adapter")
     return args
 
 
@@ -220,7 +231,8 @@ def main() -> None:
     from ptst.templates import get_template, render
 
     tok = load_tokenizer(args.model)
-    dtypes = {SYSTEMS[s][0] for s in args.systems} - {"q4_1"} or {"fp32"}  # stops and FLOPs need an HF model
+    # stops and FLOPs need an HF model
+    dtypes = {SYSTEMS[s][0] for s in args.systems if s not in OPENVINO} - {"q4_1"} or {"fp32"}
     models = {dt: load_model(args.model, adapter=args.adapter, device="cpu", dtype=dt, merge=bool(args.adapter))
               for dt in dtypes}
     qs, source = cell_prompts(args.prompts, args.n) if args.prompts else prompts(args.n, args.data)
@@ -229,11 +241,13 @@ def main() -> None:
     dec = Decoding(max_new_tokens=args.max_new_tokens)
     backends = {s: HFBackend(models[SYSTEMS[s][0]], tok, args.batch_size, progress=False, engine=SYSTEMS[s][1],
                              packed_prefill=SYSTEMS[s][2], continuous=not s.endswith("-batches"))
-                for s in args.systems if s not in ("naive", *LLAMACPP)}
+                for s in args.systems if s not in ("naive", *LLAMACPP, *OPENVINO)}
     step = -(-len(texts) // args.chunks)
     prompt_tokens = useful_prompt_tokens(tok(texts, add_special_tokens=False)["input_ids"], step)
     llama = (setup_llamacpp(args, tok, texts, step, torch.get_num_threads())
              if any(s in LLAMACPP for s in args.systems) else None)
+    ov = setup_openvino(args, next(iter(models.values())), torch.get_num_threads())
+    ov_rows = dict(zip(texts, tok(texts, add_special_tokens=False)["input_ids"], strict=True))
 
     def run_system(name: str, chunk: list[str], max_new: int) -> tuple[list[str], int]:
         if name == "naive":
@@ -245,11 +259,17 @@ def main() -> None:
             outs = run(rows, max_new, set(stops))  # each row ends at its stop token, which counts as generated
             return [tok.decode(o[:-1] if o[-1] in stops else o, skip_special_tokens=True) for o in outs], \
                 sum(map(len, outs))
+        if name in OPENVINO:
+            outs = ov[name].generate([ov_rows[t] for t in chunk], max_new, set(stops))
+            return [tok.decode(o[:-1] if o[-1] in stops else o, skip_special_tokens=True) for o in outs], \
+                sum(map(len, outs))
         comps = backends[name].generate([PromptItem(str(i), t) for i, t in enumerate(chunk)], Decoding(max_new))
         return [c.text for c in comps], sum(c.n_tokens or 0 for c in comps)
 
     if args.warmup:  # one short untimed call each, so first-call allocations do not land on one side
         for name in args.systems:
+            if name in ov:
+                ov[name].prepare(min(2, step), 64, set(stops))
             run_system(name, texts[:min(2, step)], 4)  # no more prompts than a chunk: llama.cpp's context fits
     precisions = sorted({peak_precision(s) for s in args.systems})
     peaks = {p: matmul_peak(p, args.peak_seconds / 2) for p in precisions}  # the CPU is shared: best of 2
@@ -258,6 +278,9 @@ def main() -> None:
     answers: dict[str, list[str]] = {s: [] for s in args.systems}
     for c in range(0, len(texts), step):
         for name in args.systems:
+            if name in ov:  # a fresh pipeline, warmed up, before the clock starts (benchmarks/_openvino.py)
+                chunk = [ov_rows[t] for t in texts[c: c + step]]
+                ov[name].prepare(len(chunk), max(map(len, chunk)), set(stops))
             t0 = time.perf_counter()
             outs, n = run_system(name, texts[c: c + step], dec.max_new_tokens)
             secs[name] += time.perf_counter() - t0
@@ -274,8 +297,22 @@ def main() -> None:
         for b in llama["batched"].values():
             b.close()
         llama["lc"].close()
+    if ov:
+        hw["openvino"] = {"version": next(iter(ov.values())).version, "ir": args.openvino,
+                          "properties": {n: o.props for n, o in ov.items()}}
     hw["prompt_tokens"] = prompt_tokens
     report(args, source, len(texts), secs, toks, answers, torch.get_num_threads(), hw)
+
+
+def setup_openvino(args: argparse.Namespace, model: Any, threads: int) -> dict[str, Any]:
+    """The openvino-* systems the run asked for, on the IR in --openvino (checked against the HF model)."""
+    names = [s for s in args.systems if s in OPENVINO]
+    if not names:
+        return {}
+    import _openvino
+
+    ir = _openvino.check_ir(args.openvino, model.config.to_dict())
+    return {s: _openvino.OpenVINO(ir, SYSTEMS[s][0], threads, args.batch_size) for s in names}
 
 
 def useful_prompt_tokens(rows: list[list[int]], step: int) -> int:
@@ -313,6 +350,9 @@ def report(args: argparse.Namespace, source: str, n: int, secs: dict[str, float]
         print(f"llama.cpp: llama-cpp-python {lc['version']}, {lc['threads']} threads, AMX off, batched KV {lc['kv']}, "
               f"tokens differ from HF's on {lc['token_mismatches']}/{n} prompts; its Q4_1 roofline is the fp32 "
               "peak's")
+    if "openvino" in hw:
+        print(f"OpenVINO: openvino-genai {hw['openvino']['version']}, IR {hw['openvino']['ir']}, continuous batching "
+              "with prefix caching (the first prompt alone, then the batch), a fresh pipeline per chunk")
     print(f"{'system':<28} {'tokens':>7} {'seconds':>8} {'tok/s':>7} {'speed-up':>8} {'exact':>6} {'prefix':>7} "
           f"{'roofline':>9} {'busy':>6}")
     for name in args.systems:
