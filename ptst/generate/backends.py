@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ptst.generate.base import Backend
-from ptst.models import load_model, materialize, resolve
+from ptst.models import dtype_name, load_model, materialize, resolve
 from ptst.openai_client import Endpoint
 from ptst.specs.generate import BACKENDS, BackendSpec, GenerateConfig
 
@@ -30,6 +30,17 @@ def _build_vllm(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:
                        seed=cfg.decoding.seed)
 
 
+def _build_openvino(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:
+    from ptst.generate.openvino_backend import OpenVINOBackend, exported, import_genai, lora_scale  # lazy: plugin
+
+    import_genai()  # the clear "not installed" line before any export
+    assert cfg.model is not None
+    if cfg.adapter:
+        lora_scale(cfg.adapter)  # an adapter it cannot fuse is refused before the export
+    return OpenVINOBackend(exported(cfg.model), tokenizer, adapter=cfg.adapter, dtype=dtype_name(cfg.dtype, "cpu"),
+                           batch_size=cfg.batch_size, progress=progress)
+
+
 def _build_openai(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backend:
     from ptst.generate.openai_backend import OpenAIBackend  # lazy: backend plugin, loaded when chosen
 
@@ -41,5 +52,8 @@ def _build_openai(cfg: GenerateConfig, tokenizer: Any, progress: bool) -> Backen
 
 BACKENDS.register("hf", BackendSpec("hf", _build_hf, True, "transformers on CPU/GPU: batched, left-padded, KV cache"))
 BACKENDS.register("vllm", BackendSpec("vllm", _build_vllm, True, "vLLM offline engine (GPU), LoRA via LoRARequest"))
+BACKENDS.register("openvino", BackendSpec(
+    "openvino", _build_openvino, True, "OpenVINO GenAI on CPU: the model exported once, LoRA fused at load (optional)",
+    device="cpu"))
 BACKENDS.register("openai", BackendSpec("openai", _build_openai, False,
                                         "any OpenAI-compatible endpoint (OpenAI, vllm serve, ptst serve)"))

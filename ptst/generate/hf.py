@@ -8,7 +8,7 @@ from typing import Any
 from ptst.errors import PtstError
 from ptst.generate.base import Completion, Decoding, OnDone, PromptItem
 from ptst.generate.progress import GenProgress
-from ptst.generate.stops import first_stop, stop_token_ids, truncate_at_stop
+from ptst.generate.stops import completion, first_stop, stop_token_ids, truncate_at_stop
 from ptst.runtime.cache import cache_kind
 from ptst.runtime.decode import decode_loop, make_sampler
 from ptst.runtime.rows import left_pad, shared_prefix
@@ -276,9 +276,4 @@ class HFBackend:
         return row
 
     def _completion(self, row: list[int], d: Decoding, reason: str | None) -> Completion:
-        ended = bool(row) and row[-1] in self.stop_ids
-        body = row[:-1] if ended else row  # the end-of-turn token counts as generated, but is not text
-        text, cut = truncate_at_stop(self.tokenizer.decode(body, skip_special_tokens=True), d.stop)
-        if reason is None:
-            reason = "stop" if (ended or cut or len(row) < d.max_new_tokens) else "length"
-        return Completion(text=text, finish_reason="stop" if cut else reason, n_tokens=len(row))
+        return completion(self.tokenizer, self.stop_ids, row, d, reason)

@@ -55,10 +55,11 @@ def template_fingerprint(cfg: GenerateConfig, template: Template, tok: Any = Non
 def generation_key(cfg: GenerateConfig, template: Template, data: DataIdentity, tok: Any = None) -> dict[str, Any]:
     """Everything that identifies these answers; a resumed file must have been written under the same key.
     `tok`: the model's tokenizer where the caller has it loaded (else it is loaded only if needed)."""
-    if BACKENDS.get(cfg.backend).needs_model:
+    spec = BACKENDS.get(cfg.backend)
+    if spec.needs_model:
         assert cfg.model is not None
         model: str = model_id(cfg.model)
-        dtype: str | None = dtype_name(cfg.dtype, cfg.device)
+        dtype: str | None = dtype_name(cfg.dtype, spec.device or cfg.device)
     else:
         model, dtype = f"{cfg.api_model}@{cfg.base_url}", None
     return {"model": model, "adapter_hash": adapter_hash(cfg.adapter),

@@ -238,9 +238,9 @@ def throughput(backend: Backend, cfg: GenerateConfig, answers: int, tokens: int,
     computed them (bf16 most), so it is named: `hardware` the device the model ran on (vLLM: the GPU torch sees;
     None for an API backend, whose server computed them), `cpu` this machine's CPU."""
     engine = getattr(backend, "engine", None)
-    model = getattr(backend, "model", None)
-    dtype = str(getattr(model, "dtype", "")).removeprefix("torch.") or None
-    dev = getattr(model, "device", None)
+    model = getattr(backend, "model", None)  # a torch model (hf), else the backend says (openvino)
+    dtype = str(getattr(model, "dtype", "") or getattr(backend, "dtype", "")).removeprefix("torch.") or None
+    dev = getattr(model, "device", None) or getattr(backend, "device", None)
     hardware = None if cfg.backend == "openai" else cpu.here() if cfg.backend == "vllm" else \
         cpu.device(dev) if dev is not None else None
     return {"answers": answers, "tokens": tokens, "seconds": round(seconds, 2),

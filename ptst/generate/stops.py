@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ptst.generate.base import Completion
+from ptst.specs.decoding import Decoding
+
 # End-of-turn / end-of-text tokens of the common chat families. Only the ones a tokenizer really has count, so a
 # ChatML model stops at <|im_end|> even when its config's eos is <|endoftext|> (and the other way round).
 END_OF_TURN_TOKENS = (
@@ -50,3 +53,15 @@ def first_stop(token_ids: Sequence[int], stops: set[int]) -> int:
         if t in stops:
             return i
     return -1
+
+
+def completion(tokenizer: Any, stop_ids: Sequence[int], row: list[int], d: Decoding, reason: str | None) -> Completion:
+    """A generated row (cut after its first stop token, if any) as a Completion: its text without the end-of-turn
+    token (which counts as generated) and cut before a stop string; `reason` None: "stop" where it ended (a stop
+    token or string, or fewer tokens than the limit), else "length"."""
+    ended = bool(row) and row[-1] in stop_ids
+    body = row[:-1] if ended else row
+    text, cut = truncate_at_stop(tokenizer.decode(body, skip_special_tokens=True), d.stop)
+    if reason is None:
+        reason = "stop" if (ended or cut or len(row) < d.max_new_tokens) else "length"
+    return Completion(text=text, finish_reason="stop" if cut else reason, n_tokens=len(row))

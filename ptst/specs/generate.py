@@ -19,7 +19,7 @@ class GenerateConfig:
     """One generation run: which model (and adapter) answers which data set under which test template.
 
     `seed` picks the data subset when `limit` samples; `decoding.seed` seeds sampling (unused when greedy).
-    `base_url`/`api_model`/... are read by the openai backend only; `device`/`dtype` by hf and vllm.
+    `base_url`/`api_model`/... are read by the openai backend only; `device`/`dtype` by hf, vllm and openvino.
     """
 
     data: str
@@ -59,6 +59,8 @@ class GenerateConfig:
                 raise PtstError(f"the {self.backend} backend cannot load an adapter: serve the adapted model "
                                 "(e.g. `vllm serve BASE --enable-lora --lora-modules NAME=DIR`) and name it in "
                                 "--api-model")
+        if spec.device and self.device not in (None, "auto", spec.device):
+            raise PtstError(f"the {self.backend} backend runs on {spec.device} only, not on device {self.device!r}")
         if self.dtype not in (None, "auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32"):
             raise PtstError(f"unknown dtype {self.dtype!r}; use auto, bf16, fp16 or fp32")
 
@@ -72,6 +74,7 @@ class BackendSpec:
     build: Callable[[GenerateConfig, Any, bool], Backend]
     needs_model: bool
     description: str
+    device: str | None = None  # the one device it runs on (openvino: "cpu"): the key's "auto" dtype is that device's
 
 
 # ptst's own backends register in ptst.generate.backends, imported the first time a name is looked up.

@@ -57,7 +57,7 @@ def data_spec(tmp_path: Path) -> str:
     return write_data(tmp_path / "prompts.jsonl")
 
 
-def save_lora(model_dir: Path, out: Path, seed: int = 1, hidden: int | None = None) -> Path:
+def save_lora(model_dir: Path, out: Path, seed: int = 1, hidden: int | None = None, std: float = 0.5) -> Path:
     """A LoRA adapter over the model in `model_dir` with non-zero B matrices (so it changes the outputs)."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -69,6 +69,6 @@ def save_lora(model_dir: Path, out: Path, seed: int = 1, hidden: int | None = No
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+                p.copy_(torch.randn(p.shape, generator=g) * std)
     peft_model.save_pretrained(out)
     return out
