@@ -1,9 +1,10 @@
 """OpenVINO GenAI backend (optional, CPU): the model exported once to OpenVINO IR, a LoRA adapter fused into its
 weights when the pipeline loads, prompts decoded by openvino_genai's continuous-batching pipeline.
 
-Why it exists: on SmolLM2-135M (2-core Xeon with AMX) its fused kernels decoded 1.4x faster than ptst's own engine
-on an evaluation cell's own workload, fp32 answers identical token for token (docs/performance.md). Why it is not
-the default: the export needs optimum-intel, which pins an older transformers than ptst's own venv runs.
+Why it exists: on SmolLM2-135M (2-core Xeon with AMX) its fused kernels generated the whole-story quickstart's
+evaluation 1.4x faster than ptst's own engine, 99.9% of the fp32 answers identical token for token (the rest part at
+near-ties; docs/performance.md). Why it is not the default: the export needs optimum-intel, which pins an older
+transformers than ptst's own venv runs.
 
 - **Export** (`exported`): optimum-intel's `optimum-cli export openvino` in a child process (the model traced once
   through torch), fp32 weights, into ptst's cache under the weights' content hash (`ptst.models.base_identity`; a
@@ -103,7 +104,7 @@ class OpenVINOBackend:
     chunk of `4 * batch_size` items (what a kill can lose)."""
 
     name = "openvino"
-    engine = "openvino"
+    engine = "genai"  # OpenVINO GenAI's continuous-batching pipeline
     device = "cpu"  # what the throughput record names as the hardware
 
     def __init__(self, ir_dir: str | Path, tokenizer: Any, adapter: str | None = None, dtype: str = "float32",

@@ -120,7 +120,7 @@ def test_a_run_records_the_backend_its_precision_and_hardware(lively_dir, data_s
     meta = json.loads(meta_path(out.path).read_text())
     assert meta["key"]["backend"] == "openvino" and meta["key"]["dtype"] == "float32"
     t = meta["throughput"]
-    assert (t["backend"], t["engine"], t["dtype"]) == ("openvino", "openvino", "float32")
+    assert (t["backend"], t["engine"], t["dtype"]) == ("openvino", "genai", "float32")
     assert t["hardware"] and t["tokens"] > 0
     hf = run(GenerateConfig(model=str(lively_dir), data=data_spec, template="chat:llama", batch_size=4,
                             decoding=Decoding(max_new_tokens=8)), tmp_path / "h.jsonl", progress=False)
