@@ -34,9 +34,10 @@ def require() -> Any:
     return openvino_genai
 
 
-def check_ir(ir_dir: str | None, hf_config: dict[str, Any]) -> Path:
-    """The exported model's directory, checked to hold an IR of the same architecture as the HF model (one
-    SystemExit line otherwise)."""
+def check_ir(ir_dir: str | None, model: str, hf_config: dict[str, Any]) -> Path:
+    """The exported model's directory, checked to hold an IR of the benchmark's model: the weights' identity that
+    `make openvino-ir` records beside it (ptst-model.txt), and the same architecture (one SystemExit line
+    otherwise)."""
     if not ir_dir:
         raise SystemExit(f"OpenVINO systems need --openvino DIR, an exported model: {EXPORT_HINT}")
     path = Path(ir_dir)
@@ -46,6 +47,14 @@ def check_ir(ir_dir: str | None, hf_config: dict[str, Any]) -> Path:
         cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise SystemExit(f"--openvino {ir_dir}: unreadable config.json ({e})") from None
+    from ptst.models import base_identity
+
+    made = path / "ptst-model.txt"
+    want = base_identity(model)
+    if not made.is_file() or made.read_text(encoding="utf-8").strip() != want:
+        got = made.read_text(encoding="utf-8").strip() if made.is_file() else "no ptst-model.txt"
+        raise SystemExit(f"--openvino {ir_dir}: exported from other weights than --model {model} ({got[:40]} vs "
+                         f"{want[:40]}); {EXPORT_HINT}")
     diff = [k for k in SAME if cfg.get(k) != hf_config.get(k)]
     if diff:
         what = ", ".join(f"{k} {cfg.get(k)!r} vs {hf_config.get(k)!r}" for k in diff)

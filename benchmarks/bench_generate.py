@@ -311,7 +311,7 @@ def setup_openvino(args: argparse.Namespace, model: Any, threads: int) -> dict[s
         return {}
     import _openvino
 
-    ir = _openvino.check_ir(args.openvino, model.config.to_dict())
+    ir = _openvino.check_ir(args.openvino, args.model, model.config.to_dict())
     return {s: _openvino.OpenVINO(ir, SYSTEMS[s][0], threads, args.batch_size) for s in names}
 
 

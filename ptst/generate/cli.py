@@ -36,7 +36,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--template", help="test template, e.g. chat:llama (PTST: the safety prompt at test time)")
     b = p.add_argument_group("backend")
     b.add_argument("--backend", help="hf (default), vllm, openvino or openai")
-    b.add_argument("--batch-size", type=int, help="prompts per batch for hf (default 16)")
+    b.add_argument("--batch-size", type=int, help="prompts decoded together, hf and openvino (default 16)")
     b.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
     b.add_argument("--dtype", help="auto (fp32 on CPU, bf16 on GPU), bf16, fp16, fp32")
     b.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")

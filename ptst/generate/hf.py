@@ -8,7 +8,7 @@ from typing import Any
 from ptst.errors import PtstError
 from ptst.generate.base import Completion, Decoding, OnDone, PromptItem
 from ptst.generate.progress import GenProgress
-from ptst.generate.stops import completion, first_stop, stop_token_ids, truncate_at_stop
+from ptst.generate.stops import completion, first_stop, stop_checker, stop_token_ids
 from ptst.runtime.cache import cache_kind
 from ptst.runtime.decode import decode_loop, make_sampler
 from ptst.runtime.rows import left_pad, shared_prefix
@@ -169,11 +169,7 @@ class HFBackend:
 
     def _stop_check(self, d: Decoding) -> Any:
         """A test on a row's tokens for `d.stop`'s strings, or None where there are none."""
-        if not d.stop:
-            return None
-        window = 4 * max(len(x) for x in d.stop) + 4  # a stop string of k characters lies within the last 4k+4
-        return lambda toks: truncate_at_stop(  # tokens (byte-level BPE worst case)
-            self.tokenizer.decode(toks[-window:], skip_special_tokens=True), d.stop)[1]
+        return stop_checker(self.tokenizer, d.stop)
 
     def _prefix(self, rows: list[list[int]]) -> int:
         """The tokens every row shares, run once: `prefix_hint` where every row begins with it (a server's

@@ -2,45 +2,49 @@
 weights when the pipeline loads, prompts decoded by openvino_genai's continuous-batching pipeline.
 
 Why it exists: on SmolLM2-135M (2-core Xeon with AMX) its fused kernels generated the whole-story quickstart's
-evaluation 1.4x faster than ptst's own engine, 99.9% of the fp32 answers identical token for token (the rest part at
-near-ties; docs/performance.md). Why it is not the default: the export needs optimum-intel, which pins an older
-transformers than ptst's own venv runs.
+evaluation answers 1.24x faster than ptst's own engine in the same hour (the evaluation stage 1.08x), 4,475 of
+4,480 fp32 answers identical token for token (the rest part at near-ties; docs/performance.md). Why it is not the
+default: the export needs optimum-intel, which pins an older transformers than ptst's own venv runs.
 
 - **Export** (`exported`): optimum-intel's `optimum-cli export openvino` in a child process (the model traced once
   through torch), fp32 weights, into ptst's cache under the weights' content hash (`ptst.models.base_identity`; a
-  hub model is downloaded and hashed first), written whole or not at all. Another model, adapter or precision
-  never reuses it; the same weights always do, in every run.
+  hub model is downloaded and hashed first) and the exporting openvino and optimum-intel versions, written whole
+  or not at all. Other weights never reuse it; the same weights do, in every run, with any adapter or precision.
 - **Adapter**: PEFT LoRA weights fused into the exported weights at load (`AdapterConfig.Mode.MODE_FUSE`, scale
-  lora_alpha / r as PEFT's): the merged model ptst's HF backend runs, without a second export. DoRA, rsLoRA
-  with per-module patterns, biases and `modules_to_save` are refused in one line.
+  lora_alpha / r as PEFT's): the merged model ptst's HF backend runs, without a second export. DoRA, per-module
+  rank or alpha patterns, LoRA biases and `modules_to_save` are refused in one line.
 - **Decoding**: prompts in as the HF tokenizer's ids (no special tokens added, as the HF backend); precision and
   KV cache both bf16 or both fp32 (`dtype`; auto is fp32, as ptst's CPU default); the safety prompt every row
   shares runs once, its cached blocks reused by the batch (the first row runs alone for one token first).
+  Sampling seeds each request from (decoding.seed, the item's id): the same answer on a rerun or resume, and
+  independent draws across prompts.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from importlib import util
+from importlib import metadata, util
 from pathlib import Path
 from typing import Any
 
 from ptst.errors import PtstError
 from ptst.generate.base import Completion, Decoding, OnDone, PromptItem
 from ptst.generate.progress import GenProgress
-from ptst.generate.stops import completion, stop_token_ids
+from ptst.generate.stops import completion, stop_checker, stop_token_ids
 from ptst.io import atomic_dir, stable_hash
-from ptst.models import base_identity, cache_dir, dir_fingerprint, materialize, resolve
+from ptst.models import MODEL_FILE_GLOBS, base_identity, cache_dir, dir_fingerprint, materialize, resolve
 from ptst.runtime.rows import shared_prefix
 
-GENAI_MISSING = ("the openvino backend needs openvino-genai, which is not installed: pip install 'ptst[openvino]' "
-                 "(openvino-genai, and optimum-intel to export the model once)")
+GENAI_MISSING = ("the openvino backend needs openvino-genai, which is not installed: pip install openvino-genai, "
+                 "and optimum-intel to export models (docs/generation.md, 'openvino': it pins an older transformers)")
 EXPORT_MISSING = ("the openvino backend exports the model once with optimum-intel, which is not installed: "
-                  "pip install 'ptst[openvino]'")
+                  "pip install --no-deps optimum-intel plus its dependencies (docs/generation.md, 'openvino')")
 EXPORT_FORMAT = 1  # bump when the export's command or settings change: every cached IR is then made again
 PRECISIONS = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
 MIN_SHARED_PREFIX = 8  # as the HF backend: shorter shared prefixes are not worth a request of their own
@@ -62,14 +66,16 @@ def exported(model: str) -> Path:
     if not ident.startswith(("dir:", "gguf:")):  # a hub id: the snapshot's content, not the name, keys the export
         from huggingface_hub import snapshot_download
 
-        src = snapshot_download(model)
+        src = snapshot_download(model, allow_patterns=list(MODEL_FILE_GLOBS))
         ident = f"dir:{dir_fingerprint(Path(src))}"
-    key = stable_hash({"model": ident, "format": EXPORT_FORMAT, "weights": "fp32"})
+    if util.find_spec("optimum") is None or util.find_spec("optimum.intel") is None:
+        raise PtstError(EXPORT_MISSING)
+    tools = {name: _version(name) for name in ("openvino", "optimum-intel")}
+    key = stable_hash({"model": ident, "format": EXPORT_FORMAT, "weights": "fp32", "tools": tools})
     out = cache_dir() / "openvino" / key[:32]
     if (out / "ptst-done").exists():
         return out
-    if util.find_spec("optimum") is None or util.find_spec("optimum.intel") is None:
-        raise PtstError(EXPORT_MISSING)
+    _clear_dead_staging(out)
     with atomic_dir(out, keep_existing=True, unique=True) as tmp:
         cmd = [sys.executable, "-m", "optimum.commands.optimum_cli", "export", "openvino", "--task",
                "text-generation-with-past", "--weight-format", "fp32", "--model", str(src), str(tmp)]
@@ -77,8 +83,30 @@ def exported(model: str) -> Path:
         if done.returncode != 0 or not (tmp / "openvino_model.xml").is_file():
             last = next((ln for ln in reversed(done.stderr.splitlines()) if ln.strip()), "no output")
             raise PtstError(f"exporting {model} to OpenVINO IR failed (optimum-cli exit {done.returncode}): {last}")
-        (tmp / "ptst-done").write_text(json.dumps({"model": ident, "format": EXPORT_FORMAT}) + "\n")
+        (tmp / "ptst-done").write_text(json.dumps({"model": ident, "format": EXPORT_FORMAT, "tools": tools}) + "\n")
     return out
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _clear_dead_staging(out: Path) -> None:
+    """Remove the staging directories (`.NAME.tmpPID`) of exports whose process is gone (killed mid-export):
+    hundreds of MB each, which nothing else would remove. A live process's staging is left alone."""
+    for tmp in out.parent.glob(f".{out.name}.tmp*") if out.parent.is_dir() else ():
+        pid = tmp.name.rsplit(".tmp", 1)[1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def lora_scale(adapter: str | Path) -> float:
@@ -89,13 +117,14 @@ def lora_scale(adapter: str | Path) -> float:
         raise PtstError(f"the openvino backend needs a PEFT LoRA adapter directory with adapter_config.json and "
                         f"adapter_model.safetensors: {adapter}")
     cfg = json.loads(path.read_text(encoding="utf-8"))
-    unsupported = [k for k in ("use_dora", "modules_to_save", "rank_pattern", "alpha_pattern") if cfg.get(k)]
+    unsupported = [k for k in ("use_dora", "lora_bias", "modules_to_save", "rank_pattern", "alpha_pattern")
+                   if cfg.get(k)]
     if cfg.get("peft_type", "LORA") != "LORA" or cfg.get("bias", "none") != "none" or unsupported:
         what = ", ".join(unsupported) or f"peft_type {cfg.get('peft_type')}, bias {cfg.get('bias')}"
         raise PtstError(f"the openvino backend fuses plain LoRA adapters only; {adapter} uses {what}: use the hf "
                         "backend")
     r = int(cfg.get("r") or 8)
-    alpha = float(cfg.get("lora_alpha") or r)
+    alpha = float(cfg.get("lora_alpha") or 8)  # PEFT's default lora_alpha
     return alpha / (math.sqrt(r) if cfg.get("use_rslora") else r)
 
 
@@ -138,24 +167,40 @@ class OpenVINOBackend:
             what = f"{ir_dir} with {adapter}" if adapter else str(ir_dir)
             raise PtstError(f"OpenVINO could not load {what}: {first}") from None
 
-    def _config(self, d: Decoding, max_new: int) -> Any:
+    def _config(self, d: Decoding, max_new: int, item_id: str = "") -> Any:
         cfg = self.genai.GenerationConfig()
         cfg.max_new_tokens, cfg.stop_token_ids = max_new, set(self.stop_ids)
         cfg.do_sample = not d.greedy
-        if not d.greedy:
-            cfg.temperature, cfg.top_p, cfg.top_k, cfg.rng_seed = d.temperature, d.top_p, 0, d.seed
-        if d.stop:
-            cfg.stop_strings, cfg.include_stop_str_in_output = set(d.stop), True  # cut below, as the HF backend
+        if not d.greedy:  # each request its own generator: seeded from (seed, item id), as stable as the id
+            cfg.temperature, cfg.top_p = d.temperature, d.top_p
+            cfg.rng_seed = int(stable_hash([d.seed, item_id])[:8], 16)
+        # OpenVINO matches a stop string with its edge whitespace trimmed (it stops at "p4" for "p4 "): only the
+        # strings without any end there early; every row is cut below as the HF backend's loop cuts it
+        early = {x for x in d.stop if x == x.strip()}
+        if early:
+            cfg.stop_strings, cfg.include_stop_str_in_output = early, True
         if self.adapters is not None:
             cfg.adapters = self.adapters
         return cfg
 
-    def _run(self, rows: list[list[int]], cfg: Any) -> list[list[int]]:
+    def _run(self, rows: list[list[int]], cfgs: list[Any]) -> list[list[int]]:
         import numpy as np
         import openvino
 
         ids = [openvino.Tensor(np.array([r], dtype=np.int64)) for r in rows]
-        return [[int(t) for t in r.m_generation_ids[0]] for r in self.pipe.generate(ids, [cfg] * len(ids))]
+        try:
+            return [[int(t) for t in r.m_generation_ids[0]] for r in self.pipe.generate(ids, cfgs)]
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PtstError(f"OpenVINO generation failed: {first}") from None
+
+    def _cut(self, out: list[int], check: Any) -> list[int]:
+        """A row as the HF backend's loop leaves it: after its first stop token, or after the token whose text
+        completes a stop string (`check`: `stop_checker`), whichever comes first."""
+        end = next((k for k, t in enumerate(out) if t in self.stop_ids), len(out) - 1)
+        if check is not None:
+            end = next((k for k in range(end + 1) if check(out[: k + 1])), end)
+        return out[: end + 1]
 
     def generate(self, items: Sequence[PromptItem], decoding: Decoding,
                  on_done: OnDone | None = None) -> list[Completion]:
@@ -163,16 +208,16 @@ class OpenVINOBackend:
         for it, row in zip(items, rows, strict=True):
             if not row:
                 raise PtstError(f"item {it.id}: the rendered prompt is empty")
-        cfg, results = self._config(decoding, decoding.max_new_tokens), []
-        step = 4 * self.batch_size
+        results: list[Completion] = []
+        step, check = 4 * self.batch_size, stop_checker(self.tokenizer, decoding.stop)
         with GenProgress(len(items), "generating", self.progress) as bar:
             for start in range(0, len(rows), step):
                 chunk = rows[start: start + step]
                 if len(chunk) > 1 and shared_prefix(chunk) >= MIN_SHARED_PREFIX:
-                    self._run(chunk[:1], self._config(decoding, 1))  # the shared prefix's blocks, cached once
-                for i, out in enumerate(self._run(chunk, cfg), start):
-                    end = next((k for k, t in enumerate(out) if t in self.stop_ids), len(out) - 1)
-                    c = completion(self.tokenizer, self.stop_ids, out[: end + 1], decoding, None)
+                    self._run(chunk[:1], [self._config(decoding, 1)])  # the shared prefix's blocks, cached once
+                cfgs = [self._config(decoding, decoding.max_new_tokens, it.id) for it in items[start: start + step]]
+                for i, out in enumerate(self._run(chunk, cfgs), start):
+                    c = completion(self.tokenizer, self.stop_ids, self._cut(out, check), decoding, None)
                     results.append(c)
                     bar.advance(prompts=1, tokens=c.n_tokens or 0)
                     if on_done is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ptst.generate.base import Completion
@@ -45,6 +45,16 @@ def truncate_at_stop(text: str, stop: Iterable[str]) -> tuple[str, bool]:
     """Cut `text` before the earliest stop string (which is dropped, as OpenAI and vLLM do); True if one was found."""
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def stop_checker(tokenizer: Any, stop: Sequence[str]) -> Callable[[list[int]], bool] | None:
+    """A test on a row's tokens so far: whether their text now holds one of the `stop` strings (None where there
+    are none). Decodes only the last 4k+4 tokens, where a stop string of k characters must lie (byte-level BPE's
+    worst case), so a decoding loop can run it after every token."""
+    if not stop:
+        return None
+    window = 4 * max(len(x) for x in stop) + 4
+    return lambda toks: truncate_at_stop(tokenizer.decode(toks[-window:], skip_special_tokens=True), stop)[1]
 
 
 def first_stop(token_ids: Sequence[int], stops: set[int]) -> int:

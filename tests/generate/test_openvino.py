@@ -58,12 +58,12 @@ def test_fp32_answers_equal_the_hf_backend_token_for_token(ir, lively_dir, llama
 
     prompts, dec = items(llama2_tok), Decoding(max_new_tokens=20)
     done: list[int] = []
-    ov = OpenVINOBackend(ir, llama2_tok, batch_size=2, progress=False).generate(
+    ov = OpenVINOBackend(ir, llama2_tok, batch_size=1, progress=False).generate(  # chunks of 4: two of them
         prompts, dec, on_done=lambda i, c: done.append(i))
     hf = hf_answers(lively_dir, llama2_tok, prompts, dec)
     assert [(c.text, c.n_tokens, c.finish_reason) for c in ov] == [(c.text, c.n_tokens, c.finish_reason) for c in hf]
     assert len({c.text for c in ov}) > 1  # the prompts' own words change the answers: not one repeated string
-    assert sorted(done) == list(range(len(prompts)))  # every item reported, across chunks of 4 * batch_size
+    assert done == list(range(len(prompts)))  # every item reported once, the second chunk's at their own index
 
 
 @needs_openvino
@@ -85,20 +85,41 @@ def test_stop_strings_cut_as_the_hf_backend(ir, lively_dir, llama2_tok):
 
     prompts = items(llama2_tok, 3)
     free = hf_answers(lively_dir, llama2_tok, prompts, Decoding(max_new_tokens=20))
-    stop = next(c.text for c in free if len(c.text) > 8)[4:7]  # a piece of a real answer
-    dec = Decoding(max_new_tokens=20, stop=(stop,))
-    ov = OpenVINOBackend(ir, llama2_tok, progress=False).generate(prompts, dec)
-    hf = hf_answers(lively_dir, llama2_tok, prompts, dec)
-    assert [(c.text, c.finish_reason) for c in ov] == [(c.text, c.finish_reason) for c in hf]
-    assert any(c.finish_reason == "stop" and stop not in c.text for c in ov)
+    text = next(c.text for c in free if " " in c.text[3:-1])
+    k = text.index(" ", 3)
+    for stop in (text[k - 3: k], text[k - 2: k + 1]):  # pieces of a real answer, one ending in a space
+        dec = Decoding(max_new_tokens=20, stop=(stop,))
+        ov = OpenVINOBackend(ir, llama2_tok, progress=False).generate(prompts, dec)
+        hf = hf_answers(lively_dir, llama2_tok, prompts, dec)
+        assert [(c.text, c.finish_reason, c.n_tokens) for c in ov] == \
+            [(c.text, c.finish_reason, c.n_tokens) for c in hf], repr(stop)
+        assert any(c.finish_reason == "stop" and stop not in c.text for c in ov)
+
+
+@needs_openvino
+def test_sampling_is_seeded_per_item_and_bf16_runs(ir, llama2_tok):
+    from ptst.generate.openvino_backend import OpenVINOBackend
+
+    same = [PromptItem(f"q{i}", items(llama2_tok, 1)[0].rendered) for i in range(4)]  # one prompt, four ids
+    dec = Decoding(max_new_tokens=12, temperature=1.0, seed=3)
+    backend = OpenVINOBackend(ir, llama2_tok, progress=False)
+    first = [c.text for c in backend.generate(same, dec)]
+    assert [c.text for c in backend.generate(same, dec)] == first  # seeded: the same draws again
+    assert len(set(first)) > 1  # each item its own generator, not one stream for all
+    assert [c.text for c in backend.generate(same[:1], dec)] == first[:1]  # by item id, not by position or chunk
+    bf16 = OpenVINOBackend(ir, llama2_tok, dtype="bfloat16", progress=False).generate(same, Decoding(max_new_tokens=8))
+    assert all(c.n_tokens for c in bf16)
 
 
 @needs_openvino
 def test_the_export_is_made_once_and_keyed_by_the_weights(ir, lively_dir, tmp_path):
     from ptst.generate.openvino_backend import exported
 
+    stamp = (ir / "ptst-done").stat().st_mtime_ns
     assert exported(str(lively_dir)) == ir  # cached: the same directory, not exported again
-    assert json.loads((ir / "ptst-done").read_text())["model"].startswith("dir:")
+    assert (ir / "ptst-done").stat().st_mtime_ns == stamp
+    done = json.loads((ir / "ptst-done").read_text())
+    assert done["model"].startswith("dir:") and done["tools"]["openvino"]
     other = tmp_path / "other"
     other.mkdir()
     for f in lively_dir.iterdir():
@@ -107,6 +128,22 @@ def test_the_export_is_made_once_and_keyed_by_the_weights(ir, lively_dir, tmp_pa
     cfg["rms_norm_eps"] = 1e-5  # other weights' config: another export
     (other / "config.json").write_text(json.dumps(cfg))
     assert exported(str(other)) != ir
+
+
+@needs_openvino
+def test_a_failed_export_is_one_line_and_leaves_nothing(lively_dir, tmp_path, monkeypatch):
+    from ptst.generate.openvino_backend import exported
+
+    monkeypatch.setenv("PTST_CACHE_DIR", str(tmp_path / "cache"))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in lively_dir.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    (bad / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(PtstError, match=r"exporting .* to OpenVINO IR failed \(optimum-cli exit") as e:
+        exported(str(bad))
+    assert "\n" not in str(e.value)
+    assert not any((tmp_path / "cache" / "openvino").iterdir())  # no export, no staging left
 
 
 @needs_openvino
@@ -134,7 +171,7 @@ def test_refused_without_openvino_genai_in_one_line(monkeypatch, lively_dir, dat
 
     monkeypatch.setitem(sys.modules, "openvino_genai", None)  # absent even where it is installed
     cfg = GenerateConfig(model=str(lively_dir), data=data_spec, template="chat:llama", backend="openvino")
-    with pytest.raises(PtstError, match=r"needs openvino-genai.*pip install 'ptst\[openvino\]'"):
+    with pytest.raises(PtstError, match=r"needs openvino-genai.*pip install openvino-genai"):
         run(cfg, tmp_path / "o.jsonl", progress=False)
     assert not (tmp_path / "o.jsonl").exists()
 
@@ -166,6 +203,10 @@ def test_only_the_cpu_and_keys_resolve_auto_to_fp32_there(lively_dir, data_spec)
 
 @pytest.mark.parametrize(("change", "match"), [({"use_dora": True}, "use_dora"),
                                                ({"modules_to_save": ["lm_head"]}, "modules_to_save"),
+                                               ({"lora_bias": True}, "lora_bias"),
+                                               ({"rank_pattern": {"q_proj": 4}}, "rank_pattern"),
+                                               ({"alpha_pattern": {"q_proj": 4}}, "alpha_pattern"),
+                                               ({"peft_type": "IA3"}, "peft_type IA3"),
                                                ({"bias": "all"}, "bias all")])
 def test_adapters_it_cannot_fuse_are_refused(tmp_path, change, match):
     from ptst.generate.openvino_backend import lora_scale
@@ -182,7 +223,7 @@ def test_lora_scale_is_peft_s(tmp_path):
 
     (tmp_path / "adapter_model.safetensors").write_bytes(b"")
     for cfg, want in (({"r": 16, "lora_alpha": 32}, 2.0), ({"r": 16, "lora_alpha": 32, "use_rslora": True}, 8.0),
-                      ({"r": 8}, 1.0)):
+                      ({"r": 16}, 0.5)):  # PEFT's default lora_alpha is 8
         (tmp_path / "adapter_config.json").write_text(json.dumps(cfg))
         assert lora_scale(tmp_path) == want
     (tmp_path / "adapter_model.safetensors").unlink()
