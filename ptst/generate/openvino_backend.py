@@ -66,7 +66,11 @@ def exported(model: str) -> Path:
     if not ident.startswith(("dir:", "gguf:")):  # a hub id: the snapshot's content, not the name, keys the export
         from huggingface_hub import snapshot_download
 
-        src = snapshot_download(model, allow_patterns=list(MODEL_FILE_GLOBS))
+        try:
+            src = snapshot_download(model, allow_patterns=list(MODEL_FILE_GLOBS))
+        except Exception as e:  # noqa: BLE001 - offline, no such repo, no access: one line, not a traceback
+            raise PtstError(f"the openvino backend could not fetch {model} to export it: {type(e).__name__}: "
+                            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
         ident = f"dir:{dir_fingerprint(Path(src))}"
     if util.find_spec("optimum") is None or util.find_spec("optimum.intel") is None:
         raise PtstError(EXPORT_MISSING)
@@ -116,7 +120,12 @@ def lora_scale(adapter: str | Path) -> float:
     if not path.is_file() or not (Path(adapter) / "adapter_model.safetensors").is_file():
         raise PtstError(f"the openvino backend needs a PEFT LoRA adapter directory with adapter_config.json and "
                         f"adapter_model.safetensors: {adapter}")
-    cfg = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PtstError(f"unreadable adapter config {path}: {e}") from None
+    if not isinstance(cfg, dict):
+        raise PtstError(f"unreadable adapter config {path}: not a JSON object")
     unsupported = [k for k in ("use_dora", "lora_bias", "modules_to_save", "rank_pattern", "alpha_pattern")
                    if cfg.get(k)]
     if cfg.get("peft_type", "LORA") != "LORA" or cfg.get("bias", "none") != "none" or unsupported:

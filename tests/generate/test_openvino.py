@@ -226,6 +226,9 @@ def test_lora_scale_is_peft_s(tmp_path):
                       ({"r": 16}, 0.5)):  # PEFT's default lora_alpha is 8
         (tmp_path / "adapter_config.json").write_text(json.dumps(cfg))
         assert lora_scale(tmp_path) == want
+    (tmp_path / "adapter_config.json").write_text("{not json")
+    with pytest.raises(PtstError, match="unreadable adapter config"):
+        lora_scale(tmp_path)
     (tmp_path / "adapter_model.safetensors").unlink()
     with pytest.raises(PtstError, match="PEFT LoRA adapter directory"):
         lora_scale(tmp_path)
