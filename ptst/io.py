@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -92,21 +93,47 @@ _TMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what write_bytes_atomic's mks
 
 
 def staging_path(final: Path, unique: bool = False) -> Path:
-    """Where atomic_dir stages `final`: `.NAME.tmp` beside it (`.NAME.tmpPID` with `unique`)."""
-    return final.with_name(f".{final.name}.tmp{os.getpid() if unique else ''}")
+    """Where atomic_dir stages `final`: `.NAME.tmp` beside it (`.NAME.tmpHOST-PID` with `unique`)."""
+    return final.with_name(f".{final.name}.tmp{_writer() if unique else ''}")
+
+
+def _writer() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _clear_dead_staging(final: Path) -> None:
+    """Remove the unique staging directories of `final` that writers on this host left when they were killed:
+    their process is gone, and nothing else would remove them (a model's export or dequantised copy: hundreds of
+    MB each). Another host's staging (a shared file system) and a live process's are left alone."""
+    import shutil
+
+    host = f".{final.name}.tmp{socket.gethostname()}-"
+    for tmp in final.parent.glob(f".{final.name}.tmp*") if final.parent.is_dir() else ():
+        pid = tmp.name[len(host):] if tmp.name.startswith(host) else ""
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 @contextmanager
 def atomic_dir(final: str | Path, *, keep_existing: bool = False, unique: bool = False) -> Iterator[Path]:
     """A directory written whole or not at all: yields an empty staging directory beside `final`
-    (`.NAME.tmp`, or `.NAME.tmpPID` with `unique`, where several processes may write the same `final`); when the
-    block ends, it is renamed into place (replacing `final`, or, with `keep_existing`, discarded where `final`
-    already exists: another process's equal result). An error removes the staging."""
+    (`.NAME.tmp`, or `.NAME.tmpHOST-PID` with `unique`, where several processes may write the same `final`); when
+    the block ends, it is renamed into place (replacing `final`, or, with `keep_existing`, discarded where `final`
+    already exists: another process's equal result). An error removes the staging; a killed writer's is removed
+    by the next writer (with `unique`: the staging of this host's writers that are gone)."""
     import shutil
 
     final = Path(final)
     tmp = staging_path(final, unique)
     shutil.rmtree(tmp, ignore_errors=True)  # a killed writer's leftovers
+    if unique:
+        _clear_dead_staging(final)
     tmp.mkdir(parents=True)
     try:
         yield tmp

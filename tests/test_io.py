@@ -45,3 +45,26 @@ def test_atomic_dir_is_whole_or_absent(tmp_path):
     with atomic_dir(final, keep_existing=True, unique=True) as tmp:  # another writer's equal result stands
         (tmp / "weights").write_text("mine")
     assert (final / "weights").read_text() == "newer" and sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_a_unique_writer_removes_the_staging_of_this_host_s_dead_writers_only(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from ptst.io import atomic_dir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # a process that has ended
+    host = socket.gethostname()
+    final = tmp_path / "model"
+    kept = [f".model.tmp{host}-{os.getpid()}x", f".model.tmpother-host-{dead}", f".model.tmp{host}-{os.getppid()}"]
+    for name in [f".model.tmp{host}-{dead}", *kept]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "weights.bin").write_text("partial")
+    with atomic_dir(final, unique=True) as tmp:
+        assert tmp.name == f".model.tmp{host}-{os.getpid()}"
+        (tmp / "weights").write_text("w")
+    # the dead local writer's staging is gone; another host's (a shared file system), a live process's and a
+    # name that is not a writer's are left alone
+    assert sorted(os.listdir(tmp_path)) == sorted(["model", *kept])

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -79,7 +77,6 @@ def exported(model: str) -> Path:
     out = cache_dir() / "openvino" / key[:32]
     if (out / "ptst-done").exists():
         return out
-    _clear_dead_staging(out)
     with atomic_dir(out, keep_existing=True, unique=True) as tmp:
         cmd = [sys.executable, "-m", "optimum.commands.optimum_cli", "export", "openvino", "--task",
                "text-generation-with-past", "--weight-format", "fp32", "--model", str(src), str(tmp)]
@@ -96,21 +93,6 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-def _clear_dead_staging(out: Path) -> None:
-    """Remove the staging directories (`.NAME.tmpPID`) of exports whose process is gone (killed mid-export):
-    hundreds of MB each, which nothing else would remove. A live process's staging is left alone."""
-    for tmp in out.parent.glob(f".{out.name}.tmp*") if out.parent.is_dir() else ():
-        pid = tmp.name.rsplit(".tmp", 1)[1]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(tmp, ignore_errors=True)
-        except PermissionError:  # alive, another user's
-            pass
 
 
 def lora_scale(adapter: str | Path) -> float:
