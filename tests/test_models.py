@@ -276,3 +276,37 @@ def test_saved_tokenizer_bytes_do_not_depend_on_how_it_was_loaded(tmp_path, tiny
     assert set(json.loads((out / "tokenizer_config.json").read_text())) & set(LOAD_ONLY_KEYS)
     (out / "config.json").write_text("{}")
     assert dir_fingerprint(out) != dir_fingerprint(tmp_path / "offline-True")
+
+
+def test_an_adapter_merged_into_bf16_weights_stored_in_fp32_is_merged_in_fp32(tiny_model_dir, tmp_path):
+    """bf16(W + delta), rounded once, not bf16(bf16(W) + delta): rounding the base first loses the small LoRA
+    updates that the sum's rounding keeps. An unmerged adapter keeps its own weights' dtype."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    base = M.load_model(str(tiny_model_dir), device="cpu", dtype="fp32")
+    peft = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.mul_(0.05)  # updates of the size fine-tuning makes: a fraction of a bf16 step of the weights
+    peft.save_pretrained(tmp_path / "adapter")
+    adapter = str(tmp_path / "adapter")
+    want = M.load_model(str(tiny_model_dir), adapter=adapter, device="cpu", dtype="fp32", merge=True)
+    got = M.load_model(str(tiny_model_dir), adapter=adapter, device="cpu", dtype="bf16", merge=True)
+    assert got.dtype == got.config.dtype == torch.bfloat16
+    from transformers import AutoModelForCausalLM
+
+    rounded_first = M.apply_adapter(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.bfloat16),
+                                    adapter).merge_and_unload()
+    differs = 0
+    for (name, w), (_, r) in zip(want.named_parameters(), rounded_first.named_parameters(), strict=True):
+        g = dict(got.named_parameters())[name]
+        assert torch.equal(g, w.to(torch.bfloat16)), name
+        differs += int((r != g).sum())
+    assert differs > 0  # the old way gives other weights
+    unmerged = M.load_model(str(tiny_model_dir), adapter=adapter, device="cpu", dtype="bf16")
+    assert unmerged.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight.dtype == torch.bfloat16
+    lora = unmerged.base_model.model.model.layers[0].self_attn.q_proj.lora_A["default"].weight.dtype
+    plain = M.apply_adapter(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.bfloat16), adapter)
+    assert lora == plain.base_model.model.model.layers[0].self_attn.q_proj.lora_A["default"].weight.dtype

@@ -16,6 +16,11 @@ from ptst.specs.decoding import Decoding
 from ptst.specs.generate import GenerateConfig
 from ptst.templates import INPUT, RENDER_VERSION, Template, fingerprint
 
+# The hf backend's half-precision arithmetic, part of its bf16/fp16 generations files' keys and of no other: 2 since
+# 2026-12-07 (on CPU the fast engine's residual stream and greedy choice in fp32; an adapter merged into fp32-stored
+# weights in fp32, rounded once; before, other answers). Raise it when that arithmetic changes again.
+HALF_NUMERICS = 2
+
 
 def decoding_key(d: Decoding) -> dict[str, Any]:
     """The decoding part of the key; greedy ignores seed and top_p, so they do not split a greedy cache."""
@@ -62,7 +67,11 @@ def generation_key(cfg: GenerateConfig, template: Template, data: DataIdentity, 
         dtype: str | None = dtype_name(cfg.dtype, spec.device or cfg.device)
     else:
         model, dtype = f"{cfg.api_model}@{cfg.base_url}", None
-    return {"model": model, "adapter_hash": adapter_hash(cfg.adapter),
-            "template_fingerprint": template_fingerprint(cfg, template, tok), "decoding": decoding_key(cfg.decoding),
-            "data": {"name": data.name, "split": data.split, "sha256": data.sha256}, "backend": cfg.backend,
-            "dtype": dtype}
+    key: dict[str, Any] = {
+        "model": model, "adapter_hash": adapter_hash(cfg.adapter),
+        "template_fingerprint": template_fingerprint(cfg, template, tok), "decoding": decoding_key(cfg.decoding),
+        "data": {"name": data.name, "split": data.split, "sha256": data.sha256}, "backend": cfg.backend,
+        "dtype": dtype}
+    if cfg.backend == "hf" and dtype in ("bfloat16", "float16"):
+        key["numerics"] = HALF_NUMERICS
+    return key

@@ -69,3 +69,20 @@ def test_the_key_names_dtype_and_data(tiny_model_dir):
     key = K.generation_key(replace(_cfg(str(tiny_model_dir)), dtype="bf16"), get_template("chat:llama"),
                            DataIdentity("advbench", "test", "ab" * 32))
     assert key["dtype"] == "bfloat16" and key["data"] == {"name": "advbench", "split": "test", "sha256": "ab" * 32}
+
+
+def test_half_precision_names_the_hf_backends_arithmetic(tiny_model_dir):
+    """A bf16/fp16 generations file made by the hf backend records its half-precision arithmetic's version (its
+    answers changed when the fast engine's residual stream moved to fp32 and adapters began to be merged in fp32),
+    so older half-precision answers are recomputed; fp32 keys and other backends' keys do not carry it, and are not
+    made stale by it."""
+    from ptst.data.load import DataIdentity
+
+    data, t = DataIdentity("advbench", "test", "ab" * 32), get_template("chat:llama")
+    cfg = _cfg(str(tiny_model_dir))
+    for dtype, device in (("bf16", "cpu"), ("fp16", "cpu"), ("bf16", "cuda")):
+        assert K.generation_key(replace(cfg, dtype=dtype, device=device), t, data)["numerics"] == K.HALF_NUMERICS
+    assert K.HALF_NUMERICS == 2
+    assert "numerics" not in K.generation_key(replace(cfg, dtype="fp32", device="cpu"), t, data)
+    assert "numerics" not in K.generation_key(replace(cfg, dtype="fp32"), t, data) or any(
+        map(os.path.exists, GPU_DEVICES))

@@ -159,3 +159,62 @@ def test_what_the_fast_step_refuses(llama2_tok, tmp_path):
     assert not fast.supported(MistralForCausalLM(cfg))
     cfg.sliding_window = None
     assert fast.supported(MistralForCausalLM(cfg))
+
+
+def bf16_twins(tok):
+    """A lively tiny Llama in bf16, and the same bf16-rounded weights in fp32 (the arithmetic's reference)."""
+    import torch
+
+    half = lively_llama(tok, hidden=32).to(torch.bfloat16)
+    full = lively_llama(tok, hidden=32)
+    full.load_state_dict({k: v.to(torch.float32) for k, v in half.state_dict().items()})
+    return half, full
+
+
+def test_half_precision_head_picks_the_fp32_argmax_where_bf16_logits_tie(llama2_tok):
+    """The LM head's bf16 product rounds logits to 1/8 near 20; every token that could be the maximum is computed
+    again in fp32, so greedy picks the fp32 argmax of the bf16 weights: on random rows and on rows built so that
+    two tokens tie in bf16 but not in fp32 (where plain bf16 logits pick the wrong one)."""
+    import torch
+
+    from ptst.runtime.decode import greedy
+    from ptst.runtime.fast import FastLM
+
+    half, _ = bf16_twins(llama2_tok)
+    a, b, hidden = 5, 9, half.config.hidden_size
+    with torch.no_grad():  # token b is token a with one weight one bf16 step larger
+        half.lm_head.weight[a] = 1.0
+        half.lm_head.weight[b] = 1.0
+        half.lm_head.weight[b, 0] = 1.0 + 2.0 ** -7
+    fast = FastLM(half)
+    w = half.lm_head.weight.to(torch.float32)
+    g = torch.Generator().manual_seed(0)
+    tie = torch.full((4, hidden), 20.0 / hidden) * torch.tensor([1.0, 1.01, 0.99, 1.5])[:, None]
+    rows = torch.cat([tie, torch.randn(200, hidden, generator=g) * torch.rand(200, 1, generator=g) * 8])
+    want = (rows @ w.T).argmax(-1)
+    plain = fast.lm_head(rows.to(torch.bfloat16)).to(torch.float32)
+    assert (greedy(plain)[:4] == a).all() and (want[:4] == b).all()  # the tie: plain bf16 picks the wrong token
+    refined = fast._refine(plain.clone(), rows)
+    assert torch.equal(greedy(refined), want)
+    torch.testing.assert_close(refined[torch.arange(len(rows)), want], (rows @ w.T).max(-1).values)
+
+
+def test_half_precision_engine_keeps_the_residual_stream_in_fp32(llama2_tok, monkeypatch):
+    """In a bf16 model only the linear layers run in bf16: the residual stream that reaches the head is fp32, in
+    the prefill and in the decoding step, and so are the logits greedy picks from. (How much closer to fp32 that
+    keeps the answers is measured on SmolLM2 by benchmarks/bench_generate.py, docs/performance.md.)"""
+    import torch
+
+    from ptst.runtime import fast
+
+    half, _ = bf16_twins(llama2_tok)
+    rows = [llama2_tok(it.rendered, add_special_tokens=False)["input_ids"] for it in rendered(llama2_tok)]
+    seen: list[torch.dtype] = []
+    real = fast.FastLM._head
+    monkeypatch.setattr(fast.FastLM, "_head", lambda self, x: seen.append(x.dtype) or real(self, x))
+    engine = fast.FastLM(half)
+    with torch.inference_mode():
+        cache, logits, last, col = engine.prefill(rows, shared_prefix(rows), 4)
+        step = engine.step(logits.argmax(-1), last + 1, cache, col)
+    assert engine.lm_head.weight.dtype == torch.bfloat16 and engine.lm_head.kind in ("onednn", "plain")
+    assert seen == [torch.float32] * 3 and logits.dtype == step.dtype == torch.float32
