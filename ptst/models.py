@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ptst.adapters import adapter_weights, apply_adapter
 from ptst.errors import PtstError
 from ptst.io import atomic_dir, offline_reason, sha256_file, stable_hash, write_json_atomic
 
@@ -299,52 +300,12 @@ def _stored_dtype(path: str, trust_remote_code: bool) -> str | None:
     return str(d).removeprefix("torch.") if d is not None else None
 
 
-def adapter_base(adapter: str | Path) -> str | None:
-    cfg = Path(adapter) / "adapter_config.json"
-    if not cfg.exists():
-        raise PtstError(f"not a PEFT adapter directory (no adapter_config.json): {adapter}")
-    import json
-
-    return json.loads(cfg.read_text()).get("base_model_name_or_path")
-
-
-def apply_adapter(model: Any, adapter: str | Path) -> Any:
-    """Wrap `model` with a saved LoRA adapter; refuses one trained for different shapes."""
-    from peft import PeftModel
-    from safetensors import SafetensorError
-
-    adapter_base(adapter)
-    weights = _adapter_weights(adapter)
-    try:
-        return PeftModel.from_pretrained(model, str(adapter))
-    except SafetensorError as e:
-        raise PtstError(f"{weights} is not a valid safetensors file ({e}): corrupt or truncated") from None
-    except (RuntimeError, ValueError, KeyError) as e:
-        msg = str(e).splitlines()[0][:200]
-        raise PtstError(f"adapter {adapter} does not fit this base model ({msg})") from None
-
-
-def _adapter_weights(adapter: str | Path) -> Path:
-    """The adapter's safetensors weights; a pickle-only adapter (adapter_model.bin) is refused."""
-    p = Path(adapter)
-    if (p / "adapter_model.safetensors").exists():
-        return p / "adapter_model.safetensors"
-    if (p / "adapter_model.bin").exists():
-        src, dst = p / "adapter_model.bin", p / "adapter_model.safetensors"
-        raise PtstError(
-            f"adapter {adapter} has only adapter_model.bin (a PyTorch pickle; loading one can run arbitrary code); "
-            "ptst loads safetensors adapters only: convert it once, in an environment you trust, with: python -c "
-            f"\"import torch, safetensors.torch as s; s.save_file(torch.load('{src}'), '{dst}')\""
-        )
-    raise PtstError(f"no adapter weights in {adapter} (expected adapter_model.safetensors)")
-
-
 def adapter_hash(adapter: str | Path | None) -> str | None:
     """sha256 over an adapter's weights file: part of every result's cache key (remembered while the file keeps
     its size and modification time, so `ptst status` does not hash every adapter again)."""
     if not adapter:
         return None
-    w = _adapter_weights(adapter)
+    w = adapter_weights(adapter)
     return _remembered(w, [w], lambda: sha256_file(w))
 
 

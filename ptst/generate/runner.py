@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ptst import __version__
+from ptst.adapters import adapter_base
 from ptst.data import load_dataset
 from ptst.data.load import DataIdentity
 from ptst.errors import PtstError
@@ -20,7 +21,7 @@ from ptst.generate.base import Backend, Completion, PromptItem
 from ptst.generate.key import generation_key
 from ptst.generate.store import GenerationsFile, finalize, meta_path, open_for_resume, write_meta
 from ptst.io import JsonlAppender
-from ptst.models import ALIASES, BASE_RECORD, adapter_base, base_identity, load_tokenizer, materialize, resolve
+from ptst.models import ALIASES, BASE_RECORD, base_identity, load_tokenizer, materialize, resolve
 from ptst.records import Example, Generation
 from ptst.runtime import cpu
 from ptst.specs.generate import GenerateConfig
@@ -123,7 +124,7 @@ def check_adapter_base(adapter: str, model: str) -> None:
     weights' content for a directory, GGUF file or alias; the id for a hub model). An adapter without a record,
     or a hub id against local weights, falls back to the names: an adapter_config.json naming a different base is
     refused when the two are comparable (same hub id / path, or two local checkpoints with their config.json).
-    Otherwise PEFT's own shape check at load time decides (ptst.models.apply_adapter)."""
+    Otherwise PEFT's own shape check at load time decides (ptst.adapters.apply_adapter)."""
     base = adapter_base(adapter)
     recorded = recorded_base(adapter)
     if recorded is not None:
