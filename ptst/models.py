@@ -263,27 +263,30 @@ def load_model(spec: str, adapter: str | None = None, device: str | None = None,
 
     An adapter merged into half-precision weights stored in fp32 (ptst's aligned models, a dequantised GGUF) is
     merged in fp32 and the sum rounded once: rounding the base first loses the part of every small LoRA update
-    that the rounding of the sum would keep (on the GSM8K quickstart's cells, bf16 answers equal to fp32 74.3%
-    against 69.4%, docs/performance.md)."""
+    that the sum's rounding keeps. The model is loaded whole in fp32 for it (host memory twice the half-precision
+    model's, briefly); then its parameters are cast, except those transformers keeps in fp32, and its buffers (the
+    rotary frequencies) stay fp32, as a half-precision load keeps them."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    ref = resolve(spec)
     dev = pick_device(device)
     want = pick_dtype(dtype, dev)
-    path = materialize(ref)
-    merge_fp32 = adapter and merge and want != torch.float32 and _stored_dtype(path, trust_remote_code) == "float32"
-    load = torch.float32 if merge_fp32 else want
     model: Any
     with load_errors(spec, "model"):
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=load, use_safetensors=True,
-                                                     trust_remote_code=trust_remote_code)
+        path = materialize(resolve(spec))
+        fp32_merge = adapter and merge and want != torch.float32 and _stored_dtype(path, trust_remote_code) == "float32"
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if fp32_merge else want,
+                                                     use_safetensors=True, trust_remote_code=trust_remote_code)
     if adapter:
         model = apply_adapter(model, adapter)
         if merge:
             model = model.merge_and_unload()
-    if merge_fp32:  # only here: an unmerged adapter keeps its own (fp32) weights
-        model = model.to(dtype=want)
+    if fp32_merge:
+        keep = tuple(getattr(model, "_keep_in_fp32_modules", None) or ())
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if not any(k in name.split(".") for k in keep):
+                    p.data = p.data.to(want)
         model.config.dtype = want
     return model.to(dev).eval()
 

@@ -280,7 +280,8 @@ def test_saved_tokenizer_bytes_do_not_depend_on_how_it_was_loaded(tmp_path, tiny
 
 def test_an_adapter_merged_into_bf16_weights_stored_in_fp32_is_merged_in_fp32(tiny_model_dir, tmp_path):
     """bf16(W + delta), rounded once, not bf16(bf16(W) + delta): rounding the base first loses the small LoRA
-    updates that the sum's rounding keeps. An unmerged adapter keeps its own weights' dtype."""
+    updates that the sum's rounding keeps. The buffers are a bf16 load's; an unmerged adapter keeps its own
+    weights' dtype."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -305,6 +306,11 @@ def test_an_adapter_merged_into_bf16_weights_stored_in_fp32_is_merged_in_fp32(ti
         assert torch.equal(g, w.to(torch.bfloat16)), name
         differs += int((r != g).sum())
     assert differs > 0  # the old way gives other weights
+    direct = dict(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.bfloat16).named_buffers())
+    buffers = dict(got.named_buffers())
+    assert buffers.keys() == direct.keys() and any(b.dtype == torch.float32 for b in direct.values())
+    for name, b in direct.items():  # the rotary frequencies stay fp32, as a bf16 load keeps them
+        assert buffers[name].dtype == b.dtype and torch.equal(buffers[name], b), name
     unmerged = M.load_model(str(tiny_model_dir), adapter=adapter, device="cpu", dtype="bf16")
     assert unmerged.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight.dtype == torch.bfloat16
     lora = unmerged.base_model.model.model.layers[0].self_attn.q_proj.lora_A["default"].weight.dtype

@@ -21,11 +21,12 @@ softmax in fp32 (as SDPA accumulates). In fp32 the answers equal transformers' g
 (tests/runtime/test_fast.py; the benchmark checks SmolLM2).
 
 In bf16 (or fp16) only the linear layers run in the weights' dtype: the residual stream, norms, rotary embeddings
-and attention stay in fp32, each linear layer's input is rounded once, and the LM head's candidates for each row's
-maximum are computed again in fp32 (`FastLM._refine`), so greedy picks the fp32 argmax of the bf16 weights. The
-bf16 logits alone round to 1/8 near 20, and transformers' bf16 forward rounds every residual sum: on SmolLM2 (48
-AdvBench prompts, 64 tokens) 32 answers of 48 equal the fp32 ones against 16 with every activation in bf16, for
-about 3% of the step (docs/performance.md). Prompts too long for `FastLM.prefill` go through the model's own bf16
+and attention stay in fp32, each linear layer's input is rounded once (the down projection's: its SiLU and product
+in bf16, as the model's own), and the LM head's candidates for each row's maximum are computed again in fp32
+(`FastLM._refine`), so greedy picks the fp32 argmax of the bf16 weights. The bf16 logits alone round to 1/8 near
+20, and transformers' bf16 forward rounds every residual sum: on SmolLM2 (48 AdvBench prompts, 64 tokens) 32
+answers of 48 equal the fp32 ones against 16 with every activation in bf16, for 3-5% of the speed
+(docs/performance.md). Prompts too long for `FastLM.prefill` go through the model's own bf16
 forward (`prefill_hf`), whose numerics are transformers'."""
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
 
 
 def _fp32(w: torch.Tensor) -> torch.Tensor:
-    return w.to(torch.float32)  # the tensor itself in an fp32 model
+    return w.detach().to(torch.float32)  # the same storage in an fp32 model
 
 
 def _linear(mods: list[Any], batch_hint: int) -> Linear:
@@ -155,7 +156,10 @@ class FastLM:
                     _linear([m.gate_proj, m.up_proj], batch_hint), _linear([m.down_proj], batch_hint)))
             self.lm_head = _linear([model.lm_head], batch_hint)
             # the largest norm of a token's row of the head: bounds the error of its half-precision product
-            self.head_norm = float(self.lm_head.weight.to(torch.float32).norm(dim=-1).amax())
+            w = self.lm_head.weight
+            self.head_norm = 0.0 if w.dtype == torch.float32 else max(
+                float(torch.linalg.vector_norm(w[i: i + 4096], dim=-1, dtype=torch.float32).amax())
+                for i in range(0, w.shape[0], 4096))
         vocab = self.lm_head.weight.shape[0]
         self.head_block = next((k for k in range(1024, 63, -1) if vocab % k == 0), vocab)
         self.norm, self.norm_eps = _fp32(self.core.norm.weight), float(self.core.norm.variance_epsilon)
@@ -185,17 +189,19 @@ class FastLM:
     def _refine(self, logits: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """Half-precision logits [N, V] with the candidates for each row's maximum replaced by their fp32 values
         from the fp32 hidden rows h [N, H]. A half-precision logit L_c is off from its fp32 value by at most its
-        input's rounding (u |h| . |w_c| <= u ||h|| max_c ||w_c||, u = eps / 2) plus its own (u |L_c|), so no
-        token further than twice that below the row's half-precision maximum can be, or beat, the fp32 maximum:
-        the window is 1.25 eps (||h|| max ||w_c|| + |max L|). The argmax of the result is the fp32 argmax of the
-        half-precision weights. On SmolLM2-135M's benchmark answers: 6 candidates a row (median), 35 (p90), 389 at
+        input's rounding (u |h| . |w_c| <= u ||h|| max_c ||w_c||, u = eps / 2) plus its own (u |L_c|) plus the
+        fp32 sums' (at most H eps_fp32 |h| . |w_c| each, in oneDNN's product and here), so no token further than
+        twice that below the row's half-precision maximum can be, or beat, the fp32 maximum: the window is
+        (1.25 eps + 2 H eps_fp32) (||h|| max ||w_c|| + |max L|). The argmax of the result is the fp32 argmax of
+        the half-precision weights. On SmolLM2-135M's benchmark answers: 6 candidates a row (median), 35 (p90), 389 at
         most, found block by block (`head_block` logits a block) so that the whole vocabulary is passed over once."""
         b, v = logits.shape
         blk = self.head_block
         blocks = logits.view(b, v // blk, blk)  # candidates found block by block: two small passes, not one large
         best = blocks.amax(-1)  # [N, V / blk]
         top = best.amax(-1)
-        low = top - 1.25 * torch.finfo(self.dtype).eps * (h.norm(dim=-1) * self.head_norm + top.abs())
+        slack = 1.25 * torch.finfo(self.dtype).eps + 2 * h.shape[-1] * torch.finfo(torch.float32).eps
+        low = top - slack * (h.norm(dim=-1) * self.head_norm + top.abs())  # NaN or inf rows: no candidates
         rows, blk_ids = (best >= low[:, None]).nonzero(as_tuple=True)
         hit, at = (blocks[rows, blk_ids] >= low[rows, None]).nonzero(as_tuple=True)
         rows, cols = rows[hit], blk_ids[hit] * blk + at
@@ -236,7 +242,8 @@ class FastLM:
             kc, vc = cache.keys[i], cache.values[i]  # [Hkv*B, W_total, D], fp32, head-major
             kc.view(hkv, b, -1, d)[:, :, col] = qk[:, hq:].transpose(0, 1)
             vc.view(hkv, b, -1, d)[:, :, col] = qkv[:, (hq + hkv) * d:].view(b, hkv, d).transpose(0, 1)
-            own = torch.bmm(q.reshape(hkv * b, g, d), kc[:, :width].transpose(1, 2)).view(hkv, b, g, width)
+            own = torch.bmm(kc[:, :width], q.reshape(hkv * b, g, d).transpose(1, 2))  # [Hkv*B, W, G]
+            own = own.view(hkv, b, width, g).transpose(2, 3)
             if p:
                 shared = torch.bmm(q.reshape(hkv, b * g, d), cache.prefix_keys[i].transpose(1, 2))  # [Hkv, B*G, P]
                 scores = torch.cat([shared.view(hkv, b, g, p), own], dim=-1)

@@ -172,28 +172,35 @@ def bf16_twins(tok):
 
 
 def test_half_precision_head_picks_the_fp32_argmax_where_bf16_logits_tie(llama2_tok):
-    """The LM head's bf16 product rounds logits to 1/8 near 20; every token that could be the maximum is computed
-    again in fp32, so greedy picks the fp32 argmax of the bf16 weights: on random rows and on rows built so that
-    two tokens tie in bf16 but not in fp32 (where plain bf16 logits pick the wrong one)."""
+    """The LM head's bf16 product rounds logits to 1/8 near 20, and its input to 8 bits; every token that could be
+    the maximum is computed again in fp32, so greedy picks the fp32 argmax of the bf16 weights: on random rows, on
+    rows where two tokens tie in bf16 but not in fp32, and on a row where rounding the input moves a cancelling
+    sum by 2 (plain bf16 logits pick the wrong token in both; a window too narrow for the second fails)."""
     import torch
 
     from ptst.runtime.decode import greedy
     from ptst.runtime.fast import FastLM
 
     half, _ = bf16_twins(llama2_tok)
-    a, b, hidden = 5, 9, half.config.hidden_size
-    with torch.no_grad():  # token b is token a with one weight one bf16 step larger
-        half.lm_head.weight[a] = 1.0
-        half.lm_head.weight[b] = 1.0
-        half.lm_head.weight[b, 0] = 1.0 + 2.0 ** -7
+    a, b, c, e, hidden = 5, 9, 213, 377, half.config.hidden_size
+    with torch.no_grad():
+        w = half.lm_head.weight
+        w[a], w[b] = 1.0, 1.0  # token b is token a with one weight one bf16 step larger
+        w[b, 0] = 1.0 + 2.0 ** -7
+        w[c], w[e] = 0.0, 0.0  # e = 512 h0 - 508 h1: 5.95 in fp32, 4 once h0 = 1.0038 is rounded to 1; c = 5
+        w[c, 1], w[e, 0], w[e, 1] = 5.0, 512.0, -508.0
     fast = FastLM(half)
+    fast.head_block = 80  # five blocks of the 400 tokens: candidates found across blocks
     w = half.lm_head.weight.to(torch.float32)
     g = torch.Generator().manual_seed(0)
     tie = torch.full((4, hidden), 20.0 / hidden) * torch.tensor([1.0, 1.01, 0.99, 1.5])[:, None]
-    rows = torch.cat([tie, torch.randn(200, hidden, generator=g) * torch.rand(200, 1, generator=g) * 8])
-    want = (rows @ w.T).argmax(-1)
+    cancel = torch.zeros(1, hidden)
+    cancel[0, 0], cancel[0, 1] = 1.0038, 1.0
+    rows = torch.cat([tie, cancel, torch.randn(200, hidden, generator=g) * torch.rand(200, 1, generator=g) * 8])
+    want = (rows.double() @ w.double().T).argmax(-1)
     plain = fast.lm_head(rows.to(torch.bfloat16)).to(torch.float32)
     assert (greedy(plain)[:4] == a).all() and (want[:4] == b).all()  # the tie: plain bf16 picks the wrong token
+    assert greedy(plain)[4] == c and want[4] == e  # the cancellation: likewise
     refined = fast._refine(plain.clone(), rows)
     assert torch.equal(greedy(refined), want)
     torch.testing.assert_close(refined[torch.arange(len(rows)), want], (rows @ w.T).max(-1).values)
