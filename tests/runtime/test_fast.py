@@ -161,14 +161,11 @@ def test_what_the_fast_step_refuses(llama2_tok, tmp_path):
     assert fast.supported(MistralForCausalLM(cfg))
 
 
-def bf16_twins(tok):
-    """A lively tiny Llama in bf16, and the same bf16-rounded weights in fp32 (the arithmetic's reference)."""
+def bf16_llama(tok):
+    """A lively tiny Llama in bf16."""
     import torch
 
-    half = lively_llama(tok, hidden=32).to(torch.bfloat16)
-    full = lively_llama(tok, hidden=32)
-    full.load_state_dict({k: v.to(torch.float32) for k, v in half.state_dict().items()})
-    return half, full
+    return lively_llama(tok, hidden=32).to(torch.bfloat16)
 
 
 def test_half_precision_head_picks_the_fp32_argmax_where_bf16_logits_tie(llama2_tok):
@@ -181,7 +178,7 @@ def test_half_precision_head_picks_the_fp32_argmax_where_bf16_logits_tie(llama2_
     from ptst.runtime.decode import greedy
     from ptst.runtime.fast import FastLM
 
-    half, _ = bf16_twins(llama2_tok)
+    half = bf16_llama(llama2_tok)
     a, b, c, e, hidden = 5, 9, 213, 377, half.config.hidden_size
     with torch.no_grad():
         w = half.lm_head.weight
@@ -214,7 +211,7 @@ def test_half_precision_engine_keeps_the_residual_stream_in_fp32(llama2_tok, mon
 
     from ptst.runtime import fast
 
-    half, _ = bf16_twins(llama2_tok)
+    half = bf16_llama(llama2_tok)
     rows = [llama2_tok(it.rendered, add_special_tokens=False)["input_ids"] for it in rendered(llama2_tok)]
     seen: list[torch.dtype] = []
     real = fast.FastLM._head
