@@ -61,7 +61,7 @@ class HFBackend:
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, progress: bool = True,
                  engine: str = "auto", prefix_cache: bool = True, packed_prefill: bool = True,
-                 continuous: bool = True) -> None:
+                 continuous: bool = True, fused_kernels: bool = True) -> None:
         if batch_size < 1:
             raise PtstError("batch_size must be >= 1")
         if engine not in ENGINES:
@@ -85,7 +85,7 @@ class HFBackend:
         if engine == "auto":
             engine = "fast" if fast.supported(model) else "generate" if kind == "other" else "loop"
         self.engine = engine
-        self.fast = fast.FastLM(model, batch_size) if engine == "fast" else None
+        self.fast = fast.FastLM(model, batch_size, fused_kernels) if engine == "fast" else None
         self.prefix_cache = prefix_cache and engine in ("loop", "fast") and kind == "full"
         self.packed_prefill = packed_prefill and engine == "loop" and can_pack(model)
         self.continuous = continuous  # the fast engine: one stream, waiting prompts refill the batch

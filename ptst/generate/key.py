@@ -4,6 +4,7 @@ read the same key the generation stage writes into FILE.meta.json)."""
 
 from __future__ import annotations
 
+import os
 from contextlib import suppress
 from typing import Any
 
@@ -11,7 +12,7 @@ from ptst.data.load import DataIdentity
 from ptst.errors import PtstError
 from ptst.generate.backends import BACKENDS
 from ptst.io import stable_hash, write_text_atomic
-from ptst.models import adapter_hash, base_identity, cache_dir, dtype_name, load_tokenizer, model_id
+from ptst.models import GPU_DEVICES, adapter_hash, base_identity, cache_dir, dtype_name, load_tokenizer, model_id
 from ptst.specs.decoding import Decoding
 from ptst.specs.generate import GenerateConfig
 from ptst.templates import INPUT, RENDER_VERSION, Template, fingerprint
@@ -20,6 +21,10 @@ from ptst.templates import INPUT, RENDER_VERSION, Template, fingerprint
 # 2026-12-07 (on CPU the fast engine's residual stream and greedy choice in fp32; an adapter merged into fp32-stored
 # weights in fp32, rounded once; before, other answers). Raise it when that arithmetic changes again.
 HALF_NUMERICS = 2
+# 3: bf16 on CPU where ptst's fused kernels build (ptst.runtime.native; the fast engine's step on them, other
+# summation orders than the eager step's, so other answers). Where they do not build (no C compiler, PTST_NATIVE=0)
+# the key says 2, and the eager step runs.
+FUSED_NUMERICS = 3
 
 
 def decoding_key(d: Decoding) -> dict[str, Any]:
@@ -73,5 +78,18 @@ def generation_key(cfg: GenerateConfig, template: Template, data: DataIdentity, 
         "data": {"name": data.name, "split": data.split, "sha256": data.sha256}, "backend": cfg.backend,
         "dtype": dtype}
     if cfg.backend == "hf" and dtype in ("bfloat16", "float16"):
-        key["numerics"] = HALF_NUMERICS
+        key["numerics"] = half_numerics(dtype, cfg.device)
     return key
+
+
+def half_numerics(dtype: str, device: str | None) -> int:
+    """The hf backend's half-precision arithmetic version for `dtype` on `device` (resolved as `pick_device` would,
+    without importing torch): FUSED_NUMERICS for bf16 on a CPU whose fused kernels build, else HALF_NUMERICS."""
+    explicit = device and device != "auto"
+    on_cpu = device == "cpu" if explicit else not any(map(os.path.exists, GPU_DEVICES))
+    if dtype == "bfloat16" and on_cpu:
+        from ptst.runtime import native  # lazy: builds the kernels at first use (about a second)
+
+        if native.available():
+            return FUSED_NUMERICS
+    return HALF_NUMERICS

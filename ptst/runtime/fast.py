@@ -27,7 +27,8 @@ in bf16, as the model's own), and the LM head's candidates for each row's maximu
 20, and transformers' bf16 forward rounds every residual sum: on SmolLM2 (48 AdvBench prompts, 64 tokens) 32
 answers of 48 equal the fp32 ones against 16 with every activation in bf16, for 3-5% of the speed
 (docs/performance.md). Prompts too long for `FastLM.prefill` go through the model's own bf16
-forward (`prefill_hf`), whose numerics are transformers'."""
+forward (`prefill_hf`), whose numerics are transformers'. A bf16 step runs on ptst's fused kernels where they build
+(`ptst.runtime.fused`: the same arithmetic in three kernels a layer instead of ~40 operations)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 
-from ptst.runtime import packing
+from ptst.runtime import fused, native, packing
 from ptst.runtime.decode import packed_forward
 
 FAMILIES = ("llama", "mistral", "qwen2")
@@ -135,7 +136,9 @@ class _Layer:
 class FastLM:
     """The decoding step of one model; build it once per model (`FastLM(model)`), it holds fused weights."""
 
-    def __init__(self, model: Any, batch_hint: int = 16) -> None:
+    def __init__(self, model: Any, batch_hint: int = 16, fused_kernels: bool = True) -> None:
+        """`fused_kernels`: a bf16 model's step on ptst's compiled kernels where they build (`ptst.runtime.native`;
+        `self.native`), else the eager step below."""
         cfg = model.config
         self.model = model
         self.core = model.model
@@ -166,6 +169,8 @@ class FastLM:
         self.embed = self.core.embed_tokens.weight
         self.dtype = self.embed.dtype  # the weights' and so the linear layers' inputs' (the residual stream: fp32)
         self.embed_scale = getattr(self.core.embed_tokens, "embed_scale", None)
+        use = fused_kernels and self.dtype == torch.bfloat16 and self.head_dim % 2 == 0
+        self.native = native.kernels() if use else None
 
     @staticmethod
     def _norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
@@ -226,6 +231,8 @@ class FastLM:
         """One token per row: ids [B], positions [B]; writes keys/values at column `col` of `cache`; returns the
         next-token logits [B, V]. Attention runs head-major ([Hkv, B, G, ...]) in fp32: the shared prefix's
         scores for every row and query head of a key/value head are one matrix product."""
+        if self.native is not None:
+            return fused.step(self, self.native, ids, positions, cache, col)
         b, d, hq, hkv = ids.shape[0], self.head_dim, self.n_heads, self.n_kv
         g, p = hq // hkv, cache.prefix
         x = F.embedding(ids, self.embed).to(torch.float32)
@@ -348,6 +355,7 @@ class DecodeCache:
     prefix_values: list[torch.Tensor]
     prefix: int
     mask: torch.Tensor
+    prefix_keys_t: list[torch.Tensor] | None = None  # the fused step's transposed copy (ptst.runtime.fused)
 
     def select(self, rows: torch.Tensor, width: int) -> None:
         """Keep only `rows` (a compaction after rows finished); columns past `width` are not copied."""

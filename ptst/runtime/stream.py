@@ -64,7 +64,7 @@ def merge(a: DecodeCache, keep: list[int], col_a: int, b: DecodeCache, col_b: in
     mask[:, p + col:] = 0.0  # the columns generated tokens will fill
     mask[:n_a, p + col - used: p + col] = a.mask[rows, p + start: p + col_a]
     mask[n_a:, p + col - col_b: p + col] = b.mask[:, p: p + col_b]
-    return DecodeCache(store[0], store[1], a.prefix_keys, a.prefix_values, p, mask), col
+    return DecodeCache(store[0], store[1], a.prefix_keys, a.prefix_values, p, mask, a.prefix_keys_t), col
 
 
 def decode(fast: FastLM, rows: list[list[int]], *, max_new_tokens: int, stop_ids: set[int],

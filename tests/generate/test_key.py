@@ -80,10 +80,31 @@ def test_half_precision_names_the_hf_backends_arithmetic(tiny_model_dir):
 
     data, t = DataIdentity("advbench", "test", "ab" * 32), get_template("chat:llama")
     cfg = _cfg(str(tiny_model_dir))
-    for dtype, device in (("bf16", "cpu"), ("fp16", "cpu"), ("bf16", "cuda")):
+    for dtype, device in (("fp16", "cpu"), ("bf16", "cuda")):
         assert K.generation_key(replace(cfg, dtype=dtype, device=device), t, data)["numerics"] == K.HALF_NUMERICS
-    assert K.HALF_NUMERICS == 2
+    assert K.HALF_NUMERICS == 2 and K.FUSED_NUMERICS == 3
     assert "numerics" not in K.generation_key(replace(cfg, dtype="fp32", device="cpu"), t, data)
     assert "numerics" not in K.generation_key(replace(cfg, dtype="bf16", backend="vllm", device="cuda"), t, data)
     if not any(map(os.path.exists, GPU_DEVICES)):  # auto is fp32 on the CPU: no field
         assert "numerics" not in K.generation_key(replace(cfg, dtype=None), t, data)
+
+
+def test_bf16_on_cpu_names_whether_the_fused_kernels_ran(tiny_model_dir, monkeypatch):
+    """bf16 on a CPU runs the fast engine's step on ptst's fused kernels where they build, and its eager step where
+    they do not (PTST_NATIVE=0, no compiler): other answers, so the key says which (numerics 3 or 2)."""
+    from ptst.data.load import DataIdentity
+    from ptst.runtime import native
+
+    data, t = DataIdentity("advbench", "test", "ab" * 32), get_template("chat:llama")
+    cfg = replace(_cfg(str(tiny_model_dir)), dtype="bf16", device="cpu")
+    native._state.cache_clear()
+    want = K.FUSED_NUMERICS if native.available() else K.HALF_NUMERICS
+    assert K.generation_key(cfg, t, data)["numerics"] == want
+    monkeypatch.setenv("PTST_NATIVE", "0")
+    native._state.cache_clear()
+    try:
+        assert not native.available() and native.why() == "PTST_NATIVE=0"
+        assert K.generation_key(cfg, t, data)["numerics"] == K.HALF_NUMERICS
+    finally:
+        monkeypatch.delenv("PTST_NATIVE")
+        native._state.cache_clear()

@@ -1,0 +1,78 @@
+"""The fast engine's bf16 decoding step on ptst's fused kernels (`ptst.runtime.native`): per layer its four packed
+linear layers and three kernels (attention with the rotary embedding and the cache write; the residual sum with the
+next RMSNorm; the MLP's SiLU product) instead of ~40 eager operations. Same arithmetic as `FastLM.step` in bf16
+(fp32 residual stream, norms, rotary embedding and attention; each linear layer's input rounded once; the LM head
+through `FastLM._head`), in other summation orders: its answers are close to the eager step's, not equal
+(docs/performance.md)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional name
+
+if TYPE_CHECKING:  # the engine imports this module
+    from ptst.runtime.fast import DecodeCache, FastLM
+
+LANES = 16  # the AVX-512 path reads the prefix's transposed keys 16 columns at a time
+
+
+def prefix_transposed(keys: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The shared prefix's keys [Hkv, P, D] per layer as [Hkv, D, PP] (PP: P rounded up to 16, zero columns)."""
+    out = []
+    for k in keys:
+        hkv, p, d = k.shape
+        t = k.new_zeros((hkv, d, -(-p // LANES) * LANES))
+        t[:, :, :p] = k.transpose(1, 2)
+        out.append(t)
+    return out
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def step(fast: FastLM, lib: Any, ids: torch.Tensor, positions: torch.Tensor, cache: DecodeCache,
+         col: int) -> torch.Tensor:
+    """`FastLM.step` for a bf16 model: one token per row, keys/values written at column `col`; the logits [B, V]."""
+    b, d, hq, hkv = ids.shape[0], fast.head_dim, fast.n_heads, fast.n_kv
+    p = cache.prefix
+    if p and cache.prefix_keys_t is None:
+        cache.prefix_keys_t = prefix_transposed(cache.prefix_keys)
+    x = F.embedding(ids, fast.embed).to(torch.float32)
+    if fast.embed_scale is not None:
+        x = x * fast.embed_scale.to(x.dtype)
+    x = x.contiguous()
+    cos, sin = fast.core.rotary_emb(x, positions[:, None])  # [B, 1, D], fp32
+    cos, sin = cos[:, 0].contiguous(), fast._signed(sin)[:, 0].contiguous()
+    mask = cache.mask
+    if mask.dtype != torch.float32 or not mask.is_contiguous():
+        mask = mask.to(torch.float32).contiguous()
+    h = torch.empty(x.shape, dtype=torch.bfloat16)
+    att = torch.empty((b, hq * d), dtype=torch.bfloat16)
+    layers = fast.layers
+    lib.ptst_add_rms(x.data_ptr(), None, layers[0].norm1.data_ptr(), layers[0].eps1, b, x.shape[1], h.data_ptr())
+    for i, ly in enumerate(layers):
+        qkv = ly.qkv(h).contiguous()
+        kc, vc = cache.keys[i], cache.values[i]
+        pkt = cache.prefix_keys_t[i] if p and cache.prefix_keys_t is not None else None
+        lib.ptst_decode_attention(
+            qkv.data_ptr(), qkv.shape[1], cos.data_ptr(), sin.data_ptr(), kc.data_ptr(), vc.data_ptr(), kc.shape[1],
+            col, col + 1, _ptr(cache.prefix_keys[i] if p else None), _ptr(pkt), pkt.shape[2] if pkt is not None else 0,
+            _ptr(cache.prefix_values[i] if p else None), p, mask.data_ptr(), mask.shape[1], b, hq, hkv, d,
+            fast.scaling, att.data_ptr())
+        o = ly.o(att).contiguous()  # held in a name: a pointer to a temporary's freed memory would be read
+        lib.ptst_add_rms(x.data_ptr(), o.data_ptr(), ly.norm2.data_ptr(), ly.eps2, b, x.shape[1], h.data_ptr())
+        gate_up = ly.gate_up(h).contiguous()
+        act = torch.empty((b, gate_up.shape[1] // 2), dtype=torch.bfloat16)
+        lib.ptst_silu_mul(gate_up.data_ptr(), b, act.shape[1], act.data_ptr())
+        down = ly.down(act).contiguous()
+        if i + 1 < len(layers):
+            nxt = layers[i + 1]
+            lib.ptst_add_rms(x.data_ptr(), down.data_ptr(), nxt.norm1.data_ptr(), nxt.eps1, b, x.shape[1],
+                             h.data_ptr())
+        else:
+            x = x + down
+    return fast._head(x)
+

@@ -1,0 +1,285 @@
+/* ptst's fused CPU kernels for the fast engine's bf16 decoding step (ptst/runtime/native.py builds and loads this
+   file; docs/performance.md measures it). Three operations that eager PyTorch runs as ~40 small operations a
+   layer: one decoding step's attention (rotary embedding, cache write, scores against the shared prefix and the
+   row's own columns, softmax, values), the residual sum with the next RMSNorm, and the MLP's SiLU product.
+
+   Arithmetic: fp32 throughout (the residual stream, the caches, the scores); bf16 only where the linear layers
+   read their inputs, rounded to nearest even as torch rounds. The AVX-512 path (d = 64 or 128) and the portable
+   path sum in different orders, so their results can differ in the last bits, as any two kernels' do.
+
+   Threads: OpenMP, loaded after torch, so the process's one libgomp (torch's) runs both. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+int ptst_native_version(void) { return 1; }
+
+static inline float bf2f(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint16_t f2bf(float f) { /* round to nearest even; NaN to the quiet NaN 0x7fc0 */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* Cephes' expf: a degree-6 polynomial after the range reduction, ~1 ulp on [-87.3, 88.3]; below, exp(-87.3);
+   above 88.72, infinity */
+static const float EXP_P[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
+static inline float exp1(float x) {
+    if (x > 88.72f) return INFINITY; /* overflows, as expf */
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    const float n = floorf(x * 1.44269504088896341f + 0.5f);
+    const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = EXP_P[0];
+    for (int i = 1; i < 6; i++) p = p * r + EXP_P[i];
+    p = p * r * r + r + 1.0f;
+    const int32_t e = ((int32_t)n + 127) << 23;
+    float s;
+    memcpy(&s, &e, 4);
+    return p * s;
+}
+
+/* x * cos + roll(x, d/2) * sin, sin with its first half negated: the model's rotary embedding */
+static inline void rope(const float* x, const float* c, const float* s, int64_t half, float* out) {
+    for (int64_t i = 0; i < half; i++) out[i] = x[i] * c[i] + x[i + half] * s[i];
+    for (int64_t i = half; i < 2 * half; i++) out[i] = x[i] * c[i] + x[i - half] * s[i];
+}
+
+#if defined(__AVX512F__)
+static inline __m512 exp16(__m512 x) {
+    const __mmask16 over = _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.72f), _CMP_GT_OQ); /* overflows, as expf */
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f),
+                                                          _mm512_set1_ps(0.5f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(EXP_P[0]);
+    for (int i = 1; i < 6; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P[i]));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mask_mov_ps(_mm512_mul_ps(p, _mm512_castsi512_ps(e)), over, _mm512_set1_ps(INFINITY));
+}
+
+static inline __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+
+static inline __m512 load_bf16(const uint16_t* p) { return widen(_mm256_loadu_si256((const __m256i*)p)); }
+
+static inline __m256i to_bf16(__m512 x) { /* f2bf, 16 at a time */
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7fc0));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+/* The g heads' softmax-weighted values, DV = d / 16 accumulators a head in registers: the prefix's p rows (pv),
+   then the row's own columns (vrow), masked columns skipped; e [g, n] the unnormalised weights, inv [g] their
+   sums' inverses; out [g, d] bf16 */
+static inline __attribute__((always_inline)) void values16(const int DV, const float* e, int64_t n, int64_t g,
+                                                          int64_t p, const float* m, const float* pv,
+                                                          const float* vrow, const float* inv, uint16_t* out) {
+    for (int64_t j = 0; j < g; j++) {
+        __m512 a[DV];
+        for (int v = 0; v < DV; v++) a[v] = _mm512_setzero_ps();
+        const float* ej = e + j * n;
+        for (int64_t t = 0; t < n; t++) {
+            if (m[t] == -INFINITY) continue;
+            const __m512 w = _mm512_set1_ps(ej[t]);
+            const float* vt = t < p ? pv + t * DV * 16 : vrow + (t - p) * DV * 16;
+            for (int v = 0; v < DV; v++) a[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vt + 16 * v), a[v]);
+        }
+        const __m512 s = _mm512_set1_ps(inv[j]);
+        for (int v = 0; v < DV; v++)
+            _mm256_storeu_si256((__m256i*)(out + j * DV * 16 + 16 * v), to_bf16(_mm512_mul_ps(a[v], s)));
+    }
+}
+
+/* scores [g, n] of the rotated queries q [g, d]: the prefix's keys transposed (kt [d, pp], 16 keys a product,
+   no horizontal sums), the row's own keys (krow [width, d]) one at a time; then softmax's unnormalised weights */
+static void attend16(const float* q, int64_t g, int64_t d, const float* kt, int64_t pp, int64_t p, const float* krow,
+                     int64_t n, const float* m, float scaling, float* sc, float* inv) {
+    for (int64_t t0 = 0; t0 < p; t0 += 16) {
+        for (int64_t j = 0; j < g; j++) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+            const float* qj = q + j * d;
+            for (int64_t i = 0; i < d; i += 2) {
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(qj[i]), _mm512_loadu_ps(kt + i * pp + t0), a0);
+                a1 = _mm512_fmadd_ps(_mm512_set1_ps(qj[i + 1]), _mm512_loadu_ps(kt + (i + 1) * pp + t0), a1);
+            }
+            float s16[16];
+            _mm512_storeu_ps(s16, _mm512_add_ps(a0, a1));
+            for (int64_t u = 0; u < 16 && t0 + u < p; u++)
+                sc[j * n + t0 + u] = m[t0 + u] == -INFINITY ? -INFINITY : s16[u] * scaling + m[t0 + u];
+        }
+    }
+    for (int64_t t = p; t < n; t++) {
+        const float* k = krow + (t - p) * d;
+        if (m[t] == -INFINITY) { /* a pad column: never read (whatever it holds) */
+            for (int64_t j = 0; j < g; j++) sc[j * n + t] = -INFINITY;
+            continue;
+        }
+        for (int64_t j = 0; j < g; j++) {
+            __m512 a = _mm512_mul_ps(_mm512_loadu_ps(q + j * d), _mm512_loadu_ps(k));
+            for (int64_t v = 16; v < d; v += 16)
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(q + j * d + v), _mm512_loadu_ps(k + v), a);
+            sc[j * n + t] = _mm512_reduce_add_ps(a) * scaling + m[t];
+        }
+    }
+    for (int64_t j = 0; j < g; j++) {
+        float* sj = sc + j * n;
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        int64_t t = 0;
+        for (; t + 16 <= n; t += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(sj + t));
+        float top = _mm512_reduce_max_ps(mx);
+        for (; t < n; t++) top = sj[t] > top ? sj[t] : top;
+        const __m512 tv = _mm512_set1_ps(top);
+        __m512 sum = _mm512_setzero_ps();
+        for (t = 0; t + 16 <= n; t += 16) {
+            const __m512 x = _mm512_loadu_ps(sj + t);
+            const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+            const __m512 e = _mm512_maskz_mov_ps(live, exp16(_mm512_sub_ps(x, tv)));
+            _mm512_storeu_ps(sj + t, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        float total = _mm512_reduce_add_ps(sum);
+        for (; t < n; t++) {
+            sj[t] = sj[t] == -INFINITY ? 0.f : exp1(sj[t] - top);
+            total += sj[t];
+        }
+        inv[j] = 1.f / total;
+    }
+}
+#endif
+
+/* the same as attend16 and values16, for any d and any CPU */
+static void attend_any(const float* q, int64_t g, int64_t d, const float* pk, int64_t p, const float* krow,
+                       const float* pv, const float* vrow, int64_t n, const float* m, float scaling, float* sc,
+                       float* acc, uint16_t* out) {
+    for (int64_t t = 0; t < n; t++) {
+        const float* k = t < p ? pk + t * d : krow + (t - p) * d;
+        for (int64_t j = 0; j < g; j++) {
+            if (m[t] == -INFINITY) {
+                sc[j * n + t] = -INFINITY;
+                continue;
+            }
+            float a = 0.f;
+            for (int64_t i = 0; i < d; i++) a += q[j * d + i] * k[i];
+            sc[j * n + t] = a * scaling + m[t];
+        }
+    }
+    for (int64_t j = 0; j < g; j++) {
+        float* sj = sc + j * n;
+        float top = -INFINITY, total = 0.f;
+        for (int64_t t = 0; t < n; t++) top = sj[t] > top ? sj[t] : top;
+        for (int64_t t = 0; t < n; t++) {
+            sj[t] = sj[t] == -INFINITY ? 0.f : exp1(sj[t] - top);
+            total += sj[t];
+        }
+        float* aj = acc + j * d;
+        for (int64_t i = 0; i < d; i++) aj[i] = 0.f;
+        for (int64_t t = 0; t < n; t++) {
+            if (m[t] == -INFINITY) continue;
+            const float* v = t < p ? pv + t * d : vrow + (t - p) * d;
+            for (int64_t i = 0; i < d; i++) aj[i] += sj[t] * v[i];
+        }
+        for (int64_t i = 0; i < d; i++) out[j * d + i] = f2bf(aj[i] / total);
+    }
+}
+
+/* One decoding step's attention, a task for each row r and key/value head h: the new key (rotated) and value
+   written at column `col` of the row's cache, then the head's g = hq / hkv query heads attend to the shared
+   prefix (p keys) and the row's first `width` columns, `mask` [B, >= p + width] (0 or -inf) added to the scores.
+   qkv [B, qkv_stride] bf16 (the q heads, the k heads, the v heads); cosv/sinv [B, d] fp32 (sin's first half
+   negated); kc/vc [hkv * B, wtot, d] fp32, head-major; pk/pv [hkv, p, d] fp32 and pkt [hkv, d, pp] (pk transposed,
+   pp >= p a multiple of 16, used by the AVX-512 path); out [B, hq * d] bf16. */
+void ptst_decode_attention(const uint16_t* qkv, int64_t qkv_stride, const float* cosv, const float* sinv, float* kc,
+                           float* vc, int64_t wtot, int64_t col, int64_t width, const float* pk, const float* pkt,
+                           int64_t pp, const float* pv, int64_t p, const float* mask, int64_t mask_stride, int64_t b,
+                           int64_t hq, int64_t hkv, int64_t d, float scaling, uint16_t* out) {
+    const int64_t g = hq / hkv, half = d / 2, n = p + width;
+#pragma omp parallel
+    {
+        const size_t floats = (size_t)(g * n + 3 * g * d + g);
+        float* sc = (float*)malloc(sizeof(float) * floats); /* [g, n] scores, then [g, d] q, acc, raw, [g] inv */
+        float* q = sc + g * n;
+        float* acc = q + g * d;
+        float* raw = acc + g * d;
+        float* inv = raw + g * d;
+#pragma omp for schedule(static)
+        for (int64_t task = 0; task < hkv * b; task++) {
+            const int64_t h = task / b, r = task % b;
+            const uint16_t* row = qkv + r * qkv_stride;
+            const float *c = cosv + r * d, *s = sinv + r * d, *m = mask + r * mask_stride;
+            float* krow = kc + (h * b + r) * wtot * d;
+            float* vrow = vc + (h * b + r) * wtot * d;
+            for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(hq + h) * d + i]);
+            rope(raw, c, s, half, krow + col * d);
+            for (int64_t i = 0; i < d; i++) vrow[col * d + i] = bf2f(row[(hq + hkv + h) * d + i]);
+            for (int64_t j = 0; j < g; j++) {
+                for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(h * g + j) * d + i]);
+                rope(raw, c, s, half, q + j * d);
+            }
+            uint16_t* o = out + r * hq * d + h * g * d;
+#if defined(__AVX512F__)
+            if (d == 64 || d == 128) {
+                attend16(q, g, d, pkt + h * d * pp, pp, p, krow, n, m, scaling, sc, inv);
+                if (d == 64) values16(4, sc, n, g, p, m, pv + h * p * d, vrow, inv, o);
+                else values16(8, sc, n, g, p, m, pv + h * p * d, vrow, inv, o);
+                continue;
+            }
+#endif
+            attend_any(q, g, d, pk + h * p * d, p, krow, pv + h * p * d, vrow, n, m, scaling, sc, acc, o);
+        }
+        free(sc);
+    }
+}
+
+/* x [rows, h] fp32 += delta (bf16 [rows, h], or NULL); out [rows, h] bf16 = w * (x * rsqrt(mean(x^2) + eps)) */
+void ptst_add_rms(float* x, const uint16_t* delta, const float* w, float eps, int64_t rows, int64_t h,
+                  uint16_t* out) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float* xr = x + r * h;
+        if (delta)
+            for (int64_t i = 0; i < h; i++) xr[i] += bf2f(delta[r * h + i]);
+        float ss = 0.f;
+        for (int64_t i = 0; i < h; i++) ss += xr[i] * xr[i];
+        const float inv = 1.f / sqrtf(ss / (float)h + eps);
+        for (int64_t i = 0; i < h; i++) out[r * h + i] = f2bf(w[i] * (xr[i] * inv));
+    }
+}
+
+/* gate_up [rows, 2n] bf16 -> out [rows, n] bf16 = bf16(bf16(silu(gate)) * up): the model's two bf16 roundings */
+void ptst_silu_mul(const uint16_t* gu, int64_t rows, int64_t n, uint16_t* out) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const uint16_t* gr = gu + r * 2 * n;
+        uint16_t* o = out + r * n;
+        int64_t i = 0;
+#if defined(__AVX512F__)
+        for (; i + 16 <= n; i += 16) {
+            const __m512 g = load_bf16(gr + i);
+            const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+            const __m512 si = widen(to_bf16(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), e))));
+            _mm256_storeu_si256((__m256i*)(o + i), to_bf16(_mm512_mul_ps(si, load_bf16(gr + n + i))));
+        }
+#endif
+        for (; i < n; i++) {
+            const float g = bf2f(gr[i]);
+            o[i] = f2bf(bf2f(f2bf(g / (1.f + exp1(-g)))) * bf2f(gr[n + i]));
+        }
+    }
+}

@@ -1,0 +1,126 @@
+"""ptst's fused CPU kernels (`native.c`): built once with the machine's C compiler, loaded with ctypes.
+
+The fast engine's bf16 decoding step runs ~40 small eager operations a layer besides its linear layers (norms,
+rotary embedding, attention's products, softmax, casts): on SmolLM2-135M at batch 48 they took more time than the
+linear layers themselves (docs/performance.md). `native.c` does them in three kernels a layer. It is built at first
+use (`cc -O3 -march=native -fopenmp`, about a second) into `$PTST_CACHE_DIR/kernels/`, under a name that hashes
+the source, the compiler and this CPU's model and flags, so a cache shared between machines never loads another
+CPU's build; the build is written to a temporary file and renamed, so concurrent first uses do not collide.
+
+Where no C compiler works, or `PTST_NATIVE=0`, `available()` is False, `why()` says why, and the fast engine runs
+its eager bf16 step. The two give different bf16 answers (different summation orders), so a generations file's
+key says which ran (`numerics`, ptst.generate.key). fp32 never uses these kernels: its answers stay equal to
+transformers' `generate`.
+
+Loaded after torch, the library shares torch's OpenMP runtime (the process has one `libgomp.so.1`)."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ptst.models import cache_dir
+
+SOURCE = Path(__file__).with_name("native.c")
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
+_P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+_SIGNATURES = {
+    "ptst_decode_attention": [_P, _I, _P, _P, _P, _P, _I, _I, _I, _P, _P, _I, _P, _I, _P, _I, _I, _I, _I, _I, _F, _P],
+    "ptst_add_rms": [_P, _P, _P, _F, _I, _I, _P],
+    "ptst_silu_mul": [_P, _I, _I, _P],
+}
+
+
+def _cpu_signature() -> str:
+    """The CPU's model name and feature flags: a build made with -march=native runs only where both match."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    pick = [line for line in info if line.startswith(("model name", "flags", "Features"))][:2]
+    return "\n".join(pick) or platform.machine()
+
+
+def _compiler() -> str | None:
+    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if cc and shutil.which(cc):
+            return cc
+    return None
+
+
+def build(out_dir: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
+    """Compile `native.c` (if not already built for this source, compiler, flags and CPU) and return the library's
+    path. `extra`: more compiler flags (the tests build the portable path with `-mno-avx512f`). Raises RuntimeError
+    with the compiler's first error line where it fails."""
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler (cc, gcc or clang; or set CC)")
+    try:
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise RuntimeError(f"{cc} --version failed: {e}") from e
+    flags = (*FLAGS, *extra)
+    src = SOURCE.read_bytes()
+    tag = hashlib.sha256(b"\0".join([src, version.encode(), " ".join(flags).encode(),
+                                     _cpu_signature().encode()])).hexdigest()[:16]
+    folder = out_dir or cache_dir() / "kernels"
+    lib = folder / f"ptst-native-{tag}.so"
+    if lib.exists():
+        return lib
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=lib.name, suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        done = subprocess.run([cc, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
+                              timeout=300)
+        if done.returncode != 0:
+            first = next((ln for ln in done.stderr.splitlines() if "error" in ln), done.stderr.strip()[:200])
+            raise RuntimeError(f"{cc} could not build {SOURCE.name}: {first}")
+        os.replace(tmp, lib)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return lib
+
+
+def load(path: Path) -> Any:
+    """The library at `path` with its functions' argument types set (torch must be imported first)."""
+    import torch  # noqa: F401 - torch's libgomp must be the one the library binds to
+
+    lib = ctypes.CDLL(str(path))
+    for name, args in _SIGNATURES.items():
+        getattr(lib, name).argtypes = args
+    if lib.ptst_native_version() != 1:
+        raise RuntimeError(f"{path.name}: unexpected kernel version")
+    return lib
+
+
+@cache
+def _state() -> tuple[Any, str]:
+    if os.environ.get("PTST_NATIVE", "1") == "0":
+        return None, "PTST_NATIVE=0"
+    try:
+        return load(build()), ""
+    except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+        return None, str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def kernels() -> Any:
+    """The loaded library, or None (see `why`)."""
+    return _state()[0]
+
+
+def available() -> bool:
+    return kernels() is not None
+
+
+def why() -> str:
+    """Why the kernels are unavailable ('' when they are)."""
+    return _state()[1]

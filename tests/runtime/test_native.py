@@ -1,0 +1,179 @@
+"""ptst's fused CPU kernels (ptst/runtime/native.c) against torch references: both the AVX-512 path (where this CPU
+has it, head size 64/128) and the portable path (head sizes 64/128 built with -mno-avx512f, and any other size),
+and the fused decoding step against the eager one. Skipped where no C compiler is present."""
+
+from __future__ import annotations
+
+import pytest
+
+from ptst.generate.base import Decoding, PromptItem
+from ptst.generate.hf import HFBackend
+from ptst.runtime import native
+from ptst.runtime.rows import shared_prefix
+from tests.generate.conftest import PROMPTS, lively_llama
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.skipif(not native.available(), reason=f"fused kernels unavailable: {native.why()}")
+
+
+@pytest.fixture(scope="module")
+def libs(tmp_path_factory):
+    """The kernels as ptst builds them, and the portable path alone."""
+    portable = native.load(native.build(tmp_path_factory.mktemp("kernels"), extra=("-mno-avx512f",)))
+    return {"native": native.kernels(), "portable": portable}
+
+
+def _rope(x, cos, sin):
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+
+
+def _attention_case(b, hq, hkv, d, p, wt, col, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    qkv = torch.randn((b, (hq + 2 * hkv) * d), generator=g).to(torch.bfloat16)
+    ang = torch.randn((b, d // 2), generator=g)
+    cos, sin = torch.cat([ang.cos()] * 2, -1), torch.cat([ang.sin()] * 2, -1)
+    kc, vc = torch.randn((hkv * b, wt, d), generator=g), torch.randn((hkv * b, wt, d), generator=g)
+    pk, pv = torch.randn((hkv, p, d), generator=g), torch.randn((hkv, p, d), generator=g)
+    mask = torch.zeros((b, p + wt))
+    for r in range(b):  # left padding: row r's first r % 3 own columns hold no token
+        mask[r, p: p + r % 3] = float("-inf")
+        kc.view(hkv, b, wt, d)[:, r, : r % 3] = float("nan")  # never read: a pad column's NaN must not leak
+    return qkv, cos, sin, kc, vc, pk, pv, mask
+
+
+def _run_attention(lib, case, b, hq, hkv, d, p, col, scaling=0.3):
+    from ptst.runtime.fused import prefix_transposed
+
+    qkv, cos, sin, kc, vc, pk, pv, mask = case
+    signed = torch.cat([-sin[:, : d // 2], sin[:, d // 2:]], -1).contiguous()
+    pkt = prefix_transposed([pk])[0] if p else None
+    out = torch.empty((b, hq * d), dtype=torch.bfloat16)
+    lib.ptst_decode_attention(qkv.data_ptr(), qkv.shape[1], cos.data_ptr(), signed.data_ptr(), kc.data_ptr(),
+                              vc.data_ptr(), kc.shape[1], col, col + 1, pk.data_ptr() if p else None,
+                              pkt.data_ptr() if p else None, pkt.shape[2] if p else 0, pv.data_ptr() if p else None,
+                              p, mask.data_ptr(), mask.shape[1], b, hq, hkv, d, scaling, out.data_ptr())
+    return out
+
+
+@pytest.mark.parametrize("which", ["native", "portable"])
+@pytest.mark.parametrize(("hq", "hkv", "d", "p"), [(9, 3, 64, 109), (4, 2, 128, 17), (2, 2, 64, 0), (6, 2, 24, 5)])
+def test_decode_attention_matches_the_reference(libs, which, hq, hkv, d, p):
+    """Rotary embedding, cache write, grouped-query scores against the shared prefix and the row's own columns,
+    softmax over both with left padding masked, and the values: equal to an fp32 torch reference within the
+    output's bf16 rounding; the new key and value are written at the column, rotated."""
+    b, wt, col = 7, 12, 9
+    case = _attention_case(b, hq, hkv, d, p, wt, col)
+    qkv, cos, sin, kc, vc, pk, pv, mask = case
+    before_k, before_v = kc.clone(), vc.clone()
+    out = _run_attention(libs[which], case, b, hq, hkv, d, p, col)
+    x = qkv.float()
+    q = _rope(x[:, : hq * d].view(b, hq, d), cos[:, None], sin[:, None])
+    k = _rope(x[:, hq * d: (hq + hkv) * d].view(b, hkv, d), cos[:, None], sin[:, None])
+    v = x[:, (hq + hkv) * d:].view(b, hkv, d)
+    keys, values = kc.view(hkv, b, wt, d), vc.view(hkv, b, wt, d)
+    torch.testing.assert_close(keys[:, :, col], k.transpose(0, 1), rtol=1e-6, atol=1e-6)
+    assert torch.equal(values[:, :, col], v.transpose(0, 1))
+    others = torch.ones(wt, dtype=torch.bool)
+    others[col] = False
+    assert torch.equal(keys[:, :, others].nan_to_num(7.0), before_k.view(hkv, b, wt, d)[:, :, others].nan_to_num(7.0))
+    assert torch.equal(values[:, :, others], before_v.view(hkv, b, wt, d)[:, :, others])
+    g = hq // hkv
+    want = torch.empty((b, hq, d))
+    for r in range(b):
+        live = mask[r, : p + col + 1] == 0
+        for h in range(hkv):
+            kk = torch.cat([pk[h], keys[h, r, : col + 1]])[live]
+            vv = torch.cat([pv[h], values[h, r, : col + 1]])[live]
+            want[r, h * g: (h + 1) * g] = torch.softmax(q[r, h * g: (h + 1) * g] @ kk.T * 0.3, -1) @ vv
+    got = out.float().view(b, hq, d)
+    assert not got.isnan().any()
+    torch.testing.assert_close(got, want, rtol=2 ** -7, atol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["native", "portable"])
+def test_add_rms_and_silu_product_round_as_torch(libs, which):
+    """The residual sum is torch's fp32 sum exactly; the norm and the SiLU product equal torch's bf16 results
+    (the model's own roundings) but for an occasional last bit of the norm's sum order or exp's last ulp."""
+    lib = libs[which]
+    g = torch.Generator().manual_seed(1)
+    rows, h = 5, 72
+    x = torch.randn((rows, h), generator=g) * 3
+    delta = torch.randn((rows, h), generator=g).to(torch.bfloat16)
+    w = torch.randn(h, generator=g)
+    out = torch.empty((rows, h), dtype=torch.bfloat16)
+    want_x = x + delta
+    want = (w * (want_x * torch.rsqrt(want_x.pow(2).mean(-1, keepdim=True) + 1e-5))).to(torch.bfloat16)
+    lib.ptst_add_rms(x.data_ptr(), delta.data_ptr(), w.data_ptr(), 1e-5, rows, h, out.data_ptr())
+    assert torch.equal(x, want_x)
+    torch.testing.assert_close(out.float(), want.float(), rtol=2 ** -7, atol=0)
+    assert (out == want).float().mean() > 0.95
+
+    n = 200  # not a multiple of 16: the vector loop and its scalar tail
+    gate_up = (torch.randn((rows, 2 * n), generator=g) * 4).to(torch.bfloat16)
+    gate_up[0, :4] = torch.tensor([-100.0, 100.0, 0.0, -0.0])
+    act = torch.empty((rows, n), dtype=torch.bfloat16)
+    lib.ptst_silu_mul(gate_up.data_ptr(), rows, n, act.data_ptr())
+    gate, up = gate_up.chunk(2, dim=-1)
+    want = torch.nn.functional.silu(gate) * up
+    assert (act == want).float().mean() > 0.99
+    torch.testing.assert_close(act.float(), want.float(), rtol=2 ** -7, atol=0)
+
+
+def _bf16_model(tok, hidden):
+    return lively_llama(tok, hidden=hidden).to(torch.bfloat16)
+
+
+@pytest.mark.parametrize("hidden", [128, 32])  # head size 64 (the AVX-512 path where present) and 16
+def test_fused_step_matches_the_eager_step(llama2_tok, hidden):
+    """After one prefill (a shared prefix, left-padded rows), the fused step's logits and cache equal the eager
+    step's within bf16's rounding of the linear layers' inputs: the same arithmetic in other orders."""
+    from ptst.runtime.fast import FastLM
+
+    model = _bf16_model(llama2_tok, hidden)
+    rows = [llama2_tok(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    rows = [rows[0][:6] + r for r in rows]  # a shared prefix of 6 tokens
+    fused, eager = FastLM(model), FastLM(model, fused_kernels=False)
+    assert fused.native is not None and eager.native is None
+    with torch.inference_mode():
+        caches = []
+        for engine in (fused, eager):
+            cache, logits, last, col = engine.prefill(rows, shared_prefix(rows), 3)
+            ids = logits.argmax(-1)
+            out = engine.step(ids, last + 1, cache, col)
+            caches.append((cache, out))
+    (cf, lf), (ce, le) = caches
+    scale = le.abs().max()
+    assert (lf - le).abs().max() < 0.05 * scale
+    for a, b in zip(cf.keys + cf.values, ce.keys + ce.values, strict=True):
+        torch.testing.assert_close(a, b, rtol=0.05, atol=0.05 * float(b.abs().max()))
+
+
+def test_fused_engine_answers_through_the_stream(llama2_tok):
+    """End to end through the hf backend's stream (continuous batching: more prompts than the batch, rows
+    refilled and caches merged): answers of the fused and the eager bf16 step, greedy, mostly the same tokens."""
+    model = _bf16_model(llama2_tok, 128)
+    items = [PromptItem(str(i), p) for i, p in enumerate(PROMPTS * 2)]
+    outs = []
+    for fused in (True, False):
+        backend = HFBackend(model, llama2_tok, batch_size=3, progress=False, fused_kernels=fused)
+        assert (backend.fast.native is not None) is fused
+        outs.append([c.text for c in backend.generate(items, Decoding(max_new_tokens=8))])
+    assert all(outs[0]) and len(outs[0]) == len(items)
+    assert sum(a == b for a, b in zip(*outs, strict=True)) >= len(items) // 2
+
+
+def test_the_build_is_cached_per_source_and_cpu_and_refuses_clearly(tmp_path, monkeypatch):
+    """One build per source, compiler, flags and CPU (a second call reuses it); a failing compiler is one line."""
+    first = native.build(tmp_path)
+    assert native.build(tmp_path) == first and [p.name for p in tmp_path.iterdir()] == [first.name]
+    monkeypatch.setattr(native, "_cpu_signature", lambda: "another cpu")
+    assert native.build(tmp_path) != first
+    monkeypatch.setattr(native, "FLAGS", ("-this-flag-does-not-exist",))
+    with pytest.raises(RuntimeError, match="could not build native.c"):
+        native.build(tmp_path)
+    assert not list(tmp_path.glob("*.tmp"))  # no half-written library left behind
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    monkeypatch.setattr(native.shutil, "which", lambda _: None)
+    with pytest.raises(RuntimeError, match="no C compiler"):
+        native.build(tmp_path)
