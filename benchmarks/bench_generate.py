@@ -25,6 +25,9 @@ token needs): the share of the matmul peak the whole run's work used.
     # the same with llama.cpp's prefix sharing too
     flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 48 --batch-size 48 --max-new-tokens 32 \
         --systems fp32,bf16,llamacpp-batch,llamacpp-prefix --chunks 1
+    # the bf16 step on ptst's fused kernels vs its eager bf16 step
+    flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 48 --batch-size 48 --max-new-tokens 32 \
+        --systems fp32,bf16,bf16-eager --chunks 1
     # ptst's fast engine vs its general decode loop
     flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 16 --batch-size 16 --max-new-tokens 32 \
         --systems fp32,fp32-loop,bf16,bf16-loop --chunks 1
