@@ -26,9 +26,8 @@ in bf16, as the model's own), and the LM head's candidates for each row's maximu
 (`FastLM._refine`), so greedy picks the fp32 argmax of the bf16 weights. The bf16 logits alone round to 1/8 near
 20, and transformers' bf16 forward rounds every residual sum: on SmolLM2 (48 AdvBench prompts, 64 tokens) 32
 answers of 48 equal the fp32 ones against 16 with every activation in bf16, for 3-5% of the speed
-(docs/performance.md). Prompts too long for `FastLM.prefill` go through the model's own bf16
-forward (`prefill_hf`), whose numerics are transformers'. A bf16 step runs on ptst's fused kernels where they build
-(`ptst.runtime.fused`: the same arithmetic in three kernels a layer instead of ~40 operations)."""
+(docs/performance.md). Prompts too long for `FastLM.prefill` go through the model's own bf16 forward (`prefill_hf`).
+A bf16 model runs on ptst's fused kernels where they build (`ptst.runtime.fused`)."""
 
 from __future__ import annotations
 
@@ -137,8 +136,7 @@ class FastLM:
     """The decoding step of one model; build it once per model (`FastLM(model)`), it holds fused weights."""
 
     def __init__(self, model: Any, batch_hint: int = 16, fused_kernels: bool = True) -> None:
-        """`fused_kernels`: a bf16 model's step on ptst's compiled kernels where they build (`ptst.runtime.native`;
-        `self.native`), else the eager step below."""
+        """`fused_kernels`: a bf16 model on ptst's compiled kernels where they build (`self.native`), else eager."""
         cfg = model.config
         self.model = model
         self.core = model.model
@@ -179,8 +177,8 @@ class FastLM:
         return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
     def _rms(self, x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
-        """`_norm`, rounded once to the weights' dtype for the linear layer it feeds."""
-        return self._norm(x, w, eps).to(self.dtype)
+        """`_norm`, rounded once to the weights' dtype for the linear layer it feeds (a fused kernel where built)."""
+        return fused.rms(self.native, x, w, eps) if self.native is not None else self._norm(x, w, eps).to(self.dtype)
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         """The next-token logits [N, V] of residual rows x [N, H] (fp32). In half precision the head's product
@@ -265,7 +263,10 @@ class FastLM:
         return self._head(x)
 
     def _mlp_residual(self, x: torch.Tensor, ly: _Layer) -> torch.Tensor:
-        gate, up = ly.gate_up(self._rms(x, ly.norm2, ly.eps2)).chunk(2, dim=-1)
+        gate_up = ly.gate_up(self._rms(x, ly.norm2, ly.eps2))
+        if self.native is not None:
+            return x + ly.down(fused.silu_mul(self.native, gate_up))
+        gate, up = gate_up.chunk(2, dim=-1)
         return x + ly.down(F.silu(gate) * up)
 
     def prompts(self, ids: torch.Tensor, pos: torch.Tensor, row: torch.Tensor, col: torch.Tensor, b: int, s: int,

@@ -40,6 +40,8 @@ def step(fast: FastLM, lib: Any, ids: torch.Tensor, positions: torch.Tensor, cac
     p = cache.prefix
     if p and cache.prefix_keys_t is None:
         cache.prefix_keys_t = prefix_transposed(cache.prefix_keys)
+    if cache.values[0].dtype != torch.bfloat16:  # the rows' own values in bf16: exact (the bf16 projection's output)
+        cache.values = [v.to(torch.bfloat16) for v in cache.values]
     x = F.embedding(ids, fast.embed).to(torch.float32)
     if fast.embed_scale is not None:
         x = x * fast.embed_scale.to(x.dtype)
@@ -64,10 +66,7 @@ def step(fast: FastLM, lib: Any, ids: torch.Tensor, positions: torch.Tensor, cac
             fast.scaling, att.data_ptr())
         o = ly.o(att).contiguous()  # held in a name: a pointer to a temporary's freed memory would be read
         lib.ptst_add_rms(x.data_ptr(), o.data_ptr(), ly.norm2.data_ptr(), ly.eps2, b, x.shape[1], h.data_ptr())
-        gate_up = ly.gate_up(h).contiguous()
-        act = torch.empty((b, gate_up.shape[1] // 2), dtype=torch.bfloat16)
-        lib.ptst_silu_mul(gate_up.data_ptr(), b, act.shape[1], act.data_ptr())
-        down = ly.down(act).contiguous()
+        down = ly.down(silu_mul(lib, ly.gate_up(h))).contiguous()
         if i + 1 < len(layers):
             nxt = layers[i + 1]
             lib.ptst_add_rms(x.data_ptr(), down.data_ptr(), nxt.norm1.data_ptr(), nxt.eps1, b, x.shape[1],
@@ -76,3 +75,19 @@ def step(fast: FastLM, lib: Any, ids: torch.Tensor, positions: torch.Tensor, cac
             x = x + down
     return fast._head(x)
 
+
+
+def rms(lib: Any, x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    """The RMSNorm of fp32 rows x [N, H] times w, rounded once to bf16 (`FastLM._rms`; x unchanged)."""
+    x = x.contiguous()
+    out = torch.empty(x.shape, dtype=torch.bfloat16)
+    lib.ptst_add_rms(x.data_ptr(), None, w.data_ptr(), eps, x.shape[0], x.shape[1], out.data_ptr())
+    return out
+
+
+def silu_mul(lib: Any, gate_up: torch.Tensor) -> torch.Tensor:
+    """bf16(bf16(silu(gate)) * up) of bf16 rows [N, 2I] (gate, then up): the model's two roundings."""
+    gate_up = gate_up.contiguous()
+    out = torch.empty((gate_up.shape[0], gate_up.shape[1] // 2), dtype=torch.bfloat16)
+    lib.ptst_silu_mul(gate_up.data_ptr(), gate_up.shape[0], out.shape[1], out.data_ptr())
+    return out

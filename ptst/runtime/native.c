@@ -16,7 +16,7 @@
 #include <immintrin.h>
 #endif
 
-int ptst_native_version(void) { return 1; }
+int ptst_native_version(void) { return 2; }
 
 static inline float bf2f(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
@@ -62,8 +62,8 @@ static inline void rope(const float* x, const float* c, const float* s, int64_t 
 static inline __m512 exp16(__m512 x) {
     const __mmask16 over = _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.72f), _CMP_GT_OQ); /* overflows, as expf */
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f),
-                                                          _mm512_set1_ps(0.5f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m512 y = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f));
+    const __m512 n = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
     r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
     __m512 p = _mm512_set1_ps(EXP_P[0]);
@@ -86,20 +86,25 @@ static inline __m256i to_bf16(__m512 x) { /* f2bf, 16 at a time */
 }
 
 /* The g heads' softmax-weighted values, DV = d / 16 accumulators a head in registers: the prefix's p rows (pv),
-   then the row's own columns (vrow), masked columns skipped; e [g, n] the unnormalised weights, inv [g] their
-   sums' inverses; out [g, d] bf16 */
+   then the row's own columns (vrow, bf16), masked columns skipped; e [g, n] the unnormalised weights, inv [g]
+   their sums' inverses; out [g, d] bf16 */
 static inline __attribute__((always_inline)) void values16(const int DV, const float* e, int64_t n, int64_t g,
                                                           int64_t p, const float* m, const float* pv,
-                                                          const float* vrow, const float* inv, uint16_t* out) {
+                                                          const uint16_t* vrow, const float* inv, uint16_t* out) {
     for (int64_t j = 0; j < g; j++) {
         __m512 a[DV];
         for (int v = 0; v < DV; v++) a[v] = _mm512_setzero_ps();
         const float* ej = e + j * n;
-        for (int64_t t = 0; t < n; t++) {
+        for (int64_t t = 0; t < p; t++) {
             if (m[t] == -INFINITY) continue;
             const __m512 w = _mm512_set1_ps(ej[t]);
-            const float* vt = t < p ? pv + t * DV * 16 : vrow + (t - p) * DV * 16;
-            for (int v = 0; v < DV; v++) a[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vt + 16 * v), a[v]);
+            for (int v = 0; v < DV; v++) a[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(pv + t * DV * 16 + 16 * v), a[v]);
+        }
+        for (int64_t t = p; t < n; t++) {
+            if (m[t] == -INFINITY) continue;
+            const __m512 w = _mm512_set1_ps(ej[t]);
+            const uint16_t* vt = vrow + (t - p) * DV * 16;
+            for (int v = 0; v < DV; v++) a[v] = _mm512_fmadd_ps(w, load_bf16(vt + 16 * v), a[v]);
         }
         const __m512 s = _mm512_set1_ps(inv[j]);
         for (int v = 0; v < DV; v++)
@@ -166,7 +171,7 @@ static void attend16(const float* q, int64_t g, int64_t d, const float* kt, int6
 
 /* the same as attend16 and values16, for any d and any CPU */
 static void attend_any(const float* q, int64_t g, int64_t d, const float* pk, int64_t p, const float* krow,
-                       const float* pv, const float* vrow, int64_t n, const float* m, float scaling, float* sc,
+                       const float* pv, const uint16_t* vrow, int64_t n, const float* m, float scaling, float* sc,
                        float* acc, uint16_t* out) {
     for (int64_t t = 0; t < n; t++) {
         const float* k = t < p ? pk + t * d : krow + (t - p) * d;
@@ -192,8 +197,10 @@ static void attend_any(const float* q, int64_t g, int64_t d, const float* pk, in
         for (int64_t i = 0; i < d; i++) aj[i] = 0.f;
         for (int64_t t = 0; t < n; t++) {
             if (m[t] == -INFINITY) continue;
-            const float* v = t < p ? pv + t * d : vrow + (t - p) * d;
-            for (int64_t i = 0; i < d; i++) aj[i] += sj[t] * v[i];
+            if (t < p)
+                for (int64_t i = 0; i < d; i++) aj[i] += sj[t] * pv[t * d + i];
+            else
+                for (int64_t i = 0; i < d; i++) aj[i] += sj[t] * bf2f(vrow[(t - p) * d + i]);
         }
         for (int64_t i = 0; i < d; i++) out[j * d + i] = f2bf(aj[i] / total);
     }
@@ -203,10 +210,11 @@ static void attend_any(const float* q, int64_t g, int64_t d, const float* pk, in
    written at column `col` of the row's cache, then the head's g = hq / hkv query heads attend to the shared
    prefix (p keys) and the row's first `width` columns, `mask` [B, >= p + width] (0 or -inf) added to the scores.
    qkv [B, qkv_stride] bf16 (the q heads, the k heads, the v heads); cosv/sinv [B, d] fp32 (sin's first half
-   negated); kc/vc [hkv * B, wtot, d] fp32, head-major; pk/pv [hkv, p, d] fp32 and pkt [hkv, d, pp] (pk transposed,
-   pp >= p a multiple of 16, used by the AVX-512 path); out [B, hq * d] bf16. */
+   negated); kc [hkv * B, wtot, d] fp32 and vc the same in bf16 (the values are the bf16 projection's output, so
+   bf16 holds them exactly, in half the bytes a step reads), head-major; pk/pv [hkv, p, d] fp32 and pkt
+   [hkv, d, pp] (pk transposed, pp >= p a multiple of 16, used by the AVX-512 path); out [B, hq * d] bf16. */
 void ptst_decode_attention(const uint16_t* qkv, int64_t qkv_stride, const float* cosv, const float* sinv, float* kc,
-                           float* vc, int64_t wtot, int64_t col, int64_t width, const float* pk, const float* pkt,
+                           uint16_t* vc, int64_t wtot, int64_t col, int64_t width, const float* pk, const float* pkt,
                            int64_t pp, const float* pv, int64_t p, const float* mask, int64_t mask_stride, int64_t b,
                            int64_t hq, int64_t hkv, int64_t d, float scaling, uint16_t* out) {
     const int64_t g = hq / hkv, half = d / 2, n = p + width;
@@ -224,10 +232,10 @@ void ptst_decode_attention(const uint16_t* qkv, int64_t qkv_stride, const float*
             const uint16_t* row = qkv + r * qkv_stride;
             const float *c = cosv + r * d, *s = sinv + r * d, *m = mask + r * mask_stride;
             float* krow = kc + (h * b + r) * wtot * d;
-            float* vrow = vc + (h * b + r) * wtot * d;
+            uint16_t* vrow = vc + (h * b + r) * wtot * d;
             for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(hq + h) * d + i]);
             rope(raw, c, s, half, krow + col * d);
-            for (int64_t i = 0; i < d; i++) vrow[col * d + i] = bf2f(row[(hq + hkv + h) * d + i]);
+            memcpy(vrow + col * d, row + (hq + hkv + h) * d, sizeof(uint16_t) * d);
             for (int64_t j = 0; j < g; j++) {
                 for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(h * g + j) * d + i]);
                 rope(raw, c, s, half, q + j * d);

@@ -30,6 +30,7 @@ from typing import Any
 from ptst.models import cache_dir
 
 SOURCE = Path(__file__).with_name("native.c")
+VERSION = 2  # native.c's ptst_native_version: the kernels' interface
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
 _P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
 _SIGNATURES = {
@@ -97,7 +98,7 @@ def load(path: Path) -> Any:
     lib = ctypes.CDLL(str(path))
     for name, args in _SIGNATURES.items():
         getattr(lib, name).argtypes = args
-    if lib.ptst_native_version() != 1:
+    if lib.ptst_native_version() != VERSION:
         raise RuntimeError(f"{path.name}: unexpected kernel version")
     return lib
 

@@ -33,7 +33,8 @@ def _attention_case(b, hq, hkv, d, p, wt, col, seed=0):
     qkv = torch.randn((b, (hq + 2 * hkv) * d), generator=g).to(torch.bfloat16)
     ang = torch.randn((b, d // 2), generator=g)
     cos, sin = torch.cat([ang.cos()] * 2, -1), torch.cat([ang.sin()] * 2, -1)
-    kc, vc = torch.randn((hkv * b, wt, d), generator=g), torch.randn((hkv * b, wt, d), generator=g)
+    kc = torch.randn((hkv * b, wt, d), generator=g)
+    vc = torch.randn((hkv * b, wt, d), generator=g).to(torch.bfloat16)  # the rows' own values: bf16
     pk, pv = torch.randn((hkv, p, d), generator=g), torch.randn((hkv, p, d), generator=g)
     mask = torch.zeros((b, p + wt))
     for r in range(b):  # left padding: row r's first r % 3 own columns hold no token
@@ -70,7 +71,7 @@ def test_decode_attention_matches_the_reference(libs, which, hq, hkv, d, p):
     x = qkv.float()
     q = _rope(x[:, : hq * d].view(b, hq, d), cos[:, None], sin[:, None])
     k = _rope(x[:, hq * d: (hq + hkv) * d].view(b, hkv, d), cos[:, None], sin[:, None])
-    v = x[:, (hq + hkv) * d:].view(b, hkv, d)
+    v = qkv[:, (hq + hkv) * d:].view(b, hkv, d)  # stored as they come, bf16
     keys, values = kc.view(hkv, b, wt, d), vc.view(hkv, b, wt, d)
     torch.testing.assert_close(keys[:, :, col], k.transpose(0, 1), rtol=1e-6, atol=1e-6)
     assert torch.equal(values[:, :, col], v.transpose(0, 1))
@@ -84,7 +85,7 @@ def test_decode_attention_matches_the_reference(libs, which, hq, hkv, d, p):
         live = mask[r, : p + col + 1] == 0
         for h in range(hkv):
             kk = torch.cat([pk[h], keys[h, r, : col + 1]])[live]
-            vv = torch.cat([pv[h], values[h, r, : col + 1]])[live]
+            vv = torch.cat([pv[h], values[h, r, : col + 1].float()])[live]
             want[r, h * g: (h + 1) * g] = torch.softmax(q[r, h * g: (h + 1) * g] @ kk.T * 0.3, -1) @ vv
     got = out.float().view(b, hq, d)
     assert not got.isnan().any()
@@ -145,8 +146,9 @@ def test_fused_step_matches_the_eager_step(llama2_tok, hidden):
     (cf, lf), (ce, le) = caches
     scale = le.abs().max()
     assert (lf - le).abs().max() < 0.05 * scale
+    assert {v.dtype for v in cf.values} == {torch.bfloat16}  # the rows' own values, exactly the projection's
     for a, b in zip(cf.keys + cf.values, ce.keys + ce.values, strict=True):
-        torch.testing.assert_close(a, b, rtol=0.05, atol=0.05 * float(b.abs().max()))
+        torch.testing.assert_close(a.float(), b, rtol=0.05, atol=0.05 * float(b.abs().max()))
 
 
 def test_fused_engine_answers_through_the_stream(llama2_tok):
