@@ -39,6 +39,7 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 from ptst.runtime import fused, native, packing
 from ptst.runtime.decode import packed_forward
+from ptst.runtime.linear import Linear
 
 FAMILIES = ("llama", "mistral", "qwen2")
 # A batch's prompts attend in one padded [B, heads, S, P + S] score tensor (fp32) when it has at most this many
@@ -67,35 +68,6 @@ def supported(model: Any) -> bool:
         return False
     linear = [layers[0].self_attn.q_proj, layers[0].mlp.gate_proj, model.lm_head]
     return all(type(m) is torch.nn.Linear for m in linear) and packing.can_pack(model)
-
-
-class Linear:
-    """`F.linear(x, weight, bias)` with the weight packed once for the CPU's matrix kernels: oneDNN's layout for
-    bf16/fp16 (AMX/AVX512-BF16 tiles), MKL's packed sgemm for fp32. Both give F.linear's exact result (the same
-    kernels without repacking the weight at every call, which a decoding step at batch 48 spends ~40% of its
-    matrix time on); where packing is unavailable it is plain F.linear."""
-
-    def __init__(self, weights: list[torch.Tensor], biases: list[torch.Tensor | None], batch_hint: int) -> None:
-        self.weight = weights[0] if len(weights) == 1 else torch.cat(weights)
-        self.bias = None if all(b is None for b in biases) else torch.cat(
-            [b if b is not None else w.new_zeros(w.shape[0]) for w, b in zip(weights, biases, strict=True)])
-        self.packed: torch.Tensor | None = None
-        self.kind = "plain"
-        try:
-            if self.weight.dtype in (torch.bfloat16, torch.float16) and torch.backends.mkldnn.is_available():
-                self.packed, self.kind = torch.ops.mkldnn._reorder_linear_weight(self.weight, batch_hint), "onednn"
-            elif self.weight.dtype == torch.float32 and torch.backends.mkl.is_available():
-                self.packed, self.kind = torch.ops.mkl._mkl_reorder_linear_weight(self.weight, batch_hint), "mkl"
-        except (RuntimeError, AttributeError):  # an older torch or a build without the kernel: unpacked
-            self.packed, self.kind = None, "plain"
-        self.hint = batch_hint
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "onednn":
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
-        if self.kind == "mkl":
-            return torch.ops.mkl._mkl_linear(x, self.packed, self.weight, self.bias, self.hint)
-        return F.linear(x, self.weight, self.bias)
 
 
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
@@ -287,8 +259,18 @@ class FastLM:
             x = x * self.embed_scale.to(x.dtype)
         cos, sin = self.core.rotary_emb(x[None], pos[None])
         cos, sin = cos[0, :, None], self._signed(sin[0, :, None])  # [T, 1, D]
+        kernel = self.native is not None and values[0].dtype == torch.bfloat16  # `prefill`'s rows on the kernels
+        if kernel:
+            starts = torch.cat([row.new_zeros(1), torch.bincount(row, minlength=b).cumsum(0)])  # rows in order
+            pkt = fused.prefix_transposed(pk) if p else []
+            rope = cos[:, 0].contiguous(), sin[:, 0].contiguous()
         for i, ly in enumerate(self.layers):
             qkv = ly.qkv(self._rms(x, ly.norm1, ly.eps1))
+            if kernel:
+                shared = (pk[i], pkt[i], pv[i]) if p else None
+                x = x + ly.o(fused.prompt_attention(self, qkv, *rope, keys[i], values[i], starts, s, shared, b))
+                x = self._mlp_residual(x, ly)
+                continue
             qk = self._rope(qkv[:, : (hq + hkv) * d].view(t, hq + hkv, d), cos, sin)  # fp32 (the rotary's)
             kc, vc = keys[i].view(hkv, b, -1, d), values[i].view(hkv, b, -1, d)
             kc[:, row, col] = qk[:, hq:].transpose(0, 1)
@@ -326,7 +308,8 @@ class FastLM:
         b, s = len(rows), max(lengths)
         total = s + max_new_tokens
         keys = [torch.zeros((b * hkv, total, d), dtype=dtype, device=dev) for _ in self.layers]
-        values = [torch.zeros((b * hkv, total, d), dtype=dtype, device=dev) for _ in self.layers]
+        vtype = torch.bfloat16 if self.native is not None else dtype  # the fused step's values: bf16, exact
+        values = [torch.zeros((b * hkv, total, d), dtype=vtype, device=dev) for _ in self.layers]
         n = torch.tensor(lengths, device=dev)
         row = torch.repeat_interleave(torch.arange(b, device=dev), n)
         starts = (s - n)[row]

@@ -91,3 +91,24 @@ def silu_mul(lib: Any, gate_up: torch.Tensor) -> torch.Tensor:
     out = torch.empty((gate_up.shape[0], gate_up.shape[1] // 2), dtype=torch.bfloat16)
     lib.ptst_silu_mul(gate_up.data_ptr(), gate_up.shape[0], out.shape[1], out.data_ptr())
     return out
+
+
+def prompt_attention(fast: FastLM, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor,
+                     values: torch.Tensor, starts: torch.Tensor, s: int, prefix: tuple[torch.Tensor, torch.Tensor,
+                                                                                        torch.Tensor] | None,
+                     b: int) -> torch.Tensor:
+    """`FastLM.prompts`' attention for one layer on the kernels: the packed tokens' qkv [T, *] (bf16; row r's tokens
+    are rows starts[r] .. starts[r + 1] - 1, in order, at the last of the row's first `s` cache columns), their
+    rotary tables cos/sin [T, D] (sin's first half negated); writes their keys (fp32) and values (bf16) into the
+    layer's cache and returns the attention's output [T, Hq * D] (bf16). `prefix`: the shared prefix's keys, keys
+    transposed (`prefix_transposed`) and values, or None."""
+    d, hq, hkv, lib = fast.head_dim, fast.n_heads, fast.n_kv, fast.native
+    assert lib is not None
+    qkv = qkv.contiguous()
+    out = torch.empty((qkv.shape[0], hq * d), dtype=torch.bfloat16)
+    pk, pkt, pv = prefix if prefix is not None else (None, None, None)
+    lib.ptst_prefill_attention(
+        qkv.data_ptr(), qkv.shape[1], cos.data_ptr(), sin.data_ptr(), keys.data_ptr(), values.data_ptr(),
+        keys.shape[1], starts.data_ptr(), s, _ptr(pk), _ptr(pkt), pkt.shape[2] if pkt is not None else 0, _ptr(pv),
+        pk.shape[1] if pk is not None else 0, b, hq, hkv, d, fast.scaling, out.data_ptr())
+    return out

@@ -16,7 +16,7 @@
 #include <immintrin.h>
 #endif
 
-int ptst_native_version(void) { return 2; }
+int ptst_native_version(void) { return 3; }
 
 static inline float bf2f(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
@@ -250,6 +250,61 @@ void ptst_decode_attention(const uint16_t* qkv, int64_t qkv_stride, const float*
             }
 #endif
             attend_any(q, g, d, pk + h * p * d, p, krow, pv + h * p * d, vrow, n, m, scaling, sc, acc, o);
+        }
+        free(sc);
+    }
+}
+
+/* The prompts' attention in the prefill, a task for each row r and key/value head h: row r's tokens are the packed
+   rows starts[r] .. starts[r + 1] - 1 of qkv (bf16 [T, qkv_stride]; cosv/sinv [T, d] their rotary tables), at the
+   last n_r of the row's first s cache columns (left padding before them). Their keys (rotated, fp32) and values
+   (bf16, exact) are written into the cache, then each token's g query heads attend to the shared prefix and to the
+   row's own tokens up to itself; out [T, hq * d] bf16. Cache, prefix and pkt as in ptst_decode_attention. */
+void ptst_prefill_attention(const uint16_t* qkv, int64_t qkv_stride, const float* cosv, const float* sinv, float* kc,
+                            uint16_t* vc, int64_t wtot, const int64_t* starts, int64_t s, const float* pk,
+                            const float* pkt, int64_t pp, const float* pv, int64_t p, int64_t b, int64_t hq,
+                            int64_t hkv, int64_t d, float scaling, uint16_t* out) {
+    const int64_t g = hq / hkv, half = d / 2, n = p + s;
+#pragma omp parallel
+    {
+        const size_t floats = (size_t)(g * n + 3 * g * d + g + n);
+        float* sc = (float*)malloc(sizeof(float) * floats);
+        float* q = sc + g * n;
+        float* acc = q + g * d;
+        float* raw = acc + g * d;
+        float* inv = raw + g * d;
+        float* zeros = inv + g; /* the mask: every column a token reaches is visible */
+        for (int64_t t = 0; t < n; t++) zeros[t] = 0.f;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < hkv * b; task++) {
+            const int64_t h = task / b, r = task % b, first = starts[r], count = starts[r + 1] - starts[r];
+            const int64_t lo = s - count;
+            float* krow = kc + ((h * b + r) * wtot + lo) * d;
+            uint16_t* vrow = vc + ((h * b + r) * wtot + lo) * d;
+            for (int64_t j = 0; j < count; j++) {
+                const uint16_t* row = qkv + (first + j) * qkv_stride;
+                for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(hq + h) * d + i]);
+                rope(raw, cosv + (first + j) * d, sinv + (first + j) * d, half, krow + j * d);
+                memcpy(vrow + j * d, row + (hq + hkv + h) * d, sizeof(uint16_t) * d);
+            }
+            for (int64_t j = 0; j < count; j++) {
+                const uint16_t* row = qkv + (first + j) * qkv_stride;
+                for (int64_t k = 0; k < g; k++) {
+                    for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(h * g + k) * d + i]);
+                    rope(raw, cosv + (first + j) * d, sinv + (first + j) * d, half, q + k * d);
+                }
+                uint16_t* o = out + (first + j) * hq * d + h * g * d;
+                const int64_t m = p + j + 1; /* the prefix and the row's tokens up to this one */
+#if defined(__AVX512F__)
+                if (d == 64 || d == 128) {
+                    attend16(q, g, d, pkt + h * d * pp, pp, p, krow, m, zeros, scaling, sc, inv);
+                    if (d == 64) values16(4, sc, m, g, p, zeros, pv + h * p * d, vrow, inv, o);
+                    else values16(8, sc, m, g, p, zeros, pv + h * p * d, vrow, inv, o);
+                    continue;
+                }
+#endif
+                attend_any(q, g, d, pk + h * p * d, p, krow, pv + h * p * d, vrow, m, zeros, scaling, sc, acc, o);
+            }
         }
         free(sc);
     }

@@ -126,26 +126,29 @@ def _bf16_model(tok, hidden):
 
 
 @pytest.mark.parametrize("hidden", [128, 32])  # head size 64 (the AVX-512 path where present) and 16
-def test_fused_step_matches_the_eager_step(llama2_tok, hidden):
-    """After one prefill (a shared prefix, left-padded rows), the fused step's logits and cache equal the eager
-    step's within bf16's rounding of the linear layers' inputs: the same arithmetic in other orders."""
+@pytest.mark.parametrize("prefix", [6, 0])
+def test_fused_prefill_and_step_match_the_eager_ones(llama2_tok, hidden, prefix):
+    """A prefill (left-padded rows, with and without a shared prefix) and one step on the kernels: logits and cache
+    equal the eager engine's within bf16's rounding of the linear layers' inputs (the same arithmetic in other
+    orders); the rows' own values are bf16 and exactly the projection's."""
     from ptst.runtime.fast import FastLM
 
     model = _bf16_model(llama2_tok, hidden)
     rows = [llama2_tok(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
-    rows = [rows[0][:6] + r for r in rows]  # a shared prefix of 6 tokens
+    rows = [rows[0][:6] + r for r in rows] if prefix else rows
+    assert (shared_prefix(rows) > 0) == (prefix > 0)
     fused, eager = FastLM(model), FastLM(model, fused_kernels=False)
     assert fused.native is not None and eager.native is None
     with torch.inference_mode():
         caches = []
         for engine in (fused, eager):
             cache, logits, last, col = engine.prefill(rows, shared_prefix(rows), 3)
-            ids = logits.argmax(-1)
-            out = engine.step(ids, last + 1, cache, col)
-            caches.append((cache, out))
-    (cf, lf), (ce, le) = caches
-    scale = le.abs().max()
-    assert (lf - le).abs().max() < 0.05 * scale
+            out = engine.step(logits.argmax(-1) * 0 + 7, last + 1, cache, col)  # the same next token for both
+            caches.append((cache, logits, out))
+    (cf, pf, lf), (ce, pe, le) = caches
+    for a, b in ((pf, pe), (lf, le)):
+        assert not a.isnan().any()
+        assert (a - b).abs().max() < 0.05 * b.abs().max()
     assert {v.dtype for v in cf.values} == {torch.bfloat16}  # the rows' own values, exactly the projection's
     for a, b in zip(cf.keys + cf.values, ce.keys + ce.values, strict=True):
         torch.testing.assert_close(a.float(), b, rtol=0.05, atol=0.05 * float(b.abs().max()))
