@@ -159,6 +159,8 @@ class FastLM:
         h = self._norm(x, self.norm, self.norm_eps)
         if self.dtype == torch.float32:
             return self.lm_head(h)
+        if self.native is not None:
+            return fused.head(self, h)
         return self._refine(self.lm_head(h.to(self.dtype)).to(torch.float32), h)
 
     def _refine(self, logits: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

@@ -112,3 +112,18 @@ def prompt_attention(fast: FastLM, qkv: torch.Tensor, cos: torch.Tensor, sin: to
         keys.shape[1], starts.data_ptr(), s, _ptr(pk), _ptr(pkt), pkt.shape[2] if pkt is not None else 0, _ptr(pv),
         pk.shape[1] if pk is not None else 0, b, hq, hkv, d, fast.scaling, out.data_ptr())
     return out
+
+
+def head(fast: FastLM, h: torch.Tensor) -> torch.Tensor:
+    """`FastLM._head`'s bf16 product and `FastLM._refine` on the kernels: the logits [N, V] (fp32) of the fp32
+    normed rows h [N, H], every candidate for a row's maximum computed again in fp32."""
+    lib, head = fast.native, fast.lm_head
+    assert lib is not None
+    h = h.contiguous()
+    logits = head(h.to(torch.bfloat16)).contiguous()
+    out = torch.empty(logits.shape, dtype=torch.float32)
+    bias = None if head.bias is None else head.bias.to(torch.float32).contiguous()
+    slack = 1.25 * torch.finfo(torch.bfloat16).eps + 2 * h.shape[-1] * torch.finfo(torch.float32).eps
+    lib.ptst_head_refine(logits.data_ptr(), logits.shape[0], logits.shape[1], h.data_ptr(), h.shape[1],
+                         head.weight.data_ptr(), _ptr(bias), slack, fast.head_norm, out.data_ptr())
+    return out

@@ -16,7 +16,7 @@
 #include <immintrin.h>
 #endif
 
-int ptst_native_version(void) { return 3; }
+int ptst_native_version(void) { return 4; }
 
 static inline float bf2f(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
@@ -307,6 +307,47 @@ void ptst_prefill_attention(const uint16_t* qkv, int64_t qkv_stride, const float
             }
         }
         free(sc);
+    }
+}
+
+/* The LM head's bf16 logits [b, v] as fp32 (out), with every token whose logit lies within
+   slack (||h_r|| wmax + |top_r|) of its row's maximum top_r computed again in fp32 from the row's fp32 hidden state
+   h [b, hd] and the bf16 weights w [v, hd] (plus bias, fp32 [v], or NULL): FastLM._refine's window, so the row's
+   argmax is the fp32 argmax of the bf16 weights. A row holding NaN or infinity gets no candidates. */
+void ptst_head_refine(const uint16_t* logits, int64_t b, int64_t v, const float* h, int64_t hd, const uint16_t* w,
+                      const float* bias, float slack, float wmax, float* out) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < b; r++) {
+        const uint16_t* lr = logits + r * v;
+        const float* hr = h + r * hd;
+        float* o = out + r * v;
+        float top = -INFINITY, norm = 0.f;
+        int64_t j = 0;
+#if defined(__AVX512F__)
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        __mmask16 bad = 0;
+        for (; j + 16 <= v; j += 16) {
+            const __m512 x = load_bf16(lr + j);
+            _mm512_storeu_ps(o + j, x);
+            bad |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+            mx = _mm512_max_ps(mx, x);
+        }
+        top = bad ? NAN : _mm512_reduce_max_ps(mx);
+#endif
+        for (; j < v; j++) {
+            o[j] = bf2f(lr[j]);
+            top = (o[j] != o[j] || top != top) ? NAN : (o[j] > top ? o[j] : top);
+        }
+        for (int64_t i = 0; i < hd; i++) norm += hr[i] * hr[i];
+        const float low = top - slack * (sqrtf(norm) * wmax + fabsf(top));
+        if (!isfinite(low)) continue;
+        for (j = 0; j < v; j++) {
+            if (!(o[j] >= low)) continue;
+            const uint16_t* wj = w + j * hd;
+            float a = 0.f;
+            for (int64_t i = 0; i < hd; i++) a += hr[i] * bf2f(wj[i]);
+            o[j] = bias ? a + bias[j] : a;
+        }
     }
 }
 

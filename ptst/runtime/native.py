@@ -30,12 +30,13 @@ from typing import Any
 from ptst.models import cache_dir
 
 SOURCE = Path(__file__).with_name("native.c")
-VERSION = 3  # native.c's ptst_native_version: the kernels' interface
+VERSION = 4  # native.c's ptst_native_version: the kernels' interface
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
 _P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
 _SIGNATURES = {
     "ptst_decode_attention": [_P, _I, _P, _P, _P, _P, _I, _I, _I, _P, _P, _I, _P, _I, _P, _I, _I, _I, _I, _I, _F, _P],
     "ptst_prefill_attention": [_P, _I, _P, _P, _P, _P, _I, _P, _I, _P, _P, _I, _P, _I, _I, _I, _I, _I, _F, _P],
+    "ptst_head_refine": [_P, _I, _I, _P, _I, _P, _P, _F, _F, _P],
     "ptst_add_rms": [_P, _P, _P, _F, _I, _I, _P],
     "ptst_silu_mul": [_P, _I, _I, _P],
 }

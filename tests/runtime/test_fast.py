@@ -201,6 +201,14 @@ def test_half_precision_head_picks_the_fp32_argmax_where_bf16_logits_tie(llama2_
     refined = fast._refine(plain.clone(), rows)
     assert torch.equal(greedy(refined), want)
     torch.testing.assert_close(refined[torch.arange(len(rows)), want], (rows @ w.T).max(-1).values)
+    if fast.native is not None:  # the same on the fused kernels (ptst.runtime.native), whole rows at once
+        from ptst.runtime.fused import head
+
+        kernel = head(fast, rows)
+        assert torch.equal(greedy(kernel), want) and torch.equal(greedy(FastLM(half, fused_kernels=False)._refine(
+            plain.clone(), rows)), want)
+        torch.testing.assert_close(kernel[torch.arange(len(rows)), want], (rows @ w.T).max(-1).values)
+        torch.testing.assert_close(kernel, refined, rtol=1e-5, atol=1e-5)  # candidates: fp32 sums in other orders
 
 
 def test_half_precision_engine_keeps_the_residual_stream_in_fp32(llama2_tok, monkeypatch):
