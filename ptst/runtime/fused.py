@@ -15,11 +15,11 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 if TYPE_CHECKING:  # the engine imports this module
     from ptst.runtime.fast import DecodeCache, FastLM
 
-LANES = 16  # the AVX-512 path reads the prefix's transposed keys 16 columns at a time
+LANES = 64  # the AVX-512 path reads the prefix's transposed keys 64 columns at a time
 
 
 def prefix_transposed(keys: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The shared prefix's keys [Hkv, P, D] per layer as [Hkv, D, PP] (PP: P rounded up to 16, zero columns)."""
+    """The shared prefix's keys [Hkv, P, D] per layer as [Hkv, D, PP] (PP: P rounded up to 64, zero columns)."""
     out = []
     for k in keys:
         hkv, p, d = k.shape

@@ -16,7 +16,7 @@
 #include <immintrin.h>
 #endif
 
-int ptst_native_version(void) { return 4; }
+int ptst_native_version(void) { return 5; }
 
 static inline float bf2f(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
@@ -85,53 +85,99 @@ static inline __m256i to_bf16(__m512 x) { /* f2bf, 16 at a time */
     return _mm512_cvtepi32_epi16(r);
 }
 
-/* The g heads' softmax-weighted values, DV = d / 16 accumulators a head in registers: the prefix's p rows (pv),
-   then the row's own columns (vrow, bf16), masked columns skipped; e [g, n] the unnormalised weights, inv [g]
-   their sums' inverses; out [g, d] bf16 */
-static inline __attribute__((always_inline)) void values16(const int DV, const float* e, int64_t n, int64_t g,
-                                                          int64_t p, const float* m, const float* pv,
-                                                          const uint16_t* vrow, const float* inv, uint16_t* out) {
-    for (int64_t j = 0; j < g; j++) {
-        __m512 a[DV];
-        for (int v = 0; v < DV; v++) a[v] = _mm512_setzero_ps();
-        const float* ej = e + j * n;
-        for (int64_t t = 0; t < p; t++) {
+/* The g heads' softmax-weighted values, HB heads at a time with DV = d / 16 accumulators each in registers (each
+   value row read once for the HB heads): the prefix's p rows (pv), then the row's own columns (vrow, bf16), masked
+   columns skipped; e [g, n] the unnormalised weights, inv [g] their sums' inverses; out [g, d] bf16 */
+static inline __attribute__((always_inline)) void values_block(const int DV, const int HB, const float* e, int64_t n,
+                                                              int64_t g, int64_t p, const float* m, const float* pv,
+                                                              const uint16_t* vrow, const float* inv, uint16_t* out) {
+    for (int64_t j0 = 0; j0 < g; j0 += HB) {
+        __m512 a[3][8]; /* fixed sizes (not variable-length arrays), so they live in registers */
+        for (int jj = 0; jj < HB; jj++)
+            for (int v = 0; v < DV; v++) a[jj][v] = _mm512_setzero_ps();
+        for (int64_t t = 0; t < n; t++) {
             if (m[t] == -INFINITY) continue;
-            const __m512 w = _mm512_set1_ps(ej[t]);
-            for (int v = 0; v < DV; v++) a[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(pv + t * DV * 16 + 16 * v), a[v]);
+            __m512 x[8];
+            if (t < p)
+                for (int v = 0; v < DV; v++) x[v] = _mm512_loadu_ps(pv + t * DV * 16 + 16 * v);
+            else {
+                const uint16_t* vt = vrow + (t - p) * DV * 16;
+                if (t + 8 < n) /* 8 columns ahead, as the keys */
+                    for (int v = 0; v < DV; v += 2) _mm_prefetch((const char*)(vt + 8 * DV * 16 + 16 * v), _MM_HINT_T0);
+                for (int v = 0; v < DV; v++) x[v] = load_bf16(vt + 16 * v);
+            }
+            for (int jj = 0; jj < HB; jj++) {
+                const __m512 w = _mm512_set1_ps(e[(j0 + jj) * n + t]);
+                for (int v = 0; v < DV; v++) a[jj][v] = _mm512_fmadd_ps(w, x[v], a[jj][v]);
+            }
         }
-        for (int64_t t = p; t < n; t++) {
-            if (m[t] == -INFINITY) continue;
-            const __m512 w = _mm512_set1_ps(ej[t]);
-            const uint16_t* vt = vrow + (t - p) * DV * 16;
-            for (int v = 0; v < DV; v++) a[v] = _mm512_fmadd_ps(w, load_bf16(vt + 16 * v), a[v]);
+        for (int jj = 0; jj < HB; jj++) {
+            const __m512 s = _mm512_set1_ps(inv[j0 + jj]);
+            for (int v = 0; v < DV; v++)
+                _mm256_storeu_si256((__m256i*)(out + (j0 + jj) * DV * 16 + 16 * v), to_bf16(_mm512_mul_ps(a[jj][v], s)));
         }
-        const __m512 s = _mm512_set1_ps(inv[j]);
-        for (int v = 0; v < DV; v++)
-            _mm256_storeu_si256((__m256i*)(out + j * DV * 16 + 16 * v), to_bf16(_mm512_mul_ps(a[v], s)));
     }
 }
 
-/* scores [g, n] of the rotated queries q [g, d]: the prefix's keys transposed (kt [d, pp], 16 keys a product,
-   no horizontal sums), the row's own keys (krow [width, d]) one at a time; then softmax's unnormalised weights */
-static void attend16(const float* q, int64_t g, int64_t d, const float* kt, int64_t pp, int64_t p, const float* krow,
-                     int64_t n, const float* m, float scaling, float* sc, float* inv) {
-    for (int64_t t0 = 0; t0 < p; t0 += 16) {
-        for (int64_t j = 0; j < g; j++) {
-            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-            const float* qj = q + j * d;
-            for (int64_t i = 0; i < d; i += 2) {
-                a0 = _mm512_fmadd_ps(_mm512_set1_ps(qj[i]), _mm512_loadu_ps(kt + i * pp + t0), a0);
-                a1 = _mm512_fmadd_ps(_mm512_set1_ps(qj[i + 1]), _mm512_loadu_ps(kt + (i + 1) * pp + t0), a1);
+static void values16(int64_t d, const float* e, int64_t n, int64_t g, int64_t p, const float* m, const float* pv,
+                     const uint16_t* vrow, const float* inv, uint16_t* out) {
+    const int hb = g % 3 == 0 ? 3 : (g % 2 == 0 ? 2 : 1);
+    if (d == 64) {
+        if (hb == 3) values_block(4, 3, e, n, g, p, m, pv, vrow, inv, out);
+        else if (hb == 2) values_block(4, 2, e, n, g, p, m, pv, vrow, inv, out);
+        else values_block(4, 1, e, n, g, p, m, pv, vrow, inv, out);
+    } else {
+        if (hb == 3) values_block(8, 3, e, n, g, p, m, pv, vrow, inv, out);
+        else if (hb == 2) values_block(8, 2, e, n, g, p, m, pv, vrow, inv, out);
+        else values_block(8, 1, e, n, g, p, m, pv, vrow, inv, out);
+    }
+}
+
+/* The prefix's scores for HB query heads (q [g, d]) against 64 of its transposed keys at a time (kt [d, pp], pp a
+   multiple of 64, zero past p): HB x 4 accumulators in registers, each key row loaded once for the HB heads */
+static inline __attribute__((always_inline)) void prefix_block(const int HB, const float* q, int64_t g, int64_t d,
+                                                              const float* kt, int64_t pp, int64_t p, int64_t n,
+                                                              const float* m, float scaling, float* sc) {
+    for (int64_t t0 = 0; t0 < p; t0 += 64) {
+        for (int64_t j0 = 0; j0 < g; j0 += HB) {
+            __m512 a[3][4];
+            for (int jj = 0; jj < HB; jj++)
+                for (int v = 0; v < 4; v++) a[jj][v] = _mm512_setzero_ps();
+            for (int64_t i = 0; i < d; i++) {
+                __m512 k[4];
+                for (int v = 0; v < 4; v++) k[v] = _mm512_loadu_ps(kt + i * pp + t0 + 16 * v);
+                for (int jj = 0; jj < HB; jj++) {
+                    const __m512 qb = _mm512_set1_ps(q[(j0 + jj) * d + i]);
+                    for (int v = 0; v < 4; v++) a[jj][v] = _mm512_fmadd_ps(qb, k[v], a[jj][v]);
+                }
             }
-            float s16[16];
-            _mm512_storeu_ps(s16, _mm512_add_ps(a0, a1));
-            for (int64_t u = 0; u < 16 && t0 + u < p; u++)
-                sc[j * n + t0 + u] = m[t0 + u] == -INFINITY ? -INFINITY : s16[u] * scaling + m[t0 + u];
+            for (int v = 0; v < 4 && t0 + 16 * v < p; v++) { /* scaled, masked, stored: the keys before p only */
+                const int64_t left = p - t0 - 16 * v;
+                const __mmask16 live = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+                const __m512 mv = _mm512_maskz_loadu_ps(live, m + t0 + 16 * v);
+                const __mmask16 off = _mm512_cmp_ps_mask(mv, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ);
+                for (int jj = 0; jj < HB; jj++) {
+                    __m512 x = _mm512_fmadd_ps(a[jj][v], _mm512_set1_ps(scaling), mv);
+                    x = _mm512_mask_mov_ps(x, off, _mm512_set1_ps(-INFINITY));
+                    _mm512_mask_storeu_ps(sc + (j0 + jj) * n + t0 + 16 * v, live, x);
+                }
+            }
         }
     }
+}
+
+/* scores [g, n] of the rotated queries q [g, d]: the prefix's keys transposed (kt [d, pp], `prefix_block`, no
+   horizontal sums), the row's own keys (krow [width, d]) one at a time; then softmax's unnormalised weights */
+static void attend16(const float* q, int64_t g, int64_t d, const float* kt, int64_t pp, int64_t p, const float* krow,
+                     int64_t n, const float* m, float scaling, float* sc, float* inv) {
+    const int hb = g % 3 == 0 ? 3 : (g % 2 == 0 ? 2 : 1);
+    if (hb == 3) prefix_block(3, q, g, d, kt, pp, p, n, m, scaling, sc);
+    else if (hb == 2) prefix_block(2, q, g, d, kt, pp, p, n, m, scaling, sc);
+    else prefix_block(1, q, g, d, kt, pp, p, n, m, scaling, sc);
     for (int64_t t = p; t < n; t++) {
         const float* k = krow + (t - p) * d;
+        if (t + 8 < n) /* the cache comes from memory: ask for the key 8 columns ahead */
+            for (int64_t i = 0; i < d; i += 16) _mm_prefetch((const char*)(k + 8 * d + i), _MM_HINT_T0);
         if (m[t] == -INFINITY) { /* a pad column: never read (whatever it holds) */
             for (int64_t j = 0; j < g; j++) sc[j * n + t] = -INFINITY;
             continue;
@@ -212,7 +258,7 @@ static void attend_any(const float* q, int64_t g, int64_t d, const float* pk, in
    qkv [B, qkv_stride] bf16 (the q heads, the k heads, the v heads); cosv/sinv [B, d] fp32 (sin's first half
    negated); kc [hkv * B, wtot, d] fp32 and vc the same in bf16 (the values are the bf16 projection's output, so
    bf16 holds them exactly, in half the bytes a step reads), head-major; pk/pv [hkv, p, d] fp32 and pkt
-   [hkv, d, pp] (pk transposed, pp >= p a multiple of 16, used by the AVX-512 path); out [B, hq * d] bf16. */
+   [hkv, d, pp] (pk transposed, pp >= p a multiple of 64, used by the AVX-512 path); out [B, hq * d] bf16. */
 void ptst_decode_attention(const uint16_t* qkv, int64_t qkv_stride, const float* cosv, const float* sinv, float* kc,
                            uint16_t* vc, int64_t wtot, int64_t col, int64_t width, const float* pk, const float* pkt,
                            int64_t pp, const float* pv, int64_t p, const float* mask, int64_t mask_stride, int64_t b,
@@ -244,8 +290,7 @@ void ptst_decode_attention(const uint16_t* qkv, int64_t qkv_stride, const float*
 #if defined(__AVX512F__)
             if (d == 64 || d == 128) {
                 attend16(q, g, d, pkt + h * d * pp, pp, p, krow, n, m, scaling, sc, inv);
-                if (d == 64) values16(4, sc, n, g, p, m, pv + h * p * d, vrow, inv, o);
-                else values16(8, sc, n, g, p, m, pv + h * p * d, vrow, inv, o);
+                values16(d, sc, n, g, p, m, pv + h * p * d, vrow, inv, o);
                 continue;
             }
 #endif
@@ -298,8 +343,7 @@ void ptst_prefill_attention(const uint16_t* qkv, int64_t qkv_stride, const float
 #if defined(__AVX512F__)
                 if (d == 64 || d == 128) {
                     attend16(q, g, d, pkt + h * d * pp, pp, p, krow, m, zeros, scaling, sc, inv);
-                    if (d == 64) values16(4, sc, m, g, p, zeros, pv + h * p * d, vrow, inv, o);
-                    else values16(8, sc, m, g, p, zeros, pv + h * p * d, vrow, inv, o);
+                    values16(d, sc, m, g, p, zeros, pv + h * p * d, vrow, inv, o);
                     continue;
                 }
 #endif

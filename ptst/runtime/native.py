@@ -30,7 +30,7 @@ from typing import Any
 from ptst.models import cache_dir
 
 SOURCE = Path(__file__).with_name("native.c")
-VERSION = 4  # native.c's ptst_native_version: the kernels' interface
+VERSION = 5  # native.c's ptst_native_version: the kernels' interface
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
 _P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
 _SIGNATURES = {
