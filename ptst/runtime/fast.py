@@ -296,21 +296,21 @@ class FastLM:
         (not computed again). Returns (cache, logits of each row's last prompt token [B, V], each row's last
         position [B], the first free column)."""
         dev, dtype = self.embed.device, torch.float32  # keys and values kept in fp32 (see the module's docstring)
+        vtype = torch.bfloat16 if self.native is not None else dtype  # the fused kernels' values: bf16, exact
         hkv, d = self.n_kv, self.head_dim
         pkeys, pvalues = shared if shared is not None and prefix else ([], [])
         if prefix and shared is None:
             kp = [torch.zeros((hkv, prefix, d), dtype=dtype, device=dev) for _ in self.layers]
-            vp = [torch.zeros((hkv, prefix, d), dtype=dtype, device=dev) for _ in self.layers]
+            vp = [torch.zeros((hkv, prefix, d), dtype=vtype, device=dev) for _ in self.layers]
             at = torch.arange(prefix, device=dev)
             causal = torch.full((prefix, prefix), float("-inf"), device=dev).triu(1)[None, None]
             self.prompts(torch.tensor(rows[0][:prefix], device=dev), at, torch.zeros_like(at), at, 1, prefix,
                          kp, vp, None, causal, at[-1:])
-            pkeys, pvalues = kp, vp
+            pkeys, pvalues = kp, [v.to(dtype) for v in vp]  # kept in fp32 (bf16 values convert exactly)
         lengths = [len(r) - prefix for r in rows]
         b, s = len(rows), max(lengths)
         total = s + max_new_tokens
         keys = [torch.zeros((b * hkv, total, d), dtype=dtype, device=dev) for _ in self.layers]
-        vtype = torch.bfloat16 if self.native is not None else dtype  # the fused step's values: bf16, exact
         values = [torch.zeros((b * hkv, total, d), dtype=vtype, device=dev) for _ in self.layers]
         n = torch.tensor(lengths, device=dev)
         row = torch.repeat_interleave(torch.arange(b, device=dev), n)
