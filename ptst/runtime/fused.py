@@ -1,9 +1,11 @@
-"""The fast engine's bf16 decoding step on ptst's fused kernels (`ptst.runtime.native`): per layer its four packed
-linear layers and three kernels (attention with the rotary embedding and the cache write; the residual sum with the
-next RMSNorm; the MLP's SiLU product) instead of ~40 eager operations. Same arithmetic as `FastLM.step` in bf16
-(fp32 residual stream, norms, rotary embedding and attention; each linear layer's input rounded once; the LM head
-through `FastLM._head`), in other summation orders: its answers are close to the eager step's, not equal
-(docs/performance.md)."""
+"""The fast engine's bf16 model on ptst's fused kernels (`ptst.runtime.native`). The decoding step: per layer its
+four packed linear layers and three kernels (attention with the rotary embedding and the cache write; the residual
+sum with the next RMSNorm; the MLP's SiLU product) instead of ~40 eager operations, and the LM head's fp32 rescoring
+in one more. The prefill: the same norm and SiLU kernels, and its attention on the packed prompt tokens
+(`prompt_attention`: no padded layout, no per-row copy of the shared prefix). Same arithmetic as the eager bf16
+engine (fp32 residual stream, norms, rotary embedding, attention and head candidates; each linear layer's input
+rounded once; the rows' own values kept in bf16, which holds the bf16 projection's output exactly), in other
+summation orders: its answers are close to the eager engine's, not equal (docs/performance.md)."""
 
 from __future__ import annotations
 

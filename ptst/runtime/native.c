@@ -1,11 +1,13 @@
-/* ptst's fused CPU kernels for the fast engine's bf16 decoding step (ptst/runtime/native.py builds and loads this
-   file; docs/performance.md measures it). Three operations that eager PyTorch runs as ~40 small operations a
-   layer: one decoding step's attention (rotary embedding, cache write, scores against the shared prefix and the
-   row's own columns, softmax, values), the residual sum with the next RMSNorm, and the MLP's SiLU product.
+/* ptst's fused CPU kernels for the fast engine's bf16 model (ptst/runtime/native.py builds and loads this file;
+   ptst/runtime/fused.py calls it; docs/performance.md measures it). What eager PyTorch runs as ~40 small operations
+   a layer: one decoding step's attention (rotary embedding, cache write, scores against the shared prefix and the
+   row's own columns, softmax, values), the prefill's attention on packed prompt tokens, the residual sum with the
+   next RMSNorm, the MLP's SiLU product, and the LM head's fp32 rescoring of each row's candidates.
 
-   Arithmetic: fp32 throughout (the residual stream, the caches, the scores); bf16 only where the linear layers
-   read their inputs, rounded to nearest even as torch rounds. The AVX-512 path (d = 64 or 128) and the portable
-   path sum in different orders, so their results can differ in the last bits, as any two kernels' do.
+   Arithmetic: fp32 throughout (the residual stream, the keys, the scores); bf16 only where the linear layers read
+   their inputs (rounded to nearest even, as torch rounds) and for the rows' own values (the bf16 projection's
+   output, held exactly). The AVX-512 path (d = 64 or 128) and the portable path sum in different orders, so their
+   results can differ in the last bits, as any two kernels' do.
 
    Threads: OpenMP, loaded after torch, so the process's one libgomp (torch's) runs both. */
 #include <math.h>
