@@ -254,6 +254,30 @@ static void attend_any(const float* q, int64_t g, int64_t d, const float* pk, in
     }
 }
 
+/* the g query heads of key/value head h in the bf16 projection row `row`, rotated, into q [g, d] */
+static void queries(const uint16_t* row, int64_t h, int64_t g, int64_t d, const float* c, const float* s, float* raw,
+                    float* q) {
+    for (int64_t j = 0; j < g; j++) {
+        for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(h * g + j) * d + i]);
+        rope(raw, c, s, d / 2, q + j * d);
+    }
+}
+
+/* one token's g query heads (q) attend to key/value head h's prefix and n - p own columns; out o [g, d] bf16 */
+static void attend(const float* q, int64_t g, int64_t d, int64_t h, const float* pk, const float* pkt, int64_t pp,
+                   const float* pv, int64_t p, const float* krow, const uint16_t* vrow, int64_t n, const float* m,
+                   float scaling, float* sc, float* inv, float* acc, uint16_t* o) {
+#if defined(__AVX512F__)
+    if (d == 64 || d == 128) {
+        attend16(q, g, d, pkt + h * d * pp, pp, p, krow, n, m, scaling, sc, inv);
+        values16(d, sc, n, g, p, m, pv + h * p * d, vrow, inv, o);
+        return;
+    }
+#endif
+    (void)pkt, (void)pp, (void)inv;
+    attend_any(q, g, d, pk + h * p * d, p, krow, pv + h * p * d, vrow, n, m, scaling, sc, acc, o);
+}
+
 /* One decoding step's attention, a task for each row r and key/value head h: the new key (rotated) and value
    written at column `col` of the row's cache, then the head's g = hq / hkv query heads attend to the shared
    prefix (p keys) and the row's first `width` columns, `mask` [B, >= p + width] (0 or -inf) added to the scores.
@@ -284,19 +308,9 @@ void ptst_decode_attention(const uint16_t* qkv, int64_t qkv_stride, const float*
             for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(hq + h) * d + i]);
             rope(raw, c, s, half, krow + col * d);
             memcpy(vrow + col * d, row + (hq + hkv + h) * d, sizeof(uint16_t) * d);
-            for (int64_t j = 0; j < g; j++) {
-                for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(h * g + j) * d + i]);
-                rope(raw, c, s, half, q + j * d);
-            }
-            uint16_t* o = out + r * hq * d + h * g * d;
-#if defined(__AVX512F__)
-            if (d == 64 || d == 128) {
-                attend16(q, g, d, pkt + h * d * pp, pp, p, krow, n, m, scaling, sc, inv);
-                values16(d, sc, n, g, p, m, pv + h * p * d, vrow, inv, o);
-                continue;
-            }
-#endif
-            attend_any(q, g, d, pk + h * p * d, p, krow, pv + h * p * d, vrow, n, m, scaling, sc, acc, o);
+            queries(row, h, g, d, c, s, raw, q);
+            attend(q, g, d, h, pk, pkt, pp, pv, p, krow, vrow, n, m, scaling, sc, inv, acc,
+                   out + r * hq * d + h * g * d);
         }
         free(sc);
     }
@@ -336,20 +350,10 @@ void ptst_prefill_attention(const uint16_t* qkv, int64_t qkv_stride, const float
             }
             for (int64_t j = 0; j < count; j++) {
                 const uint16_t* row = qkv + (first + j) * qkv_stride;
-                for (int64_t k = 0; k < g; k++) {
-                    for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(h * g + k) * d + i]);
-                    rope(raw, cosv + (first + j) * d, sinv + (first + j) * d, half, q + k * d);
-                }
-                uint16_t* o = out + (first + j) * hq * d + h * g * d;
-                const int64_t m = p + j + 1; /* the prefix and the row's tokens up to this one */
-#if defined(__AVX512F__)
-                if (d == 64 || d == 128) {
-                    attend16(q, g, d, pkt + h * d * pp, pp, p, krow, m, zeros, scaling, sc, inv);
-                    values16(d, sc, m, g, p, zeros, pv + h * p * d, vrow, inv, o);
-                    continue;
-                }
-#endif
-                attend_any(q, g, d, pk + h * p * d, p, krow, pv + h * p * d, vrow, m, zeros, scaling, sc, acc, o);
+                queries(row, h, g, d, cosv + (first + j) * d, sinv + (first + j) * d, raw, q);
+                /* the prefix and the row's tokens up to this one */
+                attend(q, g, d, h, pk, pkt, pp, pv, p, krow, vrow, p + j + 1, zeros, scaling, sc, inv, acc,
+                       out + (first + j) * hq * d + h * g * d);
             }
         }
         free(sc);
