@@ -267,15 +267,16 @@ static void queries(const uint16_t* row, int64_t h, int64_t g, int64_t d, const 
 static void attend(const float* q, int64_t g, int64_t d, int64_t h, const float* pk, const float* pkt, int64_t pp,
                    const float* pv, int64_t p, const float* krow, const uint16_t* vrow, int64_t n, const float* m,
                    float scaling, float* sc, float* inv, float* acc, uint16_t* o) {
+    const float* pvh = p ? pv + h * p * d : NULL; /* no prefix: no pointers into it */
 #if defined(__AVX512F__)
     if (d == 64 || d == 128) {
-        attend16(q, g, d, pkt + h * d * pp, pp, p, krow, n, m, scaling, sc, inv);
-        values16(d, sc, n, g, p, m, pv + h * p * d, vrow, inv, o);
+        attend16(q, g, d, p ? pkt + h * d * pp : NULL, pp, p, krow, n, m, scaling, sc, inv);
+        values16(d, sc, n, g, p, m, pvh, vrow, inv, o);
         return;
     }
 #endif
     (void)pkt, (void)pp, (void)inv;
-    attend_any(q, g, d, pk + h * p * d, p, krow, pv + h * p * d, vrow, n, m, scaling, sc, acc, o);
+    attend_any(q, g, d, p ? pk + h * p * d : NULL, p, krow, pvh, vrow, n, m, scaling, sc, acc, o);
 }
 
 /* One decoding step's attention, a task for each row r and key/value head h: the new key (rotated) and value
