@@ -40,6 +40,8 @@ def step(fast: FastLM, lib: Any, ids: torch.Tensor, positions: torch.Tensor, cac
     """`FastLM.step` for a bf16 model: one token per row, keys/values written at column `col`; the logits [B, V]."""
     b, d, hq, hkv = ids.shape[0], fast.head_dim, fast.n_heads, fast.n_kv
     p = cache.prefix
+    if not 0 <= col < cache.keys[0].shape[1] or p + col + 1 > cache.mask.shape[1]:  # the kernel would write past them
+        raise IndexError(f"column {col} is outside the cache ({cache.keys[0].shape[1]} columns)")
     if p and cache.prefix_keys_t is None:
         cache.prefix_keys_t = prefix_transposed(cache.prefix_keys)
     if cache.values[0].dtype != torch.bfloat16:  # the rows' own values in bf16: exact (the bf16 projection's output)

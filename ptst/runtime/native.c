@@ -295,6 +295,7 @@ void ptst_decode_attention(const uint16_t* qkv, int64_t qkv_stride, const float*
     {
         const size_t floats = (size_t)(g * n + 3 * g * d + g);
         float* sc = (float*)malloc(sizeof(float) * floats); /* [g, n] scores, then [g, d] q, acc, raw, [g] inv */
+        if (!sc) abort(); /* a few KB a thread: no memory left at all */
         float* q = sc + g * n;
         float* acc = q + g * d;
         float* raw = acc + g * d;
@@ -331,6 +332,7 @@ void ptst_prefill_attention(const uint16_t* qkv, int64_t qkv_stride, const float
     {
         const size_t floats = (size_t)(g * n + 3 * g * d + g + n);
         float* sc = (float*)malloc(sizeof(float) * floats);
+        if (!sc) abort(); /* a few KB a thread: no memory left at all */
         float* q = sc + g * n;
         float* acc = q + g * d;
         float* raw = acc + g * d;

@@ -53,7 +53,9 @@ def _cpu_signature() -> str:
 
 
 def _compiler() -> str | None:
-    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
+    # gcc first: its -fopenmp binds to libgomp, the OpenMP runtime torch's wheels load (clang's libomp would be a
+    # second thread pool beside torch's)
+    for cc in (os.environ.get("CC"), "gcc", "cc", "clang"):
         if cc and shutil.which(cc):
             return cc
     return None
@@ -65,7 +67,7 @@ def build(out_dir: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
     with the compiler's first error line where it fails."""
     cc = _compiler()
     if cc is None:
-        raise RuntimeError("no C compiler (cc, gcc or clang; or set CC)")
+        raise RuntimeError("no C compiler (gcc, cc or clang; or set CC)")
     try:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
@@ -87,6 +89,9 @@ def build(out_dir: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
         if done.returncode != 0:
             first = next((ln for ln in done.stderr.splitlines() if "error" in ln), done.stderr.strip()[:200])
             raise RuntimeError(f"{cc} could not build {SOURCE.name}: {first}")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o755 & ~umask)  # mkstemp's 0600 would keep a shared cache's build from other users
         os.replace(tmp, lib)
     finally:
         Path(tmp).unlink(missing_ok=True)

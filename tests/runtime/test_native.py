@@ -4,6 +4,8 @@ and the fused decoding step against the eager one. Skipped where no C compiler i
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ptst.generate.base import Decoding, PromptItem
@@ -172,6 +174,7 @@ def test_the_build_is_cached_per_source_and_cpu_and_refuses_clearly(tmp_path, mo
     """One build per source, compiler, flags and CPU (a second call reuses it); a failing compiler is one line."""
     first = native.build(tmp_path)
     assert native.build(tmp_path) == first and [p.name for p in tmp_path.iterdir()] == [first.name]
+    assert first.stat().st_mode & 0o044 or os.umask(os.umask(0)) & 0o044  # readable by others unless the umask says no
     monkeypatch.setattr(native, "_cpu_signature", lambda: "another cpu")
     assert native.build(tmp_path) != first
     monkeypatch.setattr(native, "FLAGS", ("-this-flag-does-not-exist",))
@@ -182,3 +185,18 @@ def test_the_build_is_cached_per_source_and_cpu_and_refuses_clearly(tmp_path, mo
     monkeypatch.setattr(native.shutil, "which", lambda _: None)
     with pytest.raises(RuntimeError, match="no C compiler"):
         native.build(tmp_path)
+
+
+def test_a_step_past_the_cache_is_refused(llama2_tok):
+    """The kernel writes the new key and value at column `col` without bounds checks: the step refuses a column
+    outside the cache (the eager step's indexed write would raise too) rather than write past it."""
+    from ptst.runtime.fast import FastLM
+
+    engine = FastLM(_bf16_model(llama2_tok, 128))
+    rows = [llama2_tok(p, add_special_tokens=False)["input_ids"] for p in PROMPTS[:2]]
+    with torch.inference_mode():
+        cache, logits, last, col = engine.prefill(rows, 0, 2)
+        width = cache.keys[0].shape[1]
+        engine.step(logits.argmax(-1), last + 1, cache, width - 1)  # the last column: fine
+        with pytest.raises(IndexError, match="outside the cache"):
+            engine.step(logits.argmax(-1), last + 1, cache, width)
