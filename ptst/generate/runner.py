@@ -239,6 +239,7 @@ def throughput(backend: Backend, cfg: GenerateConfig, answers: int, tokens: int,
     computed them (bf16 most), so it is named: `hardware` the device the model ran on (vLLM: the GPU torch sees;
     None for an API backend, whose server computed them), `cpu` this machine's CPU."""
     engine = getattr(backend, "engine", None)
+    fused = getattr(getattr(backend, "fast", None), "native", None) is not None  # ptst.runtime.native's kernels
     model = getattr(backend, "model", None)  # a torch model (hf), else the backend says (openvino)
     dtype = str(getattr(model, "dtype", "") or getattr(backend, "dtype", "")).removeprefix("torch.") or None
     dev = getattr(model, "device", None) or getattr(backend, "device", None)
@@ -246,14 +247,15 @@ def throughput(backend: Backend, cfg: GenerateConfig, answers: int, tokens: int,
         cpu.device(dev) if dev is not None else None
     return {"answers": answers, "tokens": tokens, "seconds": round(seconds, 2),
             "tok_s": round(tokens / seconds, 1) if seconds > 0 else None, "backend": cfg.backend,
-            "engine": engine, "dtype": dtype, "batch_size": cfg.batch_size, "cpu": cpu.describe(),
-            "hardware": hardware}
+            "engine": engine, "kernels": "fused" if fused else None, "dtype": dtype, "batch_size": cfg.batch_size,
+            "cpu": cpu.describe(), "hardware": hardware}
 
 
 def how_made(t: dict[str, Any]) -> str:
     """What made a throughput record's answers: 'hf fast float32, batch 48; Intel(R) Xeon(R) ..., amx_bf16' (the log
-    line and `ptst status` both say it this way)."""
-    what = " ".join(str(x) for x in (t.get("backend"), t.get("engine"), t.get("dtype")) if x)
+    line and `ptst status` both say it this way; 'hf fast+fused bfloat16, ...' on ptst's fused kernels)."""
+    engine = f"{t.get('engine')}+{t['kernels']}" if t.get("kernels") and t.get("engine") else t.get("engine")
+    what = " ".join(str(x) for x in (t.get("backend"), engine, t.get("dtype")) if x)
     return f"{what}, batch {t.get('batch_size')}; {t.get('hardware') or t.get('cpu')}"
 
 

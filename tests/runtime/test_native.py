@@ -227,3 +227,15 @@ def test_fused_engine_on_a_grouped_query_qwen2_with_biases(llama2_tok):
             out.append((logits, engine.step(logits.argmax(-1) * 0 + 7, last + 1, cache, col)))
     for a, b in zip(*out, strict=True):
         assert not a.isnan().any() and (a - b).abs().max() < 0.05 * b.abs().max()
+
+
+def test_the_throughput_record_names_the_fused_kernels(llama2_tok):
+    """A generations file's throughput record (beside the key) says whether the fused kernels made the answers."""
+    from ptst.generate.runner import how_made, throughput
+    from ptst.specs.generate import GenerateConfig
+
+    cfg = GenerateConfig(data="advbench", template="chat:llama", model="m", dtype="bf16", device="cpu")
+    model = _bf16_model(llama2_tok, 128)
+    for fused, want in ((True, "hf fast+fused bfloat16"), (False, "hf fast bfloat16")):
+        t = throughput(HFBackend(model, llama2_tok, progress=False, fused_kernels=fused), cfg, 1, 10, 1.0)
+        assert t["kernels"] == ("fused" if fused else None) and how_made(t).startswith(want + ", batch")
