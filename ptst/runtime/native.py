@@ -3,7 +3,7 @@
 The fast engine's bf16 decoding step runs ~40 small eager operations a layer besides its linear layers (norms,
 rotary embedding, attention's products, softmax, casts): on SmolLM2-135M at batch 48 they took more time than the
 linear layers themselves (docs/performance.md). `native.c` does them in three kernels a layer. It is built at first
-use (`cc -O3 -march=native -fopenmp`, about a second) into `$PTST_CACHE_DIR/kernels/`, under a name that hashes
+use (`gcc -O3 -march=native -fopenmp`, about a second) into `$PTST_CACHE_DIR/kernels/`, under a name that hashes
 the source, the compiler and this CPU's model and flags, so a cache shared between machines never loads another
 CPU's build; the build is written to a temporary file and renamed, so concurrent first uses do not collide.
 
