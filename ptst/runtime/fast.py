@@ -244,17 +244,18 @@ class FastLM:
         return x + ly.down(F.silu(gate) * up)
 
     def prompts(self, ids: torch.Tensor, pos: torch.Tensor, row: torch.Tensor, col: torch.Tensor, b: int, s: int,
-                keys: list[torch.Tensor], values: list[torch.Tensor], prefix: tuple[list[torch.Tensor],
-                                                                                   list[torch.Tensor]] | None,
+                keys: list[torch.Tensor], values: list[torch.Tensor],
+                prefix: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor] | None] | None,
                 mask: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """Prompt tokens packed in one sequence (ids, pos [T]; token t belongs to row `row[t]` at column `col[t]`
         of a [B, S] left-padded layout): the linear layers run on the T real tokens only, attention (`_sdpa`, fp32)
-        on the padded layout, each row causally after the shared prefix's keys/values (`prefix`, [Hkv, P, D] per layer).
+        on the padded layout, each row causally after the shared prefix's keys/values (`prefix`, [Hkv, P, D] per layer,
+        with the keys transposed for the fused kernels, `fused.prefix_transposed`, or None).
         Writes the rows' keys/values into `keys`/`values` ([B*Hkv, >= S, D] per layer) and returns the logits of
         the tokens at `last` (indices into T). `mask` [B, 1, S, P + S] is 0 where a query may attend, -inf not."""
         d, hq, hkv = self.head_dim, self.n_heads, self.n_kv
         t = ids.shape[0]
-        pk, pv = prefix if prefix is not None else ([], [])
+        pk, pv, pkt = prefix if prefix is not None else ([], [], None)
         p = pk[0].shape[1] if pk else 0
         x = F.embedding(ids, self.embed).to(torch.float32)
         if self.embed_scale is not None:
@@ -264,12 +265,12 @@ class FastLM:
         kernel = self.native is not None and values[0].dtype == torch.bfloat16  # `prefill`'s rows on the kernels
         if kernel:
             starts = torch.cat([row.new_zeros(1), torch.bincount(row, minlength=b).cumsum(0)])  # rows in order
-            pkt = fused.prefix_transposed(pk) if p else []
             rope = cos[:, 0].contiguous(), sin[:, 0].contiguous()
+            pkt = fused.prefix_transposed(pk) if p and pkt is None else pkt
         for i, ly in enumerate(self.layers):
             qkv = ly.qkv(self._rms(x, ly.norm1, ly.eps1))
             if kernel:
-                shared = (pk[i], pkt[i], pv[i]) if p else None
+                shared = (pk[i], pkt[i], pv[i]) if p and pkt is not None else None  # pkt: set above when p
                 x = x + ly.o(fused.prompt_attention(self, qkv, *rope, keys[i], values[i], starts, s, shared, b))
                 x = self._mlp_residual(x, ly)
                 continue
@@ -322,15 +323,17 @@ class FastLM:
         allowed |= torch.eye(s, dtype=torch.bool, device=dev)[None]  # a pad query sees itself (no empty softmax)
         own = torch.zeros((b, s, s), device=dev).masked_fill(~allowed, float("-inf"))
         mask = torch.cat([torch.zeros((b, s, prefix), device=dev), own], dim=-1)[:, None]
+        pkt = fused.prefix_transposed(pkeys) if prefix and self.native is not None else None  # once, for both
         logits = self.prompts(ids, col - s + prefix + n[row], row, col, b, s, keys, values,
-                              (pkeys, pvalues) if prefix else None, mask, n.cumsum(0) - 1)
+                              (pkeys, pvalues, pkt) if prefix else None, mask, n.cumsum(0) - 1)
         decode_mask = torch.zeros((b, prefix + total), dtype=torch.float32, device=dev)
         decode_mask[:, prefix: prefix + s] = torch.where(pad, float("-inf"), 0.0)
-        return DecodeCache(keys, values, pkeys, pvalues, prefix, decode_mask), logits, n + prefix - 1, s
+        return DecodeCache(keys, values, pkeys, pvalues, prefix, decode_mask, pkt), logits, n + prefix - 1, s
 
 @dataclass
 class DecodeCache:
-    """Keys and values laid out [Hkv*B, W, D] per layer, head-major (head h of row b at h*B + b), in fp32,
+    """Keys and values laid out [Hkv*B, W, D] per layer, head-major (head h of row b at h*B + b), in fp32 (the
+    values in bf16 on the fused kernels, which hold the bf16 projection's output exactly),
     left-padded: row b's prompt suffix ends at column `width - 1`, generated tokens follow in the same column for
     every row; `mask` [B, P + W] is 0 where a row has a real token (the prefix included) and -inf on its left
     padding. The shared prefix's keys/values [Hkv, P, D] are kept once."""

@@ -80,7 +80,6 @@ def step(fast: FastLM, lib: Any, ids: torch.Tensor, positions: torch.Tensor, cac
     return fast._head(x)
 
 
-
 def rms(lib: Any, x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
     """The RMSNorm of fp32 rows x [N, H] times w, rounded once to bf16 (`FastLM._rms`; x unchanged)."""
     x = x.contiguous()
