@@ -25,9 +25,9 @@ token needs): the share of the matmul peak the whole run's work used.
     # the same with llama.cpp's prefix sharing too
     flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 48 --batch-size 48 --max-new-tokens 32 \
         --systems fp32,bf16,llamacpp-batch,llamacpp-prefix --chunks 1
-    # the bf16 step on ptst's fused kernels vs its eager bf16 step
+    # the fp32 and bf16 steps on ptst's fused kernels vs the eager ones
     flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 48 --batch-size 48 --max-new-tokens 32 \
-        --systems fp32,bf16,bf16-eager --chunks 1
+        --systems fp32,fp32-eager,bf16,bf16-eager --chunks 1
     # ptst's fast engine vs its general decode loop
     flock /tmp/ptst-heavy.lock python benchmarks/bench_generate.py --n 16 --batch-size 16 --max-new-tokens 32 \
         --systems fp32,fp32-loop,bf16,bf16-loop --chunks 1
@@ -116,7 +116,8 @@ SYSTEMS: dict[str, tuple[str, str | None, bool]] = {
     "fp32-generate": ("fp32", "generate", False), "fp32-padded": ("fp32", "auto", False),
     "fp32-loop": ("fp32", "loop", True), "bf16-loop": ("bf16", "loop", True),
     "fp32-batches": ("fp32", "fast", True), "bf16-batches": ("bf16", "fast", True),
-    "bf16-eager": ("bf16", "fast", True),  # the fast engine's eager bf16 step, not the fused kernels
+    "bf16-eager": ("bf16", "fast", True),  # the fast engine's eager step, not the fused kernels
+    "fp32-eager": ("fp32", "fast", True),
     "llamacpp": ("q4_1", None, False), "llamacpp-batch": ("q4_1", None, False),
     "llamacpp-prefix": ("q4_1", None, False),
     "openvino-fp32": ("fp32", None, False), "openvino-bf16": ("bf16", None, False),
@@ -125,6 +126,7 @@ LABELS = {"naive": "naive fp32 bs1", "fp32": "ptst fp32", "bf16": "ptst bf16", "
           "fp32-padded": "ptst fp32, padded prefill", "fp32-loop": "ptst fp32, general loop",
           "bf16-loop": "ptst bf16, general loop", "fp32-batches": "ptst fp32, batch by batch",
           "bf16-batches": "ptst bf16, batch by batch", "bf16-eager": "ptst bf16, eager step",
+          "fp32-eager": "ptst fp32, eager step",
           "llamacpp": "llama.cpp Q4_1 bs1",
           "llamacpp-batch": "llama.cpp Q4_1 batched", "llamacpp-prefix": "llama.cpp Q4_1 shared prefix",
           "openvino-fp32": "OpenVINO fp32", "openvino-bf16": "OpenVINO bf16"}
@@ -246,7 +248,7 @@ def main() -> None:
     dec = Decoding(max_new_tokens=args.max_new_tokens)
     backends = {s: HFBackend(models[SYSTEMS[s][0]], tok, args.batch_size, progress=False, engine=SYSTEMS[s][1],
                              packed_prefill=SYSTEMS[s][2], continuous=not s.endswith("-batches"),
-                             fused_kernels=s != "bf16-eager")
+                             fused_kernels=not s.endswith("-eager"))
                 for s in args.systems if s not in ("naive", *LLAMACPP, *OPENVINO)}
     step = -(-len(texts) // args.chunks)
     prompt_tokens = useful_prompt_tokens(tok(texts, add_special_tokens=False)["input_ids"], step)

@@ -25,6 +25,10 @@ HALF_NUMERICS = 2
 # summation orders than the eager step's, so other answers). Where they do not build (no C compiler, PTST_NATIVE=0)
 # the key says 2, and the eager step runs.
 FUSED_NUMERICS = 3
+# fp32 answers carry no numerics field where the eager engines made them (generate's answers, token for token); 1
+# where the fast engine ran on the fused kernels (a CPU where they build with their AVX-512 path, `native.wide`):
+# the same fp32 arithmetic in other summation orders, so possibly other answers at a near tie (docs/performance.md).
+FUSED_FP32_NUMERICS = 1
 
 
 def decoding_key(d: Decoding) -> dict[str, Any]:
@@ -77,19 +81,26 @@ def generation_key(cfg: GenerateConfig, template: Template, data: DataIdentity, 
         "template_fingerprint": template_fingerprint(cfg, template, tok), "decoding": decoding_key(cfg.decoding),
         "data": {"name": data.name, "split": data.split, "sha256": data.sha256}, "backend": cfg.backend,
         "dtype": dtype}
-    if cfg.backend == "hf" and dtype in ("bfloat16", "float16"):
-        key["numerics"] = half_numerics(dtype, cfg.device)
+    n = numerics(dtype, cfg.device) if cfg.backend == "hf" and dtype is not None else None
+    if n is not None:
+        key["numerics"] = n
     return key
 
 
-def half_numerics(dtype: str, device: str | None) -> int:
-    """The hf backend's half-precision arithmetic version for `dtype` on `device` (resolved as `pick_device` would,
-    without importing torch): FUSED_NUMERICS for bf16 on a CPU whose fused kernels build, else HALF_NUMERICS."""
+def numerics(dtype: str, device: str | None) -> int | None:
+    """The hf backend's arithmetic version for `dtype` on `device` (resolved as `pick_device` would, without
+    importing torch): for bf16 on a CPU whose fused kernels build FUSED_NUMERICS, for other half precision
+    HALF_NUMERICS; for fp32 FUSED_FP32_NUMERICS where they also have their AVX-512 path, else None (no field: the
+    eager engines' answers)."""
+    if dtype not in ("bfloat16", "float16", "float32"):
+        return None
     explicit = device and device != "auto"
     on_cpu = device == "cpu" if explicit else not any(map(os.path.exists, GPU_DEVICES))
-    if dtype == "bfloat16" and on_cpu:
-        from ptst.runtime import native  # lazy: builds the kernels at first use (about a second)
+    if dtype in ("bfloat16", "float32") and on_cpu:
+        from ptst.runtime import native  # lazy: builds the kernels at first use (about a second; no torch)
 
-        if native.available():
+        if native.builds() and dtype == "bfloat16":
             return FUSED_NUMERICS
-    return HALF_NUMERICS
+        if native.builds() and native.wide():  # fp32 runs on the kernels only with their AVX-512 path
+            return FUSED_FP32_NUMERICS
+    return None if dtype == "float32" else HALF_NUMERICS

@@ -17,8 +17,9 @@ most of the rest in small ops. This engine does the same arithmetic with:
 
 The weights are the model's own (fused, packed copies), and each operation follows the model's own code: RMSNorm
 in fp32, rotary embeddings from the model's own `rotary_emb` (so every rope scaling it supports), attention and its
-softmax in fp32 (as SDPA accumulates). In fp32 the answers equal transformers' greedy `generate` token for token
-(tests/runtime/test_fast.py; the benchmark checks SmolLM2).
+softmax in fp32 (as SDPA accumulates). In fp32 the eager engine's answers equal transformers' greedy `generate`
+token for token (tests/runtime/test_fast.py; the benchmark checks SmolLM2); on the fused kernels its sums run in
+other orders, so only a near tie can part them (measured on the benchmark and the quickstart: docs/performance.md).
 
 In bf16 (or fp16) only the linear layers run in the weights' dtype: the residual stream, norms, rotary embeddings
 and attention stay in fp32, each linear layer's input is rounded once (the down projection's: its SiLU and product
@@ -27,7 +28,7 @@ in bf16, as the model's own), and the LM head's candidates for each row's maximu
 20, and transformers' bf16 forward rounds every residual sum: on SmolLM2 (48 AdvBench prompts, 64 tokens) 32
 answers of 48 equal the fp32 ones against 16 with every activation in bf16, for 3-5% of the speed
 (docs/performance.md). Prompts too long for `FastLM.prefill` go through the model's own bf16 forward (`prefill_hf`).
-A bf16 model runs on ptst's fused kernels where they build (`ptst.runtime.fused`)."""
+A bf16 or fp32 model runs on ptst's fused kernels where they build (`ptst.runtime.fused`)."""
 
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ class FastLM:
     """The decoding step of one model; build it once per model (`FastLM(model)`), it holds fused weights."""
 
     def __init__(self, model: Any, batch_hint: int = 16, fused_kernels: bool = True) -> None:
-        """`fused_kernels`: a bf16 model on ptst's compiled kernels where they build (`self.native`), else eager."""
+        """`fused_kernels`: a bf16 or fp32 model on ptst's compiled kernels where they build (`self.native`), else
+        eager."""
         cfg = model.config
         self.model = model
         self.core = model.model
@@ -139,7 +141,9 @@ class FastLM:
         self.embed = self.core.embed_tokens.weight
         self.dtype = self.embed.dtype  # the weights' and so the linear layers' inputs' (the residual stream: fp32)
         self.embed_scale = getattr(self.core.embed_tokens, "embed_scale", None)
-        use = fused_kernels and self.dtype == torch.bfloat16 and self.head_dim % 2 == 0
+        # fp32 only where the kernels have their AVX-512 path (`native.wide`): elsewhere no faster than eager
+        use = fused_kernels and self.head_dim % 2 == 0 and (
+            self.dtype == torch.bfloat16 or (self.dtype == torch.float32 and native.wide()))
         self.native = native.kernels() if use else None
 
     @staticmethod
@@ -150,7 +154,9 @@ class FastLM:
 
     def _rms(self, x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
         """`_norm`, rounded once to the weights' dtype for the linear layer it feeds (a fused kernel where built)."""
-        return fused.rms(self.native, x, w, eps) if self.native is not None else self._norm(x, w, eps).to(self.dtype)
+        if self.native is not None:
+            return fused.rms(self.native, x, w, eps, self.dtype)
+        return self._norm(x, w, eps).to(self.dtype)
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         """The next-token logits [N, V] of residual rows x [N, H] (fp32). In half precision the head's product
@@ -159,7 +165,7 @@ class FastLM:
         h = self._norm(x, self.norm, self.norm_eps)
         if self.dtype == torch.float32:
             return self.lm_head(h)
-        if self.native is not None:
+        if self.native is not None:  # bf16 here
             return fused.head(self, h)
         return self._refine(self.lm_head(h.to(self.dtype)).to(torch.float32), h)
 
@@ -262,7 +268,7 @@ class FastLM:
             x = x * self.embed_scale.to(x.dtype)
         cos, sin = self.core.rotary_emb(x[None], pos[None])
         cos, sin = cos[0, :, None], self._signed(sin[0, :, None])  # [T, 1, D]
-        kernel = self.native is not None and values[0].dtype == torch.bfloat16  # `prefill`'s rows on the kernels
+        kernel = self.native is not None and values[0].dtype == self.dtype  # `prefill`'s rows on the kernels
         if kernel:
             starts = torch.cat([row.new_zeros(1), torch.bincount(row, minlength=b).cumsum(0)])  # rows in order
             rope = cos[:, 0].contiguous(), sin[:, 0].contiguous()
@@ -297,7 +303,7 @@ class FastLM:
         (not computed again). Returns (cache, logits of each row's last prompt token [B, V], each row's last
         position [B], the first free column)."""
         dev, dtype = self.embed.device, torch.float32  # keys and values kept in fp32 (see the module's docstring)
-        vtype = torch.bfloat16 if self.native is not None else dtype  # the fused kernels' values: bf16, exact
+        vtype = self.dtype if self.native is not None else dtype  # the fused kernels' values: bf16 (exact) or fp32
         hkv, d = self.n_kv, self.head_dim
         pkeys, pvalues = shared if shared is not None and prefix else ([], [])
         if prefix and shared is None:
@@ -379,7 +385,7 @@ def prefill_hf(model: Any, rows: list[list[int]], prefix: int, max_new_tokens: i
             for b, (s, n) in enumerate(zip(segments[:-1], lengths, strict=True)):
                 t[:, b, width - n: width] = src[0, :, prefix + s: prefix + s + n]
             own.append(t.view(-1, total, src.shape[3]))
-            shared.append(src[0, :, :prefix].to(torch.float32, memory_format=torch.contiguous_format))
+            shared.append(src[0, :, :prefix].to(torch.float32).contiguous())  # a slice: `to` alone may not copy
     mask = torch.zeros((len(rows), prefix + total), dtype=torch.float32, device=dev)
     for b, n in enumerate(lengths):
         mask[b, prefix: prefix + width - n] = float("-inf")

@@ -1,13 +1,14 @@
-/* ptst's fused CPU kernels for the fast engine's bf16 model (ptst/runtime/native.py builds and loads this file;
-   ptst/runtime/fused.py calls it; docs/performance.md measures it). What eager PyTorch runs as ~40 small operations
-   a layer: one decoding step's attention (rotary embedding, cache write, scores against the shared prefix and the
-   row's own columns, softmax, values), the prefill's attention on packed prompt tokens, the residual sum with the
-   next RMSNorm, the MLP's SiLU product, and the LM head's fp32 rescoring of each row's candidates.
+/* ptst's fused CPU kernels for the fast engine's bf16 and fp32 models (ptst/runtime/native.py builds and loads this
+   file; ptst/runtime/fused.py calls it; docs/performance.md measures it). What eager PyTorch runs as ~40 small
+   operations a layer: one decoding step's attention (rotary embedding, cache write, scores against the shared prefix
+   and the row's own columns, softmax, values), the prefill's attention on packed prompt tokens, the residual sum
+   with the next RMSNorm, the MLP's SiLU product, and (bf16) the LM head's fp32 rescoring of each row's candidates.
 
-   Arithmetic: fp32 throughout (the residual stream, the keys, the scores); bf16 only where the linear layers read
-   their inputs (rounded to nearest even, as torch rounds) and for the rows' own values (the bf16 projection's
-   output, held exactly). The AVX-512 path (d = 64 or 128) and the portable path sum in different orders, so their
-   results can differ in the last bits, as any two kernels' do.
+   Arithmetic: fp32 throughout (the residual stream, the keys, the scores). A bf16 model's linear layers read bf16
+   inputs (rounded to nearest even, as torch rounds) and its rows' own values are kept in bf16 (the bf16
+   projection's output, held exactly); an fp32 model's (`f32` set) are fp32 everywhere, nothing rounded. The
+   AVX-512 path (d = 64 or 128) and the portable path sum in different orders, so their results can differ in the
+   last bits, as any two kernels' do.
 
    Threads: OpenMP, loaded after torch, so the process's one libgomp (torch's) runs both. */
 #include <math.h>
@@ -18,7 +19,7 @@
 #include <immintrin.h>
 #endif
 
-int ptst_native_version(void) { return 5; }
+int ptst_native_version(void) { return 6; }
 
 static inline float bf2f(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
@@ -33,6 +34,16 @@ static inline uint16_t f2bf(float f) { /* round to nearest even; NaN to the quie
     if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
+}
+
+/* element i of a bf16 (f32 = 0) or fp32 (f32 = 1) array, and a store into one (rounded to bf16 there) */
+static inline float ld(const void* p, int64_t i, int f32) {
+    return f32 ? ((const float*)p)[i] : bf2f(((const uint16_t*)p)[i]);
+}
+
+static inline void st(void* p, int64_t i, float x, int f32) {
+    if (f32) ((float*)p)[i] = x;
+    else ((uint16_t*)p)[i] = f2bf(x);
 }
 
 /* Cephes' expf: a degree-6 polynomial after the range reduction, ~1 ulp on [-87.3, 88.3]; below, exp(-87.3);
@@ -88,11 +99,13 @@ static inline __m256i to_bf16(__m512 x) { /* f2bf, 16 at a time */
 }
 
 /* The g heads' softmax-weighted values, HB heads at a time with DV = d / 16 accumulators each in registers (each
-   value row read once for the HB heads): the prefix's p rows (pv), then the row's own columns (vrow, bf16), masked
-   columns skipped; e [g, n] the unnormalised weights, inv [g] their sums' inverses; out [g, d] bf16 */
-static inline __attribute__((always_inline)) void values_block(const int DV, const int HB, const float* e, int64_t n,
-                                                              int64_t g, int64_t p, const float* m, const float* pv,
-                                                              const uint16_t* vrow, const float* inv, uint16_t* out) {
+   value row read once for the HB heads): the prefix's p rows (pv), then the row's own columns (vrow, bf16, or fp32
+   with F32), masked columns skipped; e [g, n] the unnormalised weights, inv [g] their sums' inverses; out [g, d]
+   bf16 (fp32 with F32) */
+static inline __attribute__((always_inline)) void values_block(const int DV, const int HB, const int F32,
+                                                              const float* e, int64_t n, int64_t g, int64_t p,
+                                                              const float* m, const float* pv, const void* vrow,
+                                                              const float* inv, void* out) {
     for (int64_t j0 = 0; j0 < g; j0 += HB) {
         __m512 a[3][8]; /* fixed sizes (not variable-length arrays), so they live in registers */
         for (int jj = 0; jj < HB; jj++)
@@ -102,9 +115,14 @@ static inline __attribute__((always_inline)) void values_block(const int DV, con
             __m512 x[8];
             if (t < p)
                 for (int v = 0; v < DV; v++) x[v] = _mm512_loadu_ps(pv + t * DV * 16 + 16 * v);
-            else {
-                const uint16_t* vt = vrow + (t - p) * DV * 16;
+            else if (F32) {
+                const float* vt = (const float*)vrow + (t - p) * DV * 16;
                 if (t + 8 < n) /* 8 columns ahead, as the keys */
+                    for (int v = 0; v < DV; v++) _mm_prefetch((const char*)(vt + 8 * DV * 16 + 16 * v), _MM_HINT_T0);
+                for (int v = 0; v < DV; v++) x[v] = _mm512_loadu_ps(vt + 16 * v);
+            } else {
+                const uint16_t* vt = (const uint16_t*)vrow + (t - p) * DV * 16;
+                if (t + 8 < n)
                     for (int v = 0; v < DV; v += 2) _mm_prefetch((const char*)(vt + 8 * DV * 16 + 16 * v), _MM_HINT_T0);
                 for (int v = 0; v < DV; v++) x[v] = load_bf16(vt + 16 * v);
             }
@@ -115,24 +133,29 @@ static inline __attribute__((always_inline)) void values_block(const int DV, con
         }
         for (int jj = 0; jj < HB; jj++) {
             const __m512 s = _mm512_set1_ps(inv[j0 + jj]);
-            for (int v = 0; v < DV; v++)
-                _mm256_storeu_si256((__m256i*)(out + (j0 + jj) * DV * 16 + 16 * v), to_bf16(_mm512_mul_ps(a[jj][v], s)));
+            for (int v = 0; v < DV; v++) {
+                const int64_t at = (j0 + jj) * DV * 16 + 16 * v;
+                if (F32) _mm512_storeu_ps((float*)out + at, _mm512_mul_ps(a[jj][v], s));
+                else _mm256_storeu_si256((__m256i*)((uint16_t*)out + at), to_bf16(_mm512_mul_ps(a[jj][v], s)));
+            }
         }
     }
 }
 
-static void values16(int64_t d, const float* e, int64_t n, int64_t g, int64_t p, const float* m, const float* pv,
-                     const uint16_t* vrow, const float* inv, uint16_t* out) {
+static void values16(int64_t d, int f32, const float* e, int64_t n, int64_t g, int64_t p, const float* m,
+                     const float* pv, const void* vrow, const float* inv, void* out) {
     const int hb = g % 3 == 0 ? 3 : (g % 2 == 0 ? 2 : 1);
-    if (d == 64) {
-        if (hb == 3) values_block(4, 3, e, n, g, p, m, pv, vrow, inv, out);
-        else if (hb == 2) values_block(4, 2, e, n, g, p, m, pv, vrow, inv, out);
-        else values_block(4, 1, e, n, g, p, m, pv, vrow, inv, out);
-    } else {
-        if (hb == 3) values_block(8, 3, e, n, g, p, m, pv, vrow, inv, out);
-        else if (hb == 2) values_block(8, 2, e, n, g, p, m, pv, vrow, inv, out);
-        else values_block(8, 1, e, n, g, p, m, pv, vrow, inv, out);
-    }
+#define PTST_VALUES(DV, F)                                                        \
+    do {                                                                          \
+        if (hb == 3) values_block(DV, 3, F, e, n, g, p, m, pv, vrow, inv, out);   \
+        else if (hb == 2) values_block(DV, 2, F, e, n, g, p, m, pv, vrow, inv, out); \
+        else values_block(DV, 1, F, e, n, g, p, m, pv, vrow, inv, out);           \
+    } while (0)
+    if (d == 64 && f32) PTST_VALUES(4, 1);
+    else if (d == 64) PTST_VALUES(4, 0);
+    else if (f32) PTST_VALUES(8, 1);
+    else PTST_VALUES(8, 0);
+#undef PTST_VALUES
 }
 
 /* The prefix's scores for HB query heads (q [g, d]) against 64 of its transposed keys at a time (kt [d, pp], pp a
@@ -219,8 +242,8 @@ static void attend16(const float* q, int64_t g, int64_t d, const float* kt, int6
 
 /* the same as attend16 and values16, for any d and any CPU */
 static void attend_any(const float* q, int64_t g, int64_t d, const float* pk, int64_t p, const float* krow,
-                       const float* pv, const uint16_t* vrow, int64_t n, const float* m, float scaling, float* sc,
-                       float* acc, uint16_t* out) {
+                       const float* pv, const void* vrow, int f32, int64_t n, const float* m, float scaling,
+                       float* sc, float* acc, void* out) {
     for (int64_t t = 0; t < n; t++) {
         const float* k = t < p ? pk + t * d : krow + (t - p) * d;
         for (int64_t j = 0; j < g; j++) {
@@ -248,35 +271,36 @@ static void attend_any(const float* q, int64_t g, int64_t d, const float* pk, in
             if (t < p)
                 for (int64_t i = 0; i < d; i++) aj[i] += sj[t] * pv[t * d + i];
             else
-                for (int64_t i = 0; i < d; i++) aj[i] += sj[t] * bf2f(vrow[(t - p) * d + i]);
+                for (int64_t i = 0; i < d; i++) aj[i] += sj[t] * ld(vrow, (t - p) * d + i, f32);
         }
-        for (int64_t i = 0; i < d; i++) out[j * d + i] = f2bf(aj[i] / total);
+        for (int64_t i = 0; i < d; i++) st(out, j * d + i, aj[i] / total, f32);
     }
 }
 
-/* the g query heads of key/value head h in the bf16 projection row `row`, rotated, into q [g, d] */
-static void queries(const uint16_t* row, int64_t h, int64_t g, int64_t d, const float* c, const float* s, float* raw,
-                    float* q) {
+/* the g query heads of key/value head h in the projection row `row` (bf16, or fp32 with f32), rotated, into q [g, d] */
+static void queries(const void* row, int f32, int64_t h, int64_t g, int64_t d, const float* c, const float* s,
+                    float* raw, float* q) {
     for (int64_t j = 0; j < g; j++) {
-        for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(h * g + j) * d + i]);
+        for (int64_t i = 0; i < d; i++) raw[i] = ld(row, (h * g + j) * d + i, f32);
         rope(raw, c, s, d / 2, q + j * d);
     }
 }
 
-/* one token's g query heads (q) attend to key/value head h's prefix and n - p own columns; out o [g, d] bf16 */
+/* one token's g query heads (q) attend to key/value head h's prefix and n - p own columns; out o [g, d] (values and
+   out bf16, or fp32 with f32) */
 static void attend(const float* q, int64_t g, int64_t d, int64_t h, const float* pk, const float* pkt, int64_t pp,
-                   const float* pv, int64_t p, const float* krow, const uint16_t* vrow, int64_t n, const float* m,
-                   float scaling, float* sc, float* inv, float* acc, uint16_t* o) {
+                   const float* pv, int64_t p, const float* krow, const void* vrow, int f32, int64_t n, const float* m,
+                   float scaling, float* sc, float* inv, float* acc, void* o) {
     const float* pvh = p ? pv + h * p * d : NULL; /* no prefix: no pointers into it */
 #if defined(__AVX512F__)
     if (d == 64 || d == 128) {
         attend16(q, g, d, p ? pkt + h * d * pp : NULL, pp, p, krow, n, m, scaling, sc, inv);
-        values16(d, sc, n, g, p, m, pvh, vrow, inv, o);
+        values16(d, f32, sc, n, g, p, m, pvh, vrow, inv, o);
         return;
     }
 #endif
     (void)pkt, (void)pp, (void)inv;
-    attend_any(q, g, d, p ? pk + h * p * d : NULL, p, krow, pvh, vrow, n, m, scaling, sc, acc, o);
+    attend_any(q, g, d, p ? pk + h * p * d : NULL, p, krow, pvh, vrow, f32, n, m, scaling, sc, acc, o);
 }
 
 /* One decoding step's attention, a task for each row r and key/value head h: the new key (rotated) and value
@@ -285,12 +309,13 @@ static void attend(const float* q, int64_t g, int64_t d, int64_t h, const float*
    qkv [B, qkv_stride] bf16 (the q heads, the k heads, the v heads); cosv/sinv [B, d] fp32 (sin's first half
    negated); kc [hkv * B, wtot, d] fp32 and vc the same in bf16 (the values are the bf16 projection's output, so
    bf16 holds them exactly, in half the bytes a step reads), head-major; pk/pv [hkv, p, d] fp32 and pkt
-   [hkv, d, pp] (pk transposed, pp >= p a multiple of 64, used by the AVX-512 path); out [B, hq * d] bf16. */
-void ptst_decode_attention(const uint16_t* qkv, int64_t qkv_stride, const float* cosv, const float* sinv, float* kc,
-                           uint16_t* vc, int64_t wtot, int64_t col, int64_t width, const float* pk, const float* pkt,
+   [hkv, d, pp] (pk transposed, pp >= p a multiple of 64, used by the AVX-512 path); out [B, hq * d] bf16. With f32
+   (an fp32 model) qkv, vc and out are fp32. */
+void ptst_decode_attention(const void* qkv, int64_t qkv_stride, const float* cosv, const float* sinv, float* kc,
+                           void* vc, int64_t wtot, int64_t col, int64_t width, const float* pk, const float* pkt,
                            int64_t pp, const float* pv, int64_t p, const float* mask, int64_t mask_stride, int64_t b,
-                           int64_t hq, int64_t hkv, int64_t d, float scaling, uint16_t* out) {
-    const int64_t g = hq / hkv, half = d / 2, n = p + width;
+                           int64_t hq, int64_t hkv, int64_t d, float scaling, void* out, int f32) {
+    const int64_t g = hq / hkv, half = d / 2, n = p + width, es = f32 ? 4 : 2; /* es: bytes an element */
 #pragma omp parallel
     {
         const size_t floats = (size_t)(g * n + 3 * g * d + g);
@@ -303,16 +328,16 @@ void ptst_decode_attention(const uint16_t* qkv, int64_t qkv_stride, const float*
 #pragma omp for schedule(static)
         for (int64_t task = 0; task < hkv * b; task++) {
             const int64_t h = task / b, r = task % b;
-            const uint16_t* row = qkv + r * qkv_stride;
+            const char* row = (const char*)qkv + r * qkv_stride * es;
             const float *c = cosv + r * d, *s = sinv + r * d, *m = mask + r * mask_stride;
             float* krow = kc + (h * b + r) * wtot * d;
-            uint16_t* vrow = vc + (h * b + r) * wtot * d;
-            for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(hq + h) * d + i]);
+            char* vrow = (char*)vc + (h * b + r) * wtot * d * es;
+            for (int64_t i = 0; i < d; i++) raw[i] = ld(row, (hq + h) * d + i, f32);
             rope(raw, c, s, half, krow + col * d);
-            memcpy(vrow + col * d, row + (hq + hkv + h) * d, sizeof(uint16_t) * d);
-            queries(row, h, g, d, c, s, raw, q);
-            attend(q, g, d, h, pk, pkt, pp, pv, p, krow, vrow, n, m, scaling, sc, inv, acc,
-                   out + r * hq * d + h * g * d);
+            memcpy(vrow + col * d * es, row + (hq + hkv + h) * d * es, es * d);
+            queries(row, f32, h, g, d, c, s, raw, q);
+            attend(q, g, d, h, pk, pkt, pp, pv, p, krow, vrow, f32, n, m, scaling, sc, inv, acc,
+                   (char*)out + (r * hq * d + h * g * d) * es);
         }
         free(sc);
     }
@@ -322,12 +347,12 @@ void ptst_decode_attention(const uint16_t* qkv, int64_t qkv_stride, const float*
    rows starts[r] .. starts[r + 1] - 1 of qkv (bf16 [T, qkv_stride]; cosv/sinv [T, d] their rotary tables), at the
    last n_r of the row's first s cache columns (left padding before them). Their keys (rotated, fp32) and values
    (bf16, exact) are written into the cache, then each token's g query heads attend to the shared prefix and to the
-   row's own tokens up to itself; out [T, hq * d] bf16. Cache, prefix and pkt as in ptst_decode_attention. */
-void ptst_prefill_attention(const uint16_t* qkv, int64_t qkv_stride, const float* cosv, const float* sinv, float* kc,
-                            uint16_t* vc, int64_t wtot, const int64_t* starts, int64_t s, const float* pk,
+   row's own tokens up to itself; out [T, hq * d] bf16. Cache, prefix, pkt and f32 as in ptst_decode_attention. */
+void ptst_prefill_attention(const void* qkv, int64_t qkv_stride, const float* cosv, const float* sinv, float* kc,
+                            void* vc, int64_t wtot, const int64_t* starts, int64_t s, const float* pk,
                             const float* pkt, int64_t pp, const float* pv, int64_t p, int64_t b, int64_t hq,
-                            int64_t hkv, int64_t d, float scaling, uint16_t* out) {
-    const int64_t g = hq / hkv, half = d / 2, n = p + s;
+                            int64_t hkv, int64_t d, float scaling, void* out, int f32) {
+    const int64_t g = hq / hkv, half = d / 2, n = p + s, es = f32 ? 4 : 2;
 #pragma omp parallel
     {
         const size_t floats = (size_t)(g * n + 3 * g * d + g + n);
@@ -344,19 +369,19 @@ void ptst_prefill_attention(const uint16_t* qkv, int64_t qkv_stride, const float
             const int64_t h = task / b, r = task % b, first = starts[r], count = starts[r + 1] - starts[r];
             const int64_t lo = s - count;
             float* krow = kc + ((h * b + r) * wtot + lo) * d;
-            uint16_t* vrow = vc + ((h * b + r) * wtot + lo) * d;
+            char* vrow = (char*)vc + ((h * b + r) * wtot + lo) * d * es;
             for (int64_t j = 0; j < count; j++) {
-                const uint16_t* row = qkv + (first + j) * qkv_stride;
-                for (int64_t i = 0; i < d; i++) raw[i] = bf2f(row[(hq + h) * d + i]);
+                const char* row = (const char*)qkv + (first + j) * qkv_stride * es;
+                for (int64_t i = 0; i < d; i++) raw[i] = ld(row, (hq + h) * d + i, f32);
                 rope(raw, cosv + (first + j) * d, sinv + (first + j) * d, half, krow + j * d);
-                memcpy(vrow + j * d, row + (hq + hkv + h) * d, sizeof(uint16_t) * d);
+                memcpy(vrow + j * d * es, row + (hq + hkv + h) * d * es, es * d);
             }
             for (int64_t j = 0; j < count; j++) {
-                const uint16_t* row = qkv + (first + j) * qkv_stride;
-                queries(row, h, g, d, cosv + (first + j) * d, sinv + (first + j) * d, raw, q);
+                const char* row = (const char*)qkv + (first + j) * qkv_stride * es;
+                queries(row, f32, h, g, d, cosv + (first + j) * d, sinv + (first + j) * d, raw, q);
                 /* the prefix and the row's tokens up to this one */
-                attend(q, g, d, h, pk, pkt, pp, pv, p, krow, vrow, p + j + 1, zeros, scaling, sc, inv, acc,
-                       out + (first + j) * hq * d + h * g * d);
+                attend(q, g, d, h, pk, pkt, pp, pv, p, krow, vrow, f32, p + j + 1, zeros, scaling, sc, inv, acc,
+                       (char*)out + ((first + j) * hq * d + h * g * d) * es);
             }
         }
         free(sc);
@@ -404,39 +429,61 @@ void ptst_head_refine(const uint16_t* logits, int64_t b, int64_t v, const float*
     }
 }
 
-/* x [rows, h] fp32 += delta (bf16 [rows, h], or NULL); out [rows, h] bf16 = w * (x * rsqrt(mean(x^2) + eps)) */
-void ptst_add_rms(float* x, const uint16_t* delta, const float* w, float eps, int64_t rows, int64_t h,
-                  uint16_t* out) {
+/* x [rows, h] fp32 += delta (bf16 [rows, h], or NULL); out [rows, h] bf16 = w * (x * rsqrt(mean(x^2) + eps)). With
+   f32 (an fp32 model) delta and out are fp32, nothing rounded. */
+void ptst_add_rms(float* x, const void* delta, const float* w, float eps, int64_t rows, int64_t h, void* out, int f32) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         float* xr = x + r * h;
-        if (delta)
-            for (int64_t i = 0; i < h; i++) xr[i] += bf2f(delta[r * h + i]);
+        if (delta && f32)
+            for (int64_t i = 0; i < h; i++) xr[i] += ((const float*)delta)[r * h + i];
+        else if (delta)
+            for (int64_t i = 0; i < h; i++) xr[i] += bf2f(((const uint16_t*)delta)[r * h + i]);
         float ss = 0.f;
         for (int64_t i = 0; i < h; i++) ss += xr[i] * xr[i];
         const float inv = 1.f / sqrtf(ss / (float)h + eps);
-        for (int64_t i = 0; i < h; i++) out[r * h + i] = f2bf(w[i] * (xr[i] * inv));
+        if (f32)
+            for (int64_t i = 0; i < h; i++) ((float*)out)[r * h + i] = w[i] * (xr[i] * inv);
+        else
+            for (int64_t i = 0; i < h; i++) ((uint16_t*)out)[r * h + i] = f2bf(w[i] * (xr[i] * inv));
     }
 }
 
-/* gate_up [rows, 2n] bf16 -> out [rows, n] bf16 = bf16(bf16(silu(gate)) * up): the model's two bf16 roundings */
-void ptst_silu_mul(const uint16_t* gu, int64_t rows, int64_t n, uint16_t* out) {
+/* silu(g) for bf16 (F32 = 0: rounded to bf16, as the model's bf16 SiLU) or fp32 values */
+static inline float silu1(float g, const int F32) {
+    const float si = g / (1.f + exp1(-g));
+    return F32 ? si : bf2f(f2bf(si));
+}
+
+/* gate_up [rows, 2n] -> out [rows, n] = silu(gate) * up: for bf16 (F32 = 0) bf16(bf16(silu(gate)) * up), the
+   model's two bf16 roundings; for fp32 nothing rounded */
+static inline __attribute__((always_inline)) void silu_mul(const int F32, const void* gu, int64_t rows, int64_t n,
+                                                          void* out) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
-        const uint16_t* gr = gu + r * 2 * n;
-        uint16_t* o = out + r * n;
         int64_t i = 0;
 #if defined(__AVX512F__)
+        const float* g32 = (const float*)gu + r * 2 * n;
+        const uint16_t* g16 = (const uint16_t*)gu + r * 2 * n;
         for (; i + 16 <= n; i += 16) {
-            const __m512 g = load_bf16(gr + i);
+            const __m512 g = F32 ? _mm512_loadu_ps(g32 + i) : load_bf16(g16 + i);
+            const __m512 up = F32 ? _mm512_loadu_ps(g32 + n + i) : load_bf16(g16 + n + i);
             const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
-            const __m512 si = widen(to_bf16(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), e))));
-            _mm256_storeu_si256((__m256i*)(o + i), to_bf16(_mm512_mul_ps(si, load_bf16(gr + n + i))));
+            __m512 si = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), e));
+            if (F32) {
+                _mm512_storeu_ps((float*)out + r * n + i, _mm512_mul_ps(si, up));
+            } else {
+                si = widen(to_bf16(si));
+                _mm256_storeu_si256((__m256i*)((uint16_t*)out + r * n + i), to_bf16(_mm512_mul_ps(si, up)));
+            }
         }
 #endif
-        for (; i < n; i++) {
-            const float g = bf2f(gr[i]);
-            o[i] = f2bf(bf2f(f2bf(g / (1.f + exp1(-g)))) * bf2f(gr[n + i]));
-        }
+        for (; i < n; i++)
+            st(out, r * n + i, silu1(ld(gu, r * 2 * n + i, F32), F32) * ld(gu, r * 2 * n + n + i, F32), F32);
     }
+}
+
+void ptst_silu_mul(const void* gate_up, int64_t rows, int64_t n, void* out, int f32) {
+    if (f32) silu_mul(1, gate_up, rows, n, out);
+    else silu_mul(0, gate_up, rows, n, out);
 }

@@ -1,16 +1,17 @@
 """ptst's fused CPU kernels (`native.c`): built once with the machine's C compiler, loaded with ctypes.
 
-The fast engine's bf16 decoding step runs ~40 small eager operations a layer besides its linear layers (norms,
-rotary embedding, attention's products, softmax, casts): on SmolLM2-135M at batch 48 they took more time than the
-linear layers themselves (docs/performance.md). `native.c` does them in three kernels a layer. It is built at first
+The fast engine's decoding step runs ~40 small eager operations a layer besides its linear layers (norms, rotary
+embedding, attention's products, softmax, casts): on SmolLM2-135M at batch 48 in bf16 they took more time than the
+linear layers themselves, and a third of the fp32 step (docs/performance.md). `native.c` does them in three kernels a
+layer, for bf16 models, and for fp32 models where the build has its AVX-512 path (`wide`). It is built at first
 use (`gcc -O3 -march=native -fopenmp`, about a second) into `$PTST_CACHE_DIR/kernels/`, under a name that hashes
 the source, the compiler and this CPU's model and flags, so a cache shared between machines never loads another
 CPU's build; the build is written to a temporary file and renamed, so concurrent first uses do not collide.
 
-Where no C compiler works, or `PTST_NATIVE=0`, `available()` is False, `why()` says why, and the fast engine runs
-its eager bf16 step. The two give different bf16 answers (different summation orders), so a generations file's
-key says which ran (`numerics`, ptst.generate.key). fp32 never uses these kernels: its answers stay equal to
-transformers' `generate`.
+Where no C compiler works, or `PTST_NATIVE=0`, `builds()` and `available()` are False, `why()` says why, and the
+fast engine runs its eager step. The two can give different answers (different summation orders; in fp32 only at a
+near tie), so a generations file's key says which ran (`numerics`, ptst.generate.key, from `builds()`, which needs
+no torch). The eager fp32 engine's answers are transformers' `generate`'s, token for token.
 
 Loaded after torch, the library shares torch's OpenMP runtime (the process has one `libgomp.so.1`)."""
 
@@ -27,18 +28,23 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ptst.errors import PtstError
 from ptst.models import cache_dir
 
 SOURCE = Path(__file__).with_name("native.c")
-VERSION = 5  # native.c's ptst_native_version: the kernels' interface
+VERSION = 6  # native.c's ptst_native_version: the kernels' interface
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
-_P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+# torch's own cap on its kernels (ptst.runtime.cpu.CAPS: `make quickstart-avx2` emulates an AVX2-only CPU) caps the
+# kernels' build the same way, so the emulation does not run AVX-512 here
+ISA_CAPS = {"avx2": ("-mno-avx512f",), "default": ("-mno-avx512f", "-mno-avx2")}
+_P, _I, _F, _B = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
 _SIGNATURES = {
-    "ptst_decode_attention": [_P, _I, _P, _P, _P, _P, _I, _I, _I, _P, _P, _I, _P, _I, _P, _I, _I, _I, _I, _I, _F, _P],
-    "ptst_prefill_attention": [_P, _I, _P, _P, _P, _P, _I, _P, _I, _P, _P, _I, _P, _I, _I, _I, _I, _I, _F, _P],
+    "ptst_decode_attention": [_P, _I, _P, _P, _P, _P, _I, _I, _I, _P, _P, _I, _P, _I, _P, _I, _I, _I, _I, _I, _F, _P,
+                              _B],
+    "ptst_prefill_attention": [_P, _I, _P, _P, _P, _P, _I, _P, _I, _P, _P, _I, _P, _I, _I, _I, _I, _I, _F, _P, _B],
     "ptst_head_refine": [_P, _I, _I, _P, _I, _P, _P, _F, _F, _P],
-    "ptst_add_rms": [_P, _P, _P, _F, _I, _I, _P],
-    "ptst_silu_mul": [_P, _I, _I, _P],
+    "ptst_add_rms": [_P, _P, _P, _F, _I, _I, _P, _B],
+    "ptst_silu_mul": [_P, _I, _I, _P, _B],
 }
 
 
@@ -72,7 +78,7 @@ def build(out_dir: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise RuntimeError(f"{cc} --version failed: {e}") from e
-    flags = (*FLAGS, *extra)
+    flags = (*FLAGS, *ISA_CAPS.get(os.environ.get("ATEN_CPU_CAPABILITY", "").lower(), ()), *extra)
     src = SOURCE.read_bytes()
     tag = hashlib.sha256(b"\0".join([src, version.encode(), " ".join(flags).encode(),
                                      _cpu_signature().encode()])).hexdigest()[:16]
@@ -111,18 +117,51 @@ def load(path: Path) -> Any:
 
 
 @cache
-def _state() -> tuple[Any, str]:
+def _built() -> tuple[Path | None, str]:
+    """The library's path, or None and why (built once a process; torch not imported, so keys stay cheap)."""
     if os.environ.get("PTST_NATIVE", "1") == "0":
         return None, "PTST_NATIVE=0"
     try:
-        return load(build()), ""
+        return build(), ""
     except (OSError, RuntimeError, subprocess.SubprocessError) as e:
         return None, str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
+@cache
+def _state() -> Any:
+    path = _built()[0]
+    if path is None:
+        return None
+    try:
+        return load(path)
+    except (OSError, RuntimeError) as e:  # built but not loadable: the keys (`builds`) would name the wrong engine
+        raise PtstError(f"ptst's fused kernels built ({path.name}) but did not load: {e}; set PTST_NATIVE=0 to run "
+                        "without them") from None
+
+
+def reset() -> None:
+    """Forget the build and the loaded library's state (tests that change PTST_NATIVE or the compiler)."""
+    _built.cache_clear()
+    _state.cache_clear()
+
+
+def builds() -> bool:
+    """Whether the kernels build here (or are built): what the generations keys say (`ptst.generate.key`), without
+    importing torch. Where they build they also load, or `kernels` raises."""
+    return _built()[0] is not None
+
+
+def wide() -> bool:
+    """Whether the build has the AVX-512 path (the CPU has AVX-512F and torch is not capped below it): an fp32 model
+    runs on the kernels only there. On AVX2 the portable path measured no faster than the eager fp32 step (245
+    against 244 tokens/s on the capped Xeon), so fp32 keeps the eager engine, and `generate`'s answers, there."""
+    cap = os.environ.get("ATEN_CPU_CAPABILITY", "").lower()
+    return "avx512f" in _cpu_signature().split() and cap not in ISA_CAPS
+
+
 def kernels() -> Any:
-    """The loaded library, or None (see `why`)."""
-    return _state()[0]
+    """The loaded library, or None where it does not build (see `why`)."""
+    return _state()
 
 
 def available() -> bool:
@@ -130,5 +169,5 @@ def available() -> bool:
 
 
 def why() -> str:
-    """Why the kernels are unavailable ('' when they are)."""
-    return _state()[1]
+    """Why the kernels are unavailable ('' when they build)."""
+    return _built()[1]

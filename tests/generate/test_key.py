@@ -82,29 +82,37 @@ def test_half_precision_names_the_hf_backends_arithmetic(tiny_model_dir):
     cfg = _cfg(str(tiny_model_dir))
     for dtype, device in (("fp16", "cpu"), ("bf16", "cuda")):
         assert K.generation_key(replace(cfg, dtype=dtype, device=device), t, data)["numerics"] == K.HALF_NUMERICS
-    assert K.HALF_NUMERICS == 2 and K.FUSED_NUMERICS == 3
-    assert "numerics" not in K.generation_key(replace(cfg, dtype="fp32", device="cpu"), t, data)
+    assert K.HALF_NUMERICS == 2 and K.FUSED_NUMERICS == 3 and K.FUSED_FP32_NUMERICS == 1
+    assert "numerics" not in K.generation_key(replace(cfg, dtype="fp32", device="cuda"), t, data)
     assert "numerics" not in K.generation_key(replace(cfg, dtype="bf16", backend="vllm", device="cuda"), t, data)
-    if not any(map(os.path.exists, GPU_DEVICES)):  # auto is fp32 on the CPU: no field
-        assert "numerics" not in K.generation_key(replace(cfg, dtype=None), t, data)
+    assert "numerics" not in K.generation_key(replace(cfg, dtype="fp32", backend="vllm", device="cpu"), t, data)
 
 
-def test_bf16_on_cpu_names_whether_the_fused_kernels_ran(tiny_model_dir, monkeypatch):
-    """bf16 on a CPU runs the fast engine's step on ptst's fused kernels where they build, and its eager step where
-    they do not (PTST_NATIVE=0, no compiler): other answers, so the key says which (numerics 3 or 2)."""
+@pytest.mark.parametrize(("dtype", "fused", "eager"), [("bf16", K.FUSED_NUMERICS, K.HALF_NUMERICS),
+                                                      ("fp32", K.FUSED_FP32_NUMERICS, None), (None, 1, None)])
+def test_a_cpu_key_names_whether_the_fused_kernels_ran(tiny_model_dir, monkeypatch, dtype, fused, eager):
+    """bf16 and fp32 on a CPU run the fast engine on ptst's fused kernels where they build, and its eager step
+    where they do not (PTST_NATIVE=0, no compiler): other answers, so the key says which (bf16: numerics 3 or 2;
+    fp32, also `auto` on a machine without a GPU: 1, or no field for the eager engine's, generate's answers)."""
     from ptst.data.load import DataIdentity
     from ptst.runtime import native
 
+    if dtype is None and any(map(os.path.exists, GPU_DEVICES)):
+        pytest.skip("auto picks the GPU here")
     data, t = DataIdentity("advbench", "test", "ab" * 32), get_template("chat:llama")
-    cfg = replace(_cfg(str(tiny_model_dir)), dtype="bf16", device="cpu")
-    native._state.cache_clear()
-    want = K.FUSED_NUMERICS if native.available() else K.HALF_NUMERICS
-    assert K.generation_key(cfg, t, data)["numerics"] == want
+    cfg = replace(_cfg(str(tiny_model_dir)), dtype=dtype, device="cpu" if dtype else None)
+    native.reset()
+    runs_fused = native.builds() and (dtype == "bf16" or native.wide())  # fp32: the AVX-512 path only
+    assert K.generation_key(cfg, t, data).get("numerics") == (fused if runs_fused else eager)
+    if dtype != "bf16" and native.builds():  # torch capped to AVX2 (an emulated AVX2 CPU): fp32 keeps the eager engine
+        monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+        assert not native.wide() and K.generation_key(cfg, t, data).get("numerics") is None
+        monkeypatch.delenv("ATEN_CPU_CAPABILITY")
     monkeypatch.setenv("PTST_NATIVE", "0")
-    native._state.cache_clear()
+    native.reset()
     try:
-        assert not native.available() and native.why() == "PTST_NATIVE=0"
-        assert K.generation_key(cfg, t, data)["numerics"] == K.HALF_NUMERICS
+        assert not native.builds() and not native.available() and native.why() == "PTST_NATIVE=0"
+        assert K.generation_key(cfg, t, data).get("numerics") == eager
     finally:
         monkeypatch.delenv("PTST_NATIVE")
-        native._state.cache_clear()
+        native.reset()

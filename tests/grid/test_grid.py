@@ -305,7 +305,7 @@ def test_dry_run_and_status(grid, capsys):
     # each done cell names how fast its answers were made, by which engine, on which CPU (recorded beside the key)
     from ptst.runtime import cpu
 
-    assert re.search(r"chat-vanilla +done +\[generation \d+ tok/s \(hf fast float32, batch \d+; "
+    assert re.search(r"chat-vanilla +done +\[generation \d+ tok/s \(hf fast(\+fused)? float32, batch \d+; "
                      + re.escape(cpu.here()) + r"\)\]", out), out
     meta = json.loads((tmp / "run" / "chat-vanilla.s0" / "eval" / "chat-vanilla" / "generations"
                        / "harm.jsonl.meta.json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,39 @@ def _digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture()
-def prechange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def prechange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The fixture run, seen as by a ptst whose fp32 answers come from the eager engines (`PTST_NATIVE=0`), as the
+    fixture's did: on the fused kernels its answers' arithmetic differs, which `test_fused_kernels_recompute_...`
+    checks."""
+    from ptst.runtime import native
+
     dest = tmp_path / "prechange"
     shutil.copytree(FIXTURE, dest)
     monkeypatch.chdir(dest)  # its paths are relative to this folder
-    return dest
+    monkeypatch.setenv("PTST_NATIVE", "0")
+    native.reset()
+    yield dest
+    native.reset()  # recomputed at the next use, under the environment then (monkeypatch restores it)
+
+
+def test_fused_kernels_recompute_the_answers_and_say_why(prechange: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Where the fused kernels build, fp32 answers are made by other arithmetic than the fixture's (numerics
+    null -> 1): every evaluation cell is to be recomputed, and `ptst status` names the change."""
+    from ptst.cli import main
+    from ptst.grid.cells import load_grid, pending
+    from ptst.grid.plan import expand
+    from ptst.runtime import native
+
+    monkeypatch.delenv("PTST_NATIVE")
+    native.reset()
+    if not (native.builds() and native.wide()):
+        pytest.skip(f"fp32 does not run on the fused kernels here: {native.why() or 'no AVX-512'}")
+    cfg = load_grid("grid.yaml")
+    assert pending(cfg, Path("run"), expand(cfg))
+    main(["status", "run"])
+    out = capsys.readouterr().out
+    assert out.count("numerics null -> 1") >= 6 and "0/6 evaluation cells done" in out
 
 
 def test_nothing_pending(prechange: Path) -> None:
