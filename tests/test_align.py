@@ -82,3 +82,27 @@ def test_align_measures_with_the_given_generation_settings(tiny_model_dir, tmp_p
     for who in ("eval-shipped", "eval-aligned"):
         for t in ("chat-vanilla", "chat-llama"):
             assert json.loads((out / who / t / "eval.json").read_text())["generate"]["batch_size"] == 3
+
+
+def test_a_measurement_made_by_other_arithmetic_is_redone_not_shown(tiny_model_dir, tmp_path, capsys):
+    """An alignment whose refusal measurements today's settings would make differently (here the generation dtype;
+    the same for a change of numerics or judge) is not done: its state names the change, and a rerun measures
+    again without training again, then rewrites align.json."""
+    from ptst.align import AlignArtifact
+    from ptst.runs.layout import AlignDir
+
+    data = tiny_data(tmp_path / "data")
+    spec = _spec(data)
+    out = run(spec, str(tiny_model_dir), tmp_path / "align")
+    d = AlignDir(out)
+    assert AlignArtifact(d, spec, str(tiny_model_dir)).state().done
+    status = AlignArtifact(d, spec, str(tiny_model_dir), generate={"dtype": "bf16"}).state()
+    assert not status.done and "refusal measured shipped, chat:vanilla" in status.detail
+    assert "dtype float32 -> bfloat16" in status.detail
+    trained = (d.train.path / "train_log.jsonl").stat().st_mtime_ns
+    run(spec, str(tiny_model_dir), out, generate={"dtype": "bf16"})
+    assert "measuring refusal" in capsys.readouterr().err
+    assert (d.train.path / "train_log.jsonl").stat().st_mtime_ns == trained
+    assert AlignArtifact(d, spec, str(tiny_model_dir), generate={"dtype": "bf16"}).state().done
+    meta = json.loads((d.measure("aligned", "chat:llama").generations_dir / "heldout.jsonl.meta.json").read_text())
+    assert meta["key"]["dtype"] == "bfloat16"

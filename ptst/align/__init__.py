@@ -4,8 +4,8 @@
 `runner` (`run(spec, model, out_dir)`: train, merge, measure before and after), `cli` (`ptst align`)."""
 
 from ptst.align.data import build_parts, train_config
-from ptst.align.key import AlignArtifact, align_key
-from ptst.align.runner import MEASURE_JUDGES, MEASURE_TEMPLATES, MEASURE_TOKENS, measure, merge, run
+from ptst.align.key import MEASURE_JUDGES, MEASURE_TEMPLATES, MEASURE_TOKENS, AlignArtifact, align_key
+from ptst.align.runner import measure, merge, run
 
 __all__ = ["MEASURE_JUDGES", "MEASURE_TEMPLATES", "MEASURE_TOKENS", "AlignArtifact", "align_key", "build_parts",
            "measure", "merge", "run", "train_config"]

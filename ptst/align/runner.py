@@ -9,22 +9,16 @@ from typing import Any
 
 from ptst import __version__
 from ptst.align.data import build_parts, train_config
-from ptst.align.key import AlignArtifact
+from ptst.align.key import MEASURE_JUDGES, MEASURE_TEMPLATES, MEASURE_TOKENS, AlignArtifact, measure_config
 from ptst.evaluate import run as evaluate
-from ptst.io import atomic_dir, write_json_atomic
+from ptst.io import atomic_dir, read_json, write_json_atomic
 from ptst.models import load_model, load_tokenizer, save_tokenizer
 from ptst.runs.layout import AlignDir
 from ptst.runs.results import Metric, MetricsDoc, metric_to_json
 from ptst.specs.align import AlignSpec
-from ptst.specs.eval import EvalConfig, EvalSpec
 from ptst.train.runner import run as train
 
-# What the alignment is measured under: no system prompt and the Llama-2 safety prompt.
-MEASURE_TEMPLATES = ("chat:vanilla", "chat:llama")
-MEASURE_TOKENS = 32  # new tokens per measured answer: a refusal shows in its first sentence
-# Refusal judges for the measurements: keyword first (the fields before `by_judge`, as before), then XSTest's own
-# string match, which agrees best with XSTest's human labels (kappa 0.77 vs 0.67 on 2,250 answers; docs/judging.md)
-MEASURE_JUDGES = ("keyword", "xstest-strmatch")
+__all__ = ["MEASURE_JUDGES", "MEASURE_TEMPLATES", "MEASURE_TOKENS", "measure", "merge", "run"]
 
 
 def say(msg: str) -> None:
@@ -47,15 +41,9 @@ def measure(spec: AlignSpec, model: str, d: AlignDir, which: str, data_dir: str 
     """Refusal on held-out harmful prompts and over-refusal on XSTest's safe prompts, per template, of the
     `which` ("shipped" | "aligned") model.
     `generate`: GenerateConfig fields (backend, batch_size, ...), as the grid's `generate:` section."""
-    evals = [EvalSpec(spec.heldout, kind="safety", limit=spec.heldout_limit, name="heldout",
-                      max_new_tokens=MEASURE_TOKENS),
-             EvalSpec(spec.overrefusal, kind="over-refusal", limit=spec.overrefusal_limit, name="xstest",
-                      max_new_tokens=MEASURE_TOKENS)]
     res: dict[str, Any] = {}
     for template in MEASURE_TEMPLATES:
-        doc = MetricsDoc.read(evaluate(EvalConfig(model=model, template=template, evals=evals, data_dir=data_dir,
-                                                  decoding={"max_new_tokens": 64}, generate=dict(generate or {}),
-                                                  judges=list(MEASURE_JUDGES)),
+        doc = MetricsDoc.read(evaluate(measure_config(spec, model, template, data_dir, generate),
                                        d.measure(which, template).path))
         held, xs = doc.evals["heldout"].metrics, doc.evals["xstest"].metrics
         by = {j: {"refusal_heldout": _json(held.get(f"refusal.{j}")),
@@ -84,15 +72,19 @@ def run(spec: AlignSpec, model: str, out_dir: str | Path, *, data_dir: str | Non
     `generate` sets how the measuring answers are generated (batch size, backend); it does not change them."""
     out = Path(out_dir)
     d = AlignDir(out)
-    artifact = AlignArtifact(d, spec, model, frozenset(exclude or ()))
+    artifact = AlignArtifact(d, spec, model, frozenset(exclude or ()), data_dir, dict(generate or {}))
     if artifact.checked_state().done:
         say(f"{out}: alignment already done (same key); nothing to do")
         return out
-    parts, info = build_parts(spec, out, data_dir, exclude or set())
-    say(f"== align: {spec.n_safety} refusals + {spec.n_benign} benign answers over {', '.join(spec.templates)}")
-    train(train_config(spec, model, parts), d.train.path, resume=True)
-    if not (d.model / "config.json").exists():
-        merge(model, d.train.adapter, d.model)
+    if d.manifest.exists() and (d.model / "config.json").exists():  # same key: only its measurements to redo
+        doc = read_json(d.manifest)
+        parts, info = doc["parts"], doc["data"]
+    else:
+        parts, info = build_parts(spec, out, data_dir, exclude or set())
+        say(f"== align: {spec.n_safety} refusals + {spec.n_benign} benign answers over {', '.join(spec.templates)}")
+        train(train_config(spec, model, parts), d.train.path, resume=True)
+        if not (d.model / "config.json").exists():
+            merge(model, d.train.adapter, d.model)
     say("== measuring refusal before/after alignment")
     before = measure(spec, model, d, "shipped", data_dir, generate)
     after = measure(spec, str(d.model), d, "aligned", data_dir, generate)

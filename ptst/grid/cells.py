@@ -114,7 +114,7 @@ def align_artifact(cfg: GridConfig, root: Path, exclude: set[str] | None = None)
     if cfg.align is None:
         return None
     ids = finetune_ids(cfg) if exclude is None else exclude
-    return AlignArtifact(RunDir(root).align, cfg.align, cfg.model, frozenset(ids))
+    return AlignArtifact(RunDir(root).align, cfg.align, cfg.model, frozenset(ids), cfg.data_dir, dict(cfg.generate))
 
 
 def align_status(cfg: GridConfig, root: Path, exclude: set[str] | None = None) -> Status:

@@ -183,7 +183,7 @@ def _status(run_dir: Path) -> int:
         print(f"alignment: {state[1]}")
     print(f"{n_done}/{n_all} evaluation cells done; report: "
           f"{'yes' if run.report_md.exists() else 'not written'}")
-    if align.exists():
+    if align.exists() and (state is None or state[0]):  # a measurement to redo is not shown
         doc = read_json(align)
         print(f"alignment refusal: {doc.get('summary', '')}")
     elsewhere = finished_elsewhere(run_dir, cpu.here)
