@@ -83,6 +83,37 @@ def useful_flops(cfg: Any, n_linear: int, lengths: list[int], trained: list[int]
     return {"useful": linear + attention + head, "six_n": sum(6 * n_all * n for n in lengths)}
 
 
+def products_alone(core: Any, batches: list[list[Any]], precision: str) -> dict[str, float]:
+    """The step's matrix products on their own, at the step's shapes: for each of ptst's (packed) batches, every
+    frozen linear layer's forward and input-gradient products with its real weights ([T, in] x [in, out] and
+    [T, out] x [out, in], T the batch's tokens) and the LM head's at the trained rows. Their FLOPs are the useful
+    count's linear and head terms; their time is what a step made of nothing but these products would take, so
+    FLOPs / time / peak bounds the MFU any implementation built on torch's products reaches here."""
+    import torch
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    weights = [m.weight.to(dtype) for n, m in core.named_modules()
+               if isinstance(m, torch.nn.Linear) and "lora_" not in n and n.startswith("model.")]
+    head = core.get_output_embeddings().weight.to(dtype)
+    flops, secs = 0.0, 0.0
+    with torch.no_grad():
+        for b in batches:
+            t, r = sum(len(e.input_ids) for e in b), sum(e.n_trained for e in b)
+            xs = {w.shape[1]: torch.randn(t, w.shape[1], dtype=dtype) for w in weights}
+            grads = {w.shape[0]: torch.randn(t, w.shape[0], dtype=dtype) for w in weights}
+            work = [(xs[w.shape[1]], w) for w in weights] + [(torch.randn(r, head.shape[1], dtype=dtype), head)]
+            grads[head.shape[0]] = torch.randn(r, head.shape[0], dtype=dtype)
+            for x, w in work[:3]:  # warm-up: first-call costs of each shape
+                x @ w.T
+            t0 = time.perf_counter()
+            for x, w in work:
+                x @ w.T
+                grads[w.shape[0]][: x.shape[0]] @ w
+            secs += time.perf_counter() - t0
+            flops += sum(4 * x.shape[0] * w.numel() for x, w in work)
+    return {"gflop": flops / 1e9, "seconds": secs, "gflops": flops / secs / 1e9}
+
+
 def naive_step(model: Any, batch: list[Any], opt: Any, params: list[Any], precision: str = "fp32") -> None:
     import torch
 
@@ -239,6 +270,9 @@ def main() -> None:
     peaks.append(matmul_peak(args.precision))
     bf16 = matmul_peak("bf16") if args.precision != "bf16" else None
     r = report(s, peaks, args, bf16)
+    ptst = s["systems"]["ptst"]
+    alone = products_alone(ptst["lm"].get_base_model(), ptst["batches"], args.precision)
+    r["products_alone"] = {**alone, "mfu": alone["gflops"] / max(peaks)}
     print(f"data: {r['data']} under {args.template}, {r['examples']} examples, {r['tokens']} tokens "
           f"({r['trained_tokens']} trained), "
           f"batch {r['batch_size']}, {r['threads']} threads, OMP_WAIT_POLICY={r['omp_wait_policy']}, "
@@ -254,6 +288,10 @@ def main() -> None:
               f"(6N: {x['mfu_6n']:.1%})")
     print(f"speedup ptst / naive: {r['speedup']:.2f}x; ceiling (all useful FLOPs at the peak, nothing else): "
           f"{r['ceiling_tokens_per_s']:.0f} tok/s = {r['ceiling_speedup_vs_naive']:.2f}x naive")
+    pa = r["products_alone"]
+    print(f"the step's products alone (frozen linears forward + input gradient, LM head at trained rows; real "
+          f"weights, the step's shapes): {pa['gflop']:.0f} GFLOP in {pa['seconds']:.2f}s = {pa['gflops']:.0f} GFLOP/s "
+          f"= {pa['mfu']:.1%} of the peak: the MFU a step of nothing but these products would reach")
     if bf16 is not None:
         print(f"bf16 matmul peak here: {bf16:.1f} GFLOP/s, so ptst's {r['ptst']['useful_gflops']:.1f} useful GFLOP/s "
               f"in {r['precision']} is {r['ptst']['mfu_vs_bf16_peak']:.0%} of it (bf16 is not the fast path here)")
