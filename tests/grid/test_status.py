@@ -34,4 +34,4 @@ def test_rates_by_cpu_kind_scale_with_batch_and_bf16_generation(monkeypatch):
     monkeypatch.setattr(cpu, "kind", lambda: "amx_bf16")
     (only,), assumed = estimate.cpu_rates(SimpleNamespace(generate={"batch_size": 12, "dtype": "bf16"}))
     assert assumed == "amx_bf16 CPU, bf16 generation"
-    assert only.generate == pytest.approx(225.0 * estimate.BF16_GENERATION * 0.5)  # batch 12: half of batch 48
+    assert only.generate == pytest.approx(270.0 * estimate.BF16_GENERATION * 0.5)  # batch 12: half of batch 48
