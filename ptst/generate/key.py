@@ -99,8 +99,6 @@ def numerics(dtype: str, device: str | None) -> int | None:
     if dtype in ("bfloat16", "float32") and on_cpu:
         from ptst.runtime import native  # lazy: builds the kernels at first use (about a second; no torch)
 
-        if native.builds() and dtype == "bfloat16":
-            return FUSED_NUMERICS
-        if native.builds() and native.wide():  # fp32 runs on the kernels only with their AVX-512 path
-            return FUSED_FP32_NUMERICS
+        if native.runs(dtype):  # the fast engine's own decision (fp32: only with the kernels' AVX-512 path)
+            return FUSED_NUMERICS if dtype == "bfloat16" else FUSED_FP32_NUMERICS
     return None if dtype == "float32" else HALF_NUMERICS

@@ -82,6 +82,15 @@ def kind() -> str:
     return max([have, *(c for v in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS") if (c := _cap(v)))], key=_rank)
 
 
+def vector_isa() -> str:
+    """'avx512f', 'avx2' or 'other': the strongest vector instruction set present that ATEN_CPU_CAPABILITY (the
+    cap on torch's own kernels) still allows; what ptst's native kernels are built for (ptst.runtime.native)."""
+    flags = _cpuinfo()[1]
+    have = next((f for f in ("avx512f", "avx2") if f in flags), "other")
+    aten = _cap("ATEN_CPU_CAPABILITY")
+    return have if aten is None else max(have, aten, key=_rank)
+
+
 def fast_bf16() -> bool:
     return kind() in BF16_KINDS
 

@@ -141,9 +141,7 @@ class FastLM:
         self.embed = self.core.embed_tokens.weight
         self.dtype = self.embed.dtype  # the weights' and so the linear layers' inputs' (the residual stream: fp32)
         self.embed_scale = getattr(self.core.embed_tokens, "embed_scale", None)
-        # fp32 only where the kernels have their AVX-512 path (`native.wide`): elsewhere no faster than eager
-        use = fused_kernels and self.head_dim % 2 == 0 and (
-            self.dtype == torch.bfloat16 or (self.dtype == torch.float32 and native.wide()))
+        use = fused_kernels and self.head_dim % 2 == 0 and native.runs(str(self.dtype).removeprefix("torch."))
         self.native = native.kernels() if use else None
 
     @staticmethod

@@ -30,13 +30,14 @@ from typing import Any
 
 from ptst.errors import PtstError
 from ptst.models import cache_dir
+from ptst.runtime import cpu
 
 SOURCE = Path(__file__).with_name("native.c")
 VERSION = 6  # native.c's ptst_native_version: the kernels' interface
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
-# torch's own cap on its kernels (ptst.runtime.cpu.CAPS: `make quickstart-avx2` emulates an AVX2-only CPU) caps the
-# kernels' build the same way, so the emulation does not run AVX-512 here
-ISA_CAPS = {"avx2": ("-mno-avx512f",), "default": ("-mno-avx512f", "-mno-avx2")}
+# The build targets `cpu.vector_isa()`: the CPU's own, lowered by torch's cap on its kernels (ATEN_CPU_CAPABILITY:
+# `make quickstart-avx2` emulates an AVX2-only CPU), so the emulation does not run AVX-512 here
+ISA_FLAGS = {"avx512f": (), "avx2": ("-mno-avx512f",), "other": ("-mno-avx512f", "-mno-avx2")}
 _P, _I, _F, _B = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_int
 _SIGNATURES = {
     "ptst_decode_attention": [_P, _I, _P, _P, _P, _P, _I, _I, _I, _P, _P, _I, _P, _I, _P, _I, _I, _I, _I, _I, _F, _P,
@@ -78,7 +79,7 @@ def build(out_dir: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise RuntimeError(f"{cc} --version failed: {e}") from e
-    flags = (*FLAGS, *ISA_CAPS.get(os.environ.get("ATEN_CPU_CAPABILITY", "").lower(), ()), *extra)
+    flags = (*FLAGS, *ISA_FLAGS[cpu.vector_isa()], *extra)
     src = SOURCE.read_bytes()
     tag = hashlib.sha256(b"\0".join([src, version.encode(), " ".join(flags).encode(),
                                      _cpu_signature().encode()])).hexdigest()[:16]
@@ -152,11 +153,16 @@ def builds() -> bool:
 
 
 def wide() -> bool:
-    """Whether the build has the AVX-512 path (the CPU has AVX-512F and torch is not capped below it): an fp32 model
-    runs on the kernels only there. On AVX2 the portable path measured no faster than the eager fp32 step (245
-    against 244 tokens/s on the capped Xeon), so fp32 keeps the eager engine, and `generate`'s answers, there."""
-    cap = os.environ.get("ATEN_CPU_CAPABILITY", "").lower()
-    return "avx512f" in _cpu_signature().split() and cap not in ISA_CAPS
+    """Whether the build has the AVX-512 path (the CPU has AVX-512F and torch is not capped below it)."""
+    return cpu.vector_isa() == "avx512f"
+
+
+def runs(dtype: str) -> bool:
+    """Whether a model of `dtype` ('bfloat16', 'float32') runs on the kernels here: the one decision the fast
+    engine (`FastLM`) and the generations keys (`numerics`) both take. bf16 wherever they build; fp32 only with
+    their AVX-512 path: on AVX2 the portable path measured no faster than the eager fp32 step (245 against 244
+    tokens/s on the capped Xeon), so fp32 keeps the eager engine, and `generate`'s answers, there."""
+    return dtype in ("bfloat16", "float32") and builds() and (dtype == "bfloat16" or wide())
 
 
 def kernels() -> Any:

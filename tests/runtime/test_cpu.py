@@ -84,3 +84,17 @@ def test_device_names_a_gpu_by_torch_and_only_its_kind_when_torch_cannot(monkeyp
     assert cpu.device("cuda") == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert cpu.here() == cpu.describe()
+
+
+def test_the_vector_isa_follows_torchs_own_cap_only(amx, monkeypatch):
+    """What ptst's native kernels are built for: the CPU's vector set, lowered by ATEN_CPU_CAPABILITY alone (oneDNN
+    and MKL caps concern their own products), never raised by it."""
+    amx.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert cpu.vector_isa() == "avx512f"
+    amx.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert cpu.vector_isa() == "avx2"
+    amx.setenv("ATEN_CPU_CAPABILITY", "default")
+    assert cpu.vector_isa() == "other"
+    monkeypatch.setattr(cpu, "_cpuinfo", lambda: ("Old CPU", frozenset({"avx2"})))
+    amx.setenv("ATEN_CPU_CAPABILITY", "avx512")
+    assert cpu.vector_isa() == "avx2"
