@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("ptst.data.cli", "list, show and check data sets; contamination check"),
     "eval": ("ptst.evaluate.cli", "generate, judge and score one cell on several evaluation sets (metrics.json)"),
     "align": ("ptst.align.cli", "safety-align an unaligned model (refusals + benign data over several templates)"),
-    "run": ("ptst.grid.cli", "run (or resume) a train-template x test-template grid from one YAML config"),
+    "run": ("ptst.run_cli", "run (or resume) a train-template x test-template grid from one YAML config"),
     "status": ("ptst.grid.status", "show which cells of a grid run directory are done"),
     "report": ("ptst.report.cli", "tables, figures and the PTST verdict (results.csv, report.md, report.html)"),
     "review": ("ptst.review.cli", "label a blinded sample of a run's own answers (a local page, or CSV/JSONL)"),

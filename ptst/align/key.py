@@ -66,12 +66,34 @@ class AlignArtifact:
         if d.manifest.exists():
             if read_json(d.manifest).get("key") != self.key():
                 return Status(State.DIFFERENT, "made with a different align: section, base model or fine-tuning data")
+            changed = self.data_change()
+            if changed:
+                return Status(State.DIFFERENT, f"its training data changed since ({changed})")
             if not (d.model / "config.json").exists():
                 return Status(State.PARTIAL, "no model/")
             stale = self.stale_measurements()
             return Status(State.PARTIAL, f"refusal measured {stale}: to measure again") if stale else Status(State.DONE)
         started = [p.name for p in (d.data_dir, d.train.path, d.model) if p.exists()]
         return Status(State.PARTIAL, ", ".join(started) + " written") if started else Status(State.NEW)
+
+    def data_change(self) -> str:
+        """'' when the refusals and benign answers it was trained from are the files align.json recorded (by
+        sha256; a set that cannot be read here is not checked), else which one changed."""
+        from ptst.data import load_dataset  # lazy: data loading is not needed for the key
+
+        recorded = read_json(self.dir.manifest).get("data") or {}
+        for role, name, split in (("safety", self.spec.safety, None), ("benign", self.spec.benign,
+                                                                       self.spec.benign_split)):
+            old = (recorded.get(role) or {}).get("sha256")
+            if not old:
+                continue
+            try:
+                now = load_dataset(name, split, data_dir=self.data_dir).sha256
+            except PtstError:
+                continue
+            if now != old:
+                return f"{role} {name}: sha256 {old[:12]}... in align.json, {now[:12]}... now"
+        return ""
 
     def stale_measurements(self) -> str:
         """The first refusal measurement whose answers or scores today's inputs would not make (another arithmetic,

@@ -14,13 +14,13 @@ from ptst.grid.cells import align_status, check_cells, eval_status, load_grid, m
 from ptst.grid.checks import check_grid_yaml, validate
 from ptst.grid.config import GridConfig
 from ptst.grid.estimate import CELL_SECONDS, align_estimate, cpu_rates, n_items, train_tokens
-from ptst.grid.plan import expand, select
+from ptst.grid.plan import TrainCell, expand, select
 from ptst.io import no_downloads, read_json
 from ptst.runs.hardware import finished_elsewhere, trained
 from ptst.runs.layout import RunDir
 from ptst.runs.state import State
 from ptst.runtime import cpu
-from ptst.train.artifact import TrainArtifact
+from ptst.train.artifact import TrainArtifact, data_change
 
 
 def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) -> None:
@@ -127,14 +127,23 @@ def cell_states(cfg: GridConfig, run_dir: Path) -> list[dict[str, Any]]:
     model = model_path(cfg, run_dir)
     rows = []
     for c in expand(cfg):
-        train = "n/a" if c.template is None else \
-            train_status(cfg, run_dir, c, model).describe(TrainArtifact.on_different)
+        train = "n/a" if c.template is None else _train_line(cfg, run_dir, c, model)
         evals = {e.id: eval_status(cfg, run_dir, e, model).describe(EvalArtifact.on_different) for e in c.evals}
         speed = {e.id: generation_speed(RunDir(run_dir).path / e.path) for e in c.evals}
         made = trained(RunDir(run_dir).train(c.id).path) if c.template is not None else None
         how = "" if made is None else made.describe() + ("" if made.tok_s is None else f", {made.tok_s:.0f} tok/s")
         rows.append({"cell": c.id, "train": train, "evals": evals, "speed": speed, "made": how})
     return rows
+
+
+def _train_line(cfg: GridConfig, run_dir: Path, cell: TrainCell, model: str) -> str:
+    """A training cell's state; a finished one trained on data (or a rendering) that changed since says so."""
+    st = train_status(cfg, run_dir, cell, model)
+    changed = data_change(RunDir(run_dir).train(cell.id).path, train_config(cfg, model, cell)) if st.done else ""
+    if changed:
+        return (f"done on other data ({changed}): its results are stale and `ptst run` refuses this cell; use "
+                "another --out or remove the cell")
+    return st.describe(TrainArtifact.on_different)
 
 
 def generation_speed(eval_dir: Path) -> str:

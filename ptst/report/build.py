@@ -22,10 +22,11 @@ import ptst.report.tradeoff as tradeoff
 from ptst.errors import PtstError
 from ptst.io import write_bytes_atomic, write_text_atomic
 from ptst.report.grid import Grid, build_grid, headline_judge, table_metrics
-from ptst.report.load import load_cells
+from ptst.report.load import keep_current, load_cells
 from ptst.report.rate_names import measure_name, measure_title, paper_term
 from ptst.report.render import Block, Figure, Heading, Para, Table, to_html, to_markdown
 from ptst.runs.layout import RunDir
+from ptst.runs.state import Currency
 
 FORMATS = ("md", "html", "tex")
 
@@ -74,7 +75,10 @@ def _summary(grid: Grid, judge: str | None) -> str:
 
 
 def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | None = None,
-                 kappa_threshold: float = agreement.KAPPA_THRESHOLD) -> tuple[list[Block], list[Figure]]:
+                 kappa_threshold: float = agreement.KAPPA_THRESHOLD, stale: Sequence[str] = (),
+                 align_stale: str = "") -> tuple[list[Block], list[Figure]]:
+    """The report's blocks and figures. `stale`: the warnings naming what `ptst.grid.current` found out of date
+    (those cells are already left out); `align_stale`: why the alignment's own figures are not shown."""
     judge = headline_judge(grid, safety_judge)
     metrics = table_metrics(grid, [safety_judge] if safety_judge else grid.judges())
     pairs = ordering.ptst_pairs(grid)
@@ -85,7 +89,7 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
     blocks: list[Block] = [Heading(f"ptst report: {experiment}", 1),
                            Para(ordering.sentence(comps, pair, judge), "headline"), Para(_summary(grid, judge))]
     jwarn, jsection, jrows = agreement.blocks(grid, judge, run_dir, kappa_threshold)
-    blocks += [Para(f"Warning: {w}.", "warn") for w in [*jwarn, *provenance.warnings(grid, prov)]]
+    blocks += [Para(f"Warning: {w}.", "warn") for w in [*stale, *jwarn, *provenance.warnings(grid, prov)]]
     term = paper_term([safety_judge] if safety_judge else grid.judges())
     blocks += [Heading("Table 1: training template × test template"), Para(tables.LEGEND, "note"),
                *([Para(term, "note")] if term else [])]
@@ -105,7 +109,7 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
     figs = _figures(grid, metrics, judge)
     if figs:
         blocks += [Heading("Figures"), *figs]
-    note = provenance.alignment_note(run_dir) if run_dir is not None else None
+    note = provenance.alignment_note(run_dir, align_stale) if run_dir is not None else None
     blocks += [Heading("Provenance"), *([Para(note)] if note else []), *provenance.provenance_table(prov),
                Table(("judge", "validated agreement with human labels (`ptst judge validate`)"), tuple(jrows),
                      agreement.PROVENANCE_CAPTION),
@@ -113,18 +117,19 @@ def build_blocks(grid: Grid, safety_judge: str | None = None, run_dir: Path | No
     return blocks, [b for b in figs if isinstance(b, Figure)] + ffigs
 
 
-def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: str | None = None,
-        formats: Sequence[str] = FORMATS, kappa_threshold: float | None = None) -> Path:
+def run(run_dir: str | Path, currency: Currency, out_dir: str | Path | None = None, safety_judge: str | None = None,
+        formats: Sequence[str] = FORMATS, kappa_threshold: float | None = None) -> tuple[Path, list[str]]:
     """Write results.csv, the figures, report.md, report.html and table1.tex (atomically) into `out_dir` (default:
-    the run directory) and return that directory. Reads only `*/eval/*/metrics.json`, eval.json and judgements."""
+    the run directory); return that directory and the warnings about stale or unchecked cells. Reads only
+    `*/eval/*/metrics.json`, eval.json and judgements; shows only the numbers `currency` finds current."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise PtstError(f"unknown report format {bad[0]!r}; choose from {', '.join(FORMATS)}")
-    cells = load_cells(run_dir)
+    cells, stale = keep_current(load_cells(run_dir), Path(run_dir), currency)
     out = Path(out_dir) if out_dir is not None else Path(run_dir)
     grid = build_grid(cells)
     k = agreement.threshold(Path(run_dir), kappa_threshold)  # given, else grid.yaml report.kappa_threshold, else 0.6
-    blocks, figs = build_blocks(grid, safety_judge, Path(run_dir), k)
+    blocks, figs = build_blocks(grid, safety_judge, Path(run_dir), k, stale, currency.align)
     for f in figs:
         write_bytes_atomic(out / f.name, f.png)
     extra = frontier.tidy_rows(Path(run_dir), grid, headline_judge(grid, safety_judge))
@@ -137,4 +142,4 @@ def run(run_dir: str | Path, out_dir: str | Path | None = None, safety_judge: st
     tex = latex.table_one(grid, headline_judge(grid, safety_judge)) if "tex" in formats else None
     if tex:
         write_text_atomic(out / "table1.tex", tex)
-    return out
+    return out, stale

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ptst.errors import PtstError
 
@@ -24,6 +25,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace) -> int:
+    from ptst.grid.current import currency  # lazy: the grid checks its own cells, as `ptst status` does
     from ptst.report.build import run  # lazy: `ptst --help` imports this verb module; report.build is the stage
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
@@ -31,7 +33,10 @@ def cli(args: argparse.Namespace) -> int:
     threshold = args.kappa_threshold
     if threshold is not None and not -1 <= threshold <= 1:
         raise PtstError(f"--kappa-threshold must be in [-1, 1], got {threshold}")
-    out = run(args.run_dir, args.out, safety_judge=args.safety_judge, formats=formats, kappa_threshold=threshold)
+    out, warnings = run(args.run_dir, currency(args.run_dir), args.out, safety_judge=args.safety_judge,
+                        formats=formats, kappa_threshold=threshold)
+    for w in warnings:  # stale cells left out, unchecked ones shown: said here as in the report
+        print(f"note: {w}", file=sys.stderr)
     names = ["results.csv"] + [f"report.{f}" if f != "tex" else "table1.tex" for f in formats]
     written = [n for n in names if (out / n).exists()]  # table1.tex only when there was a Table 1 to write
     print(f"wrote {', '.join(written)} and figures to {out}")

@@ -4,7 +4,7 @@ with, ptst.runs.results) into the report's records: Cell, EvalResult, Stat."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from ptst.io import read_json
 from ptst.metrics import MeanScore, Rate
 from ptst.runs.layout import EvalDir, RunDir
 from ptst.runs.results import Metric, MetricsDoc, SetResult, Unknown
+from ptst.runs.state import WHOLE, Currency
 
 BASE = "base"
 
@@ -186,3 +187,39 @@ def read_eval_key(cell: Cell) -> dict[str, Any]:
     except PtstError:
         return {}
     return doc if isinstance(doc, dict) else {}
+
+
+def keep_current(cells: list[Cell], run_dir: Path, cur: Currency) -> tuple[list[Cell], list[str]]:
+    """The cells (and sets of cells) whose inputs are today's, and the report's warnings about the rest: a stale
+    number is left out and what changed is named; a cell that could not be checked is shown and said so."""
+    kept: list[Cell] = []
+    left: dict[str, list[str]] = {}  # why -> the cells (or `cell set`) left out for it
+    for c in cells:
+        rel = str(c.path.relative_to(run_dir))
+        stale = cur.stale.get(rel, {})
+        evals = {} if WHOLE in stale else {n: e for n, e in c.evals.items() if n not in stale}
+        for label, why in stale.items():
+            left.setdefault(why, []).append(rel if label == WHOLE else f"{rel} {label}")
+        if evals:
+            kept.append(c if len(evals) == len(c.evals) else replace(c, evals=evals))
+    if not kept:
+        first = next(iter(left), "")
+        raise PtstError(f"{run_dir}: every result is stale (first: {first}); `ptst run {run_dir}/grid.yaml --out "
+                        f"{run_dir}` recomputes them, `ptst status {run_dir}` lists what changed")
+    warn = [f"left out as stale, {_listed(where)}: {why}" for why, where in left.items()]
+    if left:
+        warn.append(f"what changed is listed by `ptst status {run_dir}`; `ptst run {run_dir}/grid.yaml --out "
+                    f"{run_dir}` recomputes exactly what it makes stale")
+    unread: dict[str, list[str]] = {}
+    for rel, why in cur.unchecked.items():
+        unread.setdefault(why, []).append(rel)
+    warn += [f"not checked against today's inputs, {_listed(where)}: {why}" for why, where in unread.items()]
+    if cur.note:
+        warn.append(f"not checked against today's inputs: {cur.note}")
+    return kept, warn
+
+
+def _listed(where: list[str], most: int = 4) -> str:
+    """`2 cells (a, b)` / `9 cells (a, b, c, d and 5 more)`."""
+    shown = ", ".join(where[:most]) + (f" and {len(where) - most} more" if len(where) > most else "")
+    return f"{len(where)} cell{'s' if len(where) != 1 else ''} ({shown})"

@@ -126,8 +126,9 @@ def provenance_table(p: Provenance) -> list[Block]:
     return [Table(("item", "value"), tuple(rows), cap)]
 
 
-def alignment_note(run_dir: Path) -> str | None:
-    """The alignment stage's own summary (align/align.json), when the run aligned its model first."""
+def alignment_note(run_dir: Path, stale: str = "") -> str | None:
+    """The alignment stage's own summary (align/align.json), when the run aligned its model first; `stale` (what
+    changed, ptst.grid.current) puts why it is not shown in its place."""
     f = RunDir(run_dir).align.manifest
     try:
         doc = json.loads(f.read_text(encoding="utf-8")) if f.exists() else None
@@ -138,7 +139,8 @@ def alignment_note(run_dir: Path) -> str | None:
     base = f" of `{doc['base_model']}`" if doc.get("base_model") else ""
     made = trained(RunDir(run_dir).align.train.path)
     how = f" Trained in {made.describe()} (align/train/spec.json)." if made is not None else ""
-    return f"Alignment stage{base} before fine-tuning (align/align.json): {doc['summary']}.{how}"
+    said = f"its refusal figures are not shown, {stale}" if stale else doc["summary"]
+    return f"Alignment stage{base} before fine-tuning (align/align.json): {said}.{how}"
 
 
 def _leak_columns(grid: Grid) -> set[str]:

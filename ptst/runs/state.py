@@ -56,3 +56,21 @@ class Artifact(Protocol):
     def key(self) -> str: ...
 
     def state(self) -> Status: ...
+
+
+WHOLE = "*"  # Currency.stale's label for every set of a cell
+
+
+@dataclass(frozen=True)
+class Currency:
+    """Whether a run's finished results are still today's, as its stages' artifacts say (`ptst status`'s check):
+    what a report may show. Paths are evaluation cells' directories relative to the run (`train/eval/test`)."""
+
+    stale: dict[str, dict[str, str]]  # cell -> {set label, or WHOLE: what changed} (those numbers are not shown)
+    unchecked: dict[str, str]  # cell -> why it could not be checked here (shown, and said)
+    align: str = ""  # the alignment's own refusal figures are stale: what changed ("" = current, or none)
+    note: str = ""  # nothing could be checked, and why ("" = the run was checked)
+
+    @property
+    def checked(self) -> bool:
+        return not self.note

@@ -96,6 +96,8 @@ def test_a_moved_run_directory_with_its_aligned_model_recomputes_nothing(grid_al
     moved.parent.mkdir()
     (tmp / "run").rename(moved)
     capsys.readouterr()
+    assert main(["report", str(moved), "--format", "md"]) == 0  # every number still current where it now lies
+    assert "note:" not in capsys.readouterr().err
     before = _snapshot(moved)
     assert main(["run", str(cfg_path), "--out", str(moved)]) == 0
     err = capsys.readouterr().err
@@ -103,6 +105,38 @@ def test_a_moved_run_directory_with_its_aligned_model_recomputes_nothing(grid_al
     after = _snapshot(moved)
     changed = {k for k in before if before[k] != after.get(k)}
     assert all("/" not in k for k in changed), changed  # only the top-level report files are written again
+
+
+def test_an_alignment_made_from_other_data_stales_every_number_after_it(grid_align, capsys):
+    """Every cell trained or evaluated on the aligned model is stale once the alignment's own data changed:
+    `ptst report` refuses with the change, in one line, and `ptst status` names it."""
+    tmp, cfg_path, data = grid_align
+    assert main(["run", str(cfg_path), "--out", str(tmp / "run")]) == 0
+    rows = [json.loads(x) for x in data["refusals"].read_text().splitlines()]
+    data["refusals"].write_text("".join(json.dumps({**r, "response": "No."}) + "\n" for r in rows))
+    capsys.readouterr()
+    assert main(["report", str(tmp / "run")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "every result is stale (first: the alignment stage changed" in err, err
+    assert main(["status", str(tmp / "run")]) == 0
+    assert "alignment: different (" in capsys.readouterr().out
+
+
+def test_a_stale_alignment_measurement_hides_only_its_own_figures(grid_align, capsys, monkeypatch):
+    """The alignment's refusal is measured by a judge no evaluation cell uses (xstest-strmatch): a new version of
+    it leaves every cell current, and the report prints why in place of the alignment's old figures."""
+    from ptst.judge import xstest
+
+    tmp, cfg_path, _ = grid_align
+    assert main(["run", str(cfg_path), "--out", str(tmp / "run")]) == 0
+    summary = json.loads((tmp / "run" / "align" / "align.json").read_text())["summary"]
+    assert summary in (tmp / "run" / "report.md").read_text()
+    monkeypatch.setattr(xstest.XSTestStrmatchJudge, "version", "xstest-strmatch-v2")
+    capsys.readouterr()
+    assert main(["report", str(tmp / "run"), "--format", "md"]) == 0
+    assert "stale" not in capsys.readouterr().err
+    md = (tmp / "run" / "report.md").read_text()
+    assert summary not in md and "its refusal figures are not shown, refusal measured shipped, chat:vanilla" in md
 
 
 def test_adding_a_test_template_computes_only_that_column(grid, tmp_path):

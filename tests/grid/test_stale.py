@@ -198,3 +198,80 @@ def test_a_key_without_any_one_input_misses_its_change(finished, monkeypatch):
             keys.add(replace(inputs, sets=(slimmer, *inputs.sets[1:])).key())
     n_parts = sum(len(getattr(s, f)) for f in ("sample", "template", "generation", "judges", "scorers"))
     assert len(keys) == n_parts + 1
+
+
+SETS = {"template": ("harm", "gsm"), "data": ("harm",), "scorer": ("gsm",), "adapter": ("harm", "gsm")}
+
+
+def _cell_rows(run_dir: Path) -> dict[str, tuple[str, str]]:
+    """cell -> (train_template, test_template) as results.csv names them."""
+    out = {}
+    for c in CELLS:
+        m = json.loads((run_dir / c / "metrics.json").read_text())["cell"]
+        out[c] = (m["train_template"] or "", m["test_template"])
+    return out
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k not in CONFIG])
+def test_the_report_leaves_out_exactly_what_an_edit_made_stale(finished, kind, capsys, monkeypatch):
+    """Before any rerun, `ptst report` shows no number whose inputs changed: the affected sets of the affected
+    cells are missing from results.csv and report.md, the change is named (stderr and the report), and every
+    other number is there."""
+    from ptst.score import SCORERS
+
+    tmp, cfg, data = finished
+    monkeypatch.setattr(SCORERS, "_items", dict(SCORERS._items))  # noqa: SLF001 - the scorer edit is undone after
+    run_dir = tmp / "run"
+    names = _cell_rows(run_dir)
+    edit, cells, _, named = KINDS[kind]
+    edit(tmp, cfg, data)
+    capsys.readouterr()
+    rows = _report_rows(run_dir)
+    err = capsys.readouterr().err
+    assert "left out as stale" in err and named in err, err
+    shown = {(r.get("train_template") or "", r["test_template"], r["eval"]) for r in rows if r.get("eval")}
+    for c in CELLS:
+        for s in ("harm", "gsm"):
+            assert ((*names[c], s) in shown) == (c not in cells or s not in SETS[kind]), (c, s)
+    md = (run_dir / "report.md").read_text()
+    assert "left out as stale" in md and named in md
+
+
+def test_a_report_of_nothing_current_is_refused_and_writes_nothing(finished, capsys, monkeypatch):
+    from ptst.score import SCORERS
+
+    tmp, cfg, data = finished
+    monkeypatch.setattr(SCORERS, "_items", dict(SCORERS._items))  # noqa: SLF001 - the scorer edit is undone after
+    _edit_data(tmp, cfg, data)
+    _edit_scorer(tmp, cfg, data)  # harm's answers and gsm's score: every number of every cell
+    capsys.readouterr()
+    assert main(["report", str(tmp / "run")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "every result is stale" in err, err
+    assert not (tmp / "run" / "results.csv").exists() and not (tmp / "run" / "report.md").exists()
+
+
+def test_a_report_says_which_cells_it_could_not_check(finished, capsys):
+    """An input not on this machine (a data file gone) is not a change: the numbers are shown, and said unchecked."""
+    tmp, _, data = finished
+    data["gsm"].unlink()
+    capsys.readouterr()
+    rows = _report_rows(tmp / "run")
+    assert len({(r.get("train_template"), r["test_template"], r["eval"]) for r in rows if r.get("eval")}) == 8
+    err = capsys.readouterr().err
+    assert "not checked against today's inputs, 4 cells" in err and "stale" not in err, err
+
+
+def test_training_data_edited_under_a_finished_adapter_stales_its_cells(finished, capsys):
+    """The adapter was trained on rows that are not today's: `ptst status` says so, and the report leaves out
+    every number made with it (the base model's stay)."""
+    tmp, _, data = finished
+    write_jsonl(data["train"], [{"id": f"t{i}", "input": f"What is {i} times {i}?", "response": f"{i * i}"}
+                                for i in range(12)])
+    capsys.readouterr()
+    assert main(["status", str(tmp / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "train: done on other data (jsonl:" in out, out
+    rows = _report_rows(tmp / "run")
+    assert {r.get("train_template") or "" for r in rows if r.get("eval")} == {""}
+    assert "its training cell chat-vanilla.s0 was trained on other data" in capsys.readouterr().err

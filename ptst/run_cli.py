@@ -1,4 +1,5 @@
-"""`ptst run CONFIG` and `ptst status DIR`: the grid from the command line."""
+"""`ptst run CONFIG`: the grid from the command line, then its report. A verb module of its own, above both the grid
+and the report (the report checks the grid's cells; running a grid ends by writing its report)."""
 
 from __future__ import annotations
 
