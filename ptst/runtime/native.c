@@ -19,7 +19,7 @@
 #include <immintrin.h>
 #endif
 
-int ptst_native_version(void) { return 6; }
+int ptst_native_version(void) { return 7; }
 
 static inline float bf2f(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
@@ -486,4 +486,74 @@ static inline __attribute__((always_inline)) void silu_mul(const int F32, const 
 void ptst_silu_mul(const void* gate_up, int64_t rows, int64_t n, void* out, int f32) {
     if (f32) silu_mul(1, gate_up, rows, n, out);
     else silu_mul(0, gate_up, rows, n, out);
+}
+
+/* Training's dropout (ptst/train/dropout.py, in LoRA's lora_dropout): y = x * scale where kept, else 0. Element i
+   is kept when its 32-bit draw is >= thresh (= p * 2^32): the low (even i) or high (odd i) half of splitmix64's
+   finalizer at seed + (i / 2) * golden ratio. A counter-based draw: the mask takes no memory and does not depend on
+   the threads, and the backward pass is this same call on the gradient with the same seed. */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline __attribute__((always_inline)) void dropout(const int F32, const void* x, void* y, int64_t n,
+                                                         uint32_t thresh, float scale, uint64_t seed) {
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < (n + 1) / 2; j++) {
+        const uint64_t r = mix64(seed + (uint64_t)j * 0x9e3779b97f4a7c15ULL);
+        st(y, 2 * j, (uint32_t)r >= thresh ? ld(x, 2 * j, F32) * scale : 0.f, F32);
+        if (2 * j + 1 < n) st(y, 2 * j + 1, (uint32_t)(r >> 32) >= thresh ? ld(x, 2 * j + 1, F32) * scale : 0.f, F32);
+    }
+}
+
+void ptst_dropout(const void* x, void* y, int64_t n, uint32_t thresh, float scale, uint64_t seed, int f32) {
+    if (f32) dropout(1, x, y, n, thresh, scale, seed);
+    else dropout(0, x, y, n, thresh, scale, seed);
+}
+
+/* Training's RMSNorm with a frozen weight (ptst/train/norm.py), as Llama's LlamaRMSNorm computes it: in fp32,
+   r = 1/sqrt(mean(x^2) + eps) per row, y = w * (x * r) with, for bf16 x and w (f32 = 0), the model's two bf16
+   roundings: y = bf16(w * bf16(x * r)). r is kept per row for the backward pass. */
+void ptst_rms_forward(const void* x, const void* w, float eps, int64_t rows, int64_t h, void* y, float* rinv,
+                      int f32) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float ss = 0.f;
+        for (int64_t i = 0; i < h; i++) {
+            const float v = ld(x, r * h + i, f32);
+            ss += v * v;
+        }
+        const float inv = 1.f / sqrtf(ss / (float)h + eps);
+        rinv[r] = inv;
+        if (f32)
+            for (int64_t i = 0; i < h; i++) ((float*)y)[r * h + i] = ((const float*)w)[i] * (((const float*)x)[r * h + i] * inv);
+        else
+            for (int64_t i = 0; i < h; i++)
+                ((uint16_t*)y)[r * h + i] = f2bf(bf2f(((const uint16_t*)w)[i]) *
+                                                 bf2f(f2bf(bf2f(((const uint16_t*)x)[r * h + i]) * inv)));
+    }
+}
+
+/* Its gradient for x, as autograd takes it through those operations: d = g * w (rounded to bf16 for a bf16
+   model, as the bf16 product is), then dx = r * d - x * r^3 * mean(d * x), rounded to x's dtype. */
+void ptst_rms_backward(const void* x, const void* w, const void* g, const float* rinv, int64_t rows, int64_t h,
+                       void* dx, int f32) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float inv = rinv[r];
+        float dot = 0.f;
+        for (int64_t i = 0; i < h; i++) {
+            float d = ld(g, r * h + i, f32) * ld(w, i, f32);
+            if (!f32) d = bf2f(f2bf(d));
+            dot += d * ld(x, r * h + i, f32);
+        }
+        const float c = inv * inv * inv * (dot / (float)h);
+        for (int64_t i = 0; i < h; i++) {
+            float d = ld(g, r * h + i, f32) * ld(w, i, f32);
+            if (!f32) d = bf2f(f2bf(d));
+            st(dx, r * h + i, inv * d - ld(x, r * h + i, f32) * c, f32);
+        }
+    }
 }

@@ -33,7 +33,7 @@ from ptst.models import cache_dir
 from ptst.runtime import cpu
 
 SOURCE = Path(__file__).with_name("native.c")
-VERSION = 6  # native.c's ptst_native_version: the kernels' interface
+VERSION = 7  # native.c's ptst_native_version: the kernels' interface
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
 # The build targets `cpu.vector_isa()`: the CPU's own, lowered by torch's cap on its kernels (ATEN_CPU_CAPABILITY:
 # `make quickstart-avx2` emulates an AVX2-only CPU), so the emulation does not run AVX-512 here
@@ -46,6 +46,9 @@ _SIGNATURES = {
     "ptst_head_refine": [_P, _I, _I, _P, _I, _P, _P, _F, _F, _P],
     "ptst_add_rms": [_P, _P, _P, _F, _I, _I, _P, _B],
     "ptst_silu_mul": [_P, _I, _I, _P, _B],
+    "ptst_dropout": [_P, _P, _I, ctypes.c_uint32, _F, ctypes.c_uint64, _B],
+    "ptst_rms_forward": [_P, _P, _F, _I, _I, _P, _P, _B],
+    "ptst_rms_backward": [_P, _P, _P, _P, _I, _I, _P, _B],
 }
 
 

@@ -20,6 +20,7 @@ def build_spec(cfg: TrainConfig, out: Path, lm: Any, data: Any, result: Any, pre
     (ptst.runtime.cpu.device), recorded beside the key, which names neither (ptst.runs.hardware)."""
     from datetime import datetime, timezone
 
+    from ptst.train.dropout import masks
     from ptst.train.model import count_params, weights_sha256  # heavy: torch
 
     base_id = model_id(cfg.model)
@@ -29,7 +30,8 @@ def build_spec(cfg: TrainConfig, out: Path, lm: Any, data: Any, result: Any, pre
     main, mixes = data.parts[0], data.parts[1:]
     hyper = {k: getattr(cfg, k) for k in HYPER_KEYS}
     hyper.update(effective_batch_size=cfg.batch_size * cfg.grad_accum * world, precision=precision,
-                 world_size=world, lora=None if cfg.full else identity(cfg)["lora"])
+                 world_size=world, lora=None if cfg.full else identity(cfg)["lora"],
+                 lora_dropout_masks=None if cfg.full else masks(lm))
     prog = result.progress
     return {
         "kind": "ptst.train",
