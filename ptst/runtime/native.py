@@ -49,6 +49,8 @@ _SIGNATURES = {
     "ptst_dropout": [_P, _P, _I, ctypes.c_uint32, _F, ctypes.c_uint64, _B],
     "ptst_rms_forward": [_P, _P, _F, _I, _I, _P, _P, _B],
     "ptst_rms_backward": [_P, _P, _P, _P, _I, _I, _P, _B],
+    "ptst_silu_forward": [_P, _P, _I, _P, _B],
+    "ptst_silu_backward": [_P, _P, _P, _I, _P, _P, _B],
 }
 
 

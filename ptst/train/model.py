@@ -17,7 +17,7 @@ from ptst.runtime import packing
 from ptst.runtime.cache import cache_arg, cache_kind
 from ptst.train import loss as chunked_loss
 from ptst.train.dropout import use_native_dropout
-from ptst.train.norm import use_fused_norms
+from ptst.train.fused import use_fused_layers
 
 
 def resolve_precision(precision: str, device_type: str) -> str:
@@ -71,7 +71,7 @@ def load_trainable(cfg: Any, precision: str, base_ref: str) -> Any:
     if dtype != torch.float32:
         keep_input_dtype(peft_model)
     use_native_dropout(peft_model)  # LoRA's dropout masks drawn in the fused kernel on CPU (ptst.train.dropout)
-    use_fused_norms(peft_model)  # the frozen RMSNorms forward and backward in one pass each (ptst.train.norm)
+    use_fused_layers(peft_model)  # RMSNorms and SiLU products: a pass each way on the kernels (ptst.train.fused)
     peft_model.peft_config["default"].base_model_name_or_path = base_ref  # not the GGUF cache path
     # The content identity of the base, written beside every saved adapter: serving it on other weights is refused.
     peft_model.ptst_base = base_record(cfg.model)
