@@ -9,7 +9,9 @@ from ptst.errors import PtstError
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", help="the run directory (holds <train-cell>/eval/<test-cell>/metrics.json)")
+    p.add_argument("run_dir", help="the run directory (holds <train-cell>/eval/<test-cell>/metrics.json); a cell or "
+                                   "set whose inputs changed since it was computed (as `ptst status` checks) is left "
+                                   "out, and what changed is named")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write the report here instead of into the run directory")
     p.add_argument("--safety-judge", default=None, metavar="JUDGE",

@@ -45,6 +45,19 @@ def _ulps(a: torch.Tensor, b: torch.Tensor) -> int:
     return int((ia - ib).abs().max())
 
 
+def _both(own: torch.nn.Module, fused: torch.nn.Module, shape: tuple[int, ...], scale: float,
+          dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """Both modules' outputs on the same input, and the inputs after one backward pass of the same gradient."""
+    g = torch.Generator().manual_seed(2)
+    x = (torch.randn(shape, generator=g) * scale).to(dtype)
+    up = torch.randn(shape, generator=g).to(dtype)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = own(xa), fused(xb)
+    ya.backward(up)
+    yb.backward(up)
+    return ya, yb, xa, xb
+
+
 def test_every_listed_family_is_in_this_transformers():
     assert {c.__name__ for c in _classes()} >= {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm"}
 
@@ -53,13 +66,7 @@ def test_every_listed_family_is_in_this_transformers():
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
 def test_forward_and_gradient_are_the_models_own(cls, dtype):
     own, fused = _pair(cls, dtype)
-    g = torch.Generator().manual_seed(2)
-    x = (torch.randn(3, 37, 96, generator=g) * 3).to(dtype)
-    up = torch.randn(3, 37, 96, generator=g).to(dtype)
-    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    ya, yb = own(xa), fused(xb)
-    ya.backward(up)
-    yb.backward(up)
+    ya, yb, xa, xb = _both(own, fused, (3, 37, 96), 3.0, dtype)
     assert yb.dtype == dtype and yb.grad_fn is not None and "Norm" in type(yb.grad_fn).__name__
     if dtype == torch.bfloat16:
         assert _ulps(ya, yb) <= 1 and (ya != yb).float().mean() < 0.01
@@ -106,13 +113,7 @@ def test_mlp_forward_and_gradients_are_the_models_own(cls, dtype):
     fused = cls(cfg).to(dtype)
     fused.load_state_dict(own.state_dict())
     assert fn.use_fused_layers(fused) == {"norms": 0, "mlps": 1}
-    g = torch.Generator().manual_seed(4)
-    x = (torch.randn(2, 33, 48, generator=g) * 2).to(dtype)
-    up = torch.randn(2, 33, 48, generator=g).to(dtype)
-    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    ya, yb = own(xa), fused(xb)
-    ya.backward(up)
-    yb.backward(up)
+    ya, yb, xa, xb = _both(own, fused, (2, 33, 48), 2.0, dtype)
     grads = [(p.grad, q.grad) for p, q in zip(own.parameters(), fused.parameters(), strict=True)]
     if dtype == torch.bfloat16:  # a bit of the SiLU's bf16 rounding moves every product after it a little
         torch.testing.assert_close(yb, ya, rtol=2e-2, atol=2e-2)
