@@ -129,6 +129,7 @@ def check_cells(cfg: GridConfig, root: Path, cells: list[TrainCell], data: bool 
     model = model_path(cfg, root)
     if cfg.align is not None and not RunDir(root).align.manifest.exists():
         return  # nothing downstream can exist yet
+    toks: dict[str, Any] = {}  # the tokenizer each rendering is checked with, loaded once
     for cell in cells:
         if cell.template is None:
             continue
@@ -137,7 +138,7 @@ def check_cells(cfg: GridConfig, root: Path, cells: list[TrainCell], data: bool 
         if status.state is State.DIFFERENT:
             raise PtstError(f"{tdir} was made by a different config ({status.detail}); use another --out "
                             "or remove that cell")
-        changed = data_change(tdir, train_config(cfg, model, cell)) if status.done and data else ""
+        changed = data_change(tdir, train_config(cfg, model, cell), toks) if status.done and data else ""
         if changed:
             raise PtstError(f"{tdir} was trained on different data ({changed}); use another --out "
                             "or remove that cell")

@@ -5,6 +5,7 @@ grid.yaml with today's code, data, model and adapters, by the same artifacts `pt
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ptst.errors import PtstError
 from ptst.evaluate.key import EvalArtifact
@@ -40,12 +41,13 @@ def _check(cfg: GridConfig, run: RunDir) -> Currency:
     finished = {str(e.path.relative_to(run.path)) for e in run.eval_dirs() if e.metrics.exists()}
     upstream, align = _alignment(cfg, run.path)
     model = model_path(cfg, run.path)
+    toks: dict[str, Any] = {}  # the tokenizer each training text is rendered with again, loaded once
     for c in expand(cfg):
         cells = [e for e in c.evals if e.path in finished]
         why = upstream
         if cells and not why and c.template is not None:
             try:
-                why = _training(cfg, run, c, model)
+                why = _training(cfg, run, c, model, toks)
             except PtstError as err:
                 unchecked.update({e.path: f"its training cell cannot be checked here: {err}" for e in cells})
                 continue
@@ -63,13 +65,13 @@ def _check(cfg: GridConfig, run: RunDir) -> Currency:
     return Currency(stale, unchecked, align=align)
 
 
-def _training(cfg: GridConfig, run: RunDir, cell: TrainCell, model: str) -> str:
+def _training(cfg: GridConfig, run: RunDir, cell: TrainCell, model: str, toks: dict[str, Any]) -> str:
     """Why a training cell's adapter is not today's ("" when it is): its config changed, or the data or the
     rendered training text it was trained on did (`ptst run` refuses to go on over such a cell)."""
     st = train_status(cfg, run.path, cell, model)
     if st.state is State.DIFFERENT:
         return f"its training cell {cell.id} changed: {st.detail}"
-    changed = data_change(run.train(cell.id).path, train_config(cfg, model, cell)) if st.done else ""
+    changed = data_change(run.train(cell.id).path, train_config(cfg, model, cell), toks) if st.done else ""
     return f"its training cell {cell.id} was trained on other data: {changed}" if changed else ""
 
 

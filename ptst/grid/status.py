@@ -126,8 +126,9 @@ def cell_states(cfg: GridConfig, run_dir: Path) -> list[dict[str, Any]]:
     """Each training cell's state and its evaluation cells' states, as the runner sees them."""
     model = model_path(cfg, run_dir)
     rows = []
+    toks: dict[str, Any] = {}  # the tokenizer each training text is rendered with again, loaded once
     for c in expand(cfg):
-        train = "n/a" if c.template is None else _train_line(cfg, run_dir, c, model)
+        train = "n/a" if c.template is None else _train_line(cfg, run_dir, c, model, toks)
         evals = {e.id: eval_status(cfg, run_dir, e, model).describe(EvalArtifact.on_different) for e in c.evals}
         speed = {e.id: generation_speed(RunDir(run_dir).path / e.path) for e in c.evals}
         made = trained(RunDir(run_dir).train(c.id).path) if c.template is not None else None
@@ -136,10 +137,10 @@ def cell_states(cfg: GridConfig, run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _train_line(cfg: GridConfig, run_dir: Path, cell: TrainCell, model: str) -> str:
+def _train_line(cfg: GridConfig, run_dir: Path, cell: TrainCell, model: str, toks: dict[str, Any]) -> str:
     """A training cell's state; a finished one trained on data (or a rendering) that changed since says so."""
     st = train_status(cfg, run_dir, cell, model)
-    changed = data_change(RunDir(run_dir).train(cell.id).path, train_config(cfg, model, cell)) if st.done else ""
+    changed = data_change(RunDir(run_dir).train(cell.id).path, train_config(cfg, model, cell), toks) if st.done else ""
     if changed:
         return (f"done on other data ({changed}): its results are stale and `ptst run` refuses this cell; use "
                 "another --out or remove the cell")

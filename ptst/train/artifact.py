@@ -87,7 +87,7 @@ def _same_base_moved(out: Path, old: dict[str, Any], new: dict[str, Any], model:
         return False
 
 
-def data_change(out: Path, cfg: TrainConfig) -> str:
+def data_change(out: Path, cfg: TrainConfig, tokenizers: dict[str, Any] | None = None) -> str:
     """"" when the finished run in `out` would be trained on the same text today, else what changed: a data set's
     sha256 (a `jsonl:PATH` edited in place), its rows (a registered split redefined, as ChatDoctor's when it got a
     test split; runs from before spec.json recorded `rows_fingerprint` are not checked for this), or the rendered
@@ -109,10 +109,10 @@ def data_change(out: Path, cfg: TrainConfig) -> str:
         if old.get("rows_fingerprint") and ds.fingerprint != old["rows_fingerprint"]:
             return (f"{data}: the rows of split {ds.split!r} changed (row fingerprint "
                     f"{old['rows_fingerprint'][:12]}... in spec.json, {ds.fingerprint[:12]}... now)")
-    return format_change(spec, cfg)
+    return format_change(spec, cfg, tokenizers)
 
 
-def format_change(spec: dict[str, Any], cfg: TrainConfig) -> str:
+def format_change(spec: dict[str, Any], cfg: TrainConfig, tokenizers: dict[str, Any] | None = None) -> str:
     """"" when every template of the run renders its training text as spec.json recorded, else which one differs."""
     main = spec.get("template") or {}
     recorded = [(main.get("name"), main.get("train_format_sha256"))]
@@ -120,7 +120,9 @@ def format_change(spec: dict[str, Any], cfg: TrainConfig) -> str:
     parts = [(t, sha) for t, sha in recorded if t and sha]
     if not parts:
         return ""
-    tok = load_tokenizer(cfg.model)
+    tok = (tokenizers or {}).get(cfg.model) or load_tokenizer(cfg.model)
+    if tokenizers is not None:  # the caller's cache: every cell of a grid checks against the same tokenizer
+        tokenizers[cfg.model] = tok
     for template, sha in parts:
         now = train_format(template, tok)[1]
         if now != sha:
