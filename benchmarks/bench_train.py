@@ -8,7 +8,8 @@ picks (bf16 autocast with bf16 frozen weights where the CPU has fast bf16, else 
 positions (a chunk of rows at a time, `ptst.train.loss`), length-grouped batches run padding-free (rows
 concatenated, attention per row), a prefix all rows share run once. `--ablate` adds one lever at a time, among
 them `ptst-logits`: ptst with the trained rows' full logits through F.cross_entropy (before the chunked head),
-and `ptst-torch-dropout`: ptst with torch's `nn.Dropout` masks instead of the kernel's (ptst.train.dropout).
+and `ptst-eager-layers`: ptst without its training kernels (LoRA dropout, RMSNorm and SiLU product as PEFT and
+the model run them; ptst.train.dropout, ptst.train.fused). The naive systems never use those kernels.
 The CPU is shared, so the systems alternate step by step and the matmul peak in ptst's precision is measured
 before and after (the best is the denominator); the bf16 peak too, where ptst trains in fp32.
 
@@ -166,16 +167,15 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
     # precision `ptst train` picks on this machine (precision auto: bf16 only where the CPU has fast bf16).
     chosen = {"naive": (False, "fp32", False), "naive-bf16": (False, "bf16", False),
               "ptst-fp32": (True, "fp32", True), "ptst-logits": (True, args.precision, False),
-              "ptst-torch-dropout": (True, args.precision, True), "ptst": (True, args.precision, True)}
+              "ptst-eager-layers": (True, args.precision, True), "ptst": (True, args.precision, True)}
     if args.precision == "fp32":
         chosen = {k: v for k, v in chosen.items() if k != "ptst-fp32"}
     if not args.ablate:
         chosen = {k: v for k, v in chosen.items() if k in ("naive", "ptst")}
     systems = {}
     for name, (ours, precision, chunked) in chosen.items():
-        lm = load_trainable(cfg, precision, args.model)
-        if name in ("naive", "naive-bf16", "ptst-torch-dropout"):  # torch's Bernoulli masks (ptst.train.dropout)
-            torch_dropout(lm)
+        eager = name in ("naive", "naive-bf16", "ptst-eager-layers")  # without ptst's training kernels
+        lm = load_trainable(cfg, precision, args.model, kernels=not eager)
         params = [p for p in lm.parameters() if p.requires_grad]
         batches = [[enc[i] for i in b] for b in epoch_batches(lengths, args.batch_size, 0, 0, ours)]
         module = ResponseLoss(lm, chunked_head=chunked) if ours else lm
@@ -190,18 +190,6 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
             "n_linear": n_linear,
             "padding": {k: 0.0 if getattr(v["model"], "can_pack", False) else padding(v["batches"])
                         for k, v in systems.items()}}
-
-
-def torch_dropout(lm: Any) -> None:
-    """Put torch's `nn.Dropout` back where ptst put its kernel's (the naive baseline, and `ptst-torch-dropout`)."""
-    import torch
-
-    for m in lm.modules():
-        drops = getattr(m, "lora_dropout", None)
-        if isinstance(drops, torch.nn.ModuleDict):
-            for k, d in list(drops.items()):
-                if isinstance(d, torch.nn.Dropout):
-                    drops[k] = torch.nn.Dropout(d.p)
 
 
 def padding(batches: list[list[Any]]) -> float:

@@ -37,11 +37,13 @@ def autocast(precision: str, device_type: str) -> Any:
     return torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
-def load_trainable(cfg: Any, precision: str, base_ref: str) -> Any:
+def load_trainable(cfg: Any, precision: str, base_ref: str, kernels: bool = True) -> Any:
     """The base model with LoRA injected (or fully trainable with `full`), in train mode.
 
     With LoRA the frozen base weights are stored in the compute dtype (no per-step casts; PEFT keeps the adapter
-    weights in fp32); full fine-tuning keeps fp32 master weights and relies on autocast."""
+    weights in fp32); full fine-tuning keeps fp32 master weights and relies on autocast. `kernels`: LoRA's dropout,
+    the RMSNorms and the SiLU products on ptst's training kernels where they build; False keeps the model's and
+    PEFT's own modules (the benchmarks' naive baseline)."""
     from transformers import AutoModelForCausalLM
 
     dtype = torch.float32
@@ -70,8 +72,9 @@ def load_trainable(cfg: Any, precision: str, base_ref: str) -> Any:
         raise PtstError(f"lora.targets {','.join(cfg.lora.targets)}: {str(e).splitlines()[0][:300]}") from None
     if dtype != torch.float32:
         keep_input_dtype(peft_model)
-    use_native_dropout(peft_model)  # LoRA's dropout masks drawn in the fused kernel on CPU (ptst.train.dropout)
-    use_fused_layers(peft_model)  # RMSNorms and SiLU products: a pass each way on the kernels (ptst.train.fused)
+    if kernels:
+        use_native_dropout(peft_model)  # LoRA's dropout masks drawn in the fused kernel on CPU (ptst.train.dropout)
+        use_fused_layers(peft_model)  # RMSNorms and SiLU products: a pass each way on the kernels (ptst.train.fused)
     peft_model.peft_config["default"].base_model_name_or_path = base_ref  # not the GGUF cache path
     # The content identity of the base, written beside every saved adapter: serving it on other weights is refused.
     peft_model.ptst_base = base_record(cfg.model)
