@@ -64,9 +64,10 @@ class AlignArtifact:
     def state(self) -> Status:
         d = self.dir
         if d.manifest.exists():
-            if read_json(d.manifest).get("key") != self.key():
+            doc = read_json(d.manifest)
+            if doc.get("key") != self.key():
                 return Status(State.DIFFERENT, "made with a different align: section, base model or fine-tuning data")
-            changed = self.data_change()
+            changed = self.data_change(doc.get("data") or {})
             if changed:
                 return Status(State.DIFFERENT, f"its training data changed since ({changed})")
             if not (d.model / "config.json").exists():
@@ -76,12 +77,11 @@ class AlignArtifact:
         started = [p.name for p in (d.data_dir, d.train.path, d.model) if p.exists()]
         return Status(State.PARTIAL, ", ".join(started) + " written") if started else Status(State.NEW)
 
-    def data_change(self) -> str:
-        """'' when the refusals and benign answers it was trained from are the files align.json recorded (by
-        sha256; a set that cannot be read here is not checked), else which one changed."""
+    def data_change(self, recorded: dict[str, Any]) -> str:
+        """'' when the refusals and benign answers it was trained from are the files align.json recorded
+        (`recorded`: its `data`; by sha256; a set that cannot be read here is not checked), else which one changed."""
         from ptst.data import load_dataset  # lazy: data loading is not needed for the key
 
-        recorded = read_json(self.dir.manifest).get("data") or {}
         for role, name, split in (("safety", self.spec.safety, None), ("benign", self.spec.benign,
                                                                        self.spec.benign_split)):
             old = (recorded.get(role) or {}).get("sha256")

@@ -123,6 +123,13 @@ def align_status(cfg: GridConfig, root: Path, exclude: set[str] | None = None) -
     return Status(State.DONE, "no alignment") if artifact is None else artifact.state()
 
 
+def trained_on_other_data(cfg: GridConfig, root: Path, cell: TrainCell, model: str, status: Status,
+                          toks: dict[str, Any] | None = None) -> str:
+    """For a finished training cell (`status` its state), what changed in the data or the rendered training text it
+    was trained on ("" when nothing did, or it is not finished); `toks`: the caller's tokenizer cache."""
+    return data_change(RunDir(root).train(cell.id).path, train_config(cfg, model, cell), toks) if status.done else ""
+
+
 def check_cells(cfg: GridConfig, root: Path, cells: list[TrainCell], data: bool = False) -> None:
     """Refuse training cells already in `root` that were made by another config (or, with `data`, from data
     whose sha256 has changed since)."""
@@ -138,7 +145,7 @@ def check_cells(cfg: GridConfig, root: Path, cells: list[TrainCell], data: bool 
         if status.state is State.DIFFERENT:
             raise PtstError(f"{tdir} was made by a different config ({status.detail}); use another --out "
                             "or remove that cell")
-        changed = data_change(tdir, train_config(cfg, model, cell), toks) if status.done and data else ""
+        changed = trained_on_other_data(cfg, root, cell, model, status, toks) if data else ""
         if changed:
             raise PtstError(f"{tdir} was trained on different data ({changed}); use another --out "
                             "or remove that cell")

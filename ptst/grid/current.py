@@ -9,13 +9,13 @@ from typing import Any
 
 from ptst.errors import PtstError
 from ptst.evaluate.key import EvalArtifact
-from ptst.grid.cells import align_status, eval_config, load_grid, model_path, train_config, train_status
+from ptst.grid.cells import align_status, eval_config, load_grid, model_path, train_status, trained_on_other_data
 from ptst.grid.config import GridConfig
 from ptst.grid.plan import EvalCell, TrainCell, expand
 from ptst.io import no_downloads, read_json
+from ptst.runs.keys import NEW_SET
 from ptst.runs.layout import RunDir
 from ptst.runs.state import WHOLE, Currency, State
-from ptst.train.artifact import data_change
 
 NOT_IN_GRID = "not a cell of the run's grid.yaml"
 
@@ -42,7 +42,8 @@ def _check(cfg: GridConfig, run: RunDir) -> Currency:
     upstream, align = _alignment(cfg, run.path)
     model = model_path(cfg, run.path)
     toks: dict[str, Any] = {}  # the tokenizer each training text is rendered with again, loaded once
-    for c in expand(cfg):
+    plan = expand(cfg)
+    for c in plan:
         cells = [e for e in c.evals if e.path in finished]
         why = upstream
         if cells and not why and c.template is not None:
@@ -60,7 +61,7 @@ def _check(cfg: GridConfig, run: RunDir) -> Currency:
                 unchecked[e.path] = found
             elif found:
                 stale[e.path] = found
-    known = {e.path for c in expand(cfg) for e in c.evals}
+    known = {e.path for c in plan for e in c.evals}
     unchecked.update({p: NOT_IN_GRID for p in sorted(finished - known)})
     return Currency(stale, unchecked, align=align)
 
@@ -71,7 +72,7 @@ def _training(cfg: GridConfig, run: RunDir, cell: TrainCell, model: str, toks: d
     st = train_status(cfg, run.path, cell, model)
     if st.state is State.DIFFERENT:
         return f"its training cell {cell.id} changed: {st.detail}"
-    changed = data_change(run.train(cell.id).path, train_config(cfg, model, cell), toks) if st.done else ""
+    changed = trained_on_other_data(cfg, run.path, cell, model, st, toks)
     return f"its training cell {cell.id} was trained on other data: {changed}" if changed else ""
 
 
@@ -86,7 +87,7 @@ def _changes(cfg: GridConfig, root: Path, cell: EvalCell, model: str) -> dict[st
         return f"not checked here: {err}"
     out: dict[str, str] = {}
     for ch in found:
-        if ch.what == "new evaluation set":
+        if ch.what == NEW_SET:
             continue
         label = ch.label if ch.label in sets else WHOLE
         out[label] = "; ".join(filter(None, (out.get(label), ch.why)))

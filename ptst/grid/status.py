@@ -10,7 +10,16 @@ from ptst.align import AlignArtifact
 from ptst.errors import PtstError
 from ptst.evaluate.key import EvalArtifact
 from ptst.generate.runner import how_made
-from ptst.grid.cells import align_status, check_cells, eval_status, load_grid, model_path, train_config, train_status
+from ptst.grid.cells import (
+    align_status,
+    check_cells,
+    eval_status,
+    load_grid,
+    model_path,
+    train_config,
+    train_status,
+    trained_on_other_data,
+)
 from ptst.grid.checks import check_grid_yaml, validate
 from ptst.grid.config import GridConfig
 from ptst.grid.estimate import CELL_SECONDS, align_estimate, cpu_rates, n_items, train_tokens
@@ -20,7 +29,7 @@ from ptst.runs.hardware import finished_elsewhere, trained
 from ptst.runs.layout import RunDir
 from ptst.runs.state import State
 from ptst.runtime import cpu
-from ptst.train.artifact import TrainArtifact, data_change
+from ptst.train.artifact import TrainArtifact
 
 
 def print_plan(cfg: GridConfig, out: Path, shard: str | None, cell: str | None) -> None:
@@ -140,7 +149,7 @@ def cell_states(cfg: GridConfig, run_dir: Path) -> list[dict[str, Any]]:
 def _train_line(cfg: GridConfig, run_dir: Path, cell: TrainCell, model: str, toks: dict[str, Any]) -> str:
     """A training cell's state; a finished one trained on data (or a rendering) that changed since says so."""
     st = train_status(cfg, run_dir, cell, model)
-    changed = data_change(RunDir(run_dir).train(cell.id).path, train_config(cfg, model, cell), toks) if st.done else ""
+    changed = trained_on_other_data(cfg, run_dir, cell, model, st, toks)
     if changed:
         return (f"done on other data ({changed}): its results are stale and `ptst run` refuses this cell; use "
                 "another --out or remove the cell")

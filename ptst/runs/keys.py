@@ -73,6 +73,9 @@ class CellInputs:
         return {s.label: s for s in self.sets}
 
 
+NEW_SET = "new evaluation set"  # a Change's `what` for a set the finished cell did not have (nothing stale)
+
+
 @dataclass(frozen=True)
 class Change:
     """One input that differs between a finished cell and today, and the files it makes stale."""
@@ -134,7 +137,7 @@ def changes(old: CellInputs, new: CellInputs, cell: EvalDir) -> list[Change]:
     for s in new.sets:
         o = was.get(s.label)
         if o is None:
-            out.append(Change(s.label, "new evaluation set", ()))
+            out.append(Change(s.label, NEW_SET, ()))
             continue
         answers = _fields(o.generation, s.generation) + _fields(o.template, s.template, "template.")
         if answers or o.kind != s.kind:

@@ -70,7 +70,3 @@ class Currency:
     unchecked: dict[str, str]  # cell -> why it could not be checked here (shown, and said)
     align: str = ""  # the alignment's own refusal figures are stale: what changed ("" = current, or none)
     note: str = ""  # nothing could be checked, and why ("" = the run was checked)
-
-    @property
-    def checked(self) -> bool:
-        return not self.note

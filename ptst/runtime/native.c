@@ -455,32 +455,37 @@ static inline float silu1(float g, const int F32) {
     return F32 ? si : bf2f(f2bf(si));
 }
 
-/* gate_up [rows, 2n] -> out [rows, n] = silu(gate) * up: for bf16 (F32 = 0) bf16(bf16(silu(gate)) * up), the
-   model's two bf16 roundings; for fp32 nothing rounded */
+/* element i of a bf16 (F32 = 0) or fp32 array, as a pointer */
+static inline const void* at(const void* p, int64_t i, const int F32) { return (const char*)p + i * (F32 ? 4 : 2); }
+
+/* y[i] = silu(g[i]) * u[i] for i < n: for bf16 (F32 = 0) bf16(bf16(silu(g)) * u), the model's two bf16
+   roundings; for fp32 nothing rounded. The decoding step's and training's SiLU product alike. */
+static inline __attribute__((always_inline)) void silu_span(const int F32, const void* g, const void* u, int64_t n,
+                                                           void* y) {
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= n; i += 16) {
+        const __m512 gv = F32 ? _mm512_loadu_ps((const float*)g + i) : load_bf16((const uint16_t*)g + i);
+        const __m512 up = F32 ? _mm512_loadu_ps((const float*)u + i) : load_bf16((const uint16_t*)u + i);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+        __m512 si = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.f), e));
+        if (F32) {
+            _mm512_storeu_ps((float*)y + i, _mm512_mul_ps(si, up));
+        } else {
+            si = widen(to_bf16(si));
+            _mm256_storeu_si256((__m256i*)((uint16_t*)y + i), to_bf16(_mm512_mul_ps(si, up)));
+        }
+    }
+#endif
+    for (; i < n; i++) st(y, i, silu1(ld(g, i, F32), F32) * ld(u, i, F32), F32);
+}
+
+/* gate_up [rows, 2n] -> out [rows, n] = silu(gate) * up, a row at a time */
 static inline __attribute__((always_inline)) void silu_mul(const int F32, const void* gu, int64_t rows, int64_t n,
                                                           void* out) {
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t i = 0;
-#if defined(__AVX512F__)
-        const float* g32 = (const float*)gu + r * 2 * n;
-        const uint16_t* g16 = (const uint16_t*)gu + r * 2 * n;
-        for (; i + 16 <= n; i += 16) {
-            const __m512 g = F32 ? _mm512_loadu_ps(g32 + i) : load_bf16(g16 + i);
-            const __m512 up = F32 ? _mm512_loadu_ps(g32 + n + i) : load_bf16(g16 + n + i);
-            const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
-            __m512 si = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), e));
-            if (F32) {
-                _mm512_storeu_ps((float*)out + r * n + i, _mm512_mul_ps(si, up));
-            } else {
-                si = widen(to_bf16(si));
-                _mm256_storeu_si256((__m256i*)((uint16_t*)out + r * n + i), to_bf16(_mm512_mul_ps(si, up)));
-            }
-        }
-#endif
-        for (; i < n; i++)
-            st(out, r * n + i, silu1(ld(gu, r * 2 * n + i, F32), F32) * ld(gu, r * 2 * n + n + i, F32), F32);
-    }
+    for (int64_t r = 0; r < rows; r++)
+        silu_span(F32, at(gu, r * 2 * n, F32), at(gu, r * 2 * n + n, F32), n, (void*)at(out, r * n, F32));
 }
 
 void ptst_silu_mul(const void* gate_up, int64_t rows, int64_t n, void* out, int f32) {
@@ -492,9 +497,12 @@ void ptst_silu_mul(const void* gate_up, int64_t rows, int64_t n, void* out, int 
    is kept when its 32-bit draw is >= thresh (= p * 2^32): the low (even i) or high (odd i) half of splitmix64's
    finalizer at seed + (i / 2) * golden ratio. A counter-based draw: the mask takes no memory and does not depend on
    the threads, and the backward pass is this same call on the gradient with the same seed. */
+#define MIX_STEP 0x9e3779b97f4a7c15ULL /* the golden ratio: draw j is mix64(seed + j * MIX_STEP) */
+#define MIX_1 0xbf58476d1ce4e5b9ULL
+#define MIX_2 0x94d049bb133111ebULL
 static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z = (z ^ (z >> 30)) * MIX_1;
+    z = (z ^ (z >> 27)) * MIX_2;
     return z ^ (z >> 31);
 }
 
@@ -509,11 +517,11 @@ static inline __attribute__((always_inline)) void dropout(const int F32, const v
             __m512i z = _mm512_add_epi64(_mm512_set1_epi64((long long)seed),
                                          _mm512_mullo_epi64(_mm512_add_epi64(_mm512_set1_epi64(j),
                                                                              _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7)),
-                                                            _mm512_set1_epi64((long long)0x9e3779b97f4a7c15ULL)));
+                                                            _mm512_set1_epi64((long long)MIX_STEP)));
             z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
-                                   _mm512_set1_epi64((long long)0xbf58476d1ce4e5b9ULL));
+                                   _mm512_set1_epi64((long long)MIX_1));
             z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
-                                   _mm512_set1_epi64((long long)0x94d049bb133111ebULL));
+                                   _mm512_set1_epi64((long long)MIX_2));
             z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
             const __mmask16 keep = _mm512_cmpge_epu32_mask(z, _mm512_set1_epi32((int)thresh));
             const int64_t i = 2 * j;
@@ -525,7 +533,7 @@ static inline __attribute__((always_inline)) void dropout(const int F32, const v
         }
 #endif
         for (; j < (b + 1) * 8 && j < pairs; j++) {
-            const uint64_t r = mix64(seed + (uint64_t)j * 0x9e3779b97f4a7c15ULL);
+            const uint64_t r = mix64(seed + (uint64_t)j * MIX_STEP);
             st(y, 2 * j, (uint32_t)r >= thresh ? ld(x, 2 * j, F32) * scale : 0.f, F32);
             if (2 * j + 1 < n) st(y, 2 * j + 1, (uint32_t)(r >> 32) >= thresh ? ld(x, 2 * j + 1, F32) * scale : 0.f, F32);
         }
@@ -644,28 +652,14 @@ void ptst_rms_backward(const void* x, const void* w, const void* g, const float*
     else rms_backward(0, x, w, g, rinv, rows, h, dx);
 }
 
-/* Training's SiLU product of a Llama MLP (ptst/train/mlp.py): y = silu(g) * u over n elements of separate gate
+/* Training's SiLU product of a Llama MLP (ptst/train/fused.py): y = silu(g) * u over n elements of separate gate
    and up tensors, with a bf16 model's two roundings (bf16(bf16(silu(g)) * u)), as the model's own operations. */
 static inline __attribute__((always_inline)) void silu_fwd(const int F32, const void* g, const void* u, int64_t n,
                                                           void* y) {
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < (n + 15) / 16; b++) {
-        int64_t i = b * 16;
-#if defined(__AVX512F__)
-        if (i + 16 <= n) {
-            const __m512 gv = F32 ? _mm512_loadu_ps((const float*)g + i) : load_bf16((const uint16_t*)g + i);
-            const __m512 uv = F32 ? _mm512_loadu_ps((const float*)u + i) : load_bf16((const uint16_t*)u + i);
-            __m512 si = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
-            if (F32) {
-                _mm512_storeu_ps((float*)y + i, _mm512_mul_ps(si, uv));
-            } else {
-                si = widen(to_bf16(si));
-                _mm256_storeu_si256((__m256i*)((uint16_t*)y + i), to_bf16(_mm512_mul_ps(si, uv)));
-            }
-            continue;
-        }
-#endif
-        for (; i < (b + 1) * 16 && i < n; i++) st(y, i, silu1(ld(g, i, F32), F32) * ld(u, i, F32), F32);
+    for (int64_t c = 0; c < (n + 1023) / 1024; c++) {
+        const int64_t i = c * 1024;
+        silu_span(F32, at(g, i, F32), at(u, i, F32), n - i < 1024 ? n - i : 1024, (void*)at(y, i, F32));
     }
 }
 

@@ -120,9 +120,11 @@ def format_change(spec: dict[str, Any], cfg: TrainConfig, tokenizers: dict[str, 
     parts = [(t, sha) for t, sha in recorded if t and sha]
     if not parts:
         return ""
-    tok = (tokenizers or {}).get(cfg.model) or load_tokenizer(cfg.model)
-    if tokenizers is not None:  # the caller's cache: every cell of a grid checks against the same tokenizer
-        tokenizers[cfg.model] = tok
+    tok = tokenizers.get(cfg.model) if tokenizers is not None else None
+    if tok is None:
+        tok = load_tokenizer(cfg.model)
+        if tokenizers is not None:  # the caller's cache: every cell of a grid checks against the same tokenizer
+            tokenizers[cfg.model] = tok
     for template, sha in parts:
         now = train_format(template, tok)[1]
         if now != sha:

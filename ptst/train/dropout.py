@@ -14,12 +14,14 @@ where the kernels build (`PTST_NATIVE=0`: torch's own dropout); anything else fa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ptst.runtime import native
+from ptst.train.fused import fits
 
 KERNEL = "ptst-native"  # what spec.json records as the dropout's implementation when the kernel runs
 
@@ -43,18 +45,20 @@ class _Dropout(torch.autograd.Function):
         return _call(grad.contiguous(), ctx.p, ctx.seed), None, None
 
 
+def _kernel(x: torch.Tensor, p: float, training: bool) -> bool:
+    return training and 0.0 < p < 1.0 and fits(x)
+
+
+def _native(x: torch.Tensor, p: float) -> torch.Tensor:
+    seed = int(torch.randint(0, 2**63 - 1, (1,), dtype=torch.int64).item())  # from torch's generator: seeded
+    return _Dropout.apply(x.contiguous(), p, seed)
+
+
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """`F.dropout(x, p, training)` with the kernel's masks where it runs (a CPU tensor in bf16 or fp32)."""
     if not training or p == 0.0:
         return x
-    if not fits(x) or p >= 1.0:
-        return F.dropout(x, p, training)
-    seed = int(torch.randint(0, 2**63 - 1, (1,), dtype=torch.int64).item())
-    return _Dropout.apply(x.contiguous(), p, seed)
-
-
-def fits(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float32) and native.available()
+    return _native(x, p) if _kernel(x, p, training) else F.dropout(x, p, training)
 
 
 class NativeDropout(torch.nn.Dropout):
@@ -63,15 +67,25 @@ class NativeDropout(torch.nn.Dropout):
     ran_kernel = False  # set once a training forward has drawn its mask in the kernel (spec.json says which ran)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and self.p > 0 and fits(x):
-            self.ran_kernel = True
-        return dropout(x, self.p, self.training)
+        if not _kernel(x, self.p, self.training):
+            return dropout(x, self.p, self.training)
+        self.ran_kernel = True
+        return _native(x, self.p)
+
+
+def lora_dropouts(lm: Any) -> Iterator[tuple[torch.nn.ModuleDict, str, torch.nn.Dropout]]:
+    """Each LoRA layer's dropout with p > 0, with the ModuleDict that holds it and its adapter's name."""
+    for m in lm.modules():
+        drops = getattr(m, "lora_dropout", None)
+        if isinstance(drops, torch.nn.ModuleDict):
+            for name, d in list(drops.items()):
+                if isinstance(d, torch.nn.Dropout) and d.p > 0:
+                    yield drops, name, d
 
 
 def masks(lm: Any) -> str | None:
     """Which dropout drew the LoRA layers' masks in this process: KERNEL, "torch", or None without dropout."""
-    drops = [d for m in lm.modules() if isinstance(getattr(m, "lora_dropout", None), torch.nn.ModuleDict)
-             for d in m.lora_dropout.values() if isinstance(d, torch.nn.Dropout) and d.p > 0]
+    drops = [d for _, _, d in lora_dropouts(lm)]
     if not drops:
         return None
     return KERNEL if any(isinstance(d, NativeDropout) and d.ran_kernel for d in drops) else "torch"
@@ -83,12 +97,8 @@ def use_native_dropout(lm: Any) -> int:
     if not native.available():
         return 0
     n = 0
-    for m in lm.modules():
-        drops = getattr(m, "lora_dropout", None)
-        if not isinstance(drops, torch.nn.ModuleDict):
-            continue
-        for name, d in list(drops.items()):
-            if type(d) is torch.nn.Dropout and d.p > 0:
-                drops[name] = NativeDropout(d.p).train(d.training)
-                n += 1
+    for holder, name, d in lora_dropouts(lm):
+        if type(d) is torch.nn.Dropout:
+            holder[name] = NativeDropout(d.p).train(d.training)
+            n += 1
     return n

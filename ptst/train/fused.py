@@ -78,14 +78,16 @@ class _SiluMul(torch.autograd.Function):
         return dg, du
 
 
-def _fits(*xs: torch.Tensor) -> bool:
-    return all(x.device.type == "cpu" and x.dtype == xs[0].dtype for x in xs) and xs[0].dtype in _DTYPES
+def fits(*xs: torch.Tensor) -> bool:
+    """Whether the kernels take these tensors: CPU tensors of one dtype, bf16 or fp32, where the kernels build."""
+    return all(x.device.type == "cpu" and x.dtype == xs[0].dtype for x in xs) and xs[0].dtype in _DTYPES and \
+        native.available()
 
 
 def _norm_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     """A fused norm class's forward: the kernel where the call fits it, else the model's own."""
     w = self.weight
-    if not _fits(x, w) or w.requires_grad:
+    if not fits(x, w) or w.requires_grad:
         return self._own_forward(x)
     return _Norm.apply(x.contiguous(), w.detach().contiguous(), float(self.variance_epsilon))
 
@@ -93,7 +95,7 @@ def _norm_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
 def _mlp_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     """A fused MLP class's forward: down(silu(gate(x)) * up(x)), the product on the kernel where it fits."""
     g, u = self.gate_proj(x), self.up_proj(x)
-    h = _SiluMul.apply(g.contiguous(), u.contiguous()) if _fits(g, u) and g.shape == u.shape else self.act_fn(g) * u
+    h = _SiluMul.apply(g.contiguous(), u.contiguous()) if fits(g, u) and g.shape == u.shape else self.act_fn(g) * u
     return self.down_proj(h)
 
 

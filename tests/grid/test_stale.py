@@ -30,7 +30,11 @@ SAFE_PROMPT = "You are a careful assistant. Refuse anything harmful."
 @pytest.fixture()
 def finished(tmp_path, tiny_model_dir, monkeypatch):
     """A finished grid: the tiny model fine-tuned under chat:vanilla, tested under chat:vanilla and a custom
-    template file (my.yaml:safe), on a safety and a helpfulness set."""
+    template file (my.yaml:safe), on a safety and a helpfulness set. A scorer edit (`_edit_scorer`) is undone after
+    the test."""
+    from ptst.score import SCORERS
+
+    monkeypatch.setattr(SCORERS, "_items", dict(SCORERS._items))  # noqa: SLF001
     monkeypatch.chdir(tmp_path)
     data = tiny_data(tmp_path / "data")
     (tmp_path / "my.yaml").write_text(f"name: safe\nmode: chat\nsystem: {SAFE_PROMPT}\nuser: '{{input}}'\n")
@@ -132,11 +136,8 @@ def _report_rows(run_dir: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_an_edited_input_recomputes_exactly_what_depends_on_it(finished, kind, capsys, monkeypatch):
-    from ptst.score import SCORERS
-
+def test_an_edited_input_recomputes_exactly_what_depends_on_it(finished, kind, capsys):
     tmp, cfg, data = finished
-    monkeypatch.setattr(SCORERS, "_items", dict(SCORERS._items))  # noqa: SLF001 - the scorer edit is undone after
     run_dir = tmp / "run"
     before = _digest(run_dir)
     edit, cells, stale, named = KINDS[kind]
@@ -213,14 +214,11 @@ def _cell_rows(run_dir: Path) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize("kind", [k for k in KINDS if k not in CONFIG])
-def test_the_report_leaves_out_exactly_what_an_edit_made_stale(finished, kind, capsys, monkeypatch):
+def test_the_report_leaves_out_exactly_what_an_edit_made_stale(finished, kind, capsys):
     """Before any rerun, `ptst report` shows no number whose inputs changed: the affected sets of the affected
     cells are missing from results.csv and report.md, the change is named (stderr and the report), and every
     other number is there."""
-    from ptst.score import SCORERS
-
     tmp, cfg, data = finished
-    monkeypatch.setattr(SCORERS, "_items", dict(SCORERS._items))  # noqa: SLF001 - the scorer edit is undone after
     run_dir = tmp / "run"
     names = _cell_rows(run_dir)
     edit, cells, _, named = KINDS[kind]
@@ -237,11 +235,8 @@ def test_the_report_leaves_out_exactly_what_an_edit_made_stale(finished, kind, c
     assert "left out as stale" in md and named in md
 
 
-def test_a_report_of_nothing_current_is_refused_and_writes_nothing(finished, capsys, monkeypatch):
-    from ptst.score import SCORERS
-
+def test_a_report_of_nothing_current_is_refused_and_writes_nothing(finished, capsys):
     tmp, cfg, data = finished
-    monkeypatch.setattr(SCORERS, "_items", dict(SCORERS._items))  # noqa: SLF001 - the scorer edit is undone after
     _edit_data(tmp, cfg, data)
     _edit_scorer(tmp, cfg, data)  # harm's answers and gsm's score: every number of every cell
     capsys.readouterr()
