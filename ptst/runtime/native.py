@@ -1,12 +1,16 @@
-"""ptst's fused CPU kernels (`native.c`): built once with the machine's C compiler, loaded with ctypes.
+"""ptst's fused CPU kernels (`native.c`, `native_train.c`, `native_softmax.c`, sharing `native.h`): built once
+into one library with the machine's C compiler, loaded with ctypes.
 
 The fast engine's decoding step runs ~40 small eager operations a layer besides its linear layers (norms, rotary
 embedding, attention's products, softmax, casts): on SmolLM2-135M at batch 48 in bf16 they took more time than the
 linear layers themselves, and a third of the fp32 step (docs/performance.md). `native.c` does them in three kernels a
 layer, for bf16 models, and for fp32 models where the build has its AVX-512 path (`wide`). It is built at first
 use (`gcc -O3 -march=native -fopenmp`, about a second) into `$PTST_CACHE_DIR/kernels/`, under a name that hashes
-the source, the compiler and this CPU's model and flags, so a cache shared between machines never loads another
+the sources, the compiler and this CPU's model and flags, so a cache shared between machines never loads another
 CPU's build; the build is written to a temporary file and renamed, so concurrent first uses do not collide.
+Training's kernels (`native_train.c`: LoRA dropout, RMSNorm, the SiLU product, the rotary embedding;
+`native_softmax.c`: the LM head's cross-entropy, attention's causal softmax) run forward and backward passes for
+ptst.train and ptst.runtime.row_attention.
 
 Where no C compiler works, or `PTST_NATIVE=0`, `builds()` and `available()` are False, `why()` says why, and the
 fast engine runs its eager step. The two can give different answers (different summation orders; in fp32 only at a
@@ -32,8 +36,9 @@ from ptst.errors import PtstError
 from ptst.models import cache_dir
 from ptst.runtime import cpu
 
-SOURCE = Path(__file__).with_name("native.c")
-VERSION = 7  # native.c's ptst_native_version: the kernels' interface
+SOURCES = tuple(Path(__file__).with_name(n) for n in ("native.c", "native_train.c", "native_softmax.c"))  # one library
+HEADER = Path(__file__).with_name("native.h")
+VERSION = 8  # native.c's ptst_native_version: the kernels' interface
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c11")
 # The build targets `cpu.vector_isa()`: the CPU's own, lowered by torch's cap on its kernels (ATEN_CPU_CAPABILITY:
 # `make quickstart-avx2` emulates an AVX2-only CPU), so the emulation does not run AVX-512 here
@@ -51,6 +56,10 @@ _SIGNATURES = {
     "ptst_rms_backward": [_P, _P, _P, _P, _I, _I, _P, _B],
     "ptst_silu_forward": [_P, _P, _I, _P, _B],
     "ptst_silu_backward": [_P, _P, _P, _I, _P, _P, _B],
+    "ptst_xent": [_P, _I, _I, _P, _P, _B, _B],
+    "ptst_causal_softmax": [_P, _I, _I, _I, _F, _B],
+    "ptst_causal_softmax_backward": [_P, _P, _I, _I, _I, _F, _B],
+    "ptst_rope": [_P, _I, _I, _I, _P, _I, _I, _I, _P, _P, _I, _I, _I, _I, _I, _B, _B],
 }
 
 
@@ -85,7 +94,7 @@ def build(out_dir: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
     except (OSError, subprocess.SubprocessError) as e:
         raise RuntimeError(f"{cc} --version failed: {e}") from e
     flags = (*FLAGS, *ISA_FLAGS[cpu.vector_isa()], *extra)
-    src = SOURCE.read_bytes()
+    src = b"\0".join(f.read_bytes() for f in (HEADER, *SOURCES))
     tag = hashlib.sha256(b"\0".join([src, version.encode(), " ".join(flags).encode(),
                                      _cpu_signature().encode()])).hexdigest()[:16]
     folder = out_dir or cache_dir() / "kernels"
@@ -96,11 +105,11 @@ def build(out_dir: Path | None = None, extra: tuple[str, ...] = ()) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=lib.name, suffix=".tmp", dir=folder)
     os.close(fd)
     try:
-        done = subprocess.run([cc, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
+        done = subprocess.run([cc, *flags, "-o", tmp, *map(str, SOURCES), "-lm"], capture_output=True, text=True,
                               timeout=300)
         if done.returncode != 0:
             first = next((ln for ln in done.stderr.splitlines() if "error" in ln), done.stderr.strip()[:200])
-            raise RuntimeError(f"{cc} could not build {SOURCE.name}: {first}")
+            raise RuntimeError(f"{cc} could not build {' '.join(f.name for f in SOURCES)}: {first}")
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o755 & ~umask)  # mkstemp's 0600 would keep a shared cache's build from other users
@@ -173,6 +182,14 @@ def runs(dtype: str) -> bool:
 def kernels() -> Any:
     """The loaded library, or None where it does not build (see `why`)."""
     return _state()
+
+
+def takes(*xs: Any) -> bool:
+    """Whether the kernels take these tensors: CPU tensors of one dtype, bf16 or fp32, where the kernels build."""
+    import torch
+
+    return all(x.device.type == "cpu" and x.dtype == xs[0].dtype for x in xs) and \
+        xs[0].dtype in (torch.bfloat16, torch.float32) and available()
 
 
 def available() -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ptst.errors import PtstError
+from ptst.runtime import row_attention
 from ptst.runtime.cache import cache_kind
 
 ATTENTION = "ptst_varlen"
@@ -70,11 +71,13 @@ def varlen_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
         raise PtstError(f"{ATTENTION} attention needs one packed row and its {SEGMENTS}")
     if kwargs.get("sliding_window") is not None or kwargs.get("softcap") is not None:
         raise PtstError(f"{ATTENTION} attention supports neither sliding windows nor soft-capping")
-    groups = getattr(module, "num_key_value_groups", 1)
-    key, value = _repeat_kv(key, groups), _repeat_kv(value, groups)
-    prefix = key.shape[2] - query.shape[2]
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     lengths = [e - s for s, e in zip(segments[:-1], segments[1:], strict=True)]
+    prefix = key.shape[2] - query.shape[2]
+    if row_attention.wanted(query, key, value, dropout, module.training, prefix + max(lengths, default=0)):
+        return row_attention.attention(query, key, value, lengths, scale), None
+    groups = getattr(module, "num_key_value_groups", 1)
+    key, value = _repeat_kv(key, groups), _repeat_kv(value, groups)
     # split, not slicing: the backward of a slice writes a zero tensor of the whole packed row per row
     qs = query.split(lengths, dim=2)
     ks, vs = key.split([prefix, *lengths], dim=2), value.split([prefix, *lengths], dim=2)

@@ -6,21 +6,28 @@ log-softmax and, in the backward pass, a gradient of the same size: with SmolLM2
 system page by page, and in a training process on the 2-core Xeon (amx_bf16) they cost more than the arithmetic: the
 log-softmax of such a batch took 410-684 ms in the step against ~100 ms alone, an empty-and-fill of its size 543 ms
 (docs/performance.md, "Training"). `head_loss` computes the same sum a chunk of rows at a time (each chunk's logits
-under 16 MiB on a CPU, so the allocator reuses one buffer; 256 MiB on an accelerator), keeping only the rows; the
-backward pass computes each chunk's logits again (one more product with the head, a few percent of a step) and takes
-autograd's own steps on them: nll_loss's gradient, the log-softmax backward kernel, the casts and the product with
-the weight. In fp32 the gradients were the old path's bit for bit on the Xeon (MKL's products there do not depend on
-how many rows they run on); in bf16 oneDNN's products round differently for different row counts, so they differ by
-bf16 rounding, as the old path's own would for another batch. Only for a frozen head without bias or soft-capping
-(`supported`): the weight gets no gradient here."""
+under 16 MiB on a CPU, so the allocator reuses one buffer; 256 MiB on an accelerator), keeping only the rows. Where
+the rows need a gradient it is computed in the same forward pass, from the same logits: the loss is a sum, so its
+gradient for the rows is sum_r (softmax(z_r) - onehot(t_r)) W, which the backward pass only scales by grad_out. So
+each chunk's logits are computed once, not again in the backward pass (before: three products with the head a
+chunk, now two), and no log-probabilities, one-hot gradients or casts of the chunk are written: on the fused kernels
+(`xent_`, `native_train.c`) one pass over a chunk finds each row's largest logit, one sums the exponentials and one
+writes the gradient over the logits in their own dtype. On the 2-core Xeon (amx_bf16), 1,000 rows in bf16 took 192-196
+ms against 470-528 ms for the chunked path before (the products alone: 232-256 ms for its three), ~1.12x on a step of
+`bench_train.py` (docs/performance.md). Without the kernels, torch's operations compute the same in fp32. The result
+equals F.cross_entropy on the full logits up to float rounding: the exponential is Cephes' (~1 ulp), and in bf16 the
+gradient is rounded before the scale grad_out is applied (before: after). Only for a frozen head without bias or
+soft-capping (`supported`): the weight gets no gradient here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
+
+from ptst.runtime import native
+from ptst.train.fused import fits
 
 CHUNK_BYTES = 16 << 20  # one chunk's fp32 logits; glibc reuses freed blocks below its 32 MiB mmap threshold
 # On an accelerator the caching allocator reuses any size, and small products waste its launches: larger chunks.
@@ -60,43 +67,51 @@ class _HeadLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
                 chunk: int) -> torch.Tensor:
+        """The loss, and where the rows need a gradient, that gradient too, for a grad_out of 1: a chunk's logits
+        are needed for both, so they are computed once (the loss is a sum, so backward only scales it)."""
         dtype = _compute_dtype(h, weight)
+        want = ctx.needs_input_grad[0]
         total = torch.zeros((), dtype=torch.float32, device=h.device)
+        grad = torch.empty_like(h) if want else None
         with torch.autocast(h.device.type, enabled=False):
-            for i, logp in _log_probs(h, weight.to(dtype), dtype, chunk):
-                total += F.nll_loss(logp, targets[i: i + chunk], reduction="sum", ignore_index=IGNORE)
-        ctx.save_for_backward(h, weight, targets)
-        ctx.chunk, ctx.dtype = chunk, dtype
+            w = weight.to(dtype)
+            for i in range(0, h.shape[0], chunk):
+                z = F.linear(h[i: i + chunk].to(dtype), w)
+                total += xent_(z, targets[i: i + chunk].contiguous(), want).sum()
+                if grad is not None:
+                    grad[i: i + chunk] = z.mm(w).to(h.dtype)
+        ctx.save_for_backward(grad)
         return total
 
     @staticmethod
     @torch.autograd.function.once_differentiable  # the head's own second derivative is not computed
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        """Each chunk's logits again, then autograd's own steps for them: nll_loss's gradient (-grad_out at the
-        target), log-softmax's backward kernel, the cast back to the product's dtype, the product with the
-        weight, the cast to the rows' dtype."""
-        h, weight, targets = ctx.saved_tensors
-        if not ctx.needs_input_grad[0]:
+        (grad,) = ctx.saved_tensors
+        if grad is None:
             return None, None, None, None
-        dtype, grad = ctx.dtype, torch.empty_like(h)
-        g = grad_out.to(torch.float32)
-        with torch.autocast(h.device.type, enabled=False), torch.no_grad():
-            w = weight.to(dtype)
-            for i, logp in _log_probs(h, w, dtype, ctx.chunk):
-                t = targets[i: i + ctx.chunk]
-                # nll_loss's gradient: -grad_out at each target; none for an ignored one (no host sync on a GPU)
-                d_logp = torch.zeros_like(logp).scatter_(
-                    1, t.clamp_min(0)[:, None], torch.where(t != IGNORE, -g, torch.zeros_like(g))[:, None])
-                d_logits = torch._log_softmax_backward_data(d_logp, logp, -1, torch.float32)
-                grad[i: i + ctx.chunk] = d_logits.to(dtype).mm(w).to(h.dtype)
-        return grad, None, None, None
+        return grad * grad_out.to(grad.dtype), None, None, None
 
 
-def _log_probs(h: torch.Tensor, w: torch.Tensor, dtype: torch.dtype, chunk: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """Each chunk's first row and its fp32 log-probabilities: the head's logits as `head(rows).float()` computes
-    them under autocast (or without it; `w`: the weight in `dtype`), then log-softmax."""
-    for i in range(0, h.shape[0], chunk):
-        yield i, torch.log_softmax(F.linear(h[i: i + chunk].to(dtype), w).float(), dim=-1)
+def xent_(z: torch.Tensor, targets: torch.Tensor, grad: bool) -> torch.Tensor:
+    """Each row's cross-entropy [R] (fp32) of the logits z [R, V] (any float dtype) at `targets` [R] (IGNORE: 0).
+    With `grad`, z is overwritten by the gradient of their sum for the logits, softmax(z) - onehot(target) in z's
+    dtype (a zero row for an ignored target). On the fused kernels (`native_train.c`'s `ptst_xent`) where they
+    take z (a CPU tensor in bf16 or fp32): one pass for the row's largest logit, one for the sum of
+    exponentials, one writing the gradient; elsewhere torch's operations, the same in fp32."""
+    if z.is_contiguous() and fits(z) and targets.dtype == torch.int64 and targets.device.type == "cpu":
+        loss = torch.empty(z.shape[0], dtype=torch.float32)
+        native.kernels().ptst_xent(z.data_ptr(), z.shape[0], z.shape[1], targets.data_ptr(), loss.data_ptr(),
+                                   int(grad), int(z.dtype == torch.float32))
+        return loss
+    x = z.float()
+    lse = torch.logsumexp(x, dim=-1)
+    keep, at = targets != IGNORE, targets.clamp_min(0)[:, None]
+    loss = torch.where(keep, lse - x.gather(1, at)[:, 0], torch.zeros_like(lse))
+    if grad:
+        d = (x - lse[:, None]).exp_()
+        d.scatter_(1, at, d.gather(1, at) - 1)
+        z.copy_(d.mul_(keep[:, None]))
+    return loss
 
 
 def head_loss(rows: torch.Tensor, head: torch.nn.Linear, targets: torch.Tensor, chunk: int | None = None) -> \

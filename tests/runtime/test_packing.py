@@ -36,18 +36,24 @@ def _loss_and_grads(module, batch):
 
 @pytest.mark.parametrize("attention", ["eager", "sdpa"])
 @pytest.mark.parametrize("share", [False, True])
-@pytest.mark.parametrize("eager_max_keys", [0, 10_000])  # per-row SDPA kernel / plain matmuls + softmax
-def test_loss_and_gradients_match_the_padded_batch(attention, share, eager_max_keys, monkeypatch):
-    from ptst.runtime import packing
+@pytest.mark.parametrize("path", ["sdpa", "eager", "fused"])  # per-row SDPA / matmuls + softmax / row_attention
+def test_loss_and_gradients_match_the_padded_batch(attention, share, path, monkeypatch):
+    from ptst.runtime import native, packing, row_attention
     from ptst.train.model import ResponseLoss
 
-    monkeypatch.setattr(packing, "EAGER_MAX_KEYS", eager_max_keys)
+    if path == "fused" and not (native.available() and native.wide()):
+        pytest.skip("training's fused attention needs the kernels' AVX-512 path")
+    monkeypatch.setattr(packing, "EAGER_MAX_KEYS", 0 if path == "sdpa" else 10_000)
+    calls, wanted, fused = [], row_attention.wanted, row_attention.attention
+    monkeypatch.setattr(row_attention, "wanted", lambda *a: path == "fused" and wanted(*a))
+    monkeypatch.setattr(row_attention, "attention", lambda *a: calls.append(1) or fused(*a))
     module = ResponseLoss(_gqa_lora(attention)).train()
     assert module.can_pack
     ex = rows(SYSTEM)
     loss_ref, g_ref = _loss_and_grads(module, collate(ex, 0))
     loss, g = _loss_and_grads(module, collate(ex, 0, share_prefix=share, pack=True))
     assert module.core().config._attn_implementation == packing.ATTENTION
+    assert bool(calls) == (path == "fused")  # the fused path ran, and only there
     torch.testing.assert_close(loss, loss_ref, rtol=1e-5, atol=1e-5)
     assert g.keys() == g_ref.keys() and len(g) > 0
     for name in g_ref:

@@ -35,7 +35,7 @@ def _pair(cls: type, dtype: torch.dtype, h: int = 96) -> tuple[torch.nn.Module, 
         m.to(dtype)
         m.weight.data.copy_(w)
         m.weight.requires_grad_(False)
-    assert fn.use_fused_layers(fused) == {"norms": 1, "mlps": 0}
+    assert fn.use_fused_layers(fused) == {"norms": 1, "mlps": 0, "attention": 0}
     return own, fused
 
 
@@ -79,7 +79,7 @@ def test_forward_and_gradient_are_the_models_own(cls, dtype):
 def test_a_trainable_weight_keeps_the_models_own_forward():
     cls = _classes()[0]
     m = cls(16, eps=1e-6)
-    assert fn.use_fused_layers(m) == {"norms": 0, "mlps": 0}  # trainable (full fine-tuning): not taken
+    assert fn.use_fused_layers(m) == {"norms": 0, "mlps": 0, "attention": 0}  # trainable (full fine-tuning): not taken
     m.weight.requires_grad_(False)
     fn.use_fused_layers(m)
     m.weight.requires_grad_(True)  # made trainable afterwards: the call falls back, and the weight gets its grad
@@ -99,6 +99,8 @@ def test_lora_training_runs_every_norm_of_the_model_on_the_kernels(tiny_model_di
     lm.train()  # transformers re-binds each layer's forward by its class here (its `kernels` integration)
     assert len(norms) == 5 and all(m.forward.__func__ is fn._norm_forward for m in norms)
     assert len(mlps) == 2 and all(m.forward.__func__ is fn._mlp_forward for m in mlps)
+    attention = [m for m in lm.modules() if type(m).__name__.endswith("Attention")]
+    assert len(attention) == 2 and all(m.forward.__func__ is fn._attention_forward for m in attention)
 
 
 @pytest.mark.parametrize("cls", _classes(fn.MLPS, "MLP"), ids=lambda c: c.__name__)
@@ -112,7 +114,7 @@ def test_mlp_forward_and_gradients_are_the_models_own(cls, dtype):
     own = cls(cfg).to(dtype)
     fused = cls(cfg).to(dtype)
     fused.load_state_dict(own.state_dict())
-    assert fn.use_fused_layers(fused) == {"norms": 0, "mlps": 1}
+    assert fn.use_fused_layers(fused) == {"norms": 0, "mlps": 1, "attention": 0}
     ya, yb, xa, xb = _both(own, fused, (2, 33, 48), 2.0, dtype)
     grads = [(p.grad, q.grad) for p, q in zip(own.parameters(), fused.parameters(), strict=True)]
     if dtype == torch.bfloat16:  # a bit of the SiLU's bf16 rounding moves every product after it a little
@@ -172,3 +174,68 @@ def test_the_portable_path_draws_the_same_masks_and_norms_alike(tmp_path, monkey
     slow = run()
     assert torch.equal(fast[0], slow[0])
     assert all(_ulps(a, b) <= 2 for a, b in zip(fast[1:], slow[1:], strict=True))
+
+
+def _rotary_functions() -> list:
+    out = []
+    for name in fn.ATTENTIONS:
+        family = name[: -len("Attention")].lower()
+        try:
+            mod = importlib.import_module(f"transformers.models.{family}.modeling_{family}")
+        except ImportError:
+            continue
+        out.append(getattr(mod, fn.ROPE))
+    return out
+
+
+@pytest.mark.parametrize("own", _rotary_functions(), ids=lambda f: f.__module__.rsplit(".", 1)[-1])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
+@pytest.mark.parametrize("build", ["native", "portable"])
+def test_the_rotary_embedding_is_each_familys_bit_for_bit(own, dtype, build, tmp_path, monkeypatch):
+    """Forward and gradient equal to the family's own `apply_rotary_pos_emb` under autograd: queries and keys as
+    a projection's strided views, one cos/sin for the batch or one a row."""
+    if build == "portable":
+        portable = native.load(native.build(tmp_path, extra=("-mno-avx512f",)))
+        monkeypatch.setattr(native, "kernels", lambda: portable)
+    g = torch.Generator().manual_seed(7)
+    for rows in (1, 2):
+        q = (torch.randn(2, 11, 6, 64, generator=g) * 3).to(dtype).transpose(1, 2)
+        k = (torch.randn(2, 11, 2, 64, generator=g) * 3).to(dtype).transpose(1, 2)
+        cos, sin = (torch.randn(rows, 11, 64, generator=g).to(dtype) for _ in range(2))
+        up = [torch.randn(2, 6, 11, 64, generator=g).to(dtype), torch.randn(2, 2, 11, 64, generator=g).to(dtype)]
+        out = []
+        for f in (own, fn.rope):
+            qa, ka = q.detach().requires_grad_(True), k.detach().requires_grad_(True)
+            got = f(qa, ka, cos, sin)
+            torch.autograd.backward(list(got), up)
+            out.append([*got, qa.grad, ka.grad])
+        assert "Rope" in type(out[1][0].grad_fn).__name__  # the kernel ran
+        assert all(torch.equal(a, b) for a, b in zip(*out, strict=True))
+
+
+def test_an_attention_runs_the_kernel_only_inside_its_own_call(monkeypatch):
+    from transformers.models.llama import modeling_llama
+
+    from ptst.testing import tiny_llama, tiny_tokenizer
+
+    own = modeling_llama.apply_rotary_pos_emb
+    model = tiny_llama(tiny_tokenizer("llama2"), seed=2, hidden=64, layers=2)  # head size 32: the AVX-512 loop
+    ids = torch.randint(3, 100, (2, 9))
+    want = model(ids).logits
+    assert fn.use_fused_layers(model)["attention"] == 2
+    seen, rope = [], fn.rope
+    monkeypatch.setattr(fn, "rope", lambda *a: seen.append(modeling_llama.apply_rotary_pos_emb) or rope(*a))
+    got = model(ids).logits
+    assert len(seen) == 2 and all(f is not own for f in seen)  # each layer rotated through ptst's rope
+    assert modeling_llama.apply_rotary_pos_emb is own  # and the module's own is back after the call
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)  # the norms' and MLPs' kernels sum otherwise
+    monkeypatch.setattr(fn, "rope", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        model(ids)
+    assert modeling_llama.apply_rotary_pos_emb is own  # restored after an error too
+
+
+def test_a_module_whose_rotation_differs_is_not_fused():
+    assert fn._same(_rotary_functions()[0])
+    assert not fn._same(lambda q, k, cos, sin: (q * cos[:, None] + q * sin[:, None], k))  # not Llama's form
+    assert not fn._same(lambda q, k, cos, sin, position_ids: (q, k))  # another signature

@@ -170,3 +170,37 @@ def test_lora_inputs_kept_in_bf16_change_no_bit_of_the_loss_or_gradients():
     assert all(torch.equal(out[0][1][n], out[1][1][n]) for n in out[0][1]), "a gradient changed"
     with pytest.raises(RuntimeError):  # outside autocast the bf16 input meets the fp32 adapter: refused, loudly
         module(input_ids=ids, gather=gather, targets=targets)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("which", ["kernels", "portable", "torch"])
+def test_each_rows_loss_and_its_gradient_for_the_logits(which, dtype, tmp_path, monkeypatch):
+    """`xent_` on the fused kernels (AVX-512 and portable builds) and on torch's operations, against
+    F.cross_entropy and softmax - onehot; 1,005 columns (not a multiple of 16), one ignored row."""
+    from ptst.runtime import native
+
+    if which == "torch":
+        monkeypatch.setattr(head_loss, "fits", lambda *xs: False)
+    elif not native.available():
+        pytest.skip(f"the fused kernels do not build here: {native.why()}")
+    elif which == "portable":
+        lib = native.load(native.build(tmp_path, extra=("-mno-avx512f",)))
+        monkeypatch.setattr(native, "kernels", lambda: lib)
+    g = torch.Generator().manual_seed(3)
+    z = (torch.randn(7, 1005, generator=g) * 4).to(dtype)
+    t = torch.randint(0, z.shape[1], (7,), generator=g)
+    t[2] = head_loss.IGNORE
+    x = z.float()
+    want = torch.softmax(x, -1) - F.one_hot(t.clamp_min(0), z.shape[1])
+    want[2] = 0
+    kept = z.clone()
+    torch.testing.assert_close(head_loss.xent_(kept, t, grad=False), F.cross_entropy(x, t, reduction="none"),
+                               rtol=1e-6, atol=1e-5)
+    assert torch.equal(kept, z)  # without a gradient the logits stay as they are
+    got = z.clone()
+    torch.testing.assert_close(head_loss.xent_(got, t, grad=True), F.cross_entropy(x, t, reduction="none"),
+                               rtol=1e-6, atol=1e-5)
+    assert got.dtype == dtype and got[2].abs().max() == 0
+    # fp32: the exponential to ~1 ulp; bf16: the same value rounded to bf16, a near-tie apart at most
+    tol = {"rtol": 1e-5, "atol": 1e-7} if dtype == torch.float32 else {"rtol": 2 ** -7, "atol": 1e-7}
+    torch.testing.assert_close(got.float(), want.to(dtype).float(), **tol)
