@@ -8,8 +8,9 @@ picks (bf16 autocast with bf16 frozen weights where the CPU has fast bf16, else 
 positions (a chunk of rows at a time, `ptst.train.loss`), length-grouped batches run padding-free (rows
 concatenated, attention per row), a prefix all rows share run once. `--ablate` adds one lever at a time, among
 them `ptst-logits`: ptst with the trained rows' full logits through F.cross_entropy (before the chunked head),
-and `ptst-eager-layers`: ptst without its training kernels (LoRA dropout, RMSNorm and SiLU product as PEFT and
-the model run them; ptst.train.dropout, ptst.train.fused). The naive systems never use those kernels.
+and `ptst-eager-layers`: ptst without its layer kernels (LoRA dropout, RMSNorm, SiLU product and rotary embedding as
+PEFT and the model run them; ptst.train.dropout, ptst.train.fused; the head's loss and attention keep theirs). The
+naive systems use none of ptst's kernels (the model's own loss and attention on padded batches).
 The CPU is shared, so the systems alternate step by step and the matmul peak in ptst's precision is measured
 before and after (the best is the denominator); the bf16 peak too, where ptst trains in fp32.
 
@@ -174,7 +175,7 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
         chosen = {k: v for k, v in chosen.items() if k in ("naive", "ptst")}
     systems = {}
     for name, (ours, precision, chunked) in chosen.items():
-        eager = name in ("naive", "naive-bf16", "ptst-eager-layers")  # without ptst's training kernels
+        eager = name in ("naive", "naive-bf16", "ptst-eager-layers")  # without ptst's layer kernels
         lm = load_trainable(cfg, precision, args.model, kernels=not eager)
         params = [p for p in lm.parameters() if p.requires_grad]
         batches = [[enc[i] for i in b] for b in epoch_batches(lengths, args.batch_size, 0, 0, ours)]

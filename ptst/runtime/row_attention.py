@@ -5,7 +5,7 @@ query head (`repeat_kv`, a copy, and a sum in the backward pass), the scores' pr
 built and applied, softmax in fp32, the cast back, the values' product, and the splits and concatenations of the
 packed row. Here a row's query heads are grouped by the key/value head they share ([Hkv, G * L, D]: each key read
 for its G query heads in one product, nothing repeated), the scaling, mask and softmax are one pass of the fused
-kernels (`native_train.c`'s `ptst_causal_softmax`), and the backward pass is written out: dP = dO V^T, the
+kernels (`native_softmax.c`'s `ptst_causal_softmax`), and the backward pass is written out: dP = dO V^T, the
 softmax's gradient in one more pass (`ptst_causal_softmax_backward`, scaled, 0 at the unseen keys), then
 dQ = dS K, dK = dS^T Q (summing over the G query heads by itself), dV = P^T dO. The products stay torch's (oneDNN's
 bf16 or MKL's fp32). The probabilities are kept for the backward pass in the model's dtype (bf16 for a bf16 model,
@@ -25,6 +25,10 @@ from ptst.runtime import native
 # fp32 rows longer than this keep SDPA's flash kernel (packing.EAGER_MAX_KEYS), which was faster there: 8 rows of
 # 257-445 tokens with SmolLM2-135M's heads, forward and backward, 63.0 against 55.8 ms (bf16: 32.7 against 60.5)
 FP32_MAX_KEYS = 256
+# A row that sees more keys than this keeps no probabilities for the backward pass, which computes them again (one
+# more product and softmax pass, the same numbers), so memory stays linear in a row's length, as with SDPA's flash
+# kernel: kept, 1,024-token rows in bf16 would hold 19 MB a row and layer (SmolLM2-135M), 4.5 GB for a batch of 8
+SAVED_MAX_KEYS = 256
 
 
 def wanted(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, dropout: float, training: bool,
@@ -55,10 +59,9 @@ class _Rows(torch.autograd.Function):
         for n in lengths:
             qr = _grouped(q[0, :, start: start + n], kv)
             kr, vr = _keys(k, prefix, start, n), _keys(v, prefix, start, n)
-            s = torch.bmm(qr, kr.transpose(1, 2))  # [Hkv, G * n, prefix + n]
-            lib.ptst_causal_softmax(s.data_ptr(), s.shape[0] * s.shape[1], n, prefix, scale, _f32(s))
+            s = _probabilities(lib, qr, kr, n, prefix, scale)
             out.append(torch.bmm(s, vr).view(heads, n, -1))
-            probs.append(s)
+            probs.append(s if prefix + n <= SAVED_MAX_KEYS else None)  # longer: computed again in backward
             start += n
         ctx.save_for_backward(q, k, v)
         ctx.probs, ctx.lengths, ctx.prefix, ctx.scale = probs, lengths, prefix, scale
@@ -75,6 +78,8 @@ class _Rows(torch.autograd.Function):
         for n, p in zip(ctx.lengths, ctx.probs, strict=True):
             qr, do = _grouped(q[0, :, start: start + n], kv), _grouped(g[:, start: start + n], kv)
             kr, vr = _keys(k, prefix, start, n), _keys(v, prefix, start, n)
+            if p is None:
+                p = _probabilities(lib, qr, kr, n, prefix, ctx.scale)
             ds = torch.bmm(do, vr.transpose(1, 2))  # dP, then in place the scores' gradient
             lib.ptst_causal_softmax_backward(p.data_ptr(), ds.data_ptr(), ds.shape[0] * ds.shape[1], n, prefix,
                                              ctx.scale, _f32(ds))
@@ -88,6 +93,13 @@ class _Rows(torch.autograd.Function):
             start += n
         ctx.probs = None
         return dq, dk, dv, None, None, None
+
+
+def _probabilities(lib: Any, qr: torch.Tensor, kr: torch.Tensor, n: int, prefix: int, scale: float) -> torch.Tensor:
+    """A row's attention probabilities [Hkv, G * n, prefix + n]: the scores' product, then the kernel's pass."""
+    s = torch.bmm(qr, kr.transpose(1, 2))
+    lib.ptst_causal_softmax(s.data_ptr(), s.shape[0] * s.shape[1], n, prefix, scale, _f32(s))
+    return s
 
 
 def _keys(x: torch.Tensor, prefix: int, start: int, n: int) -> torch.Tensor:

@@ -9,15 +9,15 @@ log-softmax of such a batch took 410-684 ms in the step against ~100 ms alone, a
 under 16 MiB on a CPU, so the allocator reuses one buffer; 256 MiB on an accelerator), keeping only the rows. Where
 the rows need a gradient it is computed in the same forward pass, from the same logits: the loss is a sum, so its
 gradient for the rows is sum_r (softmax(z_r) - onehot(t_r)) W, which the backward pass only scales by grad_out. So
-each chunk's logits are computed once, not again in the backward pass (before: three products with the head a
-chunk, now two), and no log-probabilities, one-hot gradients or casts of the chunk are written: on the fused kernels
-(`xent_`, `native_train.c`) one pass over a chunk finds each row's largest logit, one sums the exponentials and one
-writes the gradient over the logits in their own dtype. On the 2-core Xeon (amx_bf16), 1,000 rows in bf16 took 192-196
-ms against 470-528 ms for the chunked path before (the products alone: 232-256 ms for its three), ~1.12x on a step of
-`bench_train.py` (docs/performance.md). Without the kernels, torch's operations compute the same in fp32. The result
-equals F.cross_entropy on the full logits up to float rounding: the exponential is Cephes' (~1 ulp), and in bf16 the
-gradient is rounded before the scale grad_out is applied (before: after). Only for a frozen head without bias or
-soft-capping (`supported`): the weight gets no gradient here."""
+each chunk's logits are computed once, not again in the backward pass (before: three products with the head a chunk,
+now two), and no log-probabilities, one-hot gradients or casts of the chunk are written: on the fused kernels
+(`xent_`, `native_softmax.c`; with their AVX-512 path) one pass over a chunk finds each row's largest logit, one
+sums the exponentials and one writes the gradient over the logits in their own dtype. On the 2-core Xeon (amx_bf16),
+1,000 rows in bf16 took 192-196 ms against 470-528 ms for the chunked path before (the products alone: 232-256 ms
+for its three), 1.04-1.10x on a pass of `bench_train.py` (docs/performance.md). Without them, torch's operations
+compute the same in fp32. The result equals F.cross_entropy on the full logits up to float rounding: the exponential
+is Cephes' (~1 ulp), and in bf16 the gradient is rounded before the scale grad_out is applied (before: after). Only
+for a frozen head without bias or soft-capping (`supported`): the weight gets no gradient here."""
 
 from __future__ import annotations
 

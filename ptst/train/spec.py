@@ -8,6 +8,7 @@ from typing import Any
 from ptst import __version__
 from ptst.io import stable_hash
 from ptst.models import adapter_hash, model_id
+from ptst.runtime import native
 from ptst.specs.train import TrainConfig, identity
 
 HYPER_KEYS = ("seed", "epochs", "lr", "batch_size", "grad_accum", "max_len", "weight_decay", "schedule",
@@ -31,7 +32,7 @@ def build_spec(cfg: TrainConfig, out: Path, lm: Any, data: Any, result: Any, pre
     hyper = {k: getattr(cfg, k) for k in HYPER_KEYS}
     hyper.update(effective_batch_size=cfg.batch_size * cfg.grad_accum * world, precision=precision,
                  world_size=world, lora=None if cfg.full else identity(cfg)["lora"],
-                 lora_dropout_masks=None if cfg.full else masks(lm))
+                 lora_dropout_masks=None if cfg.full else masks(lm), kernels=kernels())
     prog = result.progress
     return {
         "kind": "ptst.train",
@@ -66,6 +67,15 @@ def build_spec(cfg: TrainConfig, out: Path, lm: Any, data: Any, result: Any, pre
         "wall_time_s": round(wall, 3),
         "resumed_from_step": result.resumed_from,
     }
+
+
+def kernels() -> str | None:
+    """Which of ptst's fused kernels training could run here (their version, and `portable` without the AVX-512
+    path, where the head's loss and attention keep torch's operations), or None where they do not build
+    (`PTST_NATIVE=0`, no C compiler): adapters trained with and without them differ by float rounding."""
+    if not native.available():
+        return None
+    return f"ptst-native v{native.VERSION}" + ("" if native.wide() else " portable")
 
 
 def _part(p: Any, seed: int) -> dict[str, Any]:

@@ -52,9 +52,11 @@ def _run(fn, q, k, v, grad):
 @pytest.mark.parametrize("build", ["native", "portable"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("prefix", [0, 5])
-def test_output_and_gradients_are_attentions(build, dtype, prefix, portable, monkeypatch):
+@pytest.mark.parametrize("saved", [256, 20])  # every row's probabilities kept / the longer rows' computed again
+def test_output_and_gradients_are_attentions(build, dtype, prefix, saved, portable, monkeypatch):
     if build == "portable":
         monkeypatch.setattr(native, "kernels", lambda: portable)
+    monkeypatch.setattr(row_attention, "SAVED_MAX_KEYS", saved)
     q, k, v, grad = _inputs(dtype, prefix)
     scale = 0.25
     got = _run(lambda a, b, c: row_attention.attention(a, b, c, LENGTHS, scale), q, k, v, grad)

@@ -56,6 +56,10 @@ def test_spec_records_what_identifies_the_model(make_cfg, tmp_path, data_file, t
     from ptst.runtime import cpu
 
     assert spec["hardware"] == cpu.here() and h["precision"] in ("bf16", "fp32")
+    from ptst.runtime import native
+
+    assert h["kernels"] == (None if not native.available() else
+                            f"ptst-native v{native.VERSION}" + ("" if native.wide() else " portable"))
 
 
 def test_finished_identical_run_is_a_no_op_that_says_so(make_cfg, tmp_path, capsys):
