@@ -103,6 +103,19 @@ static inline float silu1(float g, const int F32) {
 /* element i of a bf16 (F32 = 0) or fp32 array, as a pointer */
 static inline const void* at(const void* p, int64_t i, const int F32) { return (const char*)p + i * (F32 ? 4 : 2); }
 
+/* sum of a[i] * b[i] for i < n (bf16, or fp32 with F32), in fp32: 16 at a time, then the rest */
+static inline float dot(const int F32, const void* a, const void* b, int64_t n) {
+    float s = 0.f;
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(ld16(a, i, F32), ld16(b, i, F32), acc);
+    s = _mm512_reduce_add_ps(acc);
+#endif
+    for (; i < n; i++) s += ld(a, i, F32) * ld(b, i, F32);
+    return s;
+}
+
 /* y[i] = silu(g[i]) * u[i] for i < n: for bf16 (F32 = 0) bf16(bf16(silu(g)) * u), the model's two bf16
    roundings; for fp32 nothing rounded. The decoding step's and training's SiLU product alike. */
 static inline __attribute__((always_inline)) void silu_span(const int F32, const void* g, const void* u, int64_t n,

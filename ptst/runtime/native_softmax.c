@@ -132,21 +132,10 @@ static inline __attribute__((always_inline)) void causal_softmax_bwd(const int F
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const int64_t o = r * w, seen = p + r % n + 1;
-        float dot = 0.f;
+        const float pd = dot(F32, at(pr, o, F32), at(dp, o, F32), seen);
         int64_t j = 0;
 #if defined(__AVX512F__)
-        __m512 acc = _mm512_setzero_ps();
-        for (; j + 16 <= seen; j += 16) {
-            const __m512 a = ld16(pr, o + j, F32);
-            const __m512 b = ld16(dp, o + j, F32);
-            acc = _mm512_fmadd_ps(a, b, acc);
-        }
-        dot = _mm512_reduce_add_ps(acc);
-#endif
-        for (; j < seen; j++) dot += ld(pr, o + j, F32) * ld(dp, o + j, F32);
-        j = 0;
-#if defined(__AVX512F__)
-        const __m512 dv = _mm512_set1_ps(dot), sv = _mm512_set1_ps(scale);
+        const __m512 dv = _mm512_set1_ps(pd), sv = _mm512_set1_ps(scale);
         for (; j + 16 <= seen; j += 16) {
             const __m512 a = ld16(pr, o + j, F32);
             const __m512 b = ld16(dp, o + j, F32);
@@ -154,7 +143,7 @@ static inline __attribute__((always_inline)) void causal_softmax_bwd(const int F
             st16(dp, o + j, g, F32);
         }
 #endif
-        for (; j < seen; j++) st(dp, o + j, ld(pr, o + j, F32) * (ld(dp, o + j, F32) - dot) * scale, F32);
+        for (; j < seen; j++) st(dp, o + j, ld(pr, o + j, F32) * (ld(dp, o + j, F32) - pd) * scale, F32);
         memset((char*)dp + (o + seen) * (F32 ? 4 : 2), 0, (size_t)(w - seen) * (F32 ? 4 : 2));
     }
 }

@@ -64,23 +64,10 @@ static inline __attribute__((always_inline)) void rms_forward(const int F32, con
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const int64_t o = r * h;
-        float ss = 0.f;
-        int64_t i = 0;
-#if defined(__AVX512F__)
-        __m512 acc = _mm512_setzero_ps();
-        for (; i + 16 <= h; i += 16) {
-            const __m512 v = ld16(x, o + i, F32);
-            acc = _mm512_fmadd_ps(v, v, acc);
-        }
-        ss = _mm512_reduce_add_ps(acc);
-#endif
-        for (; i < h; i++) {
-            const float v = ld(x, o + i, F32);
-            ss += v * v;
-        }
+        const float ss = dot(F32, at(x, o, F32), at(x, o, F32), h);
         const float inv = 1.f / sqrtf(ss / (float)h + eps);
         rinv[r] = inv;
-        i = 0;
+        int64_t i = 0;
 #if defined(__AVX512F__)
         for (; i + 16 <= h; i += 16) {
             if (F32) {
@@ -123,7 +110,7 @@ static inline __attribute__((always_inline)) void rms_backward(const int F32, co
     for (int64_t r = 0; r < rows; r++) {
         const int64_t o = r * h;
         const float inv = rinv[r];
-        float dot = 0.f;
+        float dx_dot = 0.f;
         int64_t i = 0;
 #if defined(__AVX512F__)
         __m512 acc = _mm512_setzero_ps();
@@ -131,14 +118,14 @@ static inline __attribute__((always_inline)) void rms_backward(const int F32, co
             const __m512 v = ld16(x, o + i, F32);
             acc = _mm512_fmadd_ps(gw16(F32, g, w, o, i), v, acc);
         }
-        dot = _mm512_reduce_add_ps(acc);
+        dx_dot = _mm512_reduce_add_ps(acc);
 #endif
         for (; i < h; i++) {
             float d = ld(g, o + i, F32) * ld(w, i, F32);
             if (!F32) d = bf2f(f2bf(d));
-            dot += d * ld(x, o + i, F32);
+            dx_dot += d * ld(x, o + i, F32);
         }
-        const float c = inv * inv * inv * (dot / (float)h);
+        const float c = inv * inv * inv * (dx_dot / (float)h);
         i = 0;
 #if defined(__AVX512F__)
         for (; i + 16 <= h; i += 16) {
