@@ -27,9 +27,7 @@ static inline __attribute__((always_inline)) void xent(const int F32, void* z, i
 #if defined(__AVX512F__)
         const __m512 tv = _mm512_set1_ps(top);
         __m512 acc = _mm512_setzero_ps();
-        for (; i + 16 <= v; i += 16)
-            acc = _mm512_add_ps(acc, exp16(_mm512_sub_ps(
-                ld16(row, i, F32), tv)));
+        for (; i + 16 <= v; i += 16) acc = _mm512_add_ps(acc, exp16(_mm512_sub_ps(ld16(row, i, F32), tv)));
         s = _mm512_reduce_add_ps(acc);
 #endif
         for (; i < v; i++) s += exp1(ld(row, i, F32) - top);
@@ -44,9 +42,7 @@ static inline __attribute__((always_inline)) void xent(const int F32, void* z, i
         i = 0;
 #if defined(__AVX512F__)
         const __m512 iv = _mm512_set1_ps(inv);
-        for (; i + 16 <= v; i += 16) {
-            st16(row, i, _mm512_mul_ps(exp16(_mm512_sub_ps(ld16(row, i, F32), tv)), iv), F32);
-        }
+        for (; i + 16 <= v; i += 16) st16(row, i, _mm512_mul_ps(exp16(_mm512_sub_ps(ld16(row, i, F32), tv)), iv), F32);
 #endif
         for (; i < v; i++) st(row, i, exp1(ld(row, i, F32) - top) * inv, F32);
         st(row, tr, exp1(zt - top) * inv - 1.f, F32); /* the target's, from its logit: one rounding, as torch's */

@@ -9,10 +9,12 @@ kernels (`native_softmax.c`'s `ptst_causal_softmax`), and the backward pass is w
 softmax's gradient in one more pass (`ptst_causal_softmax_backward`, scaled, 0 at the unseen keys), then
 dQ = dS K, dK = dS^T Q (summing over the G query heads by itself), dV = P^T dO. The products stay torch's (oneDNN's
 bf16 or MKL's fp32). The probabilities are kept for the backward pass in the model's dtype (bf16 for a bf16 model,
-where eager attention keeps them in fp32: a bf16 rounding of each, the one the values' product already sees).
+where eager attention keeps them in fp32: a bf16 rounding of each, the one the values' product already sees), for
+rows of up to SAVED_MAX_KEYS keys; longer rows compute them again there.
 
-Used only where a gradient is wanted, without attention dropout, for CPU tensors the kernels take (`fits`); the
-prefill and evaluation keep the eager path, so generated answers do not change."""
+Used only where `wanted` says: a gradient is wanted, no attention dropout, CPU tensors the kernels take with their
+AVX-512 path (fp32 only up to FP32_MAX_KEYS keys); the prefill and evaluation keep the eager path, so generated
+answers do not change."""
 
 from __future__ import annotations
 

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from ptst.runtime import native
-from ptst.train.fused import fits
 
 KERNEL = "ptst-native"  # what spec.json records as the dropout's implementation when the kernel runs
 
@@ -46,7 +45,7 @@ class _Dropout(torch.autograd.Function):
 
 
 def _kernel(x: torch.Tensor, p: float, training: bool) -> bool:
-    return training and 0.0 < p < 1.0 and fits(x)
+    return training and 0.0 < p < 1.0 and native.takes(x)
 
 
 def _native(x: torch.Tensor, p: float) -> torch.Tensor:

@@ -16,13 +16,13 @@ Only the classes written as Llama's are taken (NORMS, MLPS and ATTENTIONS: the f
 code; `tests/train/test_fused.py` checks each against its own forward and gradients), on CPU tensors in bf16 or
 fp32, where the kernels build (`PTST_NATIVE=0`: the model's own forward). A call that does not fit (another device
 or dtype, a trainable norm weight in full fine-tuning) runs the model's own forward. The attention's forward is its
-own: only the module's `apply_rotary_pos_emb` is `rope` for the call, where a probe finds it gives `rope`'s numbers
-bit for bit (`_same`)."""
+own: only the module's `apply_rotary_pos_emb` runs on the kernel for the call (`rope`; the module's own function for
+what the kernel does not take), where a probe finds it gives the kernel's numbers bit for bit (`_same`)."""
 
 from __future__ import annotations
 
 import inspect
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import torch
@@ -103,9 +103,7 @@ def _rope_call(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, backward: 
     """`ptst_rope` on x [B, H, T, D] (any strides with D contiguous), cos/sin [B or 1, T, D] contiguous."""
     if x.stride(-1) != 1:
         x = x.contiguous()
-    y = torch.empty_like(x)
-    if y.stride(-1) != 1:
-        y = torch.empty(x.shape, dtype=x.dtype)
+    y = torch.empty_like(x)  # x's strides where x is dense, else contiguous: D contiguous either way
     b, h, t, d = x.shape
     native.kernels().ptst_rope(x.data_ptr(), x.stride(0), x.stride(1), x.stride(2), y.data_ptr(), y.stride(0),
                                y.stride(1), y.stride(2), cos.data_ptr(), sin.data_ptr(),
@@ -113,34 +111,30 @@ def _rope_call(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, backward: 
     return y
 
 
-def rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, unsqueeze_dim: int = 1) -> \
-        tuple[torch.Tensor, torch.Tensor]:
-    """Llama's `apply_rotary_pos_emb(q, k, cos, sin)` on the kernel where it fits (q, k [B, H, T, D], cos and sin
-    [B or 1, T, D], one dtype, no gradient for cos and sin), else Llama's operations."""
-    if unsqueeze_dim == 1 and q.dim() == 4 and cos.dim() == 3 and cos.shape == sin.shape and \
+def _kernel_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> \
+        tuple[torch.Tensor, torch.Tensor] | None:
+    """Llama's `apply_rotary_pos_emb(q, k, cos, sin)` on the kernel, where it takes the call (q, k [B, H, T, D],
+    cos and sin [B or 1, T, D], one dtype, no gradient for cos and sin); else None."""
+    if q.dim() == 4 and cos.dim() == 3 and cos.shape == sin.shape and \
             cos.shape[-2:] == q.shape[-2:] == k.shape[-2:] and cos.shape[0] in (1, q.shape[0]) and \
-            q.shape[-1] % 2 == 0 and fits(q, k, cos, sin) and not (cos.requires_grad or sin.requires_grad):
+            q.shape[-1] % 2 == 0 and native.takes(q, k, cos, sin) and not (cos.requires_grad or sin.requires_grad):
         cos, sin = cos.contiguous(), sin.contiguous()
         return _Rope.apply(q, cos, sin), _Rope.apply(k, cos, sin)
-    c, s = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
-    return q * c + _rotate_half(q) * s, k * c + _rotate_half(k) * s
+    return None
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-def fits(*xs: torch.Tensor) -> bool:
-    """Whether the kernels take these tensors (`native.takes`: CPU tensors of one dtype, bf16 or fp32, where the
-    kernels build)."""
-    return native.takes(*xs)
+def rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *args: Any, own: Any,
+         **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """A module's `apply_rotary_pos_emb` (`own`), on the kernel where it takes the call (`_kernel_rope`; only with
+    the default unsqueeze_dim of 1 and no other argument), else `own` with the call's arguments."""
+    plain = not args and set(kwargs) <= {"unsqueeze_dim"} and kwargs.get("unsqueeze_dim", 1) == 1
+    return (plain and _kernel_rope(q, k, cos, sin)) or own(q, k, cos, sin, *args, **kwargs)
 
 
 def _norm_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     """A fused norm class's forward: the kernel where the call fits it, else the model's own."""
     w = self.weight
-    if not fits(x, w) or w.requires_grad:
+    if not native.takes(x, w) or w.requires_grad:
         return self._own_forward(x)
     return _Norm.apply(x.contiguous(), w.detach().contiguous(), float(self.variance_epsilon))
 
@@ -148,7 +142,8 @@ def _norm_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
 def _mlp_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     """A fused MLP class's forward: down(silu(gate(x)) * up(x)), the product on the kernel where it fits."""
     g, u = self.gate_proj(x), self.up_proj(x)
-    h = _SiluMul.apply(g.contiguous(), u.contiguous()) if fits(g, u) and g.shape == u.shape else self.act_fn(g) * u
+    fit = native.takes(g, u) and g.shape == u.shape
+    h = _SiluMul.apply(g.contiguous(), u.contiguous()) if fit else self.act_fn(g) * u
     return self.down_proj(h)
 
 
@@ -157,7 +152,7 @@ def _attention_forward(self: Any, *args: Any, **kwargs: Any) -> Any:
     (the same numbers as Llama's, checked by `_same`; restored after it, also on an error)."""
     names = _globals(type(self)._own_forward)
     own = names[ROPE]
-    names[ROPE] = rope
+    names[ROPE] = partial(rope, own=own)
     try:
         return self._own_forward(*args, **kwargs)
     finally:
@@ -171,7 +166,7 @@ def _globals(forward: Any) -> dict[str, Any]:
 
 @cache
 def _same(own: Any) -> bool:
-    """Whether a module's `apply_rotary_pos_emb` gives `rope`'s numbers, bit for bit, in bf16 and fp32 (a probe)."""
+    """Whether a module's `apply_rotary_pos_emb` gives the kernel's numbers, bit for bit, in bf16 and fp32 (a probe)."""
     g = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.bfloat16):
         q, k = torch.randn(2, 3, 5, 32, generator=g).to(dtype), torch.randn(2, 1, 5, 32, generator=g).to(dtype)
@@ -180,7 +175,8 @@ def _same(own: Any) -> bool:
             want = own(q, k, cos, sin)
         except Exception:  # noqa: BLE001 - another signature: not Llama's form
             return False
-        if not all(torch.equal(a, b) for a, b in zip(want, rope(q, k, cos, sin), strict=True)):
+        got = _kernel_rope(q, k, cos, sin)
+        if got is None or not all(torch.equal(a, b) for a, b in zip(want, got, strict=True)):
             return False
     return True
 
@@ -213,8 +209,7 @@ def use_fused_layers(lm: Any) -> dict[str, int]:
                 all(hasattr(m, p) for p in ("gate_proj", "up_proj", "down_proj")):
             m.__class__ = fused_class(type(m), _mlp_forward)
             n["mlps"] += 1
-        elif name in ATTENTIONS and callable(_globals(type(m).forward).get(ROPE)) and \
-                _same(_globals(type(m).forward)[ROPE]):
+        elif name in ATTENTIONS and callable(own := _globals(type(m).forward).get(ROPE)) and _same(own):
             m.__class__ = fused_class(type(m), _attention_forward)
             n["attention"] += 1
     return n

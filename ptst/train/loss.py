@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 
 from ptst.runtime import native
-from ptst.train.fused import fits
 
 CHUNK_BYTES = 16 << 20  # one chunk's fp32 logits; glibc reuses freed blocks below its 32 MiB mmap threshold
 # On an accelerator the caching allocator reuses any size, and small products waste its launches: larger chunks.
@@ -99,7 +98,7 @@ def xent_(z: torch.Tensor, targets: torch.Tensor, grad: bool) -> torch.Tensor:
     take z (a CPU tensor in bf16 or fp32) with their AVX-512 path: one pass for the row's largest logit, one for
     the sum of exponentials, one writing the gradient. Elsewhere torch's operations, the same in fp32: on the
     portable build they were the faster (1,000 fp32 rows: 931 against 1,075-1,139 ms, the Xeon capped to AVX2)."""
-    if z.is_contiguous() and fits(z) and native.wide() and targets.dtype == torch.int64 and \
+    if z.is_contiguous() and native.takes(z) and native.wide() and targets.dtype == torch.int64 and \
             targets.device.type == "cpu":
         loss = torch.empty(z.shape[0], dtype=torch.float32)
         native.kernels().ptst_xent(z.data_ptr(), z.shape[0], z.shape[1], targets.data_ptr(), loss.data_ptr(),

@@ -42,8 +42,8 @@ def load_trainable(cfg: Any, precision: str, base_ref: str, kernels: bool = True
 
     With LoRA the frozen base weights are stored in the compute dtype (no per-step casts; PEFT keeps the adapter
     weights in fp32); full fine-tuning keeps fp32 master weights and relies on autocast. `kernels`: LoRA's dropout,
-    the RMSNorms and the SiLU products on ptst's training kernels where they build; False keeps the model's and
-    PEFT's own modules (the benchmarks' naive baseline)."""
+    the RMSNorms, SiLU products and rotary embeddings on ptst's training kernels where they build; False keeps the
+    model's and PEFT's own modules (the benchmarks' naive baseline; the head's loss and attention keep theirs)."""
     from transformers import AutoModelForCausalLM
 
     dtype = torch.float32
@@ -74,7 +74,7 @@ def load_trainable(cfg: Any, precision: str, base_ref: str, kernels: bool = True
         keep_input_dtype(peft_model)
     if kernels:
         use_native_dropout(peft_model)  # LoRA's dropout masks drawn in the fused kernel on CPU (ptst.train.dropout)
-        use_fused_layers(peft_model)  # RMSNorms and SiLU products: a pass each way on the kernels (ptst.train.fused)
+        use_fused_layers(peft_model)  # RMSNorms, SiLU products, rotations: on the kernels (ptst.train.fused)
     peft_model.peft_config["default"].base_model_name_or_path = base_ref  # not the GGUF cache path
     # The content identity of the base, written beside every saved adapter: serving it on other weights is refused.
     peft_model.ptst_base = base_record(cfg.model)

@@ -5,6 +5,7 @@ kernels' sums differ) and fp32, on the AVX-512 path and the portable one."""
 from __future__ import annotations
 
 import importlib
+from functools import partial
 
 import pytest
 import torch
@@ -204,7 +205,7 @@ def test_the_rotary_embedding_is_each_familys_bit_for_bit(own, dtype, build, tmp
         cos, sin = (torch.randn(rows, 11, 64, generator=g).to(dtype) for _ in range(2))
         up = [torch.randn(2, 6, 11, 64, generator=g).to(dtype), torch.randn(2, 2, 11, 64, generator=g).to(dtype)]
         out = []
-        for f in (own, fn.rope):
+        for f in (own, partial(fn.rope, own=own)):
             qa, ka = q.detach().requires_grad_(True), k.detach().requires_grad_(True)
             got = f(qa, ka, cos, sin)
             torch.autograd.backward(list(got), up)
@@ -224,12 +225,13 @@ def test_an_attention_runs_the_kernel_only_inside_its_own_call(monkeypatch):
     want = model(ids).logits
     assert fn.use_fused_layers(model)["attention"] == 2
     seen, rope = [], fn.rope
-    monkeypatch.setattr(fn, "rope", lambda *a: seen.append(modeling_llama.apply_rotary_pos_emb) or rope(*a))
+    monkeypatch.setattr(fn, "rope", lambda *a, **kw: seen.append(modeling_llama.apply_rotary_pos_emb) or
+                        rope(*a, **kw))
     got = model(ids).logits
     assert len(seen) == 2 and all(f is not own for f in seen)  # each layer rotated through ptst's rope
     assert modeling_llama.apply_rotary_pos_emb is own  # and the module's own is back after the call
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)  # the norms' and MLPs' kernels sum otherwise
-    monkeypatch.setattr(fn, "rope", lambda *a: 1 / 0)
+    monkeypatch.setattr(fn, "rope", lambda *a, **kw: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         model(ids)
     assert modeling_llama.apply_rotary_pos_emb is own  # restored after an error too
